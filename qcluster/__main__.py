@@ -1,0 +1,5 @@
+import sys
+
+from qcluster.cli import main
+
+sys.exit(main())

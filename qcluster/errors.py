@@ -1,0 +1,111 @@
+"""The one error tree of qcluster.
+
+Every failure that crosses a module boundary is one of these. They are raised with ``from`` their
+cause, classified once by :func:`is_transient`, and translated to HTTP / gRPC only at the edges
+(``HTTP_STATUS`` here is the table the REST middleware uses).
+
+::
+
+    QClusterError                       500  generic service error
+    ├── BadInputError                   400  "Wrong input: ..."  (names the field)
+    │   └── UnprocessableInputError     422  "Validation error in JSON body: ..."
+    ├── ForbiddenError                  403
+    ├── UnauthorizedError               401
+    ├── NotFoundError                   404  "Not found: ..."
+    ├── AlreadyExistsError              409
+    ├── PayloadTooLargeError            413
+    ├── StorageError                    500  an I/O failure on this peer
+    │   └── CorruptedStorageError       500  data on disk is damaged; the shard stops, the peer serves on
+    ├── CancelledError                  500  the operation was cancelled (shutdown, shard closed)
+    └── TransientError                  503  worth retrying elsewhere or later
+        └── TimeoutError_               408 (REST) / DEADLINE_EXCEEDED (gRPC)
+"""
+
+from __future__ import annotations
+
+
+class QClusterError(Exception):
+    """Base class. ``message`` is what the user sees (after the edge adds its prefix)."""
+
+    http_status = 500
+    prefix = "Service internal error: "
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def user_message(self) -> str:
+        return f"{self.prefix}{self.message}"
+
+
+class BadInputError(QClusterError):
+    """The request is wrong. ``field`` names the offending field, when there is one."""
+
+    http_status = 400
+    prefix = "Wrong input: "
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnprocessableInputError(BadInputError):
+    http_status = 422
+    prefix = "Validation error in JSON body: "
+
+
+class UnauthorizedError(QClusterError):
+    http_status = 401
+    prefix = ""
+
+
+class ForbiddenError(QClusterError):
+    http_status = 403
+    prefix = ""
+
+
+class NotFoundError(QClusterError):
+    http_status = 404
+    prefix = "Not found: "
+
+
+class AlreadyExistsError(QClusterError):
+    http_status = 409
+    prefix = "Wrong input: "
+
+
+class PayloadTooLargeError(QClusterError):
+    http_status = 413
+    prefix = "Payload too large: "
+
+
+class StorageError(QClusterError):
+    http_status = 500
+
+
+class CorruptedStorageError(StorageError):
+    """Damaged data on disk. The owning shard refuses service; other shards keep working."""
+
+
+class CancelledError(QClusterError):
+    http_status = 500
+    prefix = "Operation cancelled: "
+
+
+class TransientError(QClusterError):
+    """Retrying later or on another replica may succeed."""
+
+    http_status = 503
+    prefix = "Service unavailable: "
+
+
+class TimeoutError_(TransientError):  # trailing underscore: not the builtin
+    http_status = 408
+    prefix = "Timeout error: "
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the failure says nothing about the request itself and a retry may succeed."""
+    if isinstance(exc, TransientError):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError)

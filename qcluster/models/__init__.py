@@ -1,0 +1,1 @@
+"""Pydantic wire models (REST shapes). No behaviour lives here."""

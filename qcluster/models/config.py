@@ -1,0 +1,108 @@
+"""Collection configuration models in Qdrant's wire shape, shared by the REST layer and the engine."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Distance = Literal["Cosine", "Euclid", "Dot", "Manhattan"]
+CompressionRatio = Literal["x4", "x8", "x16", "x32", "x64"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class HnswConfig(_Model):
+    m: int = Field(16, ge=0)
+    ef_construct: int = Field(100, ge=4)
+    full_scan_threshold: int = Field(10000, ge=0)
+    max_indexing_threads: int = Field(0, ge=0)
+    on_disk: bool | None = False
+    payload_m: int | None = Field(None, ge=0)
+
+
+class HnswConfigDiff(_Model):
+    m: int | None = Field(None, ge=0)
+    ef_construct: int | None = Field(None, ge=4)
+    full_scan_threshold: int | None = Field(None, ge=10)
+    max_indexing_threads: int | None = Field(None, ge=0)
+    on_disk: bool | None = None
+    payload_m: int | None = Field(None, ge=0)
+
+
+class ScalarQuantizationConfig(_Model):
+    type: Literal["int8"] = "int8"
+    quantile: float | None = Field(None, ge=0.5, le=1.0)
+    always_ram: bool | None = None
+
+
+class ScalarQuantization(_Model):
+    scalar: ScalarQuantizationConfig
+
+
+class ProductQuantizationConfig(_Model):
+    compression: CompressionRatio
+    always_ram: bool | None = None
+
+
+class ProductQuantization(_Model):
+    product: ProductQuantizationConfig
+
+
+class BinaryQuantizationConfig(_Model):
+    always_ram: bool | None = None
+
+
+class BinaryQuantization(_Model):
+    binary: BinaryQuantizationConfig
+
+
+QuantizationConfig = ScalarQuantization | ProductQuantization | BinaryQuantization
+
+
+class VectorParams(_Model):
+    size: int = Field(..., ge=1, le=65536)
+    distance: Distance
+    hnsw_config: HnswConfigDiff | None = None
+    quantization_config: QuantizationConfig | None = None
+    on_disk: bool | None = None
+    datatype: Literal["float32", "uint8", "float16"] | None = None
+
+
+class OptimizersConfig(_Model):
+    deleted_threshold: float = Field(0.2, ge=0.0, le=1.0)
+    vacuum_min_vector_number: int = Field(1000, ge=100)
+    default_segment_number: int = Field(0, ge=0)
+    max_segment_size: int | None = Field(None, ge=1)
+    memmap_threshold: int | None = None
+    indexing_threshold: int | None = Field(10000, ge=0)
+    flush_interval_sec: int = Field(5, ge=0)
+    max_optimization_threads: int | None = Field(None, ge=0)
+
+
+class WalConfig(_Model):
+    wal_capacity_mb: int = Field(32, ge=1)
+    wal_segments_ahead: int = Field(0, ge=0)
+
+
+class ShardConfig(_Model):
+    """What one local shard needs to know about its collection."""
+
+    vectors: dict[str, VectorParams]
+    hnsw_config: HnswConfig = HnswConfig()
+    optimizer_config: OptimizersConfig = OptimizersConfig()
+    wal_config: WalConfig = WalConfig()
+    quantization_config: QuantizationConfig | None = None
+
+    def hnsw_for(self, name: str) -> HnswConfig:
+        """The collection HNSW config with the vector's own overrides applied."""
+        diff = self.vectors[name].hnsw_config
+        if diff is None:
+            return self.hnsw_config
+        return self.hnsw_config.model_copy(update=diff.model_dump(exclude_none=True))
+
+    def quantization_for(self, name: str) -> QuantizationConfig | None:
+        own = self.vectors[name].quantization_config
+        return own if own is not None else self.quantization_config

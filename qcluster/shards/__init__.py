@@ -1,0 +1,1 @@
+"""Shards: the local engine (WAL, segments, FAISS index, optimizer) and, later, remote replicas."""
