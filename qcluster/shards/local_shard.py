@@ -1,0 +1,382 @@
+"""This peer's replica of one shard: WAL + segments + background optimizer and flusher.
+
+Threads: one *update* thread applies operations, flushes and swaps segments (so mutations never
+race); searches run on a small *search* pool; the optimizer builds indexes on its own thread;
+fsyncs run on an *io* thread. The event loop only awaits.
+
+Update flow (``update``)::
+
+    validate (loop) -> [update thread] resolve filter to ids, check ids exist, WAL append, apply
+                    -> durable(version): fsync now / group commit / none, per storage.wal.durability
+                    -> UpdateResult(version, completed | acknowledged)
+
+Cancellation: an update cancelled while queued on the update thread still runs there to the end
+(the WAL and the segments never see half an operation); only the caller stops waiting.
+
+Recovery (``load_or_create``): load the segments listed in ``manifest.json`` (written only after
+every segment file is durable), then replay WAL records newer than the manifest's version.
+Operations in the WAL are id-based, so replaying a suffix over state that already holds part of
+it converges to the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tarfile
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError, QClusterError
+from qcluster.logging import get_logger
+from qcluster.models.config import ShardConfig
+from qcluster.settings import StorageSettings
+from qcluster.shards import shard_read
+from qcluster.shards.base import (
+    CountRequest,
+    PayloadSelector,
+    Record,
+    ScoredPoint,
+    ScrollRequest,
+    ScrollResult,
+    SearchRequest,
+    ShardInfo,
+    UpdateResult,
+    VectorSelector,
+)
+from qcluster.shards.operations import (
+    CreateFieldIndex,
+    UpdateOperation,
+    UpdateVectors,
+    UpsertPoints,
+    check_vectors,
+    decode_operation,
+    encode_operation,
+)
+from qcluster.shards.optimizer import Optimizer
+from qcluster.shards.segment import Segment
+from qcluster.shards.segment_files import fsync_dir, read_json, write_json_atomic
+from qcluster.shards.shard_apply import SegmentSet
+from qcluster.shards.wal import Wal
+from qcluster.types import PointId
+
+log = get_logger(__name__)
+T = TypeVar("T")
+MANIFEST = "manifest.json"
+
+
+class LocalShard:
+    def __init__(self, path: Path, config: ShardConfig, storage: StorageSettings):
+        self.path = path
+        self.config = config
+        self.storage = storage
+        self.set = SegmentSet([], config)
+        self.applied_version = 0
+        self.error: str | None = None
+        self._wal: Wal | None = None
+        self._update_pool = ThreadPoolExecutor(1, thread_name_prefix="shard-update")
+        self._search_pool = ThreadPoolExecutor(2, thread_name_prefix="shard-search")
+        self._io_pool = ThreadPoolExecutor(1, thread_name_prefix="shard-io")
+        self._sync_task: asyncio.Future[None] | None = None
+        self._closed = False
+        self._garbage: list[Segment] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        self.optimizer = Optimizer(self)
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    async def load_or_create(cls, path: Path, config: ShardConfig, storage: StorageSettings) -> LocalShard:
+        shard = cls(path, config, storage)
+        await shard._in_update(shard._open_sync)
+        shard._tasks.append(asyncio.create_task(shard._flush_loop(), name=f"flush:{path}"))
+        shard._tasks.append(asyncio.create_task(shard.optimizer.run(), name=f"optimize:{path}"))
+        shard.optimizer.wake()
+        return shard
+
+    def _open_sync(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        manifest_file = self.path / MANIFEST
+        segments: list[Segment] = []
+        schemas: dict[str, Any] = {}
+        if manifest_file.exists():
+            manifest = read_json(manifest_file)
+            self.applied_version = int(manifest["version"])
+            segments = [
+                Segment.load(self.path / "segments" / sid, self.config) for sid in manifest["segments"]
+            ]
+            schemas = dict(manifest.get("field_indexes", {}))
+        if not segments or segments[-1].appendable is False:
+            segments.append(self._new_segment())
+        self.set = SegmentSet(segments, self.config)
+        for key, raw in schemas.items():
+            self.set.create_field_index(key, raw)
+        self._dedup_points()
+        self._wal = Wal.open(self.path / "wal", retain_bytes=self.config.wal_config.wal_capacity_mb * 2**20)
+        wal = self._wal
+        if wal.last_version < self.applied_version:
+            if wal.last_version == 0 or wal.last_version + 1 == wal.first_version:
+                wal.set_start_version(self.applied_version + 1)
+            else:
+                raise CorruptedStorageError(
+                    f"shard {self.path}: WAL ends at {wal.last_version}, before the segments' version "
+                    f"{self.applied_version}"
+                )
+        start = self.applied_version + 1
+        if wal.first_version > start and wal.last_version >= start:
+            raise CorruptedStorageError(
+                f"shard {self.path}: WAL starts at {wal.first_version}, expected {start}"
+            )
+        replayed = 0
+        if wal.last_version >= start:
+            for version, data in wal.read_from(start):
+                self.set.apply(decode_operation(data), version)
+                self.applied_version = version
+                replayed += 1
+        log.info(
+            "shard opened",
+            path=str(self.path),
+            version=self.applied_version,
+            replayed=replayed,
+            segments=len(self.set.segments),
+        )
+
+    def _dedup_points(self) -> None:
+        """A crash between flushes can leave one point live in two segments: keep the newest."""
+        seen: dict[PointId, tuple[Segment, int]] = {}
+        for seg in self.set.segments:
+            for pid, off in seg.iter_live():
+                prev = seen.get(pid)
+                if prev is None:
+                    seen[pid] = (seg, off)
+                    continue
+                pseg, poff = prev
+                if seg.versions[off] >= pseg.versions[poff]:
+                    pseg.delete(pid, int(pseg.versions[poff]))
+                    seen[pid] = (seg, off)
+                else:
+                    seg.delete(pid, int(seg.versions[off]))
+
+    def _new_segment(self) -> Segment:
+        sid = uuid.uuid4().hex
+        dims = {name: p.size for name, p in self.config.vectors.items()}
+        return Segment(self.path / "segments" / sid, sid, dims, appendable=True)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self.optimizer.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self._in_update(self._flush_sync)
+        finally:
+            if self._wal is not None:
+                self._wal.close()
+            for pool in (self._update_pool, self._search_pool, self._io_pool):
+                pool.shutdown(wait=True)
+            self.optimizer.shutdown()
+
+    async def drop(self) -> None:
+        await self.close()
+        await asyncio.to_thread(shutil.rmtree, self.path, True)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CancelledError(f"shard {self.path.name} is closed")
+        if self.error is not None:
+            raise QClusterError(f"shard {self.path.name} stopped: {self.error}")
+
+    async def _in_update(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._update_pool, fn, *args)
+
+    # ------------------------------------------------------------------ updates
+    def _validate(self, op: UpdateOperation) -> None:
+        dims = {name: p.size for name, p in self.config.vectors.items()}
+        if isinstance(op, UpsertPoints):
+            check_vectors(op.batch, dims, require_all=True)
+            if op.batch.payloads is not None and len(op.batch.payloads) != len(op.batch.ids):
+                raise BadInputError("payloads: expected one payload per point", "payload")
+        elif isinstance(op, UpdateVectors):
+            check_vectors(op.batch, dims, require_all=False)
+        elif isinstance(op, CreateFieldIndex):
+            from qcluster.shards.payload_index import parse_field_schema
+
+            parse_field_schema(op.field_schema)
+
+    async def update(self, op: UpdateOperation, wait: bool = True) -> UpdateResult:
+        self._check_open()
+        self._validate(op)
+        version: int = await self._in_update(self._update_sync, op)
+        await self._durable(version)
+        self.optimizer.wake()
+        return UpdateResult(version, "completed" if wait else "acknowledged")
+
+    def _update_sync(self, op: UpdateOperation) -> int:
+        self._check_open()
+        assert self._wal is not None
+        resolved = self.set.resolve(op)
+        version = self._wal.append(encode_operation(resolved))
+        self.set.apply(resolved, version)
+        self.applied_version = version
+        return version
+
+    async def _durable(self, version: int) -> None:
+        wal_cfg = self.storage.wal
+        if wal_cfg.durability == "os" or self._wal is None:
+            return
+        while self._wal.synced_version < version:
+            if self._sync_task is None or self._sync_task.done():
+                self._sync_task = asyncio.ensure_future(self._sync_wal())
+            await asyncio.shield(self._sync_task)
+
+    async def _sync_wal(self) -> None:
+        wal_cfg = self.storage.wal
+        if wal_cfg.durability == "group" and wal_cfg.group_commit_ms > 0:
+            # A group-commit window: writes arriving meanwhile share this fsync.
+            await asyncio.sleep(wal_cfg.group_commit_ms / 1000)
+        assert self._wal is not None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._io_pool, self._wal.sync)
+
+    # ------------------------------------------------------------------ flushing
+    async def _flush_loop(self) -> None:
+        interval = float(self.config.optimizer_config.flush_interval_sec)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=max(interval, 0.05))
+            if self._stop.is_set():
+                return
+            try:
+                await self._in_update(self._flush_sync)
+            except Exception as exc:  # keep serving; the WAL still holds everything
+                log.error("shard flush failed; will retry", path=str(self.path), error=str(exc))
+
+    def _flush_sync(self) -> None:
+        """Persist segments, then the manifest naming them, then let the WAL drop what they hold."""
+        for seg in self.set.segments:
+            seg.flush()
+        (self.path / "segments").mkdir(parents=True, exist_ok=True)
+        fsync_dir(self.path / "segments")
+        manifest = {
+            "format": 1,
+            "version": self.applied_version,
+            "segments": [s.id for s in self.set.segments],
+            "field_indexes": self.set.field_schemas,
+        }
+        write_json_atomic(self.path / MANIFEST, manifest)
+        fsync_dir(self.path)
+        for seg in self._garbage:
+            seg.remove_files()
+        self._garbage.clear()
+        if self._wal is not None:
+            self._wal.truncate_prefix(self.applied_version)
+
+    async def flush(self) -> None:
+        self._check_open()
+        await self._in_update(self._flush_sync)
+
+    # ------------------------------------------------------------------ reads
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._search_pool, fn, *args)
+
+    async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
+        result: list[list[ScoredPoint]] = await self._read(
+            shard_read.search, tuple(self.set.segments), self.config, requests
+        )
+        return result
+
+    async def scroll(self, request: ScrollRequest) -> ScrollResult:
+        result: ScrollResult = await self._read(shard_read.scroll, tuple(self.set.segments), request)
+        return result
+
+    async def count(self, request: CountRequest) -> int:
+        result: int = await self._read(shard_read.count, tuple(self.set.segments), request)
+        return result
+
+    async def retrieve(
+        self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
+    ) -> list[Record]:
+        result: list[Record] = await self._read(
+            shard_read.retrieve, tuple(self.set.segments), ids, with_payload, with_vector
+        )
+        return result
+
+    async def facet(self, key: str, filter: Any, limit: int, exact: bool) -> list[tuple[Any, int]]:
+        result: list[tuple[Any, int]] = await self._read(
+            shard_read.facet, tuple(self.set.segments), key, filter, limit
+        )
+        return result
+
+    async def info(self) -> ShardInfo:
+        self._check_open()
+        return shard_read.info(
+            tuple(self.set.segments), self.set.field_schemas, self.optimizer, self.applied_version
+        )
+
+    async def update_config(self, config: ShardConfig) -> None:
+        """Take new optimizer / HNSW / quantization settings; indexes are rebuilt by the optimizer."""
+        self._check_open()
+        self.config = config
+        self.set.config = config
+        self.optimizer.wake()
+
+    # ------------------------------------------------------------------ snapshots
+    async def create_snapshot(self, target: Path) -> None:
+        """One tar archive of the flushed shard: manifest + segments (the WAL position is the
+        manifest's version). Writes pause while the archive is packed."""
+        self._check_open()
+        await self._in_update(self._snapshot_sync, target)
+
+    def _snapshot_sync(self, target: Path) -> None:
+        self._flush_sync()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        with tarfile.open(tmp, "w") as tar:
+            tar.add(self.path / MANIFEST, arcname=MANIFEST)
+            for seg in self.set.segments:
+                tar.add(seg.path, arcname=f"segments/{seg.id}")
+        tmp.replace(target)
+        log.info(
+            "shard snapshot created", path=str(self.path), target=str(target), version=self.applied_version
+        )
+
+    @classmethod
+    async def restore_snapshot(cls, archive: Path, path: Path) -> None:
+        """Unpack a shard archive into ``path`` (which must be empty or absent)."""
+
+        def unpack() -> None:
+            if path.exists() and any(path.iterdir()):
+                raise BadInputError(f"cannot restore into non-empty directory {path}")
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                with tarfile.open(archive, "r") as tar:
+                    tar.extractall(path, filter="data")
+            except (tarfile.TarError, OSError) as exc:
+                shutil.rmtree(path, ignore_errors=True)
+                raise BadInputError(
+                    f"snapshot archive {archive.name} is not a valid shard snapshot: {exc}"
+                ) from exc
+            if not (path / MANIFEST).exists():
+                shutil.rmtree(path, ignore_errors=True)
+                raise BadInputError(f"snapshot archive {archive.name} holds no shard manifest")
+
+        await asyncio.to_thread(unpack)
+
+    # ------------------------------------------------------------------ for the optimizer
+    def run_in_update(self, fn: Any, *args: Any) -> Any:
+        return self._in_update(fn, *args)
+
+    def retire(self, segments: Sequence[Segment]) -> None:
+        """Old segments whose files go once a manifest without them is durable (update thread)."""
+        self._garbage.extend(segments)

@@ -1,0 +1,317 @@
+"""Background optimizations of one shard: index, merge, vacuum.
+
+Each job has three steps::
+
+    plan     [update thread]    pick the job; seal the appendable segment if it passed
+                                indexing_threshold; for merges, start change tracking on sources
+    build    [optimizer thread] read immutable vectors, build FAISS indexes / the merged segment
+    commit   [update thread]    replay tracked changes (deletes, payloads, vector removals) onto
+                                the result, swap it in atomically, retire the sources
+
+Searches never see a half-built index: an index is attached in one assignment, and a merged
+segment replaces its sources in one list swap. Writes during a build land in the sources and are
+carried over at commit, so nothing is lost, duplicated or resurrected. Cancellation (shard close)
+abandons the build; the sources stay as they were and tracking is switched off.
+
+Policy: ``indexing_threshold`` (KB of vectors, 0 = never index) seals the appendable segment;
+sealed segments merge toward ``default_segment_number`` (0 = auto: one large indexed segment,
+which gives the best single-query latency), never past ``max_segment_size`` (KB); merging extends
+the largest segment's HNSW graph with the others' points instead of rebuilding it; a segment whose
+deleted share passes ``deleted_threshold`` (with at least ``vacuum_min_vector_number`` deleted) is
+rebuilt from its live points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from qcluster.logging import get_logger
+from qcluster.shards.base import OptimizationProgress
+from qcluster.shards.segment import Segment
+
+if TYPE_CHECKING:
+    from qcluster.shards.local_shard import LocalShard
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Job:
+    kind: str  # "indexing" | "merge" | "vacuum"
+    sources: list[Segment]
+    base: Segment | None = None
+    progress: OptimizationProgress = field(default_factory=lambda: OptimizationProgress("", [], 0, 0, 0.0))
+    snapshot: list[Any] = field(default_factory=list)
+
+
+class Optimizer:
+    def __init__(self, shard: LocalShard):
+        self.shard = shard
+        self._event = asyncio.Event()
+        self._stopped = False
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="shard-optimize")
+        self._running: Job | None = None
+        self.pending = False
+        self.error: str | None = None
+        self.completed = 0
+        self._requested = 0  # wake-ups asked for
+        self._handled = 0  # wake-ups fully planned (no job left at that moment)
+
+    def wake(self) -> None:
+        self._requested += 1
+        self._event.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._event.set()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def progress(self) -> list[OptimizationProgress]:
+        job = self._running
+        return [] if job is None else [job.progress]
+
+    @property
+    def idle(self) -> bool:
+        """No job running and every wake-up so far has been planned to the end."""
+        return self._running is None and not self.pending and self._handled == self._requested
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopped:
+            await self._event.wait()
+            self._event.clear()
+            target = self._requested
+            while not self._stopped:
+                try:
+                    job: Job | None = await self.shard.run_in_update(self._plan)
+                except Exception as exc:
+                    self.error = f"planning failed: {exc}"
+                    log.error("optimization planning failed", error=str(exc), path=str(self.shard.path))
+                    job = None
+                if job is None:
+                    self.pending = False
+                    self._handled = target
+                    break
+                self._running = job
+                try:
+                    result = await loop.run_in_executor(self._pool, self._build, job)
+                    if self._stopped:
+                        await self.shard.run_in_update(self._abandon, job)
+                        return
+                    await self.shard.run_in_update(self._commit, job, result)
+                    self.completed += 1
+                    self.error = None
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.error = f"{job.kind} failed: {exc}"
+                    log.error(
+                        "optimization failed; sources kept",
+                        kind=job.kind,
+                        error=str(exc),
+                        path=str(self.shard.path),
+                    )
+                    await self.shard.run_in_update(self._abandon, job)
+                    self.pending = False
+                    self._handled = target
+                    break
+                finally:
+                    self._running = None
+
+    # ------------------------------------------------------------------ plan (update thread)
+    def _target_segments(self) -> int:
+        n = self.shard.config.optimizer_config.default_segment_number
+        return n if n > 0 else 1
+
+    def _plan(self) -> Job | None:
+        shard = self.shard
+        cfg = shard.config.optimizer_config
+        segs = shard.set.segments
+        app = segs[-1]
+        threshold_kb = cfg.indexing_threshold if cfg.indexing_threshold is not None else 10000
+        if threshold_kb > 0 and app.live_count > 0 and app.vector_bytes() >= threshold_kb * 1024:
+            fresh = shard._new_segment()
+            shard.set.new_field_indexes(fresh)
+            app.seal()
+            segs.append(fresh)
+            log.info("segment sealed", segment=app.id, points=app.live_count, path=str(shard.path))
+        sealed = segs[:-1]
+        names = list(shard.config.vectors)
+        for seg in sealed:
+            if threshold_kb > 0 and any(n not in seg.indexes for n in names) and seg.live_count > 0:
+                self.pending = True
+                return self._start(Job("indexing", [seg]))
+        for seg in sealed:
+            deleted = seg.deleted_count
+            if (
+                seg.size
+                and deleted >= cfg.vacuum_min_vector_number
+                and deleted / seg.size > cfg.deleted_threshold
+            ):
+                self.pending = True
+                return self._start(Job("vacuum", [seg]))
+        if len(sealed) > self._target_segments():
+            limit_kb = cfg.max_segment_size
+            ordered = sorted(sealed, key=lambda s: s.size, reverse=True)
+            sources: list[Segment] = []
+            total = 0
+            for seg in ordered if limit_kb is None else reversed(ordered):
+                kb = seg.vector_bytes() / 1024
+                if limit_kb is not None and sources and total + kb > limit_kb:
+                    continue
+                sources.append(seg)
+                total += int(kb)
+            if len(sources) >= 2:
+                base: Segment | None = max(sources, key=lambda s: s.size)
+                if base is not None and (
+                    any(n not in base.indexes for n in names)
+                    or base.deleted_count > cfg.deleted_threshold * base.size
+                ):
+                    base = None
+                self.pending = True
+                return self._start(Job("merge", sources, base=base))
+        return None
+
+    def _start(self, job: Job) -> Job:
+        points = sum(s.live_count for s in job.sources)
+        job.progress = OptimizationProgress(job.kind, [s.id for s in job.sources], points, 0, time.time())
+        if job.kind != "indexing":
+            for seg in job.sources:
+                seg.touched = set()
+            # Everything the build reads, taken at one instant on the update thread.
+            for seg in job.sources:
+                rows = np.arange(seg.size) if seg is job.base else np.flatnonzero(seg.live_mask())
+                job.snapshot.append(
+                    (
+                        seg,
+                        rows,
+                        [seg.ids[int(r)] for r in rows],
+                        [seg.payloads[int(r)] for r in rows],
+                        seg.deleted[rows].copy(),
+                        seg.versions[rows].copy(),
+                        {n: seg.has_vec[n][rows].copy() for n in seg.dims},
+                    )
+                )
+        log.info("optimization planned", kind=job.kind, segments=len(job.sources), points=points)
+        return job
+
+    # ------------------------------------------------------------------ build (optimizer thread)
+    def _threads(self) -> int:
+        n = self.shard.config.optimizer_config.max_optimization_threads
+        return n if n else (os.cpu_count() or 1)
+
+    def _report(self, job: Job) -> Any:
+        def cb(done: int, total: int) -> None:
+            job.progress.done = done
+            job.progress.points = total
+
+        return cb
+
+    def _build(self, job: Job) -> Any:
+        from qcluster.shards.index import VectorIndex
+
+        cfg = self.shard.config
+        if job.kind == "indexing":
+            seg = job.sources[0]
+            built = {}
+            for name in cfg.vectors:
+                if name in seg.indexes:
+                    continue
+                built[name] = VectorIndex.build(
+                    np.asarray(seg.vectors[name][: seg.size]),
+                    cfg.vectors[name].distance,
+                    cfg.hnsw_for(name),
+                    cfg.quantization_for(name),
+                    threads=self._threads(),
+                    progress=self._report(job),
+                )
+            return built
+        return self._build_merged(job)
+
+    def _build_merged(self, job: Job) -> Segment:
+        from qcluster.shards.index import VectorIndex
+
+        cfg = self.shard.config
+        sid = uuid.uuid4().hex
+        dims = {n: p.size for n, p in cfg.vectors.items()}
+        seg = Segment(self.shard.path / "segments" / sid, sid, dims, appendable=False, capacity=1)
+        snaps = sorted(job.snapshot, key=lambda s: 0 if s[0] is job.base else 1)
+        seg.ids = [pid for snap in snaps for pid in snap[2]]
+        seg.payloads = [p for snap in snaps for p in snap[3]]
+        seg.deleted = np.concatenate([snap[4] for snap in snaps])
+        seg.versions = np.concatenate([snap[5] for snap in snaps])
+        seg.size = len(seg.ids)
+        seg.offsets = {pid: off for off, pid in enumerate(seg.ids) if not seg.deleted[off]}
+        base_rows = len(snaps[0][1]) if job.base is not None else 0
+        for name in dims:
+            seg.has_vec[name] = np.concatenate([snap[6][name] for snap in snaps])
+            seg.vectors[name] = np.concatenate([np.asarray(snap[0].vectors[name])[snap[1]] for snap in snaps])
+        seg.seal()
+        for name in dims:
+            if job.base is not None and name in job.base.indexes:
+                extra = np.asarray(seg.vectors[name][base_rows:])
+                seg.indexes[name] = job.base.indexes[name].extended(
+                    extra, threads=self._threads(), progress=self._report(job)
+                )
+            else:
+                seg.indexes[name] = VectorIndex.build(
+                    np.asarray(seg.vectors[name]),
+                    cfg.vectors[name].distance,
+                    cfg.hnsw_for(name),
+                    cfg.quantization_for(name),
+                    threads=self._threads(),
+                    progress=self._report(job),
+                )
+        self.shard.set.new_field_indexes(seg)
+        return seg
+
+    # ------------------------------------------------------------------ commit (update thread)
+    def _commit(self, job: Job, result: Any) -> None:
+        shard = self.shard
+        if job.kind == "indexing":
+            seg = job.sources[0]
+            seg.indexes.update(result)
+            seg.dirty = True
+            log.info("segment indexed", segment=seg.id, points=seg.live_count, path=str(shard.path))
+            return
+        new: Segment = result
+        for src in job.sources:
+            for off in sorted(src.touched or ()):
+                pid = src.ids[off]
+                if src.deleted[off]:
+                    new.delete(pid, int(src.versions[off]))
+                    continue
+                noff = new.offsets.get(pid)
+                if noff is None:
+                    continue
+                new.set_payload_at(noff, src.payloads[off], int(src.versions[off]))
+                for name in new.dims:
+                    if not src.has_vec[name][off] and new.has_vec[name][noff]:
+                        new.delete_vectors_at(noff, (name,), int(src.versions[off]))
+            src.touched = None
+        segs = shard.set.segments
+        kept = [s for s in segs[:-1] if s not in job.sources]
+        shard.set.segments = [*kept, new, segs[-1]]
+        new.dirty = True
+        shard.retire(job.sources)
+        log.info(
+            "segments merged" if job.kind == "merge" else "segment vacuumed",
+            into=new.id,
+            sources=len(job.sources),
+            points=new.live_count,
+            path=str(shard.path),
+        )
+
+    def _abandon(self, job: Job) -> None:
+        for src in job.sources:
+            src.touched = None

@@ -1,0 +1,213 @@
+"""Applying update operations to a shard's segments (the update thread's work), and resolving
+selectors and checking existence before an operation is written to the WAL.
+
+Everything here runs on the shard's single update thread, so segment mutations never race each
+other; searches read concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from qcluster.errors import BadInputError, NotFoundError
+from qcluster.models.config import ShardConfig
+from qcluster.shards import payload_ops
+from qcluster.shards.distance import preprocess
+from qcluster.shards.operations import (
+    SELECTOR_OPS,
+    ClearPayload,
+    CreateFieldIndex,
+    DeleteFieldIndex,
+    DeletePayload,
+    DeletePoints,
+    DeleteVectors,
+    OverwritePayload,
+    PointsBatch,
+    SetPayload,
+    UpdateOperation,
+    UpdateVectors,
+    UpsertPoints,
+    with_ids,
+)
+from qcluster.shards.segment import Segment
+from qcluster.types import PointId
+
+F32 = npt.NDArray[np.float32]
+
+
+class SegmentSet:
+    """The ordered segments of one shard; the appendable one is always last."""
+
+    def __init__(self, segments: Sequence[Segment], config: ShardConfig):
+        self.segments: list[Segment] = list(segments)
+        self.config = config
+        self.field_schemas: dict[str, Any] = {}
+
+    @property
+    def appendable(self) -> Segment:
+        return self.segments[-1]
+
+    def locate(self, pid: PointId) -> tuple[Segment, int] | None:
+        for seg in self.segments:
+            off = seg.offsets.get(pid)
+            if off is not None:
+                return seg, off
+        return None
+
+    # ------------------------------------------------------------------ before the WAL
+    def resolve(self, op: UpdateOperation) -> UpdateOperation:
+        """Turn a filter selector into explicit ids; reject ids that don't exist where Qdrant does."""
+        if isinstance(op, SELECTOR_OPS):
+            sel = op.selector
+            if sel.filter is not None:
+                from qcluster.shards.filters import evaluate, parse_filter
+
+                flt = parse_filter(sel.filter)
+                ids: list[PointId] = []
+                for seg in self.segments:
+                    if seg.size == 0:
+                        continue
+                    mask = evaluate(flt, seg)[: seg.size] & seg.live_mask()
+                    ids.extend(seg.ids[int(o)] for o in np.flatnonzero(mask))
+                if sel.ids is not None:
+                    wanted = set(sel.ids)
+                    ids = [i for i in ids if i in wanted]
+                return with_ids(op, tuple(ids))
+            if not isinstance(op, DeletePoints):
+                self._require_existing(sel.ids or ())
+        elif isinstance(op, UpdateVectors):
+            self._require_existing(op.batch.ids)
+        return op
+
+    def _require_existing(self, ids: Sequence[PointId]) -> None:
+        for pid in ids:
+            if self.locate(pid) is None:
+                raise NotFoundError(f"No point with id {pid} found")
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, op: UpdateOperation, version: int) -> None:
+        if isinstance(op, UpsertPoints):
+            self._upsert(op.batch, version)
+        elif isinstance(op, DeletePoints):
+            for pid in op.selector.ids or ():
+                self._delete(pid, version)
+        elif isinstance(op, SetPayload):
+            self._map_payload(
+                op.selector.ids, lambda p: payload_ops.set_payload(p, op.payload, op.key), version
+            )
+        elif isinstance(op, OverwritePayload):
+            self._map_payload(op.selector.ids, lambda p: dict(op.payload), version)
+        elif isinstance(op, DeletePayload):
+            self._map_payload(op.selector.ids, lambda p: payload_ops.delete_keys(p, op.keys), version)
+        elif isinstance(op, ClearPayload):
+            self._map_payload(op.selector.ids, lambda p: None, version)
+        elif isinstance(op, UpdateVectors):
+            self._update_vectors(op.batch, version)
+        elif isinstance(op, DeleteVectors):
+            for pid in op.selector.ids or ():
+                found = self.locate(pid)
+                if found is not None:
+                    found[0].delete_vectors_at(found[1], op.names, version)
+        elif isinstance(op, CreateFieldIndex):
+            self.create_field_index(op.field_name, op.field_schema)
+        elif isinstance(op, DeleteFieldIndex):
+            self.field_schemas.pop(op.field_name, None)
+            for seg in self.segments:
+                seg.field_indexes.pop(op.field_name, None)
+
+    def create_field_index(self, key: str, raw_schema: Any) -> None:
+        from qcluster.shards.payload_index import build_index, parse_field_schema
+
+        schema = parse_field_schema(raw_schema)
+        self.field_schemas[key] = raw_schema
+        for seg in self.segments:
+            seg.add_field_index(build_index(key, schema))
+
+    def new_field_indexes(self, seg: Segment) -> None:
+        """Give a new segment the shard's payload indexes."""
+        if not self.field_schemas:
+            return
+        from qcluster.shards.payload_index import build_index, parse_field_schema
+
+        for key, raw in self.field_schemas.items():
+            seg.add_field_index(build_index(key, parse_field_schema(raw)))
+
+    def preprocess_batch(self, batch: PointsBatch) -> dict[str, tuple[F32, npt.NDArray[np.bool_] | None]]:
+        out: dict[str, tuple[F32, npt.NDArray[np.bool_] | None]] = {}
+        for name, nv in batch.vectors.items():
+            params = self.config.vectors.get(name)
+            if params is None:
+                raise BadInputError(f"Not existing vector name error: {name}", f"vectors.{name}")
+            out[name] = (preprocess(nv.data, params.distance), nv.present)
+        return out
+
+    def _upsert(self, batch: PointsBatch, version: int) -> None:
+        vectors = self.preprocess_batch(batch)
+        last: dict[PointId, int] = {}
+        for i, pid in enumerate(batch.ids):
+            last[pid] = i
+        app = self.appendable
+        fresh: list[int] = []
+        for pid, i in last.items():
+            if pid in app.offsets:
+                vecs = {n: (d[i] if p is None or p[i] else None) for n, (d, p) in vectors.items()}
+                app.put_point(pid, vecs, _payload_at(batch, i), version)
+                continue
+            for seg in self.segments[:-1]:
+                if seg.delete(pid, version):
+                    break
+            fresh.append(i)
+        if not fresh:
+            return
+        rows = np.asarray(fresh, dtype=np.int64)
+        whole = len(fresh) == len(batch.ids)
+        sub = {
+            n: (d if whole else d[rows], None if p is None else (p if whole else p[rows]))
+            for n, (d, p) in vectors.items()
+        }
+        pids = [batch.ids[i] for i in fresh]
+        payloads = [_payload_at(batch, i) for i in fresh]
+        app.put_many(pids, sub, payloads, version)
+
+    def _delete(self, pid: PointId, version: int) -> None:
+        for seg in self.segments:
+            if seg.delete(pid, version):
+                return
+
+    def _map_payload(self, ids: Sequence[PointId] | None, fn: Any, version: int) -> None:
+        for pid in ids or ():
+            found = self.locate(pid)
+            if found is None:
+                continue
+            seg, off = found
+            seg.set_payload_at(off, fn(seg.payloads[off]), version)
+
+    def _update_vectors(self, batch: PointsBatch, version: int) -> None:
+        vectors = self.preprocess_batch(batch)
+        app = self.appendable
+        for i, pid in enumerate(batch.ids):
+            new = {n: d[i] for n, (d, p) in vectors.items() if p is None or p[i]}
+            found = self.locate(pid)
+            if found is None:
+                continue
+            seg, off = found
+            if seg is app:
+                seg.set_vectors_at(off, new, version)
+                continue
+            # Sealed vectors never change: move the point to the appendable segment.
+            merged: dict[str, F32 | None] = dict(seg.point_vectors(off))
+            merged.update(new)
+            payload = seg.payloads[off]
+            seg.delete(pid, version)
+            app.put_point(pid, merged, payload, version)
+
+
+def _payload_at(batch: PointsBatch, i: int) -> dict[str, Any] | None:
+    if batch.payloads is None:
+        return None
+    p = batch.payloads[i]
+    return dict(p) if isinstance(p, Mapping) else None

@@ -1,0 +1,278 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qcluster.errors import BadInputError, NotFoundError
+from qcluster.models.config import ScalarQuantization, ScalarQuantizationConfig, ShardConfig, VectorParams
+from qcluster.shards.base import (
+    ALL_PAYLOAD,
+    ALL_VECTORS,
+    CountRequest,
+    QuantizationSearchParams,
+    ScrollRequest,
+    SearchParams,
+    SearchRequest,
+)
+from qcluster.shards.local_shard import LocalShard
+from qcluster.shards.operations import (
+    ClearPayload,
+    DeletePayload,
+    DeletePoints,
+    DeleteVectors,
+    NamedVectors,
+    OverwritePayload,
+    PointsBatch,
+    PointSelector,
+    SetPayload,
+    UpdateVectors,
+    UpsertPoints,
+)
+
+from .conftest import clustered, shard_config, storage, upsert_op, wait_optimized
+
+
+def brute_force(data: np.ndarray, q: np.ndarray, distance: str, k: int) -> tuple[list[int], list[float]]:
+    if distance == "Cosine":
+        dn = data / np.linalg.norm(data, axis=1, keepdims=True)
+        s = dn @ (q / np.linalg.norm(q))
+        order = np.argsort(-s)
+    elif distance == "Dot":
+        s = data @ q
+        order = np.argsort(-s)
+    elif distance == "Euclid":
+        s = np.sqrt(((data - q) ** 2).sum(axis=1))
+        order = np.argsort(s)
+    else:
+        s = np.abs(data - q).sum(axis=1)
+        order = np.argsort(s)
+    return [int(i) for i in order[:k]], [float(s[i]) for i in order[:k]]
+
+
+@pytest.mark.parametrize("distance", ["Cosine", "Dot", "Euclid", "Manhattan"])
+async def test_distances_match_numpy(tmp_path: Path, distance: str) -> None:
+    data = clustered(1500, 16, seed=1)
+    shard = await LocalShard.load_or_create(
+        tmp_path / "s", shard_config(16, distance, indexing_threshold=40), storage()
+    )
+    try:
+        await shard.update(upsert_op(list(range(1500)), data))
+        queries = clustered(20, 16, seed=2)
+        # exact search (appendable + exact flag), then through the HNSW index once optimized
+        for phase in ("exact", "indexed"):
+            if phase == "indexed":
+                await wait_optimized(shard)
+                info = await shard.info()
+                assert info.indexed_vectors_count == 1500
+            recall = []
+            for q in queries:
+                want_ids, want_scores = brute_force(data, q, distance, 10)
+                exact = phase == "exact"
+                (hits,) = await shard.search(
+                    [SearchRequest(vector=q, limit=10, params=SearchParams(exact=exact, hnsw_ef=128))]
+                )
+                got = [h.id for h in hits]
+                if exact:
+                    assert got == want_ids
+                    assert np.allclose([h.score for h in hits], want_scores, rtol=1e-4, atol=1e-4)
+                else:
+                    scores = {i: s for i, s in zip(*brute_force(data, q, distance, 1500), strict=True)}
+                    assert all(abs(scores[h.id] - h.score) < 1e-3 * max(1, abs(h.score)) for h in hits)
+                recall.append(len(set(got) & set(want_ids)) / 10)
+            assert np.mean(recall) >= 0.95, (phase, np.mean(recall))
+    finally:
+        await shard.close()
+
+
+async def test_crud_and_payload_ops(tmp_path: Path) -> None:
+    shard = await LocalShard.load_or_create(tmp_path / "s", shard_config(4, "Dot"), storage())
+    try:
+        vecs = np.eye(4, dtype=np.float32)
+        uid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"
+        await shard.update(
+            upsert_op([1, 2, 3, uid], vecs, [{"a": 1}, {"a": 2, "b": {"c": 1}}, None, {"u": True}])
+        )
+        await shard.update(SetPayload(PointSelector(ids=(1,)), {"x": 5}))
+        await shard.update(SetPayload(PointSelector(ids=(2,)), {"d": 9}, key="b"))
+        await shard.update(DeletePayload(PointSelector(ids=(2,)), ("a",)))
+        await shard.update(OverwritePayload(PointSelector(ids=(3,)), {"only": 1}))
+        await shard.update(ClearPayload(PointSelector(ids=(uid,))))
+        with pytest.raises(NotFoundError):
+            await shard.update(SetPayload(PointSelector(ids=(1, 999)), {"x": 6}))
+        recs = {r.id: r for r in await shard.retrieve([1, 2, 3, uid, 999], ALL_PAYLOAD, ALL_VECTORS)}
+        assert set(recs) == {1, 2, 3, uid}
+        assert recs[1].payload == {"a": 1, "x": 5}  # the rejected op changed nothing
+        assert recs[2].payload == {"b": {"c": 1, "d": 9}}
+        assert recs[3].payload == {"only": 1}
+        assert recs[uid].payload == {}
+        assert recs[2].vector is not None and np.allclose(recs[2].vector[""], [0, 1, 0, 0])
+        await shard.update(
+            UpdateVectors(PointsBatch((1,), {"": NamedVectors(np.full((1, 4), 2, np.float32))}))
+        )
+        (hits,) = await shard.search([SearchRequest(vector=np.ones(4, np.float32), limit=1)])
+        assert hits[0].id == 1 and hits[0].score == pytest.approx(8.0)
+        await shard.update(DeleteVectors(PointSelector(ids=(1,)), ("",)))
+        (hits,) = await shard.search([SearchRequest(vector=np.ones(4, np.float32), limit=10)])
+        assert 1 not in {h.id for h in hits}
+        await shard.update(DeletePoints(PointSelector(ids=(2, 12345))))
+        assert await shard.count(CountRequest()) == 3
+        page = await shard.scroll(ScrollRequest(limit=2))
+        assert [r.id for r in page.points] == [1, 3] and page.next_page_offset == uid
+        page = await shard.scroll(ScrollRequest(offset=uid, limit=2))
+        assert [r.id for r in page.points] == [uid] and page.next_page_offset is None
+    finally:
+        await shard.close()
+
+
+async def test_bad_vectors_rejected_before_write(tmp_path: Path) -> None:
+    shard = await LocalShard.load_or_create(tmp_path / "s", shard_config(4, "Cosine"), storage())
+    try:
+        with pytest.raises(BadInputError, match="dim"):
+            await shard.update(upsert_op([1], np.ones((1, 5), np.float32)))
+        bad = np.ones((2, 4), np.float32)
+        bad[1, 2] = np.nan
+        with pytest.raises(BadInputError, match="finite"):
+            await shard.update(upsert_op([1, 2], bad))
+        with pytest.raises(BadInputError):
+            await shard.update(
+                UpsertPoints(PointsBatch((1,), {"nope": NamedVectors(np.ones((1, 4), np.float32))}))
+            )
+        assert await shard.count(CountRequest()) == 0
+        assert shard.applied_version == 0
+    finally:
+        await shard.close()
+
+
+async def test_reopen_restores_everything(tmp_path: Path) -> None:
+    data = clustered(600, 8, seed=3)
+    cfg = shard_config(8, "Euclid", indexing_threshold=5)
+    shard = await LocalShard.load_or_create(tmp_path / "s", cfg, storage())
+    await shard.update(upsert_op(list(range(600)), data, [{"n": i} for i in range(600)]))
+    await wait_optimized(shard)
+    await shard.update(DeletePoints(PointSelector(ids=tuple(range(0, 600, 3)))))
+    await shard.update(SetPayload(PointSelector(ids=(1,)), {"late": True}))
+    before = await shard.scroll(ScrollRequest(limit=1000, with_vector=ALL_VECTORS))
+    await shard.close()
+    shard = await LocalShard.load_or_create(tmp_path / "s", cfg, storage())
+    try:
+        after = await shard.scroll(ScrollRequest(limit=1000, with_vector=ALL_VECTORS))
+        assert [r.id for r in after.points] == [r.id for r in before.points]
+        assert [r.payload for r in after.points] == [r.payload for r in before.points]
+        for a, b in zip(after.points, before.points, strict=True):
+            assert a.vector is not None and b.vector is not None
+            assert np.array_equal(a.vector[""], b.vector[""])
+        assert (await shard.info()).points_count == 400
+    finally:
+        await shard.close()
+
+
+async def test_sq8_rescoring_recall(tmp_path: Path) -> None:
+    data = clustered(6000, 64, clusters=40, seed=5)
+    cfg = ShardConfig(
+        vectors={"": VectorParams(size=64, distance="Cosine")},
+        quantization_config=ScalarQuantization(
+            scalar=ScalarQuantizationConfig(quantile=0.99, always_ram=True)
+        ),
+        optimizer_config=shard_config(64).optimizer_config.model_copy(update={"indexing_threshold": 100}),
+    )
+    shard = await LocalShard.load_or_create(tmp_path / "s", cfg, storage())
+    try:
+        await shard.update(upsert_op(list(range(6000)), data))
+        await wait_optimized(shard)
+        queries = clustered(50, 64, clusters=40, seed=6)
+        recalls = []
+        for q in queries:
+            want, _ = brute_force(data, q, "Cosine", 10)
+            params = SearchParams(
+                hnsw_ef=128, quantization=QuantizationSearchParams(rescore=True, oversampling=2.0)
+            )
+            (hits,) = await shard.search([SearchRequest(vector=q, limit=10, params=params)])
+            recalls.append(len({h.id for h in hits} & set(want)) / 10)
+        assert np.mean(recalls) >= 0.99
+    finally:
+        await shard.close()
+
+
+async def test_snapshot_restore_identical(tmp_path: Path) -> None:
+    data = clustered(800, 8, seed=7)
+    cfg = shard_config(8, "Cosine", indexing_threshold=10)
+    shard = await LocalShard.load_or_create(tmp_path / "s", cfg, storage())
+    try:
+        await shard.update(upsert_op(list(range(800)), data, [{"g": i % 7} for i in range(800)]))
+        await wait_optimized(shard)
+        await shard.update(upsert_op(list(range(800, 850)), data[:50]))  # some in the appendable segment
+        await shard.update(DeletePoints(PointSelector(ids=(5, 6, 7))))
+        archive = tmp_path / "snap.tar"
+        await shard.create_snapshot(archive)
+        await LocalShard.restore_snapshot(archive, tmp_path / "restored")
+        copy = await LocalShard.load_or_create(tmp_path / "restored", cfg, storage())
+        try:
+            a = await shard.scroll(ScrollRequest(limit=10000, with_vector=ALL_VECTORS))
+            b = await copy.scroll(ScrollRequest(limit=10000, with_vector=ALL_VECTORS))
+            assert [(r.id, r.payload) for r in a.points] == [(r.id, r.payload) for r in b.points]
+            assert all(
+                np.array_equal(x.vector[""], y.vector[""]) for x, y in zip(a.points, b.points, strict=True)
+            )  # type: ignore[index]
+            q = data[3]
+            assert [h.id for h in (await shard.search([SearchRequest(vector=q, limit=10)]))[0]] == [
+                h.id for h in (await copy.search([SearchRequest(vector=q, limit=10)]))[0]
+            ]
+            # the restored shard keeps taking writes after the snapshot's WAL position
+            await copy.update(DeletePoints(PointSelector(ids=(8,))))
+            assert await copy.count(CountRequest()) == 846
+        finally:
+            await copy.close()
+        with pytest.raises(BadInputError):
+            await LocalShard.restore_snapshot(archive, tmp_path / "restored")  # not empty
+        junk = tmp_path / "junk.tar"
+        junk.write_bytes(b"not a tar")
+        with pytest.raises(BadInputError):
+            await LocalShard.restore_snapshot(junk, tmp_path / "other")
+    finally:
+        await shard.close()
+
+
+async def test_concurrent_updates_searches_during_optimization(tmp_path: Path) -> None:
+    """Upserts, deletes and searches race the optimizer: nothing lost, duplicated or resurrected."""
+    dim = 8
+    cfg = shard_config(dim, "Euclid", indexing_threshold=2)  # seal every ~64 points: many merges
+    shard = await LocalShard.load_or_create(tmp_path / "s", cfg, storage())
+    rng = np.random.default_rng(11)
+    expected: dict[int, np.ndarray] = {}
+    try:
+
+        async def writer() -> None:
+            for round_ in range(60):
+                ids = [int(x) for x in rng.choice(2000, 40, replace=False)]
+                vecs = rng.standard_normal((40, dim)).astype(np.float32)
+                await shard.update(upsert_op(ids, vecs, [{"r": round_}] * 40))
+                for pid, v in zip(ids, vecs, strict=True):
+                    expected[pid] = v
+                dels = [int(x) for x in rng.choice(2000, 10, replace=False)]
+                await shard.update(DeletePoints(PointSelector(ids=tuple(dels))))
+                for pid in dels:
+                    expected.pop(pid, None)
+
+        async def searcher() -> None:
+            for _ in range(100):
+                (hits,) = await shard.search(
+                    [SearchRequest(vector=rng.standard_normal(dim).astype(np.float32), limit=20)]
+                )
+                ids = [h.id for h in hits]
+                assert len(ids) == len(set(ids)), "duplicate point in one result"
+                await asyncio.sleep(0)
+
+        await asyncio.gather(writer(), searcher(), searcher())
+        await wait_optimized(shard)
+        assert shard.optimizer.completed > 0, "the optimizer never ran during the test"
+        page = await shard.scroll(ScrollRequest(limit=5000, with_vector=ALL_VECTORS))
+        got = {r.id: r.vector[""] for r in page.points if r.vector is not None}
+        assert set(got) == set(expected)
+        for pid, vec in expected.items():
+            assert np.array_equal(got[pid], vec), pid
+        assert await shard.count(CountRequest()) == len(expected)
+    finally:
+        await shard.close()
