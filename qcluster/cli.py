@@ -1,22 +1,50 @@
-"""Command line: ``qcluster [serve] [--uri ...] [--bootstrap ...] [--config-path ...] [--reinit]``."""
+"""Command line: ``qcluster [serve] [--uri URI] [--bootstrap URI] [--config-path FILE] [--reinit]``.
+
+With no subcommand it serves, so it can stand in wherever the ``qdrant`` binary is started.
+Cluster flags are accepted now and act once the Raft metadata plane is wired in.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sys
+import warnings
+
+from qcluster.logging import get_logger, setup_logging
+from qcluster.settings import load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qcluster", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="qcluster", description="qcluster: a vector database speaking Qdrant's API"
+    )
     parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
-    parser.add_argument("--config-path", default=None)
-    parser.add_argument("--uri", default=None)
-    parser.add_argument("--bootstrap", default=None)
-    parser.add_argument("--reinit", action="store_true")
+    parser.add_argument("--config-path", default=None, help="YAML config file (Qdrant's config.yaml layout)")
+    parser.add_argument("--uri", default=None, help="this peer's p2p URI, e.g. http://host:6335")
+    parser.add_argument("--bootstrap", default=None, help="p2p URI of a peer of the cluster to join")
+    parser.add_argument(
+        "--reinit", action="store_true", help="make this peer the sole voter of a new cluster"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    print(f"qcluster {args.command}: not implemented yet", file=sys.stderr)
-    return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        settings = load_settings(args.config_path)
+    setup_logging(settings.log_level)
+    log = get_logger("qcluster.cli")
+    for w in caught:
+        log.warning(str(w.message))
+    if args.bootstrap or args.uri or args.reinit:
+        log.info(
+            "cluster flags accepted; this build runs a single peer", uri=args.uri, bootstrap=args.bootstrap
+        )
+    from qcluster.node import Node
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(Node(settings).run())
+    return 0

@@ -1,0 +1,203 @@
+"""REST models for collection management, in Qdrant's wire shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qcluster.models.config import (
+    HnswConfig,
+    HnswConfigDiff,
+    OptimizersConfig,
+    QuantizationConfig,
+    ShardConfig,
+    VectorParams,
+    WalConfig,
+)
+from qcluster.types import DEFAULT_VECTOR
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class OptimizersConfigDiff(_Body):
+    deleted_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    vacuum_min_vector_number: int | None = Field(None, ge=100)
+    default_segment_number: int | None = Field(None, ge=0)
+    max_segment_size: int | None = Field(None, ge=1)
+    memmap_threshold: int | None = None
+    indexing_threshold: int | None = Field(None, ge=0)
+    flush_interval_sec: int | None = Field(None, ge=0)
+    max_optimization_threads: int | None = Field(None, ge=0)
+
+
+class WalConfigDiff(_Body):
+    wal_capacity_mb: int | None = Field(None, ge=1)
+    wal_segments_ahead: int | None = Field(None, ge=0)
+
+
+class CreateCollection(_Body):
+    vectors: VectorParams | dict[str, VectorParams] = Field(default_factory=dict)
+    shard_number: int | None = Field(None, ge=1)
+    sharding_method: str | None = None
+    replication_factor: int | None = Field(None, ge=1)
+    write_consistency_factor: int | None = Field(None, ge=1)
+    on_disk_payload: bool | None = None
+    hnsw_config: HnswConfigDiff | None = None
+    wal_config: WalConfigDiff | None = None
+    optimizers_config: OptimizersConfigDiff | None = None
+    quantization_config: QuantizationConfig | None = None
+    sparse_vectors: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("sparse_vectors")
+    @classmethod
+    def _no_sparse(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value:
+            raise ValueError("sparse vectors are not supported by qcluster yet")
+        return value
+
+
+class CollectionParamsDiff(_Body):
+    replication_factor: int | None = Field(None, ge=1)
+    write_consistency_factor: int | None = Field(None, ge=1)
+    read_fan_out_factor: int | None = None
+    on_disk_payload: bool | None = None
+
+
+class VectorParamsDiff(_Body):
+    hnsw_config: HnswConfigDiff | None = None
+    quantization_config: QuantizationConfig | None = None
+    on_disk: bool | None = None
+
+
+class UpdateCollection(_Body):
+    vectors: dict[str, VectorParamsDiff] | None = None
+    optimizers_config: OptimizersConfigDiff | None = None
+    params: CollectionParamsDiff | None = None
+    hnsw_config: HnswConfigDiff | None = None
+    quantization_config: QuantizationConfig | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class CollectionParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    vectors: dict[str, VectorParams]
+    shard_number: int = 1
+    replication_factor: int = 1
+    write_consistency_factor: int = 1
+    on_disk_payload: bool = True
+
+
+class CollectionConfig(BaseModel):
+    """What a collection persists (config.json) and reports in GET /collections/{name}."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    params: CollectionParams
+    hnsw_config: HnswConfig = HnswConfig()
+    optimizer_config: OptimizersConfig = OptimizersConfig()
+    wal_config: WalConfig = WalConfig()
+    quantization_config: QuantizationConfig | None = None
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def single_unnamed(self) -> bool:
+        return list(self.params.vectors) == [DEFAULT_VECTOR]
+
+    def shard_config(self) -> ShardConfig:
+        return ShardConfig(
+            vectors=self.params.vectors,
+            hnsw_config=self.hnsw_config,
+            optimizer_config=self.optimizer_config,
+            wal_config=self.wal_config,
+            quantization_config=self.quantization_config,
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        params = self.params.model_dump(mode="json", exclude_none=True)
+        if self.single_unnamed:
+            params["vectors"] = self.params.vectors[DEFAULT_VECTOR].model_dump(mode="json", exclude_none=True)
+        out: dict[str, Any] = {
+            "params": params,
+            "hnsw_config": self.hnsw_config.model_dump(mode="json"),
+            "optimizer_config": self.optimizer_config.model_dump(mode="json"),
+            "wal_config": self.wal_config.model_dump(mode="json"),
+            "quantization_config": None
+            if self.quantization_config is None
+            else self.quantization_config.model_dump(mode="json", exclude_none=True),
+        }
+        if self.metadata is not None:
+            out["metadata"] = self.metadata
+        return out
+
+
+def _apply(base: BaseModel, diff: BaseModel | None) -> Any:
+    if diff is None:
+        return base
+    return base.model_validate({**base.model_dump(), **diff.model_dump(exclude_none=True)})
+
+
+def config_from_create(
+    req: CreateCollection, default_shards: int, defaults: ShardConfig | None = None
+) -> CollectionConfig:
+    vectors = req.vectors if isinstance(req.vectors, dict) else {DEFAULT_VECTOR: req.vectors}
+    params = CollectionParams(
+        vectors=vectors,
+        shard_number=req.shard_number or default_shards,
+        replication_factor=req.replication_factor or 1,
+        write_consistency_factor=req.write_consistency_factor or 1,
+        on_disk_payload=True if req.on_disk_payload is None else req.on_disk_payload,
+    )
+    hnsw = defaults.hnsw_config if defaults else HnswConfig()
+    optim = defaults.optimizer_config if defaults else OptimizersConfig()
+    wal = defaults.wal_config if defaults else WalConfig()
+    return CollectionConfig(
+        params=params,
+        hnsw_config=_apply(hnsw, req.hnsw_config),
+        optimizer_config=_apply(optim, req.optimizers_config),
+        wal_config=_apply(wal, req.wal_config),
+        quantization_config=req.quantization_config,
+        metadata=req.metadata,
+    )
+
+
+def config_after_update(cfg: CollectionConfig, req: UpdateCollection) -> CollectionConfig:
+    vectors = dict(cfg.params.vectors)
+    for name, diff in (req.vectors or {}).items():
+        if name not in vectors:
+            from qcluster.errors import BadInputError
+
+            raise BadInputError(f"Not existing vector name error: {name}", f"vectors.{name}")
+        vp = vectors[name]
+        update: dict[str, Any] = {}
+        if diff.hnsw_config is not None:
+            merged = {
+                **(vp.hnsw_config.model_dump(exclude_none=True) if vp.hnsw_config else {}),
+                **diff.hnsw_config.model_dump(exclude_none=True),
+            }
+            update["hnsw_config"] = HnswConfigDiff(**merged)
+        if diff.quantization_config is not None:
+            update["quantization_config"] = diff.quantization_config
+        if diff.on_disk is not None:
+            update["on_disk"] = diff.on_disk
+        vectors[name] = vp.model_copy(update=update)
+    params = cfg.params.model_copy(
+        update={"vectors": vectors, **(req.params.model_dump(exclude_none=True) if req.params else {})}
+    )
+    metadata = cfg.metadata
+    if req.metadata is not None:
+        metadata = {**(metadata or {}), **req.metadata}
+    return CollectionConfig(
+        params=params,
+        hnsw_config=_apply(cfg.hnsw_config, req.hnsw_config),
+        optimizer_config=_apply(cfg.optimizer_config, req.optimizers_config),
+        wal_config=cfg.wal_config,
+        quantization_config=req.quantization_config
+        if req.quantization_config is not None
+        else cfg.quantization_config,
+        metadata=metadata,
+    )

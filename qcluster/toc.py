@@ -1,0 +1,143 @@
+"""Table of contents: collection name -> Collection, and aliases. The single entry for API handlers.
+
+Layout under ``storage_path``: ``collections/<name>/`` per collection (its ``config.json`` and
+shards) and ``aliases.json``. Collection creation and deletion are serialised by one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+from qcluster.collection import Collection
+from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError
+from qcluster.logging import get_logger
+from qcluster.models.collections import CollectionConfig
+from qcluster.settings import StorageSettings
+from qcluster.shards.segment_files import read_json, write_json_atomic
+
+log = get_logger(__name__)
+_NAME = re.compile(r"^[^<>:\"/\\|?*\x00-\x1f]{1,255}$")
+
+
+def check_name(name: str, what: str = "collection name") -> None:
+    if not _NAME.match(name) or name in (".", ".."):
+        raise BadInputError(
+            f'{what} `{name}` is not a valid name: no / \\ : * ? " < > | or control characters',
+            "collection_name",
+        )
+
+
+class TableOfContents:
+    def __init__(self, storage: StorageSettings):
+        self.storage = storage
+        self.root = Path(storage.storage_path)
+        self.collections: dict[str, Collection] = {}
+        self.aliases: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def _collections_dir(self) -> Path:
+        return self.root / "collections"
+
+    async def load(self) -> None:
+        self._collections_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self._collections_dir.iterdir()):
+            if (path / "config.json").exists():
+                try:
+                    col = await Collection.load(path, self.storage)
+                except Exception as exc:  # one broken collection must not stop the peer
+                    log.error("collection failed to load; it stays offline", path=str(path), error=str(exc))
+                    continue
+                self.collections[col.name] = col
+        aliases = self.root / "aliases.json"
+        if aliases.exists():
+            self.aliases = dict(read_json(aliases))
+        log.info("storage loaded", collections=len(self.collections), aliases=len(self.aliases))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.collections.values()))
+
+    # ------------------------------------------------------------------ lookup
+    def resolve(self, name: str) -> str:
+        return self.aliases.get(name, name)
+
+    def get(self, name: str) -> Collection:
+        col = self.collections.get(self.resolve(name))
+        if col is None:
+            raise NotFoundError(f"Collection `{name}` doesn't exist!")
+        return col
+
+    def exists(self, name: str) -> bool:
+        return self.resolve(name) in self.collections
+
+    # ------------------------------------------------------------------ create / delete
+    async def create(self, name: str, config: CollectionConfig) -> Collection:
+        check_name(name)
+        async with self._lock:
+            if name in self.collections or name in self.aliases:
+                raise AlreadyExistsError(f"Collection `{name}` already exists!")
+            path = self._collections_dir / _dir_name(name)
+            col = await Collection.create(name, path, config, self.storage)
+            self.collections[name] = col
+            log.info("collection created", collection=name, shards=config.params.shard_number)
+            return col
+
+    async def delete(self, name: str) -> bool:
+        async with self._lock:
+            col = self.collections.pop(name, None)
+            if col is None:
+                return False
+            await col.drop()
+            stale = [a for a, c in self.aliases.items() if c == name]
+            for alias in stale:
+                del self.aliases[alias]
+            if stale:
+                self._save_aliases()
+            log.info("collection deleted", collection=name)
+            return True
+
+    # ------------------------------------------------------------------ aliases
+    async def change_aliases(self, actions: list[dict[str, Any]]) -> None:
+        async with self._lock:
+            new = dict(self.aliases)
+            for i, action in enumerate(actions):
+                if "create_alias" in action:
+                    body = action["create_alias"]
+                    alias, target = body.get("alias_name"), body.get("collection_name")
+                    if not isinstance(alias, str) or not isinstance(target, str):
+                        raise BadInputError(
+                            "create_alias needs alias_name and collection_name", f"actions[{i}]"
+                        )
+                    if target not in self.collections:
+                        raise NotFoundError(f"Collection `{target}` doesn't exist!")
+                    if alias in self.collections:
+                        raise AlreadyExistsError(f"Collection `{alias}` already exists!")
+                    new[alias] = target
+                elif "delete_alias" in action:
+                    alias = action["delete_alias"].get("alias_name")
+                    if alias not in new:
+                        raise NotFoundError(f"Alias {alias} does not exists!")
+                    del new[alias]
+                elif "rename_alias" in action:
+                    body = action["rename_alias"]
+                    old, fresh = body.get("old_alias_name"), body.get("new_alias_name")
+                    if old not in new:
+                        raise NotFoundError(f"Alias {old} does not exists!")
+                    if not isinstance(fresh, str):
+                        raise BadInputError("rename_alias needs new_alias_name", f"actions[{i}]")
+                    new[fresh] = new.pop(old)
+                else:
+                    raise BadInputError(f"unknown alias action {sorted(action)}", f"actions[{i}]")
+            self.aliases = new
+            self._save_aliases()
+
+    def _save_aliases(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.root / "aliases.json", self.aliases)
+
+
+def _dir_name(name: str) -> str:
+    return name
