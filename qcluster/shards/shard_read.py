@@ -172,17 +172,18 @@ def _scroll_ordered(
 ) -> ScrollResult:
     order = req.order_by
     assert order is not None
-    rows: list[tuple[float, PointId, int, int]] = []
-    for pid, si, off in found:
-        fidx = segments[si].field_index(order.key)
-        if fidx is None or not hasattr(fidx, "order_values"):
+    for seg in segments:
+        fidx = seg.field_index(order.key)
+        if fidx is None or fidx.kind not in ("integer", "float", "datetime"):
             raise BadInputError(
                 f"No range index for `order_by` key: `{order.key}`. Please create one to use `order_by`. "
                 "Check https://qdrant.tech/documentation/concepts/indexing/#payload-index to see which "
                 "payload schemas support Range conditions",
                 "order_by.key",
             )
-        for value in fidx.order_values(off):
+    rows: list[tuple[float, PointId, int, int]] = []
+    for pid, si, off in found:
+        for value in segments[si].field_index(order.key).order_values(off):  # type: ignore[union-attr]
             rows.append((float(value), pid, si, off))
     desc = order.direction == "desc"
     if order.start_from is not None:
