@@ -92,7 +92,11 @@ class LocalShard:
     @classmethod
     async def load_or_create(cls, path: Path, config: ShardConfig, storage: StorageSettings) -> LocalShard:
         shard = cls(path, config, storage)
-        await shard._in_update(shard._open_sync)
+        try:
+            await shard._in_update(shard._open_sync)
+        except BaseException:
+            await shard.abandon()
+            raise
         shard._tasks.append(asyncio.create_task(shard._flush_loop(), name=f"flush:{path}"))
         shard._tasks.append(asyncio.create_task(shard.optimizer.run(), name=f"optimize:{path}"))
         shard.optimizer.wake()
@@ -183,6 +187,20 @@ class LocalShard:
             for pool in (self._update_pool, self._search_pool, self._io_pool):
                 pool.shutdown(wait=True)
             self.optimizer.shutdown()
+
+    async def abandon(self) -> None:
+        """Stop without the final checkpoint, as a crash would (tests and failed opens)."""
+        self._closed = True
+        self._stop.set()
+        self.optimizer.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._wal is not None:
+            self._wal.close()
+        for pool in (self._update_pool, self._search_pool, self._io_pool):
+            pool.shutdown(wait=True)
+        self.optimizer.shutdown()
 
     async def drop(self) -> None:
         await self.close()

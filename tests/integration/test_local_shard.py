@@ -276,3 +276,30 @@ async def test_concurrent_updates_searches_during_optimization(tmp_path: Path) -
         assert await shard.count(CountRequest()) == len(expected)
     finally:
         await shard.close()
+
+
+async def test_wal_corruption_stops_only_that_shard(tmp_path: Path) -> None:
+    """Mid-file WAL corruption: that shard refuses to open with a clear error; a torn tail is
+    dropped and the shard opens with everything before it."""
+    cfg = shard_config(4, "Dot")
+    good = await LocalShard.load_or_create(tmp_path / "good", cfg, storage())
+    bad = await LocalShard.load_or_create(tmp_path / "bad", cfg, storage())
+    for shard in (good, bad):
+        for i in range(5):
+            await shard.update(upsert_op([i], np.ones((1, 4), np.float32)))
+    # simulate a crash: stop the shards without their final checkpoint (the WAL holds the writes)
+    for shard in (good, bad):
+        await shard.abandon()
+    (wal_file,) = sorted((tmp_path / "bad" / "wal").glob("*.wal"))
+    raw = bytearray(wal_file.read_bytes())
+    raw[30] ^= 0xFF
+    wal_file.write_bytes(bytes(raw))
+    from qcluster.errors import CorruptedStorageError
+
+    with pytest.raises(CorruptedStorageError, match="last good version"):
+        await LocalShard.load_or_create(tmp_path / "bad", cfg, storage())
+    reopened = await LocalShard.load_or_create(tmp_path / "good", cfg, storage())
+    try:
+        assert await reopened.count(CountRequest()) == 5
+    finally:
+        await reopened.close()
