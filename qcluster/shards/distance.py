@@ -22,8 +22,11 @@ def preprocess(vectors: npt.ArrayLike, distance: Distance) -> F32:
     arr = np.ascontiguousarray(vectors, dtype=np.float32)
     if distance != "Cosine":
         return arr
-    norms = np.linalg.norm(arr, axis=-1, keepdims=True)
-    norms[norms == 0] = 1.0
+    if arr.ndim == 2 and arr.shape[0] == 1:  # the single-query hot path
+        norm = float(np.sqrt(np.dot(arr[0], arr[0])))
+        return arr / norm if norm > 0 else arr.copy()
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None] if arr.ndim == 2 else np.linalg.norm(arr)
+    norms = np.where(norms == 0, 1.0, norms)
     return np.ascontiguousarray(arr / norms, dtype=np.float32)
 
 

@@ -316,11 +316,8 @@ class VectorIndex:
         elif self.kind in ("hnsw_sq8", "flat_sq8"):
             codes = n * self.dim
         else:
-            codes = (
-                n * self.index.storage.code_size
-                if hasattr(self.index, "storage")
-                else n * self.index.code_size
-            )
+            store = self.index.storage if hasattr(self.index, "storage") else self.index
+            codes = n * int(store.sa_code_size())
         links = 0
         hnsw = getattr(self.index, "hnsw", None)
         if hnsw is not None:

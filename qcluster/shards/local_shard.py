@@ -35,7 +35,7 @@ from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError
 from qcluster.logging import get_logger
 from qcluster.models.config import ShardConfig
 from qcluster.settings import StorageSettings
-from qcluster.shards import shard_read
+from qcluster.shards import load, shard_read
 from qcluster.shards.base import (
     CountRequest,
     PayloadSelector,
@@ -308,7 +308,20 @@ class LocalShard:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._search_pool, fn, *args)
 
+    def _cheap(self, requests: Sequence[SearchRequest]) -> bool:
+        """One unfiltered query of modest size, and little unindexed data to scan exactly."""
+        if len(requests) != 1 or load.busy():
+            return False
+        req = requests[0]
+        if req.filter is not None or req.params.exact or req.limit + req.offset > 1000:
+            return False
+        unindexed = sum(s.live_count for s in self.set.segments if req.using not in s.indexes)
+        return unindexed <= 20_000
+
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
+        if self._cheap(requests):
+            self._check_open()
+            return shard_read.search(tuple(self.set.segments), self.config, requests)
         result: list[list[ScoredPoint]] = await self._read(
             shard_read.search, tuple(self.set.segments), self.config, requests
         )

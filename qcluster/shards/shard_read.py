@@ -84,16 +84,15 @@ def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchReq
     better_high = higher_is_better(params.distance)
     hits: list[tuple[float, int, int]] = []  # (sort key, segment index, offset)
     for si, seg in enumerate(segments):
+        if seg.live_count == 0:
+            continue
         scores, offs = search_segment(
             seg, query, req.using, k, params.distance, hnsw, req.params, req.score_threshold, masks[si]
         )
-        row_s, row_o = scores[0], offs[0]
-        for j in range(len(row_o)):
-            off = int(row_o[j])
-            if off < 0:
-                break
-            s = float(row_s[j])
-            hits.append((-s if better_high else s, si, off))
+        valid = offs[0] >= 0
+        sign = -1.0 if better_high else 1.0
+        for s, off in zip((scores[0][valid] * sign).tolist(), offs[0][valid].tolist(), strict=True):
+            hits.append((s, si, off))
     if len(segments) > 1:
         hits.sort(key=lambda h: h[0])
     out: list[ScoredPoint] = []

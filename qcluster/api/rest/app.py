@@ -17,6 +17,7 @@ from aiohttp import web
 from qcluster.errors import QClusterError
 from qcluster.logging import get_logger
 from qcluster.settings import Settings
+from qcluster.shards import load
 from qcluster.toc import TableOfContents
 
 log = get_logger(__name__)
@@ -67,6 +68,7 @@ def error_response(request: web.Request, status: int, message: str) -> web.Respo
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request["started"] = time.perf_counter()
+    load.enter()
     try:
         return await handler(request)
     except QClusterError as exc:
@@ -88,6 +90,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception as exc:
         log.exception("unhandled error", path=request.path)
         return error_response(request, 500, f"Service internal error: {exc}")
+    finally:
+        load.leave()
 
 
 def _presented_key(request: web.Request) -> str | None:
