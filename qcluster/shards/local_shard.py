@@ -313,10 +313,33 @@ class LocalShard:
         if len(requests) != 1 or load.busy():
             return False
         req = requests[0]
-        if req.filter is not None or req.params.exact or req.limit + req.offset > 1000:
+        if req.params.exact or req.limit + req.offset > 1000:
+            return False
+        if req.filter is not None and not self._indexed_filter(req.filter):
             return False
         unindexed = sum(s.live_count for s in self.set.segments if req.using not in s.indexes)
         return unindexed <= 20_000
+
+    def _indexed_filter(self, raw: Any) -> bool:
+        """Every condition is answered by a payload index (so evaluating it is cheap)."""
+        from qcluster.shards.filters import parse_filter
+        from qcluster.shards.filters.conditions import FieldCondition, Filter, HasId, HasVector
+
+        try:
+            flt = parse_filter(raw)
+        except QClusterError:
+            return True  # fails fast inline with the same error
+        indexed = set(self.set.field_schemas)
+
+        def ok(c: Any) -> bool:
+            if isinstance(c, Filter):
+                conds = (*c.must, *c.should, *c.must_not, *(c.min_should.conditions if c.min_should else ()))
+                return all(ok(x) for x in conds)
+            if isinstance(c, FieldCondition):
+                return c.key in indexed
+            return isinstance(c, HasId | HasVector)
+
+        return ok(flt)
 
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         if self._cheap(requests):

@@ -47,7 +47,7 @@ def _exact_subset(
     rows = np.flatnonzero(allowed)
     if len(rows) == 0:
         return _empty(len(queries), k)
-    if len(rows) * 2 > size:
+    if len(rows) * 8 > size:  # gathering many rows (from a memory map) costs more than scoring all
         return exact_top_k(queries, vectors[:size], k, distance, allowed, threshold)
     scores, offs = exact_top_k(queries, np.asarray(vectors[rows]), k, distance, None, threshold)
     mapped = np.where(offs >= 0, rows[np.maximum(offs, 0)], -1)

@@ -54,6 +54,7 @@ class FieldIndex:
         self._inverted: dict[Any, set[int]] = {}
         self._sorted: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] | None = None
         self._floats_seen = 0  # integer index: non-integer numbers left out (ranges then need a scan)
+        self._arrays: dict[Any, npt.NDArray[np.int64]] = {}
 
     # ------------------------------------------------------------------ values of this index's type
     def tokenizer(self) -> Callable[[str], list[str]]:
@@ -103,6 +104,7 @@ class FieldIndex:
         if self.kind in ("keyword", "integer", "bool", "uuid"):
             for v in vals:
                 self._inverted.setdefault(v, set()).add(offset)
+                self._arrays.pop(v, None)
         elif self.kind == "text":
             split = self.tokenizer()
             for v in vals:
@@ -120,6 +122,7 @@ class FieldIndex:
             keys = [t for v in vals for t in split(v)]
         if self.kind in ("keyword", "integer", "bool", "uuid", "text"):
             for v in keys:
+                self._arrays.pop(v, None)
                 bucket = self._inverted.get(v)
                 if bucket is not None:
                     bucket.discard(offset)
@@ -133,10 +136,21 @@ class FieldIndex:
     # ------------------------------------------------------------------ answering checks
     def _mask_of(self, offsets: Any, size: int) -> Mask:
         mask = np.zeros(size, dtype=np.bool_)
-        idx = np.fromiter(offsets, dtype=np.int64)
-        idx = idx[idx < size]
-        mask[idx] = True
+        if isinstance(offsets, np.ndarray):
+            idx = offsets
+        else:
+            idx = np.fromiter(offsets, dtype=np.int64)
+        mask[idx[idx < size]] = True
         return mask
+
+    def _array(self, value: Any) -> npt.NDArray[np.int64]:
+        """Offsets holding ``value``, as a cached numpy array (dropped when the value changes)."""
+        arr = self._arrays.get(value)
+        if arr is None:
+            bucket = self._inverted.get(value, ())
+            arr = np.fromiter(bucket, dtype=np.int64, count=len(bucket))
+            self._arrays[value] = arr
+        return arr
 
     def _numeric(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         if self._sorted is None:
@@ -156,16 +170,14 @@ class FieldIndex:
                 or (k == "bool" and isinstance(v, bool))
                 or (k == "integer" and isinstance(v, int) and not isinstance(v, bool))
             ):
-                return self._mask_of(self._inverted.get(v, ()), size)
+                return self._mask_of(self._array(v), size)
             return None
         if isinstance(check, MatchAny):
             if (k == "keyword" and all(isinstance(a, str) for a in check.any)) or (
                 k == "integer" and all(isinstance(a, int) for a in check.any)
             ):
-                hit: set[int] = set()
-                for a in check.any:
-                    hit |= self._inverted.get(a, set())
-                return self._mask_of(hit, size)
+                parts = [self._array(a) for a in check.any]
+                return self._mask_of(np.concatenate(parts) if parts else np.zeros(0, np.int64), size)
             return None
         if isinstance(check, Range):
             exact = (
