@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,30 @@ class TableOfContents:
                 self._save_aliases()
             log.info("collection deleted", collection=name)
             return True
+
+    async def replace_collection(self, name: str, prepared_dir: Path) -> Collection:
+        """Swap in a collection whose files were prepared in ``prepared_dir`` (snapshot recovery).
+        The new copy is opened before the old one is dropped; if it fails to open, nothing changes."""
+        check_name(name)
+        async with self._lock:
+            final = self._collections_dir / _dir_name(name)
+            staging = final.with_name(final.name + ".recovering")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.move(str(prepared_dir), staging)
+            try:
+                probe = await Collection.load(staging, self.storage)
+                await probe.close()
+            except Exception:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            old = self.collections.pop(name, None)
+            if old is not None:
+                await old.drop()
+            shutil.rmtree(final, ignore_errors=True)
+            staging.rename(final)
+            col = await Collection.load(final, self.storage)
+            self.collections[name] = col
+            return col
 
     # ------------------------------------------------------------------ aliases
     async def change_aliases(self, actions: list[dict[str, Any]]) -> None:

@@ -14,6 +14,9 @@ from .http import call
 def test_kill9_keeps_acknowledged_points(tmp_path: Path) -> None:
     srv = ServerProcess(tmp_path / "peer").start()
     try:
+        # a full snapshot of a peer with no collections is refused, not an empty "ok" archive
+        status, body = call(srv.url, "POST", "/snapshots")
+        assert status == 400 and "no collections" in body["status"]["error"]
         # no background version check: the server is killed while that thread may still run
         client = QdrantClient(url=srv.url, prefer_grpc=False, timeout=30, check_compatibility=False)
         client.create_collection(

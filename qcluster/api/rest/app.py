@@ -138,7 +138,7 @@ def auth_middleware(settings: Settings) -> Any:
 
 
 def create_app(toc: TableOfContents, settings: Settings) -> web.Application:
-    from qcluster.api.rest import collections, points, search, service
+    from qcluster.api.rest import collections, points, search, service, snapshots
 
     app = web.Application(
         middlewares=[error_middleware, auth_middleware(settings)],
@@ -151,4 +151,5 @@ def create_app(toc: TableOfContents, settings: Settings) -> web.Application:
     collections.register(app)
     points.register(app)
     search.register(app)
+    snapshots.register(app)
     return app

@@ -1,0 +1,148 @@
+"""Collection and full snapshot endpoints: create, list, download, delete, upload, recover."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import aiohttp
+from aiohttp import web
+
+from qcluster.api.rest.app import SETTINGS_KEY, TOC_KEY, ok
+from qcluster.api.rest.parse import body_json, obj
+from qcluster.errors import BadInputError, UnprocessableInputError
+from qcluster.snapshots import Snapshots
+
+SNAPSHOTS_KEY = web.AppKey("snapshots", Snapshots)
+
+
+def _snaps(request: web.Request) -> Snapshots:
+    return request.app[SNAPSHOTS_KEY]
+
+
+def _col_name(request: web.Request) -> str:
+    return request.match_info["collection_name"]
+
+
+async def create(request: web.Request) -> web.Response:
+    return ok(request, await _snaps(request).create_collection_snapshot(_col_name(request)))
+
+
+async def list_(request: web.Request) -> web.Response:
+    col = request.app[TOC_KEY].get(_col_name(request))
+    snaps = _snaps(request)
+    return ok(request, snaps.list(snaps.collection_dir(col.name)))
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    col = request.app[TOC_KEY].get(_col_name(request))
+    snaps = _snaps(request)
+    return web.FileResponse(
+        snaps.path_of(snaps.collection_dir(col.name), request.match_info["snapshot_name"])
+    )
+
+
+async def delete(request: web.Request) -> web.Response:
+    col = request.app[TOC_KEY].get(_col_name(request))
+    snaps = _snaps(request)
+    snaps.delete(snaps.collection_dir(col.name), request.match_info["snapshot_name"])
+    return ok(request, True)
+
+
+async def _fetch(location: str, into: Path) -> Path:
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+        if not path.is_file():
+            raise BadInputError(f"Snapshot file {path} does not exist", "location")
+        return path
+    if parsed.scheme not in ("http", "https"):
+        raise UnprocessableInputError("location: expected an http(s):// URL or a file:// path", "location")
+    target = into / "download.snapshot"
+    try:
+        async with aiohttp.ClientSession() as session, session.get(location) as resp:
+            if resp.status != 200:
+                raise BadInputError(f"downloading {location} failed with HTTP {resp.status}", "location")
+            with open(target, "wb") as fh:
+                async for chunk in resp.content.iter_chunked(1 << 20):
+                    fh.write(chunk)
+    except aiohttp.ClientError as exc:
+        raise BadInputError(f"downloading {location} failed: {exc}", "location") from exc
+    return target
+
+
+async def recover(request: web.Request) -> web.Response:
+    body = obj(await body_json(request))
+    location = body.get("location")
+    if not isinstance(location, str):
+        raise UnprocessableInputError("location: expected a URL or file:// path", "location")
+    snaps = _snaps(request)
+    snaps.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=snaps.root, prefix=".fetch-") as tmp:
+        archive = await _fetch(location, Path(tmp))
+        await snaps.recover_collection(_col_name(request), archive, body.get("checksum"))
+    return ok(request, True)
+
+
+async def upload(request: web.Request) -> web.Response:
+    snaps = _snaps(request)
+    snaps.root.mkdir(parents=True, exist_ok=True)
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError) as exc:
+        raise BadInputError(
+            f"expected a multipart/form-data body with a `snapshot` file: {exc}", "snapshot"
+        ) from exc
+    with tempfile.TemporaryDirectory(dir=snaps.root, prefix=".upload-") as tmp:
+        target = Path(tmp) / "upload.snapshot"
+        found = False
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if isinstance(part, aiohttp.BodyPartReader) and part.name == "snapshot":
+                with open(target, "wb") as fh:
+                    while chunk := await part.read_chunk(1 << 20):
+                        fh.write(chunk)
+                found = True
+        if not found:
+            raise BadInputError("expected a `snapshot` file field in the multipart body", "snapshot")
+        await snaps.recover_collection(_col_name(request), target, request.query.get("checksum"))
+    return ok(request, True)
+
+
+async def create_full(request: web.Request) -> web.Response:
+    return ok(request, await _snaps(request).create_full_snapshot())
+
+
+async def list_full(request: web.Request) -> web.Response:
+    snaps = _snaps(request)
+    return ok(request, snaps.list(snaps.full_dir()))
+
+
+async def download_full(request: web.Request) -> web.StreamResponse:
+    snaps = _snaps(request)
+    return web.FileResponse(snaps.path_of(snaps.full_dir(), request.match_info["snapshot_name"]))
+
+
+async def delete_full(request: web.Request) -> web.Response:
+    snaps = _snaps(request)
+    snaps.delete(snaps.full_dir(), request.match_info["snapshot_name"])
+    return ok(request, True)
+
+
+def register(app: web.Application) -> None:
+    app[SNAPSHOTS_KEY] = Snapshots(app[TOC_KEY], Path(app[SETTINGS_KEY].storage.snapshots_path))
+    r = app.router
+    base = "/collections/{collection_name}/snapshots"
+    r.add_post(base, create)
+    r.add_get(base, list_)
+    r.add_post(base + "/upload", upload)
+    r.add_put(base + "/recover", recover)
+    r.add_get(base + "/{snapshot_name}", download)
+    r.add_delete(base + "/{snapshot_name}", delete)
+    r.add_post("/snapshots", create_full)
+    r.add_get("/snapshots", list_full)
+    r.add_get("/snapshots/{snapshot_name}", download_full)
+    r.add_delete("/snapshots/{snapshot_name}", delete_full)

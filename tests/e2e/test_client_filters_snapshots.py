@@ -1,0 +1,150 @@
+"""qdrant-client: filters, payload indexes, facet, groups, order_by, discover, and snapshots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+
+from qcluster.testing.server import ServerProcess
+
+from .http import call
+from .openapi_check import validate
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> QdrantClient:
+    return QdrantClient(url=server.url, prefer_grpc=False, timeout=60)
+
+
+def _load(client: QdrantClient, name: str, n: int = 120) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    vecs = rng.standard_normal((n, 8)).astype(np.float32)
+    client.create_collection(
+        name, vectors_config=models.VectorParams(size=8, distance=models.Distance.EUCLID)
+    )
+    client.upsert(
+        name,
+        points=[
+            models.PointStruct(
+                id=i,
+                vector=vecs[i].tolist(),
+                payload={
+                    "color": ["red", "green", "blue"][i % 3],
+                    "price": i,
+                    "group": f"g{i % 7}",
+                    "city": {"name": "Berlin" if i < 40 else "Paris"},
+                },
+            )
+            for i in range(n)
+        ],
+    )
+    return vecs
+
+
+def test_filters_indexes_facet_groups(client: QdrantClient, server: ServerProcess) -> None:
+    vecs = _load(client, "f")
+    client.create_payload_index("f", field_name="color", field_schema=models.PayloadSchemaType.KEYWORD)
+    client.create_payload_index("f", field_name="price", field_schema=models.PayloadSchemaType.INTEGER)
+    info = client.get_collection("f")
+    assert info.payload_schema["color"].data_type == models.PayloadSchemaType.KEYWORD
+    assert info.payload_schema["color"].points == 120
+    red = models.Filter(must=[models.FieldCondition(key="color", match=models.MatchValue(value="red"))])
+    hits = client.query_points(
+        "f", query=vecs[0].tolist(), query_filter=red, limit=50, with_payload=True
+    ).points
+    assert len(hits) == 40 and all(h.payload["color"] == "red" for h in hits)  # type: ignore[index]
+    cheap = models.Filter(
+        must=[
+            models.FieldCondition(key="price", range=models.Range(lt=10)),
+            models.FieldCondition(key="city.name", match=models.MatchValue(value="Berlin")),
+        ]
+    )
+    assert client.count("f", count_filter=cheap).count == 10
+    points, _ = client.scroll("f", scroll_filter=cheap, limit=100)
+    assert sorted(p.id for p in points) == list(range(10))
+    facet = client.facet("f", key="color")
+    assert {h.value: h.count for h in facet.hits} == {"red": 40, "green": 40, "blue": 40}
+    ordered, _ = client.scroll(
+        "f", limit=3, order_by=models.OrderBy(key="price", direction=models.Direction.DESC)
+    )
+    assert [p.id for p in ordered] == [119, 118, 117]
+    groups = client.query_points_groups(
+        "f", query=vecs[5].tolist(), group_by="group", limit=3, group_size=2
+    ).groups
+    assert len(groups) == 3 and all(len(g.hits) <= 2 for g in groups)
+    assert groups[0].hits[0].id == 5
+    disc = client.query_points(
+        "f",
+        query=models.DiscoverQuery(
+            discover=models.DiscoverInput(target=3, context=[models.ContextPair(positive=4, negative=5)])
+        ),
+        limit=5,
+    ).points
+    assert len(disc) == 5 and not {3, 4, 5} & {p.id for p in disc}
+    client.delete("f", points_selector=models.FilterSelector(filter=red))
+    assert client.count("f").count == 80
+    client.set_payload(
+        "f",
+        payload={"sale": True},
+        points=models.Filter(
+            must=[models.FieldCondition(key="color", match=models.MatchValue(value="blue"))]
+        ),
+    )
+    assert (
+        client.count(
+            "f",
+            count_filter=models.Filter(
+                must=[models.FieldCondition(key="sale", match=models.MatchValue(value=True))]
+            ),
+        ).count
+        == 40
+    )
+    status, body = call(
+        server.url,
+        "POST",
+        "/collections/f/points/scroll",
+        {"filter": {"must": [{"key": "price", "rangee": {"lt": 3}}]}},
+    )
+    assert status == 400 and "rangee" in body["status"]["error"]
+    status, body = call(server.url, "POST", "/collections/f/facet", {"key": "price", "limit": 3})
+    assert status == 200, body
+    validate("/collections/{collection_name}/facet", "post", body)
+
+
+def test_snapshots_roundtrip(client: QdrantClient, server: ServerProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _load(client, "s")
+    snap = client.create_snapshot("s")
+    assert snap is not None and snap.size > 0 and snap.checksum
+    assert [d.name for d in client.list_snapshots("s")] == [snap.name]
+    status, body = call(server.url, "GET", "/collections/s/snapshots")
+    validate("/collections/{collection_name}/snapshots", "get", body)
+    client.delete("s", points_selector=models.PointIdsList(points=list(range(100))))
+    assert client.count("s").count == 20
+    url = f"{server.url}/collections/s/snapshots/{snap.name}"
+    assert client.recover_snapshot("s", location=url, checksum=snap.checksum)
+    assert client.count("s").count == 120
+    # a wrong checksum changes nothing
+    with pytest.raises(Exception, match="checksum"):
+        client.recover_snapshot("s", location=url, checksum="0" * 64)
+    assert client.count("s").count == 120
+    # recover into a new collection from an uploaded file
+    data = call(server.url, "GET", f"/collections/s/snapshots/{snap.name}")
+    del data
+    import httpx
+
+    raw = httpx.get(url).content
+    resp = httpx.post(
+        f"{server.url}/collections/s-copy/snapshots/upload", files={"snapshot": ("x.snapshot", raw)}
+    )
+    assert resp.status_code == 200, resp.text
+    assert client.count("s-copy").count == 120
+    # junk upload: clear 400, the collection untouched
+    resp = httpx.post(f"{server.url}/collections/s-copy/snapshots/upload", files={"snapshot": ("x", b"junk")})
+    assert resp.status_code == 400 and "snapshot" in resp.json()["status"]["error"]
+    assert client.count("s-copy").count == 120
+    assert client.delete_snapshot("s", snapshot_name=snap.name)
+    assert client.list_snapshots("s") == []
+    full = client.create_full_snapshot()
+    assert full is not None and full.size > 0
+    assert [d.name for d in client.list_full_snapshots()] == [full.name]
