@@ -338,6 +338,23 @@ def _fuse(lists: list[list[ScoredPoint]], method: str) -> list[tuple[PointId, fl
     return sorted(totals.items(), key=lambda kv: -kv[1])
 
 
+async def _scroll_scored(ctx: QueryContext, order: OrderBy | None) -> list[ScoredPoint]:
+    """Points in id order (or by ``order``) as scored points: score is the order value or 0."""
+    res = await ctx.col.scroll(
+        ScrollRequest(
+            limit=ctx.limit + ctx.offset,
+            filter=ctx.filter,
+            with_payload=ctx.with_payload,
+            with_vector=ctx.with_vector,
+            order_by=order,
+        )
+    )
+    return [
+        ScoredPoint(id=r.id, version=0, score=float(r.order_value or 0), payload=r.payload, vector=r.vector)
+        for r in res.points[ctx.offset :]
+    ]
+
+
 async def run_prefetch(col: Collection, raw: Any, outer: QueryContext) -> list[list[ScoredPoint]]:
     items = raw if isinstance(raw, list) else [raw]
     out = []
@@ -385,21 +402,7 @@ async def run_query(
                 "query.order_by: expected a key or {key, direction}", "query.order_by"
             )
         order = order_by_spec(spec, "query.order_by")
-        res = await col.scroll(
-            ScrollRequest(
-                limit=ctx.limit + ctx.offset,
-                filter=ctx.filter,
-                with_payload=ctx.with_payload,
-                with_vector=ctx.with_vector,
-                order_by=order,
-            )
-        )
-        return [
-            ScoredPoint(
-                id=r.id, version=0, score=float(r.order_value or 0), payload=r.payload, vector=r.vector
-            )
-            for r in res.points[ctx.offset :]
-        ]
+        return await _scroll_scored(ctx, order)
     if query is None:
         if pre is not None:
             merged: dict[PointId, ScoredPoint] = {}
@@ -409,18 +412,7 @@ async def run_query(
             return await _hydrate(
                 ctx, [(h.id, h.score) for h in merged.values()][ctx.offset : ctx.offset + ctx.limit]
             )
-        res = await col.scroll(
-            ScrollRequest(
-                limit=ctx.limit + ctx.offset,
-                filter=ctx.filter,
-                with_payload=ctx.with_payload,
-                with_vector=ctx.with_vector,
-            )
-        )
-        return [
-            ScoredPoint(id=r.id, version=0, score=0.0, payload=r.payload, vector=r.vector)
-            for r in res.points[ctx.offset :]
-        ]
+        return await _scroll_scored(ctx, None)
     if isinstance(query, Mapping) and "recommend" in query:
         return await recommend(ctx, query["recommend"])
     if isinstance(query, Mapping) and "discover" in query:

@@ -182,11 +182,7 @@ class LocalShard:
         try:
             await self._in_update(self._flush_sync)
         finally:
-            if self._wal is not None:
-                self._wal.close()
-            for pool in (self._update_pool, self._search_pool, self._io_pool):
-                pool.shutdown(wait=True)
-            self.optimizer.shutdown()
+            self._release()
 
     async def abandon(self) -> None:
         """Stop without the final checkpoint, as a crash would (tests and failed opens)."""
@@ -196,6 +192,9 @@ class LocalShard:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._release()
+
+    def _release(self) -> None:
         if self._wal is not None:
             self._wal.close()
         for pool in (self._update_pool, self._search_pool, self._io_pool):

@@ -205,3 +205,10 @@ def vector_output(vectors: Mapping[str, np.ndarray] | None, config: CollectionCo
         v = vectors.get(DEFAULT_VECTOR)
         return None if v is None else v.tolist()
     return {name: v.tolist() for name, v in vectors.items()}
+
+
+def filter_field(data: Mapping[str, Any], name: str = "filter") -> Mapping[str, Any] | None:
+    flt = data.get(name)
+    if flt is not None and not isinstance(flt, Mapping):
+        raise UnprocessableInputError(f"{name}: expected an object", name)
+    return flt

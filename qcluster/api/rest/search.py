@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import body_json, obj, vector_output
+from qcluster.api.rest.parse import body_json, filter_field, obj, vector_output
 from qcluster.api.rest.points import record_json
 from qcluster.collection import Collection
 from qcluster.collection.query import order_by_spec, run_query
@@ -189,9 +189,7 @@ async def scroll(request: web.Request) -> web.Response:
                 "order_by: expected a key or {key, direction, start_from}", "order_by"
             )
         order = order_by_spec(spec, "order_by")
-    flt = body.get("filter")
-    if flt is not None and not isinstance(flt, Mapping):
-        raise UnprocessableInputError("filter: expected an object", "filter")
+    flt = filter_field(body)
     res = await col.scroll(
         ScrollRequest(
             offset=None if offset is None else parse_point_id(offset, "offset"),
@@ -211,9 +209,7 @@ async def scroll(request: web.Request) -> web.Response:
 async def count(request: web.Request) -> web.Response:
     col = _col(request)
     body = obj(await body_json(request, required=False))
-    flt = body.get("filter")
-    if flt is not None and not isinstance(flt, Mapping):
-        raise UnprocessableInputError("filter: expected an object", "filter")
+    flt = filter_field(body)
     return ok(
         request, {"count": await col.count(CountRequest(filter=flt, exact=bool(body.get("exact", True))))}
     )
