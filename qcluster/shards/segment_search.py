@@ -15,6 +15,7 @@ The planner, per segment and per request:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -102,10 +103,25 @@ def search_segment(
     )
     if allowed is not None and threshold is None:
         want = min(k, card)
-        found = (offs >= 0).sum(axis=1)
-        short = np.flatnonzero(found < want)
-        if len(short):
-            s2, o2 = _exact_subset(queries[short], vectors, size, k, distance, allowed, threshold)
-            scores[short] = s2
-            offs[short] = o2
+        redo = (offs >= 0).sum(axis=1) < want
+        if filter_mask is not None:
+            redo |= _excluded_region(index, queries, k, hnsw.ef_construct, base, allowed, params)
+        rows = np.flatnonzero(redo)
+        if len(rows):
+            s2, o2 = _exact_subset(queries[rows], vectors, size, k, distance, allowed, threshold)
+            scores[rows] = s2
+            offs[rows] = o2
     return scores, offs
+
+
+def _excluded_region(
+    index: Any, queries: F32, k: int, ef: int, base: Mask | None, allowed: Mask, params: SearchParams
+) -> Mask:
+    """Queries whose unfiltered neighbourhood holds no allowed point: the filter excludes the
+    region the query sits in (filters correlated with the vectors), where a filtered graph walk
+    settles for allowed points it met on the way instead of the nearest ones. Those queries are
+    answered exactly."""
+    _, near = index.search(queries, k, ef=max(ef, k), allowed=base, quantization=params.quantization)
+    hit = np.where(near >= 0, allowed[np.maximum(near, 0)], False)
+    out: Mask = np.asarray(~hit.any(axis=1), dtype=np.bool_)
+    return out

@@ -116,6 +116,9 @@ def points_batch(
     """Build a columnar batch from per-point vector structs (list or {name: list})."""
     n = len(ids)
     dims = {name: p.size for name, p in config.params.vectors.items()}
+    fast = _unnamed_fast_path(vectors, dims)
+    if fast is not None:
+        return PointsBatch(tuple(ids), {DEFAULT_VECTOR: NamedVectors(fast)}, _payloads(payloads, field))
     columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for i, vec in enumerate(vectors):
         named = vec if isinstance(vec, dict) and "indices" not in vec else {DEFAULT_VECTOR: vec}
@@ -144,15 +147,31 @@ def points_batch(
         name: NamedVectors(data, None if bool(present.all()) else present)
         for name, (data, present) in columns.items()
     }
-    pl: tuple[dict[str, Any] | None, ...] | None = None
-    if payloads is not None:
-        for i, p in enumerate(payloads):
-            if p is not None and not isinstance(p, dict):
-                raise UnprocessableInputError(
-                    f"{field}[{i}].payload: expected a JSON object", f"{field}[{i}].payload"
-                )
-        pl = tuple(payloads)
-    return PointsBatch(tuple(ids), out, pl)
+    return PointsBatch(tuple(ids), out, _payloads(payloads, field))
+
+
+def _unnamed_fast_path(vectors: Sequence[Any], dims: Mapping[str, int]) -> np.ndarray | None:
+    """Every point carries one plain list for the unnamed vector, of the right size: convert the
+    whole batch in one numpy call (the common upsert; the per-point path names the bad field)."""
+    dim = dims.get(DEFAULT_VECTOR)
+    if dim is None or not vectors or not all(type(v) is list and len(v) == dim for v in vectors):
+        return None
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.shape == (len(vectors), dim) else None
+
+
+def _payloads(payloads: Sequence[Any] | None, field: str) -> tuple[dict[str, Any] | None, ...] | None:
+    if payloads is None:
+        return None
+    for i, p in enumerate(payloads):
+        if p is not None and not isinstance(p, dict):
+            raise UnprocessableInputError(
+                f"{field}[{i}].payload: expected a JSON object", f"{field}[{i}].payload"
+            )
+    return tuple(payloads)
 
 
 def batch_from_columns(raw: Mapping[str, Any], config: CollectionConfig) -> PointsBatch:

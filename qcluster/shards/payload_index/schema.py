@@ -61,3 +61,55 @@ def parse_field_schema(raw: Any) -> FieldSchema:
                     )
         return FieldSchema(str(kind), params)
     raise BadInputError("field_schema: expected a type name or an object with `type`", "field_schema")
+
+
+def condition_type_error(kind: str, check: object) -> str | None:
+    """Why a condition cannot apply to a field indexed as ``kind`` (None when it can)."""
+    from qcluster.shards.filters.conditions import (
+        GeoBox,
+        GeoPolygon,
+        GeoRadius,
+        MatchAny,
+        MatchExcept,
+        MatchText,
+        MatchValue,
+        Range,
+        ValuesCount,
+    )
+
+    if isinstance(check, ValuesCount):
+        return None
+    if isinstance(check, Range):
+        if check.datetime:
+            ok = kind == "datetime"
+        else:
+            ok = kind in ("integer", "float", "datetime")
+        return None if ok else f"a range condition needs a numeric or datetime field, the index says {kind}"
+    if isinstance(check, GeoRadius | GeoBox | GeoPolygon):
+        return None if kind == "geo" else f"a geo condition needs a geo field, the index says {kind}"
+    if isinstance(check, MatchText):
+        return (
+            None
+            if kind in ("text", "keyword")
+            else f"a full-text match needs a text field, the index says {kind}"
+        )
+    if isinstance(check, MatchValue):
+        v = check.value
+        if isinstance(v, bool):
+            ok = kind == "bool"
+        elif isinstance(v, int):
+            ok = kind in ("integer", "float")
+        else:
+            ok = kind in ("keyword", "uuid", "text")
+        return None if ok else f"match value {v!r} cannot match a field indexed as {kind}"
+    if isinstance(check, MatchAny | MatchExcept):
+        values = check.any if isinstance(check, MatchAny) else check.values
+        if not values:
+            return None
+        ok = kind in ("integer",) if isinstance(values[0], int) else kind in ("keyword", "uuid")
+        return (
+            None
+            if ok
+            else f"match any/except with {type(values[0]).__name__}s cannot apply to a {kind} field"
+        )
+    return None
