@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -18,16 +19,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _insecure() -> ssl.SSLContext:
+    """Readiness polling only: the test's own self-signed certificate is not verified here."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class ServerProcess:
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(
+        self, workdir: Path, env: dict[str, str] | None = None, port: int | None = None, scheme: str = "http"
+    ):
         self.workdir = workdir
+        self.scheme = scheme
         self.port = port or free_port()
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +70,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as resp:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1, context=_insecure()) as resp:
                     if resp.status == 200:
                         return
             except OSError:

@@ -147,3 +147,67 @@ def test_snapshots_roundtrip(client: QdrantClient, server: ServerProcess, tmp_pa
     full = client.create_full_snapshot()
     assert full is not None and full.size > 0
     assert [d.name for d in client.list_full_snapshots()] == [full.name]
+
+
+def test_more_client_methods(client: QdrantClient, server: ServerProcess) -> None:
+    vecs = _load(client, "m", n=60)
+    client.batch_update_points(
+        "m",
+        update_operations=[
+            models.UpsertOperation(
+                upsert=models.PointsList(points=[models.PointStruct(id=500, vector=[0.0] * 8)])
+            ),
+            models.SetPayloadOperation(set_payload=models.SetPayload(payload={"b": 1}, points=[500])),
+            models.DeleteOperation(delete=models.PointIdsList(points=[0])),
+        ],
+    )
+    assert client.retrieve("m", ids=[500])[0].payload == {"b": 1}
+    assert client.count("m").count == 60
+    client.create_payload_index("m", field_name="price", field_schema=models.PayloadSchemaType.FLOAT)
+    client.delete_payload_index("m", field_name="price")
+    assert "price" not in client.get_collection("m").payload_schema
+    rec = client.query_points(
+        "m",
+        query=models.RecommendQuery(
+            recommend=models.RecommendInput(
+                positive=[1, 2], negative=[3], strategy=models.RecommendStrategy.BEST_SCORE
+            )
+        ),
+        limit=5,
+    ).points
+    assert len(rec) == 5 and not {1, 2, 3} & {p.id for p in rec}
+    near = client.query_points("m", query=vecs[10].tolist(), limit=3, with_vectors=True).points
+    assert near[0].id == 10 and len(near[0].vector) == 8  # type: ignore[arg-type]
+    for path, body, template in (
+        (
+            "/collections/m/points/recommend",
+            {"positive": [1], "limit": 3},
+            "/collections/{collection_name}/points/recommend",
+        ),
+        (
+            "/collections/m/points/search/groups",
+            {"vector": vecs[4].tolist(), "group_by": "group", "limit": 2, "group_size": 2},
+            "/collections/{collection_name}/points/search/groups",
+        ),
+        (
+            "/collections/m/points/search/batch",
+            {"searches": [{"vector": vecs[4].tolist(), "limit": 2}]},
+            "/collections/{collection_name}/points/search/batch",
+        ),
+        (
+            "/collections/m/points/discover",
+            {"target": 4, "context": [{"positive": 5, "negative": 6}], "limit": 2},
+            "/collections/{collection_name}/points/discover",
+        ),
+    ):
+        status, out = call(server.url, "POST", path, body)
+        assert status == 200, (path, out)
+        validate(template, "post", out, version="1.18")
+    for path in ("/issues", "/telemetry", "/collections/m/aliases"):
+        status, out = call(server.url, "GET", path)
+        assert status == 200
+        validate(
+            {"/collections/m/aliases": "/collections/{collection_name}/aliases"}.get(path, path), "get", out
+        )
+    status, text = call(server.url, "GET", "/metrics")
+    assert status == 200 and 'collection_points{collection="m"} 60.0' in text

@@ -75,3 +75,52 @@ def test_api_keys_and_body_limit(tmp_path: Path) -> None:
         assert status == 200 and body["result"]["count"] == 0
     finally:
         srv.stop()
+
+
+def test_tls(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import httpx
+    import pytest
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    env = {
+        "QDRANT__SERVICE__ENABLE_TLS": "true",
+        "QDRANT__TLS__CERT": str(cert),
+        "QDRANT__TLS__KEY": str(key),
+    }
+    srv = ServerProcess(tmp_path / "peer", env=env, scheme="https").start()
+    try:
+        import ssl
+
+        resp = httpx.get(srv.url + "/collections", verify=ssl.create_default_context(cafile=str(cert)))
+        assert resp.status_code == 200 and resp.json()["status"] == "ok"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(srv.url.replace("https", "http") + "/collections", timeout=5)
+    finally:
+        srv.stop()

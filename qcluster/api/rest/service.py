@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from aiohttp import web
@@ -41,23 +42,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def telemetry(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
-    cols = []
-    for name, col in toc.collections.items():
-        info = await col.info()
-        cols.append(
-            {
-                "id": name,
-                "points_count": info.points_count,
-                "segments_count": info.segments_count,
-                "status": info.status,
-            }
-        )
+    started = dt.datetime.fromtimestamp(STARTED, dt.UTC).isoformat()
     return ok(
         request,
         {
             "id": "qcluster",
-            "app": {"name": "qcluster", "version": qcluster.__version__, "startup": STARTED},
-            "collections": {"number_of_collections": len(toc.collections), "collections": cols},
+            "app": {"name": "qcluster", "version": qcluster.QDRANT_COMPAT_VERSION, "startup": started},
+            "collections": {"number_of_collections": len(toc.collections)},
         },
     )
 
@@ -82,6 +73,14 @@ async def cluster(request: web.Request) -> web.Response:
     return ok(request, {"status": "disabled"})
 
 
+async def issues(request: web.Request) -> web.Response:
+    return web.json_response({"issues": []})
+
+
+async def clear_issues(request: web.Request) -> web.Response:
+    return ok(request, True)
+
+
 async def not_supported(request: web.Request) -> web.Response:
     return error_response(request, 400, f"Bad request: {request.path} is not available on a single peer")
 
@@ -95,3 +94,5 @@ def register(app: web.Application) -> None:
     r.add_get("/telemetry", telemetry)
     r.add_get("/metrics", metrics)
     r.add_get("/cluster", cluster)
+    r.add_get("/issues", issues)
+    r.add_delete("/issues", clear_issues)
