@@ -116,3 +116,19 @@ def write_json(path: str | None, data: dict[str, Any]) -> None:
 
 def percentile(lat: list[float], p: float) -> float:
     return float(np.percentile(np.asarray(lat), p)) if lat else 0.0
+
+
+async def wait_indexed(shard: Any, n: int, timeout: float = 600.0) -> Any:
+    """Until every vector is in an index and the optimizer is idle; fails loudly on an optimizer
+    error or when the deadline passes (benchmarks are bounded in time)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = await shard.info()
+        if info.optimizer_error:
+            raise RuntimeError(f"optimizer failed: {info.optimizer_error}")
+        if info.indexed_vectors_count >= n and shard.optimizer.idle:
+            return info
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"not fully indexed after {timeout}s: {info}")

@@ -29,6 +29,7 @@ from bench.common import (
     queries_for,
     recall_at_k,
     timed_loop,
+    wait_indexed,
     write_json,
 )
 
@@ -132,11 +133,7 @@ async def run_qcluster(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, tm
         await shard.update(UpsertPoints(PointsBatch(ids, {"": NamedVectors(base[start : start + len(ids)])})))
         progress("qcluster ingest", start + len(ids), len(base))
     ingest = time.perf_counter() - t0
-    while True:
-        info = await shard.info()
-        if info.indexed_vectors_count >= len(base) and shard.optimizer.idle:
-            break
-        await asyncio.sleep(0.05)
+    info = await wait_indexed(shard, len(base))
     indexed = time.perf_counter() - t0
     out: dict[str, Any] = {
         "ingest_points_per_s": len(base) / ingest,

@@ -27,6 +27,7 @@ from bench.common import (
     progress,
     queries_for,
     recall_at_k,
+    wait_indexed,
     write_json,
 )
 
@@ -210,8 +211,7 @@ async def run_qcluster(
             UpsertPoints(PointsBatch(ids, {"": NamedVectors(base[start : start + len(ids)])}, payloads))
         )
         progress("qcluster ingest", start + len(ids), len(base))
-    while not ((await shard.info()).indexed_vectors_count >= len(base) and shard.optimizer.idle):
-        await asyncio.sleep(0.05)
+    await wait_indexed(shard, len(base))
     params = SearchParams(hnsw_ef=EF)
     out = []
     for case, gt in zip(cases, gts, strict=True):

@@ -112,15 +112,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["engine", "filtered", "rest"], default=None)
+    ap.add_argument("--render", action="store_true", help="only rewrite BENCHMARKS.md from bench/results")
     args = ap.parse_args()
-    ensure_venv()
+    if not args.render:
+        ensure_venv()
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     suffix = "-quick" if args.quick else ""
     results: dict[str, dict] = {}
     for name in ("engine", "filtered", "rest"):
         path = out_dir / f"{name}{suffix}.json"
-        if args.only in (None, name):
+        if not args.render and args.only in (None, name):
             print(f"== {name}", file=sys.stderr)
             cmd = [str(PY), str(HERE / f"{name}.py"), "--json", str(path)] + (
                 ["--quick"] if args.quick else []

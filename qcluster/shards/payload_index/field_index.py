@@ -56,6 +56,14 @@ class FieldIndex:
         self._floats_seen = 0  # integer index: non-integer numbers left out (ranges then need a scan)
         self._arrays: dict[Any, npt.NDArray[np.int64]] = {}
 
+    def copy(self) -> FieldIndex:
+        """An independent copy (a merged segment starts from its base segment's index)."""
+        out = FieldIndex(self.key, self.schema)
+        out._by_offset = dict(self._by_offset)
+        out._inverted = {k: set(v) for k, v in self._inverted.items()}
+        out._floats_seen = self._floats_seen
+        return out
+
     # ------------------------------------------------------------------ values of this index's type
     def tokenizer(self) -> Callable[[str], list[str]]:
         lower = self.schema.lowercase
