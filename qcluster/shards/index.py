@@ -1,19 +1,36 @@
-"""The FAISS index of one sealed segment's named vector. The only module that imports faiss.
+"""The FAISS index over one sealed segment's named vector. The only module that imports faiss.
 
-Kinds: ``hnsw`` (HNSW over float32), ``hnsw_sq8`` (HNSW over scalar int8 codes), ``hnsw_pq``
-(HNSW over product-quantized codes), ``binary`` (HNSW over sign bits), ``flat`` (no graph:
-``m == 0``). Quantized kinds search for ``limit * oversampling`` candidates and rescore them on
-the original float32 vectors (memory-mapped) unless ``rescore`` is false.
+Rows ``0..size-1`` are the segment's offsets. Inputs are preprocessed (``distance.py``); outputs
+are Qdrant scores, best first, offset ``-1`` / score ``nan`` in empty slots.
 
-Combinations are validated before FAISS sees them: FAISS aborts the process for scalar
-quantization with L1 and silently returns garbage for PQ with L1, so Manhattan always gets a
-plain float index (``warning`` says so).
+``kind``     FAISS index (``hnsw.m == 0``: the ``flat*`` twin, searched exhaustively)
+``hnsw``     IndexHNSWFlat; IP for Cosine/Dot, L2 for Euclid, L1 for Manhattan     (``flat``)
+``hnsw_sq8`` IndexHNSWSQ QT_8bit, per-dimension ranges                            (``flat_sq8``)
+``hnsw_pq``  IndexHNSWPQ 8-bit codes, graph linked on the floats and grafted on   (``flat_pq``)
+``binary``   IndexBinaryHNSW / IndexBinaryFlat over sign bits, always rescored
+
+Every (distance, quantization, size) combination is planned in pure Python (:func:`plan_index`)
+before FAISS sees it: FAISS aborts the process for SQ with L1, returns garbage for PQ with L1
+and segfaults on HNSW ``M == 1``. Manhattan keeps float vectors (``warning`` says quantization
+is ignored), ``m == 1`` becomes 2, PQ with fewer than ``PQ_MIN_POINTS`` points falls back to SQ8.
+Quantized Cosine uses L2 (same ranking for unit vectors, score = 1 - d^2/2): IP over clipped
+or PQ codes lost 3-10 points of recall in our tests. FAISS links an IP graph over PQ codes with
+L2 symmetric distances (~15 points of recall lost), hence the graft.
+
+Quantized search: unless ``rescore`` is false, ``ceil(limit * oversampling)`` candidates come
+from the codes and are rescored exactly on ``originals`` (the segment's float32 vectors, often
+memory-mapped). ``ignore=True`` ranks by the originals: flat kinds search them exhaustively,
+graph kinds rescore at least ``2 * limit`` graph candidates. Binary codes always rescore, with
+at least ``BINARY_MIN_OVERSAMPLING`` candidates per result.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from qcluster.errors import BadInputError, CorruptedStorageError
 from qcluster.models.config import (
     BinaryQuantization,
     Distance,
@@ -31,48 +49,183 @@ from qcluster.models.config import (
     ScalarQuantization,
 )
 from qcluster.shards.base import QuantizationSearchParams
-from qcluster.shards.distance import exact_top_k, higher_is_better, score_matrix
+from qcluster.shards.distance import check_distance, empty_result, exact_top_k, higher_is_better, rescore
 
-# faiss's bundled stubs are incomplete (no SearchParametersHNSW, clone_binary_index, ...)
-faiss: Any = _faiss
+faiss: Any = _faiss  # faiss ships no usable type information
+_swig_ptr = faiss.swig_ptr
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
+Progress = Callable[[int, int], None]
 
+PQ_MIN_POINTS = 1024  # 4 points per centroid of an 8-bit sub-quantizer
+BINARY_MIN_OVERSAMPLING = 4.0
+IGNORE_MIN_OVERSAMPLING = 2.0
+DEFAULT_EF = 64
+_ADD_CHUNK = 4096
+_TRAIN_SAMPLE = 65536
+# FAISS's k-means over tiny sub-vectors is slow (~10 ms per iteration per sub-quantizer for 10k
+# points) and gains nothing from threads: 20 points per centroid, 20 iterations, one thread.
+_PQ_TRAIN_SAMPLE = 256 * 20
+_PQ_ITERATIONS = 20
+_FORMAT = 1
 _METRIC = {
     "Cosine": faiss.METRIC_INNER_PRODUCT,
     "Dot": faiss.METRIC_INNER_PRODUCT,
     "Euclid": faiss.METRIC_L2,
     "Manhattan": faiss.METRIC_L1,
 }
-_CHUNK = 4096
 _PQ_RATIO = {"x4": 4, "x8": 8, "x16": 16, "x32": 32, "x64": 64}
+_PLAIN = ("hnsw", "flat")
 
 
 def set_thread_count(n: int) -> None:
-    faiss.omp_set_num_threads(max(1, n))
+    """FAISS (OpenMP) threads for calls made from the current thread; ``n <= 0`` = all cores."""
+    faiss.omp_set_num_threads(n if n > 0 else (os.cpu_count() or 1))
 
 
-def _pq_subquantizers(dim: int, ratio: int) -> int:
-    """Code bytes = dim * 4 / ratio (8-bit codes), rounded down to a divisor of dim."""
+def pq_subquantizers(dim: int, ratio: int) -> int:
+    """Code bytes = ``dim * 4 / ratio`` (8-bit codes), rounded down to a divisor of ``dim``."""
     want = max(1, (dim * 4) // ratio)
-    for m in range(min(want, dim), 0, -1):
-        if dim % m == 0:
-            return m
-    return 1
+    return next(m for m in range(min(want, dim), 0, -1) if dim % m == 0)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPlan:
+    """What ``build`` will ask FAISS for; decided without touching FAISS."""
+
+    kind: str
+    m: int  # HNSW links per node; 0 = no graph
+    pq_m: int = 0
+    quantile: float | None = None
+    warning: str | None = None
+
+
+def plan_index(
+    distance: Distance, dim: int, n: int, hnsw: HnswConfig, quantization: QuantizationConfig | None
+) -> IndexPlan:
+    check_distance(distance)
+    if dim < 1:
+        raise BadInputError(f"vector size must be at least 1, got {dim}", "size")
+    notes: list[str] = []
+    m = hnsw.m
+    if m == 1:
+        m = 2
+        notes.append("hnsw m=1 is raised to 2, the smallest graph FAISS supports")
+    flat = m == 0
+    if distance == "Manhattan" and quantization is not None:
+        notes.append(
+            "quantization is ignored for Manhattan distance (FAISS quantizers do not support L1); "
+            "the index keeps float32 vectors"
+        )
+        quantization = None
+    if isinstance(quantization, ProductQuantization) and n < PQ_MIN_POINTS:
+        notes.append(
+            f"too few points ({n}) to train product quantization (needs {PQ_MIN_POINTS}); "
+            "scalar int8 quantization is used instead"
+        )
+        quantization = ScalarQuantization.model_validate({"scalar": {"type": "int8"}})
+    warning = " ".join(notes) or None
+    if isinstance(quantization, BinaryQuantization):
+        return IndexPlan("binary", m, warning=warning)
+    if isinstance(quantization, ScalarQuantization):
+        quantile = quantization.scalar.quantile
+        return IndexPlan("flat_sq8" if flat else "hnsw_sq8", m, quantile=quantile, warning=warning)
+    if isinstance(quantization, ProductQuantization):
+        pq_m = pq_subquantizers(dim, _PQ_RATIO[quantization.product.compression])
+        return IndexPlan("flat_pq" if flat else "hnsw_pq", m, pq_m=pq_m, warning=warning)
+    return IndexPlan("flat" if flat else "hnsw", m, warning=warning)
+
+
+def _metric(kind: str, distance: Distance) -> int:
+    if distance == "Cosine" and kind.endswith(("_pq", "_sq8")):
+        return int(faiss.METRIC_L2)  # unit vectors: L2 ranks like the dot product, quantizes better
+    return int(_METRIC[distance])
+
+
+def _create(plan: IndexPlan, distance: Distance, dim: int, ef_construct: int) -> Any:
+    metric = _metric(plan.kind, distance)
+    sq8 = faiss.ScalarQuantizer.QT_8bit
+    kind, m = plan.kind, plan.m
+    if kind == "binary":
+        bits = 8 * math.ceil(dim / 8)
+        index = faiss.IndexBinaryHNSW(bits, m) if m else faiss.IndexBinaryFlat(bits)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, m, metric)
+    elif kind == "hnsw_sq8":
+        index = faiss.IndexHNSWSQ(dim, sq8, m, metric)
+    elif kind == "hnsw_pq":
+        index = faiss.IndexHNSWPQ(dim, plan.pq_m, m, 8, metric)
+    elif kind == "flat":
+        index = faiss.IndexFlat(dim, metric)
+    elif kind == "flat_sq8":
+        index = faiss.IndexScalarQuantizer(dim, sq8, metric)
+    else:
+        index = faiss.IndexPQ(dim, plan.pq_m, 8, metric)
+    if m and hasattr(index, "hnsw"):
+        index.hnsw.efConstruction = ef_construct
+    if plan.pq_m:  # 4 points per centroid is enough; also silences FAISS's stderr note
+        _storage(index).pq.cp.min_points_per_centroid = 4
+    return index
+
+
+def _storage(index: Any) -> Any:
+    """The flat-codes index holding the codes (the index itself when there is no graph)."""
+    if isinstance(index, faiss.IndexBinary):
+        return faiss.downcast_IndexBinary(index.storage) if hasattr(index, "hnsw") else index
+    return faiss.downcast_index(index.storage) if hasattr(index, "hnsw") else index
+
+
+@contextmanager
+def _omp_threads(n: int) -> Iterator[None]:
+    """FAISS threads for the calls inside, restored afterwards (the setting is per OS thread)."""
+    previous = faiss.omp_get_max_threads()
+    set_thread_count(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 class VectorIndex:
+    """Immutable ANN index over the vectors of one sealed segment (rows 0..n-1 = segment offsets).
+
+    Safe for concurrent ``search`` calls from several threads (FAISS releases the GIL).
+    """
+
     def __init__(
-        self, index: Any, kind: str, distance: Distance, dim: int, size: int, warning: str | None = None
-    ):
+        self,
+        index: Any,
+        kind: str,
+        distance: Distance,
+        dim: int,
+        size: int,
+        warning: str | None = None,
+        *,
+        quantile: float | None = None,
+        mmapped: bool = False,
+    ) -> None:
         self.index = index
         self.kind = kind
-        self.distance = distance
+        self.distance: Distance = distance
         self.dim = dim
         self.size = size
         self.warning = warning
-        self._default_params: dict[int, Any] = {}
+        self.quantile = quantile
+        self.mmapped = mmapped
+        self._graph = hasattr(index, "hnsw")
+        self._binary = kind == "binary"
+        self._quantized = kind not in _PLAIN
+        self._high = higher_is_better(distance)
+        metric = None if self._binary else index.metric_type
+        self._ip = metric == faiss.METRIC_INNER_PRODUCT
+        # FAISS distance -> Qdrant score: "sqrt" (L2 squared), "cos" (L2 squared of unit vectors)
+        self._convert = None
+        if metric == faiss.METRIC_L2:
+            self._convert = "sqrt" if distance == "Euclid" else "cos"
+        self._search_c = index.search_c
+        self._params_by_ef: dict[int, Any] = {}
+        self._pq_codes: npt.NDArray[np.uint8] | None = None
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -83,116 +236,112 @@ class VectorIndex:
         hnsw: HnswConfig,
         quantization: QuantizationConfig | None,
         threads: int = 1,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> VectorIndex:
+        """Train (quantized kinds) and fill an index; ``progress(done, total)`` after each chunk."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise BadInputError(f"vectors: expected a 2-d array, got shape {vectors.shape}", "vectors")
         n, dim = vectors.shape
-        metric = _METRIC[distance]
-        warning = None
-        if distance == "Manhattan" and quantization is not None:
-            warning = "quantization is not available for Manhattan distance; the index keeps float32 vectors"
-            quantization = None
-        m = hnsw.m
-        kind = "hnsw" if m > 0 else "flat"
-        index: Any
-        if isinstance(quantization, BinaryQuantization):
-            bits = dim if dim % 8 == 0 else dim + (8 - dim % 8)
-            index = faiss.IndexBinaryHNSW(bits, max(m, 4)) if m > 0 else faiss.IndexBinaryFlat(bits)
-            if m > 0:
-                index.hnsw.efConstruction = hnsw.ef_construct
-            kind = "binary"
-        elif isinstance(quantization, ScalarQuantization):
-            if m > 0:
-                index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, m, metric)
-                index.hnsw.efConstruction = hnsw.ef_construct
-                kind = "hnsw_sq8"
+        plan = plan_index(distance, dim, n, hnsw, quantization)
+        index = _create(plan, distance, dim, hnsw.ef_construct)
+        built = cls(index, plan.kind, distance, dim, 0, plan.warning, quantile=plan.quantile)
+        with _omp_threads(threads):
+            if n:
+                built._train(vectors)
+            if plan.kind == "hnsw_pq":
+                built._graft(vectors, vectors, progress)
             else:
-                index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, metric)
-                kind = "flat_sq8"
-            train = vectors
-            q = quantization.scalar.quantile
-            if q is not None and q < 1.0 and n > 0:
-                lo = np.quantile(vectors, 1 - q, axis=0)
-                hi = np.quantile(vectors, q, axis=0)
-                train = np.clip(vectors, lo, hi).astype(np.float32)
-            if n > 0:
-                index.train(train)
-        elif isinstance(quantization, ProductQuantization) and n >= 256 * 4:
-            pq_m = _pq_subquantizers(dim, _PQ_RATIO[quantization.product.compression])
-            if m > 0:
-                index = faiss.IndexHNSWPQ(dim, pq_m, m, 8, metric)
-                index.hnsw.efConstruction = hnsw.ef_construct
-                kind = "hnsw_pq"
-            else:
-                index = faiss.IndexPQ(dim, pq_m, 8, metric)
-                kind = "flat_pq"
-            sample = (
-                vectors if n <= 65536 else vectors[np.random.default_rng(0).choice(n, 65536, replace=False)]
-            )
-            index.train(sample)
-        else:
-            if isinstance(quantization, ProductQuantization):
-                warning = f"too few points ({n}) to train product quantization; vectors kept as float32"
-            if m > 0:
-                index = faiss.IndexHNSWFlat(dim, m, metric)
-                index.hnsw.efConstruction = hnsw.ef_construct
-            else:
-                index = faiss.IndexFlat(dim, metric)
-        built = cls(index, kind, distance, dim, 0, warning)
-        built._add(vectors, threads, progress)
+                built._add(vectors, progress)
         return built
 
-    def _encode(self, vectors: F32) -> Any:
-        if self.kind != "binary":
-            return vectors
-        bits = self.index.d
-        padded = np.zeros((len(vectors), bits), dtype=np.uint8)
-        padded[:, : vectors.shape[1]] = vectors > 0
-        return np.packbits(padded, axis=1)
+    def extended(self, more: F32, threads: int = 1, progress: Progress | None = None) -> VectorIndex:
+        """A copy of this index with ``more`` rows appended (offsets continue after ``size``)."""
+        more = np.ascontiguousarray(more, dtype=np.float32)
+        self._check_dim(more)
+        if self._binary:
+            clone = faiss.clone_binary_index(self.index)
+        elif self.mmapped:  # clone_index would share the read-only mapping; adding to it aborts
+            clone = faiss.deserialize_index(faiss.serialize_index(self.index))
+        else:
+            clone = faiss.clone_index(self.index)
+        out = VectorIndex(
+            clone, self.kind, self.distance, self.dim, self.size, self.warning, quantile=self.quantile
+        )
+        with _omp_threads(threads):
+            if not self._binary and not clone.is_trained and len(more):
+                out._train(more)
+            if self.kind == "hnsw_pq" and self._ip:
+                # PQ's symmetric distances are L2 only: FAISS would link new IP nodes badly.
+                # Relink everything on floats (decoded codes for the old rows).
+                old = np.asarray(_storage(clone).reconstruct_n(0, self.size), dtype=np.float32)
+                out._graft(np.concatenate([old, more]) if self.size else more, more, progress)
+            else:
+                out._add(more, progress)
+        return out
 
-    def _add(self, vectors: F32, threads: int, progress: Callable[[int, int], None] | None) -> None:
-        set_thread_count(threads)
+    def _check_dim(self, vectors: F32) -> None:
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise BadInputError(
+                f"Vector dimension error: expected dim: {self.dim}, got {vectors.shape[-1]}", "vector"
+            )
+
+    def _train(self, vectors: F32) -> None:
+        if self._binary or self.index.is_trained:
+            return
+        cap = _PQ_TRAIN_SAMPLE if self.kind.endswith("_pq") else _TRAIN_SAMPLE
+        sample = vectors
+        if len(sample) > cap:
+            rows = np.random.default_rng(0).choice(len(vectors), cap, replace=False)
+            sample = np.asarray(vectors[np.sort(rows)])
+        q = self.quantile
+        if q is not None and q < 1.0 and len(sample) > 1:
+            # Qdrant's quantile keeps the central q of the values; FAISS's QT_8bit trains
+            # per-dimension min/max, so train on data clipped to those quantiles.
+            lo, hi = np.quantile(sample, [(1.0 - q) / 2.0, (1.0 + q) / 2.0], axis=0)
+            sample = np.clip(sample, lo, hi).astype(np.float32)
+        if self.kind.endswith("_pq"):
+            _storage(self.index).pq.cp.niter = _PQ_ITERATIONS
+            with _omp_threads(1):
+                self.index.train(np.ascontiguousarray(sample))
+        else:
+            self.index.train(np.ascontiguousarray(sample))
+
+    def _add(self, vectors: F32, progress: Progress | None) -> None:
+        self._check_dim(vectors)
         total = self.size + len(vectors)
-        for start in range(0, len(vectors), _CHUNK):
-            self.index.add(self._encode(vectors[start : start + _CHUNK]))
-            self.size += len(vectors[start : start + _CHUNK])
+        for start in range(0, len(vectors), _ADD_CHUNK):
+            chunk = vectors[start : start + _ADD_CHUNK]
+            self.index.add(self._encode(chunk) if self._binary else chunk)
+            self.size += len(chunk)
             if progress is not None:
                 progress(self.size, total)
 
-    def extended(
-        self, more: F32, threads: int = 1, progress: Callable[[int, int], None] | None = None
-    ) -> VectorIndex:
-        """A copy of this index with ``more`` rows appended (offsets continue after ``size``)."""
-        clone = (
-            faiss.clone_binary_index(self.index) if self.kind == "binary" else faiss.clone_index(self.index)
-        )
-        out = VectorIndex(clone, self.kind, self.distance, self.dim, self.size, self.warning)
-        out._add(np.ascontiguousarray(more, dtype=np.float32), threads, progress)
-        return out
+    def _graft(self, graph_rows: F32, new_rows: F32, progress: Progress | None) -> None:
+        """Link an HNSW graph over ``graph_rows`` (floats, exact metric) and put it on top of the
+        PQ storage extended with the codes of ``new_rows`` (the last rows of ``graph_rows``)."""
+        index = self.index
+        hnsw = index.hnsw
+        graph = faiss.IndexHNSWFlat(self.dim, hnsw.nb_neighbors(1), index.metric_type)
+        graph.hnsw.efConstruction = hnsw.efConstruction
+        graph.hnsw.efSearch = hnsw.efSearch
+        total = len(graph_rows)
+        for start in range(0, total, _ADD_CHUNK):
+            graph.add(graph_rows[start : start + _ADD_CHUNK])
+            if progress is not None:
+                progress(min(start + _ADD_CHUNK, total), total)
+        storage = _storage(index)
+        storage.add(new_rows)
+        index.hnsw = graph.hnsw  # a copy
+        index.ntotal = storage.ntotal
+        self.size = int(storage.ntotal)
+
+    @staticmethod
+    def _encode(vectors: F32) -> npt.NDArray[np.uint8]:
+        """Sign bits (x > 0), packed; the last byte is zero-padded when dim % 8 != 0."""
+        return np.packbits(vectors > 0, axis=1)
 
     # ------------------------------------------------------------------ search
-    def _params(self, ef: int, allowed: Mask | None) -> tuple[Any, Any]:
-        sel = None
-        if allowed is not None:
-            bitmap = np.packbits(np.asarray(allowed[: self.size], dtype=np.uint8), bitorder="little")
-            sel = faiss.IDSelectorBitmap(self.size, faiss.swig_ptr(bitmap))
-            keep = (bitmap, sel)
-        else:
-            keep = None
-            cached = self._default_params.get(ef)
-            if cached is not None:
-                return cached, None
-        if self.kind.startswith("flat"):
-            params = faiss.SearchParameters()
-        else:
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = ef
-        if sel is not None:
-            params.sel = sel
-        else:
-            self._default_params[ef] = params
-        return params, keep
-
     def search(
         self,
         queries: F32,
@@ -204,122 +353,206 @@ class VectorIndex:
         originals: F32 | None = None,
         threshold: float | None = None,
     ) -> tuple[F32, I64]:
-        nq = len(queries)
-        if self.size == 0 or k == 0:
-            return np.full((nq, k), np.nan, np.float32), np.full((nq, k), -1, np.int64)
-        quantized = self.kind not in ("hnsw", "flat")
-        qp = quantization or QuantizationSearchParams()
-        if quantized and qp.ignore and originals is not None:
-            # ignore quantization: exact search on the originals (what the graph would approximate)
-            return exact_top_k(
-                queries, np.asarray(originals[: self.size]), k, self.distance, allowed, threshold
+        """Best ``k`` rows per query: (Qdrant scores [q, k], offsets [q, k] int64, -1 = none).
+
+        ``allowed`` (bool per row) restricts the candidates during traversal; ``ef`` is the
+        HNSW beam (default 64, never below the number of candidates fetched).
+        """
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise BadInputError(
+                f"Vector dimension error: expected dim: {self.dim}, got {queries.shape[-1]}", "vector"
             )
-        rescore = quantized and originals is not None and (qp.rescore is None or qp.rescore)
-        oversampling = qp.oversampling if (quantized and qp.oversampling) else 1.0
-        if self.kind == "binary":
-            oversampling = max(oversampling, 4.0)
-        fetch = min(self.size, max(k, math.ceil(k * oversampling)))
-        ef_eff = max(ef or 64, fetch)
-        params, keep = self._params(ef_eff, allowed)
-        if self.kind == "binary":
-            dist, labels = self.index.search(self._encode(queries), fetch, params=params)
-        else:
-            dist, labels = self.index.search(queries, fetch, params=params)
-        del keep
-        labels = labels.astype(np.int64, copy=False)
-        if rescore or self.kind == "binary":
+        nq = queries.shape[0]
+        if k <= 0 or nq == 0 or self.size == 0:
+            if k < 0:
+                raise BadInputError(f"limit must be non-negative, got {k}", "limit")
+            return empty_result(nq, k)
+        if queries.dtype != np.float32 or not queries.flags.c_contiguous:
+            queries = np.ascontiguousarray(queries, dtype=np.float32)
+        fetch, exact = k, False
+        if self._quantized:
+            qp = quantization
+            over = (qp.oversampling if qp is not None else None) or 1.0
+            ignore = qp is not None and qp.ignore and originals is not None
+            exact = originals is not None and (
+                ignore or self._binary or qp is None or qp.rescore is not False
+            )
+            if self._binary:
+                if originals is None:
+                    raise ValueError("binary quantized search needs the original vectors to rescore")
+                over = max(over, BINARY_MIN_OVERSAMPLING)
+            if ignore:
+                if not self._graph:
+                    assert originals is not None
+                    return exact_top_k(queries, originals[: self.size], k, self.distance, allowed, threshold)
+                over = max(over, IGNORE_MIN_OVERSAMPLING)
+            if exact:
+                fetch = max(k, math.ceil(k * over))
+        fetch = min(fetch, self.size)
+        if allowed is not None and len(allowed) < self.size:
+            allowed = np.concatenate([allowed, np.zeros(self.size - len(allowed), dtype=np.bool_)])
+        dist, labels = self._raw_search(queries, fetch, max(ef or DEFAULT_EF, fetch), allowed)
+        if exact:
             assert originals is not None
-            return self._rescore(queries, labels, originals, k, threshold)
-        scores = self._to_scores(dist)
-        return self._finish(scores, labels, k, threshold)
+            return rescore(queries, labels, originals, k, self.distance, threshold)
+        return self._to_scores(dist, labels, k, threshold)
 
-    def _to_scores(self, dist: Any) -> F32:
-        if self.distance == "Euclid":
-            root: F32 = np.sqrt(np.maximum(dist, 0)).astype(np.float32)
-            return root
-        out: F32 = np.asarray(dist, dtype=np.float32)
-        return out
+    def _params(self, ef: int, allowed: Mask | None) -> Any:
+        if allowed is None:
+            params = self._params_by_ef.get(ef)
+            if params is None and self._graph:
+                params = faiss.SearchParametersHNSW()
+                params.efSearch = ef
+                self._params_by_ef[ef] = params
+            return params
+        bitmap = np.packbits(allowed[: self.size], bitorder="little")
+        params = faiss.SearchParametersHNSW() if self._graph else faiss.SearchParameters()
+        if self._graph:
+            params.efSearch = ef
+        params.sel = faiss.IDSelectorBitmap(bitmap)  # keeps bitmap alive; params keeps the selector
+        return params
 
-    def _finish(self, scores: F32, labels: I64, k: int, threshold: float | None) -> tuple[F32, I64]:
-        labels = labels[:, :k].copy()
-        scores = scores[:, :k].copy()
+    def _raw_search(self, queries: F32, fetch: int, ef: int, allowed: Mask | None) -> tuple[Any, I64]:
+        """FAISS's own (distances, labels) for ``fetch`` candidates per query."""
+        nq = queries.shape[0]
+        if self.kind == "flat_pq" and allowed is not None:
+            return self._pq_scan(queries, fetch, allowed)  # IndexPQ.search takes no selector
+        params = self._params(ef, allowed)
+        labels = np.empty((nq, fetch), dtype=np.int64)
+        if self._binary:
+            codes = self._encode(queries)
+            hamming = np.empty((nq, fetch), dtype=np.int32)
+            self._search_c(nq, _swig_ptr(codes), fetch, _swig_ptr(hamming), _swig_ptr(labels), params)
+            return hamming, labels
+        dist = np.empty((nq, fetch), dtype=np.float32)
+        self._search_c(nq, _swig_ptr(queries), fetch, _swig_ptr(dist), _swig_ptr(labels), params)
+        return dist, labels
+
+    def _to_scores(self, dist: F32, labels: I64, k: int, threshold: float | None) -> tuple[F32, I64]:
+        """FAISS distances -> Qdrant scores (sqrt for L2); empty slots nan; threshold; pad to ``k``."""
+        if self._convert == "sqrt":
+            np.sqrt(np.maximum(dist, 0.0, out=dist), out=dist)
+        elif self._convert == "cos":  # |a - b|^2 = 2 - 2 a.b for unit vectors
+            dist *= -0.5
+            dist += 1.0
+        last = labels[:, -1]
+        if (last[0] if len(last) == 1 else last.min()) < 0:
+            dist[labels < 0] = np.nan
         if threshold is not None:
-            bad = (scores < threshold) if higher_is_better(self.distance) else (scores > threshold)
+            bad = dist < threshold if self._high else dist > threshold
             labels[bad] = -1
-        scores[labels < 0] = np.nan
+            dist[bad] = np.nan
         if labels.shape[1] < k:
             pad = k - labels.shape[1]
             labels = np.pad(labels, ((0, 0), (0, pad)), constant_values=-1)
-            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=np.nan)
-        return scores, labels
+            dist = np.pad(dist, ((0, 0), (0, pad)), constant_values=np.nan)
+        return dist, labels
 
-    def _rescore(
-        self, queries: F32, labels: I64, originals: F32, k: int, threshold: float | None
-    ) -> tuple[F32, I64]:
-        nq = len(queries)
-        out_s = np.full((nq, k), np.nan, np.float32)
-        out_o = np.full((nq, k), -1, np.int64)
-        high = higher_is_better(self.distance)
+    def _pq_scan(self, queries: F32, fetch: int, allowed: Mask) -> tuple[F32, I64]:
+        """Exhaustive PQ search over the allowed rows with per-query lookup tables (flat_pq)."""
+        pq = self.index.pq
+        if self._pq_codes is None:
+            flat = faiss.rev_swig_ptr(self.index.codes.data(), self.size * pq.code_size)
+            self._pq_codes = np.asarray(flat).reshape(self.size, pq.code_size)
+        nq, msub = len(queries), pq.M
+        tables = np.empty((nq, msub, pq.ksub), dtype=np.float32)
+        if self._ip:
+            pq.compute_inner_prod_tables(nq, _swig_ptr(queries), _swig_ptr(tables))
+        else:
+            pq.compute_distance_tables(nq, _swig_ptr(queries), _swig_ptr(tables))
+        rows = np.flatnonzero(allowed[: self.size])
+        codes = self._pq_codes[rows]
+        worst = -np.inf if self._ip else np.inf
+        dist = np.full((nq, fetch), worst, dtype=np.float32)
+        labels = np.full((nq, fetch), -1, dtype=np.int64)
+        take = min(fetch, len(rows))
+        if take == 0:
+            return dist, labels
+        sub = np.arange(msub)
         for i in range(nq):
-            cand = labels[i][labels[i] >= 0]
-            if len(cand) == 0:
-                continue
-            s = score_matrix(queries[i : i + 1], np.asarray(originals[cand]), self.distance)[0]
-            order = np.argsort(-s if high else s, kind="stable")[:k]
-            sc, lab = s[order], cand[order]
-            if threshold is not None:
-                ok = sc >= threshold if high else sc <= threshold
-                sc, lab = sc[ok], lab[ok]
-            out_s[i, : len(lab)] = sc
-            out_o[i, : len(lab)] = lab
-        return out_s, out_o
+            approx = tables[i][sub, codes].sum(axis=1)
+            keys = -approx if self._ip else approx
+            top = np.argpartition(keys, take - 1)[:take] if take < len(rows) else np.arange(len(rows))
+            top = top[np.argsort(keys[top], kind="stable")]
+            dist[i, :take] = approx[top]
+            labels[i, :take] = rows[top]
+        return dist, labels
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        if self.kind == "binary":
-            faiss.write_index_binary(self.index, str(tmp))
-        else:
-            faiss.write_index(self.index, str(tmp))
-        tmp.replace(path)
+        """Write the index to ``path`` and its metadata to ``path.with_suffix('.json')``, fsynced.
+
+        The sidecar is written first: a crash between the two renames leaves a new sidecar next
+        to no index file (or an old one of the same segment, which ``load`` checks for size).
+        """
         meta = {
+            "format": _FORMAT,
             "kind": self.kind,
             "distance": self.distance,
             "dim": self.dim,
             "size": self.size,
             "warning": self.warning,
+            "quantile": self.quantile,
         }
-        path.with_suffix(".json").write_bytes(orjson.dumps(meta))
+        _write_atomic(path.with_suffix(".json"), lambda tmp: tmp.write_bytes(orjson.dumps(meta)))
+        writer = faiss.write_index_binary if self._binary else faiss.write_index
+        _write_atomic(path, lambda tmp: writer(self.index, str(tmp)))
 
     @classmethod
     def load(cls, path: Path, on_disk: bool = False) -> VectorIndex:
-        meta = orjson.loads(path.with_suffix(".json").read_bytes())
-        if meta["kind"] == "binary":
-            index = faiss.read_index_binary(str(path))
-        else:
-            flags = faiss.IO_FLAG_MMAP if on_disk else 0
-            try:
-                index = faiss.read_index(str(path), flags)
-            except RuntimeError:
+        """Read an index written by ``save``; ``on_disk`` memory-maps the codes (float/SQ/PQ)."""
+        try:
+            meta = orjson.loads(path.with_suffix(".json").read_bytes())
+            kind, distance = str(meta["kind"]), check_distance(meta["distance"])
+            dim, size = int(meta["dim"]), int(meta["size"])
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, BadInputError) as exc:
+            raise CorruptedStorageError(f"index metadata {path.with_suffix('.json')}: {exc}") from exc
+        mmapped = False
+        try:
+            if kind == "binary":
+                index = faiss.read_index_binary(str(path))
+            elif on_disk:
+                try:
+                    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+                    mmapped = True
+                except RuntimeError:
+                    index = faiss.read_index(str(path))
+            else:
                 index = faiss.read_index(str(path))
-        return cls(
-            index, meta["kind"], meta["distance"], int(meta["dim"]), int(meta["size"]), meta.get("warning")
-        )
+        except (RuntimeError, MemoryError, OSError) as exc:
+            raise CorruptedStorageError(f"index file {path}: {exc}") from exc
+        expect_d = 8 * math.ceil(dim / 8) if kind == "binary" else dim
+        if index.ntotal != size or index.d != expect_d:
+            raise CorruptedStorageError(
+                f"index file {path}: holds {index.ntotal} x {index.d}, metadata says {size} x {expect_d}"
+            )
+        warning, quantile = meta.get("warning"), meta.get("quantile")
+        return cls(index, kind, distance, dim, size, warning, quantile=quantile, mmapped=mmapped)
 
     def memory_bytes(self) -> int:
-        """RAM held by the index: codes (or float vectors) plus graph links."""
-        n = self.size
-        if self.kind == "binary":
-            codes = n * self.index.code_size
-        elif self.kind in ("hnsw", "flat"):
-            codes = n * self.dim * 4
-        elif self.kind in ("hnsw_sq8", "flat_sq8"):
-            codes = n * self.dim
-        else:
-            store = self.index.storage if hasattr(self.index, "storage") else self.index
-            codes = n * int(store.sa_code_size())
-        links = 0
-        hnsw = getattr(self.index, "hnsw", None)
-        if hnsw is not None:
-            links = int(hnsw.neighbors.size()) * 4 + int(hnsw.offsets.size()) * 8 + n * 4
-        return int(codes + links)
+        """RAM the index holds: codes (unless memory-mapped), trained tables and graph links."""
+        store = _storage(self.index)
+        total = 0
+        if not self.mmapped:
+            codes = store.xb if self._binary else store.codes
+            total += int(codes.size())
+        if self.kind.endswith("_pq"):
+            total += int(store.pq.centroids.size()) * 4
+        elif self.kind.endswith("_sq8"):
+            total += int(store.sq.trained.size()) * 4
+        if self._graph:
+            graph = self.index.hnsw
+            total += int(graph.neighbors.size()) * 4 + int(graph.offsets.size()) * 8
+            total += int(graph.levels.size()) * 4
+        return total
+
+
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
