@@ -1,1 +1,1 @@
-"""See ../shared/DESIGN.md for what this package holds."""
+"""The p2p gRPC API (proto/qcluster/v1): server, auth interceptor, servicers, status mapping."""

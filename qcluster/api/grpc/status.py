@@ -1,0 +1,53 @@
+"""The gRPC edge of the error tree: qcluster errors <-> gRPC status codes (both directions)."""
+
+from __future__ import annotations
+
+import grpc
+import grpc.aio
+
+from qcluster.errors import (
+    AlreadyExistsError,
+    BadInputError,
+    CancelledError,
+    ForbiddenError,
+    NotFoundError,
+    QClusterError,
+    TimeoutError_,
+    TransientError,
+    UnauthorizedError,
+)
+
+_TO_STATUS: tuple[tuple[type[QClusterError], grpc.StatusCode], ...] = (
+    (TimeoutError_, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (TransientError, grpc.StatusCode.UNAVAILABLE),
+    (BadInputError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
+    (UnauthorizedError, grpc.StatusCode.UNAUTHENTICATED),
+    (ForbiddenError, grpc.StatusCode.PERMISSION_DENIED),
+    (CancelledError, grpc.StatusCode.CANCELLED),
+)
+
+_FROM_STATUS: dict[grpc.StatusCode, type[QClusterError]] = {
+    grpc.StatusCode.DEADLINE_EXCEEDED: TimeoutError_,
+    grpc.StatusCode.UNAVAILABLE: TransientError,
+    grpc.StatusCode.INVALID_ARGUMENT: BadInputError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthorizedError,
+    grpc.StatusCode.PERMISSION_DENIED: ForbiddenError,
+    grpc.StatusCode.CANCELLED: TransientError,
+}
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode:
+    for cls, code in _TO_STATUS:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def error_from_rpc(exc: grpc.aio.AioRpcError, what: str) -> QClusterError:
+    """Translate a failed call into the error tree; raise it ``from exc``."""
+    cls = _FROM_STATUS.get(exc.code(), QClusterError)
+    return cls(f"{what}: {exc.details() or exc.code().name}")

@@ -1,0 +1,326 @@
+"""ClusterState.apply for every operation, with no sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from qcluster.consensus import events as ev
+from qcluster.consensus import operations as ops
+from qcluster.consensus.op_codec import decode_op, encode_op
+from qcluster.consensus.operations import ReplicaState as RS
+from qcluster.consensus.operations import TransferRef
+from qcluster.consensus.state import ClusterState
+
+A, B, C = 101, 202, 303
+
+
+def cluster(*peers: int) -> ClusterState:
+    state = ClusterState()
+    for p in peers:
+        assert state.apply(ops.add_peer(p, f"http://10.0.0.{p % 250}:6335")) == [
+            ev.PeerAdded(p, f"http://10.0.0.{p % 250}:6335")
+        ]
+    return state
+
+
+def with_collection(state: ClusterState, name: str = "c", initial: RS = RS.ACTIVE) -> ClusterState:
+    placement = {0: (A, B), 1: (B, C)}
+    state.apply(ops.create_collection(name, {"vectors": {"size": 4}}, placement, initial))
+    return state
+
+
+def rejected(events: list[ev.Event], code: str) -> bool:
+    return len(events) == 1 and isinstance(events[0], ev.OpRejected) and events[0].code == code
+
+
+def test_peers_add_update_remove() -> None:
+    s = cluster(A, B)
+    assert s.apply(ops.add_peer(A, "http://10.0.0.101:6335")) == []  # same uri again: no change
+    assert rejected(s.apply(ops.add_peer(A, "http://elsewhere:1")), "already_exists")
+    assert s.apply(ops.update_peer_uri(A, "http://new:6335")) == [
+        ev.PeerUriChanged(A, "http://10.0.0.101:6335", "http://new:6335")
+    ]
+    assert s.peers[A] == "http://new:6335"
+    assert rejected(s.apply(ops.update_peer_uri(999, "http://x:1")), "not_found")
+    assert s.apply(ops.remove_peer(B)) == [ev.PeerRemoved(B)]
+    assert list(s.peers) == [A]
+    assert rejected(s.apply(ops.remove_peer(B)), "not_found")
+
+
+def test_remove_peer_drops_its_replicas_and_transfers() -> None:
+    s = with_collection(cluster(A, B, C))
+    ref = TransferRef("c", 0, A, C)
+    s.apply(ops.start_transfer(ref))
+    events = s.apply(ops.remove_peer(C))
+    assert events[0] == ev.TransferAborted(ref, f"peer {C} removed")
+    assert ev.ReplicaRemoved("c", 0, C, RS.PARTIAL) in events
+    assert ev.ReplicaRemoved("c", 1, C, RS.ACTIVE) in events
+    assert events[-1] == ev.PeerRemoved(C)
+    assert s.replicas_on_peer(C) == [] and not s.transfers
+
+
+def test_create_collection_records_placement_and_events() -> None:
+    s = cluster(A, B, C)
+    op = ops.create_collection("c", {"vectors": {"size": 4}}, {0: (A, B), 1: (B, C)})
+    events = s.apply(op)
+    assert events[0] == ev.CollectionCreated("c")
+    assert ev.ReplicaStateChanged("c", 1, C, None, RS.INITIALIZING) in events
+    assert len(events) == 5
+    info = s.collections["c"]
+    assert info.created_at == op.created_at
+    assert {sid: sorted(sh.replicas) for sid, sh in info.shards.items()} == {0: [A, B], 1: [B, C]}
+    assert s.peer_load() == {A: 1, B: 2, C: 1}
+    assert rejected(s.apply(ops.create_collection("c", {}, {0: (A,)})), "already_exists")
+
+
+def test_create_collection_rejects_unknown_peers_and_empty_shards() -> None:
+    s = cluster(A)
+    assert rejected(s.apply(ops.create_collection("c", {}, {0: (A, 999)})), "bad_input")
+    assert rejected(s.apply(ops.create_collection("c", {}, {0: ()})), "bad_input")
+    assert "c" not in s.collections
+
+
+def test_update_collection_deep_merges() -> None:
+    s = cluster(A)
+    s.apply(ops.create_collection("c", {"hnsw": {"m": 16, "ef": 100}, "rf": 1}, {0: (A,)}))
+    assert s.apply(ops.update_collection("c", {"hnsw": {"m": 32}})) == [
+        ev.CollectionUpdated("c", {"hnsw": {"m": 32}})
+    ]
+    assert s.collections["c"].config == {"hnsw": {"m": 32, "ef": 100}, "rf": 1}
+    assert rejected(s.apply(ops.update_collection("missing", {})), "not_found")
+
+
+def test_delete_collection_drops_aliases_and_transfers() -> None:
+    s = with_collection(cluster(A, B, C))
+    s.apply(ops.create_alias("al", "c"))
+    s.apply(ops.start_transfer(TransferRef("c", 0, A, C)))
+    events = s.apply(ops.delete_collection("c"))
+    assert isinstance(events[0], ev.TransferAborted)
+    assert ev.AliasDeleted("al", "c") in events
+    assert events[-1] == ev.CollectionDeleted("c")
+    assert not s.collections and not s.aliases and not s.transfers
+    assert rejected(s.apply(ops.delete_collection("c")), "not_found")
+
+
+def test_aliases_create_rename_delete() -> None:
+    s = with_collection(cluster(A, B, C))
+    with_collection(s, "d")
+    assert s.apply(ops.create_alias("al", "c")) == [ev.AliasCreated("al", "c")]
+    assert s.resolve_collection("al") == "c"
+    # re-pointing an existing alias
+    assert s.apply(ops.create_alias("al", "d")) == [ev.AliasDeleted("al", "c"), ev.AliasCreated("al", "d")]
+    assert s.apply(ops.rename_alias("al", "bl")) == [ev.AliasDeleted("al", "d"), ev.AliasCreated("bl", "d")]
+    assert s.aliases == {"bl": "d"}
+    assert rejected(s.apply(ops.rename_alias("nope", "x")), "not_found")
+    assert rejected(s.apply(ops.create_alias("x", "missing")), "not_found")
+    assert rejected(s.apply(ops.create_alias("c", "d")), "bad_input")  # alias named like a collection
+    assert s.apply(ops.delete_alias("bl")) == [ev.AliasDeleted("bl", "d")]
+    assert rejected(s.apply(ops.delete_alias("bl")), "not_found")
+    assert s.resolve_collection("bl") is None
+
+
+def test_alias_actions_are_atomic() -> None:
+    s = with_collection(cluster(A, B, C))
+    s.apply(ops.create_alias("keep", "c"))
+    op = ops.change_aliases(
+        ops.AliasAction(ops.AliasActionKind.DELETE, "keep"),
+        ops.AliasAction(ops.AliasActionKind.CREATE, "new", collection="missing"),
+    )
+    assert rejected(s.apply(op), "not_found")
+    assert s.aliases == {"keep": "c"}  # the delete before the failing create did not happen
+
+
+def test_set_replica_state_with_from_state() -> None:
+    s = with_collection(cluster(A, B, C))
+    assert s.apply(ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE)) == [
+        ev.ReplicaStateChanged("c", 0, A, RS.ACTIVE, RS.DEAD)
+    ]
+    # stale: A is Dead now, not Active
+    stale = s.apply(ops.set_replica_state("c", 0, A, RS.PARTIAL, RS.ACTIVE))
+    assert stale == [ev.ReplicaStateStale("c", 0, A, RS.ACTIVE, RS.DEAD)]
+    assert s.replica_state("c", 0, A) is RS.DEAD
+    # no replica yet + expected state: stale; from_state=None creates it
+    assert s.apply(ops.set_replica_state("c", 0, C, RS.ACTIVE, RS.DEAD)) == [
+        ev.ReplicaStateStale("c", 0, C, RS.DEAD, None)
+    ]
+    assert s.apply(ops.set_replica_state("c", 0, C, RS.LISTENER, None)) == [
+        ev.ReplicaStateChanged("c", 0, C, None, RS.LISTENER)
+    ]
+    assert s.apply(ops.set_replica_state("c", 0, C, RS.LISTENER, None)) == []  # already there
+    assert rejected(s.apply(ops.set_replica_state("c", 9, A, RS.ACTIVE, None)), "not_found")
+    assert rejected(s.apply(ops.set_replica_state("c", 0, 999, RS.ACTIVE, None)), "bad_input")
+
+
+def test_remove_replica() -> None:
+    s = with_collection(cluster(A, B, C))
+    assert s.apply(ops.remove_replica("c", 0, A, RS.DEAD)) == [
+        ev.ReplicaStateStale("c", 0, A, RS.DEAD, RS.ACTIVE)
+    ]
+    assert s.apply(ops.remove_replica("c", 0, A, RS.ACTIVE)) == [ev.ReplicaRemoved("c", 0, A, RS.ACTIVE)]
+    assert s.apply(ops.remove_replica("c", 0, A)) == [ev.ReplicaStateStale("c", 0, A, None, None)]
+
+
+def test_transfer_move_lifecycle() -> None:
+    s = with_collection(cluster(A, B, C))
+    ref = TransferRef("c", 0, A, C)
+    assert s.apply(ops.start_transfer(ref, "snapshot", sync=False)) == [
+        ev.TransferStarted(ref, "snapshot", False),
+        ev.ReplicaStateChanged("c", 0, C, None, RS.PARTIAL),
+    ]
+    assert rejected(s.apply(ops.start_transfer(ref)), "already_exists")
+    assert s.apply(ops.finish_transfer(ref)) == [
+        ev.TransferFinished(ref),
+        ev.ReplicaStateChanged("c", 0, C, RS.PARTIAL, RS.ACTIVE),
+        ev.ReplicaRemoved("c", 0, A, RS.ACTIVE),
+    ]
+    assert sorted(s.collections["c"].shards[0].replicas) == [B, C]
+    assert rejected(s.apply(ops.finish_transfer(ref)), "not_found")
+
+
+def test_transfer_replicate_keeps_source_and_abort_restores() -> None:
+    s = with_collection(cluster(A, B, C))
+    ref = TransferRef("c", 0, A, C)
+    s.apply(ops.start_transfer(ref, sync=True))
+    assert s.apply(ops.abort_transfer(ref, "disk full")) == [
+        ev.TransferAborted(ref, "disk full"),
+        ev.ReplicaRemoved("c", 0, C, RS.PARTIAL),  # the target replica was created for it
+    ]
+    # a Dead replica that is being recovered goes back to Dead on abort
+    s.apply(ops.set_replica_state("c", 0, B, RS.DEAD, RS.ACTIVE))
+    ref_b = TransferRef("c", 0, A, B)
+    s.apply(ops.start_transfer(ref_b, sync=True))
+    assert s.apply(ops.abort_transfer(ref_b, "x"))[1] == ev.ReplicaStateChanged(
+        "c", 0, B, RS.PARTIAL, RS.DEAD
+    )
+    s.apply(ops.start_transfer(ref_b, sync=True))
+    s.apply(ops.finish_transfer(ref_b))
+    assert s.collections["c"].shards[0].replicas == {A: RS.ACTIVE, B: RS.ACTIVE}
+
+
+def test_transfer_rejections() -> None:
+    s = with_collection(cluster(A, B, C))
+    assert rejected(s.apply(ops.start_transfer(TransferRef("c", 0, A, A))), "bad_input")
+    assert rejected(s.apply(ops.start_transfer(TransferRef("c", 0, C, A))), "bad_input")  # C holds no replica
+    assert rejected(s.apply(ops.start_transfer(TransferRef("c", 0, A, B))), "already_exists")  # B is active
+    assert rejected(s.apply(ops.start_transfer(TransferRef("c", 0, A, 999))), "bad_input")
+    assert rejected(s.apply(ops.abort_transfer(TransferRef("c", 0, A, C), "r")), "not_found")
+
+
+def test_shard_keys() -> None:
+    s = cluster(A, B)
+    s.apply(ops.create_collection("c", {"sharding_method": "custom"}, {}))
+    assert s.apply(ops.create_shard_key("c", "eu", {0: (A, B)})) == [
+        ev.ShardKeyCreated("c", "eu", (0,)),
+        ev.ReplicaStateChanged("c", 0, A, None, RS.ACTIVE),
+        ev.ReplicaStateChanged("c", 0, B, None, RS.ACTIVE),
+    ]
+    assert rejected(s.apply(ops.create_shard_key("c", "eu", {1: (A,)})), "already_exists")
+    assert rejected(s.apply(ops.create_shard_key("c", "us", {0: (A,)})), "bad_input")  # shard id reused
+    s.apply(ops.create_shard_key("c", 7, {1: (B,), 2: (A,)}))
+    assert s.collections["c"].shards[2].shard_key == 7
+    events = s.apply(ops.delete_shard_key("c", 7))
+    assert events[-1] == ev.ShardKeyDeleted("c", 7, (1, 2))
+    assert sorted(s.collections["c"].shards) == [0]
+    assert rejected(s.apply(ops.delete_shard_key("c", 7)), "not_found")
+
+
+def test_metadata_keys() -> None:
+    s = ClusterState()
+    assert s.apply(ops.set_metadata("k", {"a": [1, 2]})) == [ev.MetadataChanged("k", {"a": [1, 2]})]
+    assert s.metadata == {"k": {"a": [1, 2]}}
+    assert s.apply(ops.delete_metadata("k")) == [ev.MetadataChanged("k", None)]
+    assert s.apply(ops.delete_metadata("k")) == []
+    assert rejected(s.apply(ops.set_metadata("", 1)), "bad_input")
+
+
+def test_duplicate_request_ids_are_ignored() -> None:
+    s = cluster(A)
+    op = ops.create_collection("c", {}, {0: (A,)})
+    first = s.apply(op)
+    assert first[0] == ev.CollectionCreated("c")
+    s.apply(ops.delete_collection("c"))
+    assert s.apply(op) == [ev.DuplicateOp(op.request_id)]  # a retry after a delete does not resurrect
+    assert "c" not in s.collections
+    # rejected operations are remembered too: the retry of a rejected op stays a no-op
+    bad = ops.delete_collection("missing")
+    assert rejected(s.apply(bad), "not_found")
+    assert s.apply(bad) == [ev.DuplicateOp(bad.request_id)]
+
+
+def test_dedup_table_is_bounded_and_deterministic() -> None:
+    s = ClusterState(dedup_capacity=3)
+    sent = [ops.set_metadata(f"k{i}", i) for i in range(5)]
+    for op in sent:
+        s.apply(op)
+    assert list(s.applied_requests) == [op.request_id for op in sent[2:]]
+    assert s.apply(sent[0]) == [ev.MetadataChanged("k0", 0)]  # evicted: applies again
+
+
+def test_state_roundtrips_through_bytes_and_replays_identically() -> None:
+    s = with_collection(cluster(A, B, C))
+    s.apply(ops.create_alias("al", "c"))
+    s.apply(ops.start_transfer(TransferRef("c", 1, B, A), "snapshot"))
+    s.apply(ops.set_metadata("m", [1, "x", None]))
+    s.apply(ops.create_collection("k", {}, {}))
+    s.apply(ops.create_shard_key("k", 3, {0: (A,)}))
+    copy = ClusterState.from_bytes(s.to_bytes())
+    assert copy == s
+    assert copy.to_bytes() == s.to_bytes()
+    nxt = ops.remove_peer(B)
+    assert copy.apply(nxt) == s.apply(nxt)
+    assert copy == s
+
+
+def test_every_operation_roundtrips_through_its_encoding() -> None:
+    ref = TransferRef("c", 1, A, B)
+    samples: list[ops.Op] = [
+        ops.add_peer(A, "http://a:1"),
+        ops.remove_peer(A),
+        ops.update_peer_uri(A, "http://b:2"),
+        ops.create_collection("c", {"x": {"y": 1}}, {0: (A, B), 3: (C,)}),
+        ops.update_collection("c", {"x": 2}),
+        ops.delete_collection("c"),
+        ops.create_alias("a", "c"),
+        ops.rename_alias("a", "b"),
+        ops.delete_alias("b"),
+        ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE),
+        ops.set_replica_state("c", 0, A, RS.ACTIVE, None),
+        ops.remove_replica("c", 0, A, RS.DEAD),
+        ops.start_transfer(ref, "wal_delta", sync=True),
+        ops.finish_transfer(ref),
+        ops.abort_transfer(ref, "why"),
+        ops.create_shard_key("c", "k", {4: (A,)}),
+        ops.delete_shard_key("c", 12),
+        ops.set_metadata("k", {"v": [1]}),
+        ops.delete_metadata("k"),
+    ]
+    for op in samples:
+        assert decode_op(encode_op(op)) == op
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b"not json", "op"),
+        (b'{"kind": "nope", "request_id": "r"}', "kind"),
+        (b'{"kind": "remove_peer", "request_id": ""}', "request_id"),
+        (b'{"kind": "remove_peer", "request_id": "r", "peer_id": 0}', "peer_id"),
+        (b'{"kind": "remove_peer", "request_id": "r", "peer_id": 9007199254740993}', "peer_id"),
+        (
+            b'{"kind": "set_replica_state", "request_id": "r", "collection": "c", "shard_id": 0,'
+            b' "peer_id": 1, "state": "Zombie", "from_state": null}',
+            "state",
+        ),
+        (
+            b'{"kind": "create_collection", "request_id": "r", "name": "c", "config": {},'
+            b' "placement": [[0, [1, 1]]], "created_at": 1, "initial_state": "Active"}',
+            "placement",
+        ),
+    ],
+)
+def test_decode_rejects_bad_operations_naming_the_field(raw: bytes, field: str) -> None:
+    from qcluster.errors import BadInputError
+
+    with pytest.raises(BadInputError) as info:
+        decode_op(raw)
+    assert info.value.field == field
