@@ -356,3 +356,46 @@ def test_indexed_equals_reference(
     for indexes in ({}, idx):
         got = [int(i) for i in np.flatnonzero(evaluate(parsed, segment(payloads, indexes)))]
         assert got == ref, (indexes, flt)
+
+
+def test_index_reads_while_the_update_thread_writes() -> None:
+    """Search threads read payload indexes while the update thread changes them."""
+    import threading
+
+    from qcluster.shards.filters.conditions import MatchAny, Range
+
+    kw = build_index("k", parse_field_schema("keyword"))
+    num = build_index("n", parse_field_schema("integer"))
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set() and i < 20000:
+            off = i % 500
+            for idx in (kw, num):
+                idx.remove(off)
+                idx.add(off, {"k": f"v{i % 7}", "n": i % 13})
+            i += 1
+
+    def reader() -> None:
+        try:
+            for _ in range(300):
+                kw.mask(MatchAny(("v1", "v2")), 500)
+                num.mask(Range(gte=3, lt=9), 500)
+                kw.facet(None, 5)
+                num.order_values(7)
+        except BaseException as exc:  # a "changed size during iteration" would land here
+            errors.append(exc)
+
+    w = threading.Thread(target=writer)
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    w.start()
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join()
+    stop.set()
+    w.join()
+    assert errors == []
+    assert kw.points_count() == 500 and num.points_count() == 500

@@ -1,158 +1,630 @@
+"""The shard WAL on real files: round trips, rollover, truncation, crash recovery, kill -9."""
+
 from __future__ import annotations
 
+import hashlib
+import os
 import random
+import selectors
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from structlog.testing import capture_logs
 
-from qcluster.errors import CorruptedStorageError
-from qcluster.shards.wal import Wal, WalGapError
+from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError
+from qcluster.shards.wal import HEADER_BYTES, Wal, WalGapError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def records(wal: Wal, start: int = 1) -> list[tuple[int, bytes]]:
-    return list(wal.read_from(start))
+def payload(version: int) -> bytes:
+    """Deterministic data of varying size (17 B..10 KB) for a version (WRITER below repeats it)."""
+    return hashlib.sha256(str(version).encode()).digest()[: 17 + version % 16] * (1 + version * 7919 % 300)
 
 
-def test_roundtrip_reopen_and_rollover(tmp_path: Path) -> None:
-    wal = Wal.open(tmp_path, segment_bytes=200, retain_bytes=0)
-    data = [bytes([i]) * (i * 7 % 90 + 1) for i in range(40)]
-    versions = [wal.append(d) for d in data[:20]] + wal.append_many(data[20:])
-    assert versions == list(range(1, 41))
+def segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.wal"))
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def record_offsets(raw: bytes) -> list[int]:
+    """Start offset of every record in a segment's bytes, plus the end."""
+    offsets, pos = [], 0
+    while pos < len(raw):
+        offsets.append(pos)
+        pos += HEADER_BYTES + struct.unpack_from("<I", raw, pos)[0]
+    return [*offsets, pos]
+
+
+def encode(version: int, data: bytes) -> bytes:
+    crc = zlib.crc32(data, zlib.crc32(struct.pack("<Q", version)))
+    return struct.pack("<IIQ", len(data), crc, version) + data
+
+
+def fill(directory: Path, count: int, **kw: int) -> list[bytes]:
+    wal = Wal.open(directory, **kw)
+    data = [payload(v) for v in range(1, count + 1)]
+    assert [wal.append(d) for d in data] == list(range(1, count + 1))
+    wal.close()
+    return data
+
+
+def read_all(wal: Wal) -> list[tuple[int, bytes]]:
+    return list(wal.read_from(wal.first_version))
+
+
+# ---------------------------------------------------------------------- basics
+
+
+def test_round_trip_and_reopen(tmp_path: Path) -> None:
+    wal = Wal.open(tmp_path / "new" / "wal")  # creates the directory, but no segment before an append
+    assert (wal.first_version, wal.last_version, wal.size_bytes(), wal.sync()) == (1, 0, 0, 0)
+    assert list(wal.read_from(1)) == [] and wal.append_many([]) == []
+    assert segments(tmp_path / "new" / "wal") == []
+    wal.close()
+
+    wal = Wal.open(tmp_path)
+    big = os.urandom(50_000)
+    assert wal.append(b"") == 1
+    assert wal.append(big) == 2
+    assert wal.append_many([b"a", bytearray(b"bb"), b"ccc"]) == [3, 4, 5]
+    assert wal.synced_version == 0
+    assert wal.sync() == 5 and wal.synced_version == 5
+    assert wal.sync() == 5  # nothing new
+    expected = [(1, b""), (2, big), (3, b"a"), (4, b"bb"), (5, b"ccc")]
+    assert list(wal.read_from(1)) == expected
+    assert wal.size_bytes() == sum(HEADER_BYTES + len(d) for _, d in expected)
+    wal.close()
+    wal.close()  # idempotent
+    with pytest.raises(CancelledError):
+        wal.append(b"late")
+
+    wal = Wal.open(tmp_path)
+    assert (wal.first_version, wal.last_version) == (1, 5)
+    assert list(wal.read_from(1)) == expected
+    assert list(wal.read_from(4)) == expected[3:]
+    assert list(wal.read_from(6)) == [] and list(wal.read_from(99)) == []
+    assert wal.append(b"six") == 6
+    assert wal.sync() == 6
+    wal.close()
+    assert list(Wal.open(tmp_path).read_from(6)) == [(6, b"six")]
+
+
+def test_bad_arguments_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError) as info:
+        Wal.open(tmp_path, segment_bytes=0)
+    assert info.value.field == "segment_bytes"
+    wal = Wal.open(tmp_path)
+    with pytest.raises(BadInputError) as info:
+        wal.read_from(0)
+    assert info.value.field == "version"
+    with pytest.raises(BadInputError) as info:
+        wal.append_many([b"ok", "text"])  # type: ignore[list-item]
+    assert info.value.field == "items[1]"
+    assert wal.last_version == 0, "a rejected batch appends nothing"
+    wal.close()
+
+
+def test_append_is_one_write_and_sync_flushes_every_file_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal = Wal.open(tmp_path / "wal", segment_bytes=100)
+    wal.append(b"a" * 50)  # 66-byte records
     wal.sync()
-    assert wal.synced_version == 40
-    wal.close()
-    assert len(list(tmp_path.glob("*.wal"))) > 3
-    wal = Wal.open(tmp_path, segment_bytes=200, retain_bytes=0)
-    assert wal.last_version == 40 and wal.first_version == 1
-    assert records(wal) == list(zip(range(1, 41), data, strict=True))
-    assert [v for v, _ in wal.read_from(33)] == list(range(33, 41))
-    assert wal.append(b"next") == 41
+    calls: list[tuple[str, str]] = []
+    real_write, real_fsync = os.write, os.fsync
+
+    def write(fd: int, data: bytes) -> int:
+        calls.append(("write", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        return real_write(fd, data)
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "write", write)
+        m.setattr(os, "fsync", fsync)
+        wal.append(os.urandom(50_000))  # fills file 1, whose first record is already durable
+        wal.append_many([b"c" * 50, b"d" * 50])  # rolls over to file 3
+        wal.append(b"e" * 50)  # rolls over to file 5
+        names = [f.name for f in segments(tmp_path / "wal")]
+        assert [int(n[:-4]) for n in names] == [1, 3, 5]
+        assert calls == [("write", names[0]), ("write", names[1]), ("write", names[2])], "no fsync"
+        calls.clear()
+        assert wal.sync() == 5
+        assert {c[0] for c in calls} == {"fsync"}
+        assert {c[1] for c in calls} == {"wal", *names}  # every file written to, and the directory
+        calls.clear()
+        assert wal.sync() == 5 and calls == []  # nothing new: no fsync at all
     wal.close()
 
 
-def test_truncate_prefix_keeps_retained_and_live(tmp_path: Path) -> None:
-    wal = Wal.open(tmp_path, segment_bytes=100, retain_bytes=150)
-    for _i in range(60):
-        wal.append(b"x" * 30)
-    wal.truncate_prefix(60)
+# ---------------------------------------------------------------------- rollover and reads
+
+
+def test_rollover_across_segments_and_read_from_every_version(tmp_path: Path) -> None:
+    wal = Wal.open(tmp_path, segment_bytes=2000)
+    data = [payload(v)[:300] for v in range(1, 61)]
+    for i in range(0, 60, 3):
+        if i % 2:
+            wal.append_many(data[i : i + 3])
+        else:
+            for d in data[i : i + 3]:
+                wal.append(d)
+    files = segments(tmp_path)
+    assert len(files) >= 5
+    for f in files:  # each file is named for its first record, and versions continue across files
+        raw = f.read_bytes()
+        assert struct.unpack_from("<Q", raw, 8)[0] == int(f.stem)
+        assert len(raw) < 2000 + 3 * (HEADER_BYTES + 300)  # rolls over once past segment_bytes
+    assert wal.size_bytes() == sum(f.stat().st_size for f in files)
+    for reopen in (False, True):
+        if reopen:
+            wal.close()
+            wal = Wal.open(tmp_path, segment_bytes=2000)
+        for start in range(1, 62):
+            assert list(wal.read_from(start)) == list(zip(range(start, 61), data[start - 1 :], strict=True))
+    assert wal.append(b"x") == 61
+    wal.close()
+
+
+def test_read_from_below_first_version_raises_gap(tmp_path: Path) -> None:
+    wal = Wal.open(tmp_path, segment_bytes=100, retain_bytes=0)
+    for v in range(1, 31):
+        wal.append(payload(v)[:40])
+    wal.truncate_prefix(20)
     first = wal.first_version
-    assert first > 1, "old closed segments were dropped"
-    kept = sum(p.stat().st_size for p in tmp_path.glob("*.wal"))
-    assert kept >= 150
+    assert 2 <= first <= 21
     with pytest.raises(WalGapError):
-        list(wal.read_from(1))
-    assert [v for v, _ in wal.read_from(first)][-1] == 60
+        wal.read_from(first - 1)  # raised by the call itself, not on the first next()
+    with pytest.raises(WalGapError):
+        wal.read_from(1)
+    assert [v for v, _ in wal.read_from(first)] == list(range(first, 31))
+    wal.close()
+
+
+def test_reader_racing_truncation_gets_gap_error(tmp_path: Path) -> None:
+    wal = Wal.open(tmp_path, segment_bytes=100, retain_bytes=0)
+    for v in range(1, 41):
+        wal.append(payload(v)[:40])
+    reader = wal.read_from(1)
+    assert next(reader)[0] == 1
+    wal.truncate_suffix(30)
+    with pytest.raises(WalGapError):
+        list(reader)
+
+    reader = wal.read_from(1)
+    assert next(reader)[0] == 1  # the first file is open; the later ones are not yet
+    wal.truncate_prefix(25)
+    with pytest.raises(WalGapError):
+        list(reader)
+    wal.close()
+
+
+def test_concurrent_appends_and_syncs(tmp_path: Path) -> None:
+    wal = Wal.open(tmp_path, segment_bytes=4096)
+    got: dict[int, bytes] = {}
+    synced: list[int] = []
+    guard = threading.Lock()
+
+    def writer(tid: int) -> None:
+        for i in range(150):
+            data = f"{tid}-{i}".encode() * (1 + i % 7)
+            batch = [data, data[::-1]] if i % 5 == 0 else [data]
+            versions = wal.append_many(batch) if len(batch) > 1 else [wal.append(data)]
+            with guard:
+                got.update(zip(versions, batch, strict=True))
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+    threads.append(threading.Thread(target=lambda: synced.extend(wal.sync() for _ in range(40))))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == list(range(1, 4 * 180 + 1)) and wal.last_version == 4 * 180
+    assert synced == sorted(synced) and wal.sync() == wal.last_version == wal.synced_version
+    wal.close()
+    assert dict(Wal.open(tmp_path, segment_bytes=4096).read_from(1)) == got
+
+
+# ---------------------------------------------------------------------- truncation
+
+
+def test_truncate_prefix_keeps_retain_bytes_and_the_live_segment(tmp_path: Path) -> None:
+    # 34-byte data -> 50-byte records -> 2 records per 100-byte segment -> 30 files for 60 records
+    wal = Wal.open(tmp_path, segment_bytes=100, retain_bytes=250)
+    for _ in range(60):
+        wal.append(b"x" * 34)
+    assert len(segments(tmp_path)) == 30
+    wal.truncate_prefix(10)  # only files whose records are all <= 10 may go
+    assert wal.first_version == 11 and int(segments(tmp_path)[0].stem) == 11
+    wal.truncate_prefix(60)  # everything is persisted elsewhere: keep 250 bytes of closed files
+    files = segments(tmp_path)
+    assert [int(f.stem) for f in files] == [53, 55, 57, 59]  # 3 closed (300 >= 250 bytes) + live
+    assert wal.first_version == 53
+    assert [v for v, _ in wal.read_from(53)] == list(range(53, 61))
+    wal.close()
+
+    wal = Wal.open(tmp_path, segment_bytes=100, retain_bytes=0)
+    assert (wal.first_version, wal.last_version) == (53, 60)
     wal.truncate_prefix(10**9)
-    assert wal.last_version == 60 and list(tmp_path.glob("*.wal"))  # the live segment stays
+    assert [int(f.stem) for f in segments(tmp_path)] == [59]  # the live segment is never deleted
+    assert wal.first_version == 59 and wal.append(b"next") == 61
     wal.close()
 
 
-def test_truncate_suffix_then_append(tmp_path: Path) -> None:
+def test_truncate_suffix_within_and_across_segments(tmp_path: Path) -> None:
     wal = Wal.open(tmp_path, segment_bytes=100)
-    for i in range(20):
-        wal.append(f"r{i + 1}".encode())
-    wal.truncate_suffix(8)
-    assert wal.last_version == 7
-    assert wal.append(b"new8") == 8
+    for v in range(1, 21):
+        wal.append(f"r{v}".encode())
+    wal.sync()
+    wal.truncate_suffix(25)  # past the end: nothing happens
+    assert wal.last_version == 20
+    wal.truncate_suffix(18)
+    assert (wal.last_version, wal.synced_version) == (17, 17)
+    assert wal.append(b"new18") == 18
+    wal.truncate_suffix(5)  # drops whole files
+    assert wal.last_version == 4 and all(int(f.stem) <= 5 for f in segments(tmp_path))
+    assert wal.append_many([b"new5", b"new6"]) == [5, 6]
     wal.close()
     wal = Wal.open(tmp_path, segment_bytes=100)
-    assert records(wal)[-2:] == [(7, b"r7"), (8, b"new8")]
+    assert list(wal.read_from(3)) == [(3, b"r3"), (4, b"r4"), (5, b"new5"), (6, b"new6")]
+    assert wal.append(b"new7") == 7
     wal.close()
 
 
-def test_torn_tail_at_every_offset(tmp_path: Path) -> None:
+def test_truncate_suffix_to_empty_survives_reopen(tmp_path: Path) -> None:
+    wal = Wal.open(tmp_path, segment_bytes=100, retain_bytes=0)
+    for v in range(1, 31):
+        wal.append(f"r{v}".encode())
+    wal.truncate_prefix(20)
+    first = wal.first_version
+    wal.truncate_suffix(first)  # exactly everything retained
+    assert (wal.first_version, wal.last_version) == (first, first - 1)
+    wal.close()
+    wal = Wal.open(tmp_path, segment_bytes=100, retain_bytes=0)
+    assert (wal.first_version, wal.last_version) == (first, first - 1)
+    wal.truncate_suffix(3)  # below the retained range: rewinds the numbering
+    wal.close()
+    wal = Wal.open(tmp_path, segment_bytes=100, retain_bytes=0)
+    assert (wal.first_version, wal.last_version) == (3, 2)
+    assert wal.append(b"again") == 3
+    assert list(wal.read_from(3)) == [(3, b"again")]
+    wal.close()
+
+
+def test_set_start_version(tmp_path: Path) -> None:
+    wal = Wal.open(tmp_path)
+    wal.set_start_version(1000)
+    assert (wal.first_version, wal.last_version) == (1000, 999)
+    wal.close()
+    wal = Wal.open(tmp_path)  # persisted before any append
+    assert wal.last_version == 999
+    assert wal.append(b"a") == 1000
+    with pytest.raises(BadInputError) as info:
+        wal.set_start_version(5)
+    assert info.value.field == "version"
+    wal.close()
+    wal = Wal.open(tmp_path)
+    assert list(wal.read_from(1000)) == [(1000, b"a")]
+    wal.close()
+
+
+# ---------------------------------------------------------------------- crash recovery
+
+
+def _recover_copy(src: Path, dst: Path, last_file_bytes: bytes) -> Wal:
+    shutil.copytree(src, dst)
+    segments(dst)[-1].write_bytes(last_file_bytes)
+    return Wal.open(dst, segment_bytes=1000)
+
+
+@pytest.mark.parametrize("records", [30, 31], ids=["several-in-last-file", "one-in-last-file"])
+def test_torn_tail_cut_at_every_offset_recovers_previous_records(tmp_path: Path, records: int) -> None:
     src = tmp_path / "src"
-    wal = Wal.open(src)
-    for i in range(5):
-        wal.append(f"record-{i}".encode() * 3)
+    data = [payload(v)[:40] + bytes([v]) for v in range(1, records + 1)]
+    wal = Wal.open(src, segment_bytes=1000)
+    wal.append_many(data[:30])  # one 1680-byte file; the 31st record would start a new file
+    if records == 31:
+        wal.append(data[30])
     wal.close()
-    (seg,) = list(src.glob("*.wal"))
-    full = seg.read_bytes()
-    sizes = [16 + len(f"record-{i}".encode() * 3) for i in range(5)]  # 16-byte record header
-    boundary = sum(sizes[:4])
-    for cut in range(boundary, len(full)):
-        d = tmp_path / f"cut{cut}"
-        d.mkdir()
-        (d / seg.name).write_bytes(full[:cut])
-        w = Wal.open(d)
-        assert [v for v, _ in w.read_from(1)] == [1, 2, 3, 4], cut
-        assert w.append(b"after") == 5
-        w.close()
-    garbage = tmp_path / "garbage"
-    garbage.mkdir()
-    (garbage / seg.name).write_bytes(full + bytes(random.Random(1).randrange(256) for _ in range(37)))
-    w = Wal.open(garbage)
-    assert w.last_version == 5
-    w.close()
+    last = segments(src)[-1]
+    raw = last.read_bytes()
+    boundary = record_offsets(raw)[-2]
+    for cut in range(boundary, len(raw)):
+        dst = tmp_path / f"cut{cut}"
+        wal = _recover_copy(src, dst, raw[:cut])
+        assert wal.last_version == records - 1, cut
+        assert read_all(wal) == list(enumerate(data[:-1], start=1)), cut
+        if boundary == 0:  # its only record was torn: the empty file left behind is removed
+            assert not (dst / last.name).exists()
+        else:
+            assert (dst / last.name).read_bytes() == raw[:boundary], "cut back to the last good record"
+        assert wal.append(b"after") == records
+        wal.close()
+        wal = Wal.open(dst, segment_bytes=1000)
+        assert list(wal.read_from(records - 1)) == [(records - 1, data[-2]), (records, b"after")]
+        wal.close()
+        shutil.rmtree(dst)
 
 
-def test_mid_file_corruption_is_an_error(tmp_path: Path) -> None:
-    wal = Wal.open(tmp_path, segment_bytes=10**6)
-    for i in range(10):
-        wal.append(f"payload-{i}".encode() * 4)
-    wal.close()
-    (seg,) = list(tmp_path.glob("*.wal"))
-    raw = bytearray(seg.read_bytes())
-    raw[40] ^= 0xFF  # inside the first record's data
-    seg.write_bytes(bytes(raw))
+def test_torn_tail_garbage_and_damaged_final_record(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    data = fill(src, 12, segment_bytes=10**6)
+    (seg,) = segments(src)
+    raw = seg.read_bytes()
+    final = record_offsets(raw)[-2]
+    rng = random.Random(7)
+    tails: dict[str, tuple[bytes, int]] = {
+        "zeros": (raw + bytes(4096), 12),
+        "one-byte": (raw + b"\x01", 12),
+        "final-crc": (raw[: final + 4] + bytes([raw[final + 4] ^ 1]) + raw[final + 5 :], 11),
+        "final-data": (raw[:-1] + bytes([raw[-1] ^ 0x80]), 11),
+        "final-length-huge": (raw[: final + 3] + b"\x7f" + raw[final + 4 :], 11),
+        "cut-plus-garbage": (raw[: final + 20] + rng.randbytes(333), 11),
+    }
+    for i in range(15):
+        tails[f"random{i}"] = (raw + rng.randbytes(rng.randint(1, 3000)), 12)
+    for name, (content, survivors) in tails.items():
+        dst = tmp_path / name
+        with capture_logs() as logs:
+            wal = _recover_copy(src, dst, content)
+        assert read_all(wal) == list(enumerate(data[:survivors], start=1)), name
+        assert [e["log_level"] for e in logs] == ["warning"] and "torn" in logs[0]["event"], name
+        wal.close()
+
+
+def _flip(path: Path, offset: int) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("field_offset", [0, 3, 4, 8, 15, 16, 30])  # length, crc, version, data
+@pytest.mark.parametrize("record", [0, 4, 10])  # first, a middle one, the one before the last
+def test_mid_file_corruption_raises_and_changes_nothing(
+    tmp_path: Path, record: int, field_offset: int
+) -> None:
+    fill(tmp_path, 12, segment_bytes=10**6)
+    (seg,) = segments(tmp_path)
+    start = record_offsets(seg.read_bytes())[record]
+    _flip(seg, start + field_offset)
+    before = snapshot(tmp_path)
     with pytest.raises(CorruptedStorageError) as info:
         Wal.open(tmp_path)
-    assert seg.name in info.value.message and "last good version 0" in info.value.message
-    assert seg.read_bytes() == bytes(raw), "nothing truncated on corruption"
+    message = info.value.message
+    assert seg.name in message and f"byte {start}" in message and f"last good version {record}" in message
+    assert snapshot(tmp_path) == before, "nothing truncated or removed"
 
 
-def test_corrupt_closed_segment_is_an_error(tmp_path: Path) -> None:
-    wal = Wal.open(tmp_path, segment_bytes=64)
-    for _ in range(10):
-        wal.append(b"z" * 40)
+def test_version_out_of_order_is_corruption_even_at_the_tail(tmp_path: Path) -> None:
+    fill(tmp_path, 5)
+    (seg,) = segments(tmp_path)
+    with seg.open("ab") as fh:
+        fh.write(encode(7, b"skips version 6"))
+    before = snapshot(tmp_path)
+    with pytest.raises(CorruptedStorageError, match="out of order"):
+        Wal.open(tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", ["flip-last-byte", "cut-last-record", "garbage-after", "missing-file"])
+def test_damaged_closed_segment_raises_and_changes_nothing(tmp_path: Path, damage: str) -> None:
+    fill(tmp_path, 20, segment_bytes=200)
+    files = segments(tmp_path)
+    assert len(files) >= 4
+    closed = files[1]
+    raw = closed.read_bytes()
+    if damage == "flip-last-byte":
+        _flip(closed, len(raw) - 1)
+    elif damage == "cut-last-record":
+        closed.write_bytes(raw[:-3])
+    elif damage == "garbage-after":
+        closed.write_bytes(raw + bytes(10))
+    else:
+        closed.unlink()
+    before = snapshot(tmp_path)
+    with pytest.raises(CorruptedStorageError) as info:
+        Wal.open(tmp_path, segment_bytes=200)
+    assert "last good version" in info.value.message and "byte" in info.value.message
+    assert (files[2] if damage == "missing-file" else closed).name in info.value.message
+    assert snapshot(tmp_path) == before
+
+
+def test_empty_segment_left_by_a_crash_is_removed(tmp_path: Path) -> None:
+    data = fill(tmp_path, 10, segment_bytes=200)
+    leftover = tmp_path / "00000000000000000011.wal"
+    leftover.touch()
+    wal = Wal.open(tmp_path, segment_bytes=200)
+    assert not leftover.exists()
+    assert read_all(wal) == list(enumerate(data, start=1))
+    assert wal.append(b"eleven") == 11
     wal.close()
-    first = sorted(tmp_path.glob("*.wal"))[0]
-    raw = bytearray(first.read_bytes())
-    raw[-1] ^= 0x01  # the tail of a closed segment is not a torn tail
-    first.write_bytes(bytes(raw))
-    with pytest.raises(CorruptedStorageError):
-        Wal.open(tmp_path, segment_bytes=64)
+    assert list(Wal.open(tmp_path, segment_bytes=200).read_from(11)) == [(11, b"eleven")]
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    st.lists(
-        st.one_of(
-            st.tuples(st.just("append"), st.binary(max_size=50)),
-            st.tuples(st.just("many"), st.lists(st.binary(max_size=20), max_size=4)),
-            st.tuples(st.just("suffix"), st.integers(1, 30)),
-            st.tuples(st.just("prefix"), st.integers(0, 30)),
-            st.tuples(st.just("reopen"), st.none()),
-        ),
-        max_size=25,
+# ---------------------------------------------------------------------- kill -9
+
+WRITER = """
+import hashlib, sys
+from pathlib import Path
+import structlog
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+from qcluster.shards.wal import Wal
+
+def payload(version):
+    return hashlib.sha256(str(version).encode()).digest()[: 17 + version % 16] * (1 + version * 7919 % 300)
+
+wal = Wal.open(Path(sys.argv[1]), segment_bytes=64 * 1024)
+do_sync = sys.argv[2] == "1"
+print("ready", wal.last_version, flush=True)
+while True:
+    v = wal.last_version + 1
+    if v % 4 == 0:
+        versions = wal.append_many([payload(v), payload(v + 1), payload(v + 2)])
+    else:
+        versions = [wal.append(payload(v))]
+    if do_sync:
+        assert wal.sync() >= versions[-1]
+    print(*versions, sep="\\n", flush=True)
+"""
+
+
+def _run_and_kill(directory: Path, do_sync: bool, kill_after: int) -> list[int]:
+    """Run the writer, SIGKILL it once it has printed ``kill_after`` versions; return them all."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(directory), "1" if do_sync else "0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-)
-def test_model(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, object]]) -> None:
-    path = tmp_path_factory.mktemp("wal")
-    wal = Wal.open(path, segment_bytes=60, retain_bytes=10**6)
-    model: dict[int, bytes] = {}
-    nxt = 1
-    for kind, arg in ops:
-        if kind == "append":
-            assert wal.append(arg) == nxt  # type: ignore[arg-type]
-            model[nxt] = arg  # type: ignore[assignment]
-            nxt += 1
-        elif kind == "many":
-            vs = wal.append_many(arg)  # type: ignore[arg-type]
-            for v, d in zip(vs, arg, strict=True):  # type: ignore[call-overload]
-                model[v] = d
-            nxt += len(vs)
-        elif kind == "suffix" and isinstance(arg, int) and arg < nxt:
-            wal.truncate_suffix(arg)
-            model = {v: d for v, d in model.items() if v < arg}
-            nxt = arg
-        elif kind == "prefix" and isinstance(arg, int):
-            wal.truncate_prefix(arg)  # retain_bytes is large: nothing may disappear
-        elif kind == "reopen":
-            wal.close()
-            wal = Wal.open(path, segment_bytes=60, retain_bytes=10**6)
-    assert wal.last_version == nxt - 1
-    assert dict(wal.read_from(1)) == model
-    wal.close()
+    assert proc.stdout is not None
+    lines: list[bytes] = []
+    buffer = b""
+    deadline = time.monotonic() + 60
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while len(lines) < kill_after + 1:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, "the writer stalled"
+                if sel.select(timeout=remaining):
+                    chunk = os.read(proc.stdout.fileno(), 65536)
+                    assert chunk, "the writer exited early"
+                    buffer += chunk
+                    *complete, buffer = buffer.split(b"\n")
+                    lines.extend(complete)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, err.decode()
+    lines.extend((buffer + rest).split(b"\n")[:-1])  # an unterminated last line was not acknowledged
+    assert lines[0].startswith(b"ready")
+    return [int(line) for line in lines[1:]]
+
+
+@pytest.mark.parametrize("do_sync", [True, False], ids=["sync", "page-cache"])
+def test_kill9_keeps_every_acknowledged_version(tmp_path: Path, do_sync: bool) -> None:
+    rng = random.Random()
+    acknowledged: set[int] = set()
+    for _ in range(3):  # each round reopens what the previous kill left behind
+        printed = _run_and_kill(tmp_path, do_sync, kill_after=rng.randint(5, 300))
+        assert printed == list(range(printed[0], printed[-1] + 1))
+        acknowledged.update(printed)
+        wal = Wal.open(tmp_path, segment_bytes=64 * 1024)
+        assert wal.last_version >= max(acknowledged)
+        stored = dict(wal.read_from(1))
+        assert all(stored[v] == payload(v) for v in acknowledged)
+        assert sorted(stored) == list(range(1, wal.last_version + 1))
+        wal.close()
+
+
+# ---------------------------------------------------------------------- model-based
+
+
+class WalMachine(RuleBasedStateMachine):
+    """Random append / truncate / reopen sequences against a dict model."""
+
+    SEGMENT_BYTES = 120
+    RETAIN_BYTES = 150
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="wal-model-"))
+        self.wal = self._open()
+        self.model: dict[int, bytes] = {}
+        self.first = 1
+        self.next = 1
+
+    def _open(self) -> Wal:
+        return Wal.open(self.dir, segment_bytes=self.SEGMENT_BYTES, retain_bytes=self.RETAIN_BYTES)
+
+    @rule(data=st.binary(max_size=60))
+    def append(self, data: bytes) -> None:
+        assert self.wal.append(data) == self.next
+        self.model[self.next] = data
+        self.next += 1
+
+    @rule(items=st.lists(st.binary(max_size=30), max_size=5))
+    def append_many(self, items: list[bytes]) -> None:
+        assert self.wal.append_many(items) == list(range(self.next, self.next + len(items)))
+        for data in items:
+            self.model[self.next] = data
+            self.next += 1
+
+    @rule(back=st.integers(0, 25))
+    def truncate_suffix(self, back: int) -> None:
+        start = max(1, self.next - back)
+        self.wal.truncate_suffix(start)
+        if start < self.next:
+            self.model = {v: d for v, d in self.model.items() if v < start}
+            self.next = start
+            self.first = min(self.first, start)
+            assert self.wal.synced_version == start - 1
+
+    @rule(back=st.integers(0, 25))
+    def truncate_prefix(self, back: int) -> None:
+        upto = max(0, self.next - 1 - back)
+        self.wal.truncate_prefix(upto)
+        first = self.wal.first_version
+        assert first == self.first or self.first < first <= upto + 1, "only versions <= upto may go"
+        if first > self.first:
+            closed = segments(self.dir)[:-1]
+            assert sum(f.stat().st_size for f in closed) >= self.RETAIN_BYTES
+            self.model = {v: d for v, d in self.model.items() if v >= first}
+            self.first = first
+
+    @precondition(lambda self: not self.model)
+    @rule(ahead=st.integers(0, 50))
+    def set_start_version(self, ahead: int) -> None:
+        self.wal.set_start_version(self.next + ahead)
+        self.first = self.next = self.next + ahead
+
+    @rule()
+    def sync(self) -> None:
+        assert self.wal.sync() == self.next - 1 == self.wal.synced_version
+
+    @rule()
+    def reopen(self) -> None:
+        self.wal.close()
+        self.wal = self._open()
+
+    @rule(offset=st.integers(0, 30))
+    def read_from(self, offset: int) -> None:
+        start = self.first + offset
+        assert list(self.wal.read_from(start)) == [
+            (v, d) for v, d in sorted(self.model.items()) if v >= start
+        ]
+        if self.first > 1:
+            with pytest.raises(WalGapError):
+                self.wal.read_from(self.first - 1)
+
+    @invariant()
+    def matches_model(self) -> None:
+        assert (self.wal.first_version, self.wal.last_version) == (self.first, self.next - 1)
+        assert dict(self.wal.read_from(self.first)) == self.model
+        assert self.wal.size_bytes() == sum(f.stat().st_size for f in segments(self.dir))
+
+    def teardown(self) -> None:
+        self.wal.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+WalMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestWalModel = WalMachine.TestCase

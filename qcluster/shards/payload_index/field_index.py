@@ -9,6 +9,7 @@ indexed and unindexed evaluation always agree.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -55,8 +56,15 @@ class FieldIndex:
         self._sorted: tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] | None = None
         self._floats_seen = 0  # integer index: non-integer numbers left out (ranges then need a scan)
         self._arrays: dict[Any, npt.NDArray[np.int64]] = {}
+        # The update thread writes while search threads read: every method that touches the
+        # structures holds this lock (an RLock: readers call helpers that lock again).
+        self._lock = threading.RLock()
 
     def copy(self) -> FieldIndex:
+        with self._lock:
+            return self._copy_unlocked()
+
+    def _copy_unlocked(self) -> FieldIndex:
         """An independent copy (a merged segment starts from its base segment's index)."""
         out = FieldIndex(self.key, self.schema)
         out._by_offset = dict(self._by_offset)
@@ -103,6 +111,10 @@ class FieldIndex:
 
     # ------------------------------------------------------------------ maintenance
     def add(self, offset: int, payload: dict[str, Any] | None) -> None:
+        with self._lock:
+            return self._add_unlocked(offset, payload)
+
+    def _add_unlocked(self, offset: int, payload: dict[str, Any] | None) -> None:
         if payload is None:
             return
         vals = self._convert(values(payload, self.key))
@@ -121,6 +133,10 @@ class FieldIndex:
         self._sorted = None
 
     def remove(self, offset: int) -> None:
+        with self._lock:
+            return self._remove_unlocked(offset)
+
+    def _remove_unlocked(self, offset: int) -> None:
         vals = self._by_offset.pop(offset, None)
         if vals is None:
             return
@@ -139,6 +155,10 @@ class FieldIndex:
         self._sorted = None
 
     def points_count(self) -> int:
+        with self._lock:
+            return self._points_count_unlocked()
+
+    def _points_count_unlocked(self) -> int:
         return len(self._by_offset)
 
     # ------------------------------------------------------------------ answering checks
@@ -170,6 +190,10 @@ class FieldIndex:
         return self._sorted
 
     def mask(self, check: Check, size: int) -> Mask | None:
+        with self._lock:
+            return self._mask_unlocked(check, size)
+
+    def _mask_unlocked(self, check: Check, size: int) -> Mask | None:
         k = self.kind
         if isinstance(check, MatchValue):
             v = check.value
@@ -229,6 +253,10 @@ class FieldIndex:
 
     # ------------------------------------------------------------------ facet, order_by, info
     def facet(self, mask: Mask | None, limit: int) -> list[tuple[Any, int]]:
+        with self._lock:
+            return self._facet_unlocked(mask, limit)
+
+    def _facet_unlocked(self, mask: Mask | None, limit: int) -> list[tuple[Any, int]]:
         counts: list[tuple[Any, int]] = []
         for value, offs in self._inverted.items():
             if mask is None:
@@ -243,6 +271,10 @@ class FieldIndex:
         return counts[:limit]
 
     def order_values(self, offset: int) -> list[float]:
+        with self._lock:
+            return self._order_values_unlocked(offset)
+
+    def _order_values_unlocked(self, offset: int) -> list[float]:
         if self.kind not in ("integer", "float", "datetime"):
             return []
         return [float(v) for v in self._by_offset.get(offset, [])]
