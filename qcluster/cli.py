@@ -39,12 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     log = get_logger("qcluster.cli")
     for w in caught:
         log.warning(str(w.message))
-    if args.bootstrap or args.uri or args.reinit:
-        log.info(
-            "cluster flags accepted; this build runs a single peer", uri=args.uri, bootstrap=args.bootstrap
-        )
-    from qcluster.node import Node
+    from qcluster.node import ClusterArgs, Node
 
+    cluster_args = ClusterArgs(uri=args.uri, bootstrap=args.bootstrap, reinit=args.reinit)
+    if (args.uri or args.reinit) and not settings.cluster.enabled and not args.bootstrap:
+        log.warning("--uri/--reinit act in cluster mode only (cluster.enabled: true)")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Node(settings).run())
+        asyncio.run(Node(settings, cluster_args).run())
     return 0

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from qcluster.api.rest.app import STATE_KEY, create_app
+from qcluster.api.rest.app import CONSENSUS_KEY, STATE_KEY, create_app
 from qcluster.logging import get_logger
 from qcluster.settings import Settings
 from qcluster.toc import TableOfContents
@@ -21,13 +24,48 @@ from qcluster.toc import TableOfContents
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class ClusterArgs:
+    """The cluster flags of the command line (``--uri``, ``--bootstrap``, ``--reinit``)."""
+
+    uri: str | None = None
+    bootstrap: str | None = None
+    reinit: bool = False
+
+
 class Node:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, cluster_args: ClusterArgs | None = None):
         self.settings = settings
+        self.cluster_args = cluster_args or ClusterArgs()
         self.toc = TableOfContents(settings.storage)
         self.app = create_app(self.toc, settings)
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
+        self.consensus: Any = None
+        self._p2p: Any = None
+        self._pool: Any = None
+
+    @property
+    def cluster_mode(self) -> bool:
+        return self.settings.cluster.enabled or self.cluster_args.bootstrap is not None
+
+    async def _start_consensus(self) -> None:
+        """p2p gRPC port first (Raft rides it), then the Raft node: restart, join or first peer."""
+        from qcluster.api.grpc.cluster import ClusterServicer
+        from qcluster.api.grpc.server import P2pServer
+        from qcluster.consensus.service import ConsensusService
+        from qcluster.p2p.channels import ChannelPool
+
+        cluster = self.settings.cluster
+        self._pool = ChannelPool(cluster.secret)
+        self.consensus = ConsensusService(cluster, Path(self.settings.storage.storage_path), pool=self._pool)
+        self._p2p = P2pServer(self.settings.service.host, cluster.p2p.port, cluster.secret)
+        ClusterServicer(self.consensus).register(self._p2p.grpc)
+        port = await self._p2p.start()
+        args = self.cluster_args
+        await self.consensus.start(p2p_port=port, uri=args.uri, bootstrap=args.bootstrap, reinit=args.reinit)
+        self.app[CONSENSUS_KEY]["service"] = self.consensus
+        log.info("cluster mode: consensus started", p2p_port=port, peer_id=self.consensus.peer_id)
 
     def _ssl(self) -> ssl.SSLContext | None:
         if not self.settings.service.enable_tls:
@@ -46,6 +84,8 @@ class Node:
         site = web.TCPSite(self._runner, svc.host, svc.http_port, ssl_context=self._ssl(), reuse_address=True)
         await site.start()
         log.info("REST listening", host=svc.host, port=svc.http_port, tls=svc.enable_tls)
+        if self.cluster_mode:
+            await self._start_consensus()
         await self.toc.load()
         self.app[STATE_KEY]["ready"] = True
         log.info("peer ready", storage=str(self.settings.storage.storage_path))
@@ -53,6 +93,12 @@ class Node:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.consensus is not None:
+            await self.consensus.stop()
+        if self._p2p is not None:
+            await self._p2p.stop()
+        if self._pool is not None:
+            await self._pool.close()
         await self.toc.close()
         log.info("peer stopped")
 

@@ -29,10 +29,16 @@ def _insecure() -> ssl.SSLContext:
 
 class ServerProcess:
     def __init__(
-        self, workdir: Path, env: dict[str, str] | None = None, port: int | None = None, scheme: str = "http"
+        self,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        scheme: str = "http",
+        args: list[str] | None = None,
     ):
         self.workdir = workdir
         self.scheme = scheme
+        self.args = list(args or [])
         self.port = port or free_port()
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -52,7 +58,7 @@ class ServerProcess:
         }
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qcluster", "serve"],
+            [sys.executable, "-m", "qcluster", "serve", *self.args],
             cwd=self.workdir,
             env=env,
             stdout=log,

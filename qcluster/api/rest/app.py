@@ -26,6 +26,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TOC_KEY = web.AppKey("toc", TableOfContents)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 STATE_KEY = web.AppKey("state", dict)
+CONSENSUS_KEY = web.AppKey("consensus", dict)  # {"service": ConsensusService} in cluster mode
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz"})
 READ_ONLY_POST = (
@@ -147,6 +148,7 @@ def create_app(toc: TableOfContents, settings: Settings) -> web.Application:
     app[TOC_KEY] = toc
     app[SETTINGS_KEY] = settings
     app[STATE_KEY] = {"ready": False}
+    app[CONSENSUS_KEY] = {}
     service.register(app)
     collections.register(app)
     points.register(app)

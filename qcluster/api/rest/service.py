@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 import qcluster
-from qcluster.api.rest.app import STATE_KEY, TOC_KEY, error_response, ok
+from qcluster.api.rest.app import CONSENSUS_KEY, STATE_KEY, TOC_KEY, error_response, ok
 
 STARTED = time.time()
 
@@ -37,6 +37,9 @@ async def livez(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     if not request.app[STATE_KEY].get("ready"):
         return web.Response(status=503, text="storage is loading")
+    consensus = request.app[CONSENSUS_KEY].get("service")
+    if consensus is not None and not consensus.is_caught_up():
+        return web.Response(status=503, text="consensus is catching up with the leader")
     return web.Response(text="all shards are ready")
 
 
@@ -70,7 +73,10 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def cluster(request: web.Request) -> web.Response:
-    return ok(request, {"status": "disabled"})
+    consensus = request.app[CONSENSUS_KEY].get("service")
+    if consensus is None:
+        return ok(request, {"status": "disabled"})
+    return ok(request, consensus.cluster_info())
 
 
 async def issues(request: web.Request) -> web.Response:

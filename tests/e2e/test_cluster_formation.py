@@ -1,0 +1,85 @@
+"""Real subprocess peers form a Raft cluster over their p2p ports and report it on GET /cluster."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from qcluster.testing.server import ServerProcess, free_port
+
+from .http import call
+from .openapi_check import validate
+
+SECRET = "e2e-cluster-secret"
+
+
+def _peer(tmp: Path, name: str, p2p: int, extra: list[str]) -> ServerProcess:
+    env = {
+        "QDRANT__CLUSTER__ENABLED": "true",
+        "QDRANT__CLUSTER__P2P__PORT": str(p2p),
+        "QDRANT__CLUSTER__SECRET": SECRET,
+    }
+    return ServerProcess(tmp / name, env=env, args=extra)
+
+
+def test_three_peers_form_a_cluster(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(3)]
+    first_uri = f"http://127.0.0.1:{ports[0]}"
+    peers = [_peer(tmp_path, "p0", ports[0], ["--uri", first_uri])]
+    try:
+        peers[0].start()
+        for i in (1, 2):
+            peer = _peer(
+                tmp_path,
+                f"p{i}",
+                ports[i],
+                ["--bootstrap", first_uri, "--uri", f"http://127.0.0.1:{ports[i]}"],
+            )
+            peers.append(peer)
+            peer.start()
+        deadline = time.monotonic() + 60
+        views: list[dict] = []
+        while time.monotonic() < deadline:
+            views = []
+            for peer in peers:
+                status, body = call(peer.url, "GET", "/cluster")
+                assert status == 200
+                views.append(body)
+            if all(len(v["result"]["peers"]) == 3 and v["result"]["raft_info"]["leader"] for v in views):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"cluster did not form: {views}")
+        for v in views:
+            assert v["result"]["status"] == "enabled"
+            validate("/cluster", "get", v)
+        leaders = {v["result"]["raft_info"]["leader"] for v in views}
+        assert len(leaders) == 1, leaders
+        ids = {v["result"]["peer_id"] for v in views}
+        assert len(ids) == 3 and all(set(v["result"]["peers"]) == {str(i) for i in ids} for v in views)
+        # kill -9 the leader: the other two elect a new one; the killed peer restarts and rejoins
+        (leader,) = leaders
+        victim = next(p for p, v in zip(peers, views, strict=True) if v["result"]["peer_id"] == leader)
+        victim.kill9()
+        survivors = [p for p in peers if p is not victim]
+        new_leader = _agreed_leader(survivors, exclude=leader)
+        victim.args = []  # a restart resumes from storage/raft; no flags needed
+        victim.start()
+        assert _agreed_leader(peers, exclude=None) == new_leader
+    finally:
+        for peer in reversed(peers):
+            peer.stop()
+
+
+def _agreed_leader(peers: list[ServerProcess], exclude: int | None, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    seen: list[object] = []
+    while time.monotonic() < deadline:
+        seen = []
+        for peer in peers:
+            status, body = call(peer.url, "GET", "/cluster")
+            seen.append(body["result"]["raft_info"]["leader"] if status == 200 else None)
+        if seen[0] is not None and seen[0] != exclude and len(set(seen)) == 1:
+            return int(seen[0])  # type: ignore[call-overload]
+        time.sleep(0.1)
+    raise AssertionError(f"no agreed leader: {seen}")
