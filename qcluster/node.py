@@ -44,6 +44,7 @@ class Node:
         self.consensus: Any = None
         self._p2p: Any = None
         self._pool: Any = None
+        self._sync: Any = None
 
     @property
     def cluster_mode(self) -> bool:
@@ -57,14 +58,21 @@ class Node:
         from qcluster.p2p.channels import ChannelPool
 
         cluster = self.settings.cluster
+        from qcluster.metadata_sync import MetadataSync
+
         self._pool = ChannelPool(cluster.secret)
-        self.consensus = ConsensusService(cluster, Path(self.settings.storage.storage_path), pool=self._pool)
+        sync = MetadataSync(self.toc)
+        self.consensus = ConsensusService(
+            cluster, Path(self.settings.storage.storage_path), pool=self._pool, listener=sync
+        )
+        sync.consensus = self.consensus
         self._p2p = P2pServer(self.settings.service.host, cluster.p2p.port, cluster.secret)
         ClusterServicer(self.consensus).register(self._p2p.grpc)
         port = await self._p2p.start()
         args = self.cluster_args
         await self.consensus.start(p2p_port=port, uri=args.uri, bootstrap=args.bootstrap, reinit=args.reinit)
         self.app[CONSENSUS_KEY]["service"] = self.consensus
+        self._sync = sync
         log.info("cluster mode: consensus started", p2p_port=port, peer_id=self.consensus.peer_id)
 
     def _ssl(self) -> ssl.SSLContext | None:
@@ -84,9 +92,11 @@ class Node:
         site = web.TCPSite(self._runner, svc.host, svc.http_port, ssl_context=self._ssl(), reuse_address=True)
         await site.start()
         log.info("REST listening", host=svc.host, port=svc.http_port, tls=svc.enable_tls)
+        await self.toc.load()
         if self.cluster_mode:
             await self._start_consensus()
-        await self.toc.load()
+            self.toc.metadata = self._sync
+            await self._sync.reconcile()
         self.app[STATE_KEY]["ready"] = True
         log.info("peer ready", storage=str(self.settings.storage.storage_path))
 

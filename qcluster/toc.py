@@ -10,7 +10,7 @@ import asyncio
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qcluster.collection import Collection
 from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError
@@ -18,6 +18,9 @@ from qcluster.logging import get_logger
 from qcluster.models.collections import CollectionConfig
 from qcluster.settings import StorageSettings
 from qcluster.shards.segment_files import read_json, write_json_atomic
+
+if TYPE_CHECKING:
+    from qcluster.metadata_sync import MetadataSync
 
 log = get_logger(__name__)
 _NAME = re.compile(r"^[^<>:\"/\\|?*\x00-\x1f]{1,255}$")
@@ -38,6 +41,7 @@ class TableOfContents:
         self.collections: dict[str, Collection] = {}
         self.aliases: dict[str, str] = {}
         self._lock = asyncio.Lock()
+        self.metadata: MetadataSync | None = None  # set in cluster mode
 
     @property
     def _collections_dir(self) -> Path:
@@ -75,7 +79,20 @@ class TableOfContents:
         return self.resolve(name) in self.collections
 
     # ------------------------------------------------------------------ create / delete
+    def default_shard_number(self) -> int:
+        return self.metadata.default_shard_number() if self.metadata is not None else 1
+
     async def create(self, name: str, config: CollectionConfig) -> Collection:
+        """Create a collection: through Raft in cluster mode (every peer applies it), else locally."""
+        check_name(name)
+        if self.metadata is not None:
+            if name in self.collections or name in self.aliases:
+                raise AlreadyExistsError(f"Collection `{name}` already exists!")
+            await self.metadata.create_collection(name, config)
+            return self.get(name)
+        return await self.create_local(name, config)
+
+    async def create_local(self, name: str, config: CollectionConfig) -> Collection:
         check_name(name)
         async with self._lock:
             if name in self.collections or name in self.aliases:
@@ -87,6 +104,11 @@ class TableOfContents:
             return col
 
     async def delete(self, name: str) -> bool:
+        if self.metadata is not None:
+            return await self.metadata.delete_collection(name)
+        return await self.delete_local(name)
+
+    async def delete_local(self, name: str) -> bool:
         async with self._lock:
             col = self.collections.pop(name, None)
             if col is None:
@@ -125,7 +147,14 @@ class TableOfContents:
             return col
 
     # ------------------------------------------------------------------ aliases
+    def set_aliases(self, aliases: dict[str, str]) -> None:
+        self.aliases = dict(aliases)
+        self._save_aliases()
+
     async def change_aliases(self, actions: list[dict[str, Any]]) -> None:
+        if self.metadata is not None:
+            await self.metadata.change_aliases(alias_actions(actions))
+            return
         async with self._lock:
             new = dict(self.aliases)
             for i, action in enumerate(actions):
@@ -162,6 +191,38 @@ class TableOfContents:
     def _save_aliases(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.root / "aliases.json", self.aliases)
+
+
+def alias_actions(actions: list[dict[str, Any]]) -> list[Any]:
+    """Qdrant's alias actions -> consensus alias actions (validated, naming the bad action)."""
+    from qcluster.consensus.operations import AliasAction, AliasActionKind
+
+    out = []
+    for i, action in enumerate(actions):
+        body = next(iter(action.values())) if isinstance(action, dict) and len(action) == 1 else None
+        if not isinstance(body, dict):
+            raise BadInputError("expected one of create_alias, delete_alias, rename_alias", f"actions[{i}]")
+        if "create_alias" in action:
+            out.append(
+                AliasAction(
+                    AliasActionKind.CREATE,
+                    str(body.get("alias_name")),
+                    collection=str(body.get("collection_name")),
+                )
+            )
+        elif "delete_alias" in action:
+            out.append(AliasAction(AliasActionKind.DELETE, str(body.get("alias_name"))))
+        elif "rename_alias" in action:
+            out.append(
+                AliasAction(
+                    AliasActionKind.RENAME,
+                    str(body.get("old_alias_name")),
+                    new_alias=str(body.get("new_alias_name")),
+                )
+            )
+        else:
+            raise BadInputError(f"unknown alias action {sorted(action)}", f"actions[{i}]")
+    return out
 
 
 def _dir_name(name: str) -> str:

@@ -83,3 +83,43 @@ def _agreed_leader(peers: list[ServerProcess], exclude: int | None, timeout: flo
             return int(seen[0])  # type: ignore[call-overload]
         time.sleep(0.1)
     raise AssertionError(f"no agreed leader: {seen}")
+
+
+def test_collections_are_agreed_through_raft(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(3)]
+    first_uri = f"http://127.0.0.1:{ports[0]}"
+    peers = [_peer(tmp_path, "p0", ports[0], ["--uri", first_uri])]
+    try:
+        peers[0].start()
+        for i in (1, 2):
+            peers.append(_peer(tmp_path, f"p{i}", ports[i], ["--bootstrap", first_uri]))
+            peers[-1].start()
+        _agreed_leader(peers, exclude=None)
+        status, body = call(
+            peers[1].url, "PUT", "/collections/shared", {"vectors": {"size": 4, "distance": "Dot"}}
+        )
+        assert status == 200, body
+        _wait_everywhere(peers, lambda p: call(p.url, "GET", "/collections/shared")[0] == 200)
+        status, body = call(peers[2].url, "GET", "/collections/shared")
+        assert body["result"]["config"]["params"]["shard_number"] == 3  # defaults to the number of peers
+        status, body = call(
+            peers[0].url, "PUT", "/collections/shared", {"vectors": {"size": 4, "distance": "Dot"}}
+        )
+        assert status == 409, body
+        actions = {"actions": [{"create_alias": {"collection_name": "shared", "alias_name": "al"}}]}
+        assert call(peers[2].url, "POST", "/collections/aliases", actions)[0] == 200
+        _wait_everywhere(peers, lambda p: call(p.url, "GET", "/collections/al/exists")[1]["result"]["exists"])
+        assert call(peers[0].url, "DELETE", "/collections/shared")[0] == 200
+        _wait_everywhere(peers, lambda p: call(p.url, "GET", "/collections/shared")[0] == 404)
+    finally:
+        for peer in reversed(peers):
+            peer.stop()
+
+
+def _wait_everywhere(peers: list[ServerProcess], cond: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(cond(p) for p in peers):  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached on every peer")

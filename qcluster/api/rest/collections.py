@@ -52,7 +52,7 @@ async def create_collection(request: web.Request) -> web.Response:
     req = model(CreateCollection, obj(await body_json(request)))
     if isinstance(req.vectors, dict) and not req.vectors:
         raise UnprocessableInputError("vectors: at least one vector must be configured", "vectors")
-    config = config_from_create(req, default_shards=1)
+    config = config_from_create(req, default_shards=toc.default_shard_number())
     await toc.create(_name(request), config)
     return ok(request, True)
 
