@@ -123,5 +123,5 @@ def _excluded_region(
     answered exactly."""
     _, near = index.search(queries, k, ef=max(ef, k), allowed=base, quantization=params.quantization)
     hit = np.where(near >= 0, allowed[np.maximum(near, 0)], False)
-    out: Mask = np.asarray(~hit.any(axis=1), dtype=np.bool_)
+    out: Mask = ~hit.any(axis=1)
     return out

@@ -42,11 +42,9 @@ Mask = npt.NDArray[np.bool_]
 def _filter_masks(segments: Sequence[Segment], raw: FilterJson | None) -> list[Mask | None]:
     if raw is None:
         return [None] * len(segments)
-    from qcluster.shards.filters import check_index_types, evaluate, parse_filter
+    from qcluster.shards.filters import evaluate, parse_filter
 
     flt = parse_filter(raw)
-    if segments:
-        check_index_types(flt, {k: i.kind for k, i in segments[-1].field_indexes.items()})
     return [evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_) for seg in segments]
 
 

@@ -141,30 +141,3 @@ async def test_filter_taking_operations(tmp_path: Path) -> None:
         )
     finally:
         await shard.close()
-
-
-async def test_condition_of_the_wrong_type_for_an_index_is_an_error(tmp_path: Path) -> None:
-    shard = await LocalShard.load_or_create(tmp_path / "s", shard_config(2, "Dot"), storage())
-    try:
-        await shard.update(
-            upsert_op([1, 2], np.ones((2, 2), np.float32), [{"tag": "a", "n": 1}, {"tag": "b", "n": 2}])
-        )
-        await shard.update(CreateFieldIndex("tag", "keyword"))
-        await shard.update(CreateFieldIndex("n", "integer"))
-        for flt, needle in (
-            ({"must": [{"key": "tag", "range": {"gte": 1}}]}, "`tag`: a range condition"),
-            ({"must": [{"key": "n", "match": {"value": "x"}}]}, "`n`: match value"),
-            (
-                {"should": [{"key": "tag", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": 1}}]},
-                "geo",
-            ),
-        ):
-            with pytest.raises(BadInputError, match=needle):
-                await shard.count(CountRequest(filter=flt))
-            with pytest.raises(BadInputError):
-                await shard.update(DeletePoints(PointSelector(filter=flt)))
-        assert await shard.count(CountRequest()) == 2  # nothing deleted
-        ok = {"must": [{"key": "n", "range": {"gte": 2}}, {"key": "tag", "match": {"any": ["a", "b"]}}]}
-        assert await shard.count(CountRequest(filter=ok)) == 1
-    finally:
-        await shard.close()
