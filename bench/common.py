@@ -1,92 +1,83 @@
-"""Shared benchmark helpers: data, ground truth, recall, timing, progress, results files."""
+"""Shared benchmark plumbing: progress lines on stderr, timing loops, machine description, JSON
+results, free ports, HTTP readiness, directory sizes."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import socket
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+import traceback
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-MINILM = REPO.parent / "shared" / "datasets" / "minilm-20k"
-
-
-def clustered(
-    n: int, dim: int, clusters: int = 100, seed: int = 0, intrinsic: int = 16
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-length vectors in gaussian clusters whose spread lies mostly in a low-dimensional
-    subspace (as real embeddings do). Returns (vectors, cluster labels)."""
-    rng = np.random.default_rng(seed)
-    basis_rng = np.random.default_rng(777)
-    centers = basis_rng.standard_normal((clusters, dim)).astype(np.float32) * 2.0
-    basis = basis_rng.standard_normal((intrinsic, dim)).astype(np.float32) / np.sqrt(intrinsic)
-    labels = rng.integers(0, clusters, n)
-    x = centers[labels] + rng.standard_normal((n, intrinsic)).astype(np.float32) @ basis * 1.5
-    x += 0.05 * rng.standard_normal((n, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float32), labels
-
-
-def queries_for(n: int, dim: int, seed: int = 1) -> np.ndarray:
-    return clustered(n, dim, seed=seed)[0]
-
-
-def ground_truth(
-    base: np.ndarray, queries: np.ndarray, k: int = 10, mask: np.ndarray | None = None
-) -> np.ndarray:
-    """Exact top-k by inner product (cosine on unit vectors), chunked; -1 pads short rows."""
-    out = np.full((len(queries), k), -1, dtype=np.int64)
-    rows = np.arange(len(base)) if mask is None else np.flatnonzero(mask)
-    sub = base[rows]
-    for start in range(0, len(queries), 256):
-        s = queries[start : start + 256] @ sub.T
-        kk = min(k, s.shape[1])
-        if kk == 0:
-            continue
-        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-        order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1)
-        out[start : start + 256, :kk] = rows[np.take_along_axis(part, order, axis=1)]
-    return out
-
-
-def recall_at_k(found: Iterable[Iterable[int]], truth: np.ndarray, k: int = 10) -> float:
-    scores = []
-    for got, want in zip(found, truth, strict=True):
-        w = {int(x) for x in want[:k] if x >= 0}
-        if not w:
-            continue
-        scores.append(len(w & {int(x) for x in list(got)[:k]}) / len(w))
-    return float(np.mean(scores)) if scores else 1.0
-
 
 def progress(label: str, done: int, total: int) -> None:
+    """One self-overwriting progress bar line on stderr; ends the line when done."""
     width = 30
-    frac = 0 if total == 0 else done / total
+    frac = 1.0 if total <= 0 else min(1.0, done / total)
     bar = "#" * int(frac * width)
-    sys.stderr.write(f"\r  {label:<28} [{bar:<{width}}] {done}/{total}")
+    sys.stderr.write(f"\r  {label:<34} [{bar:<{width}}] {frac:4.0%} {done}/{total}")
     if done >= total:
         sys.stderr.write("\n")
     sys.stderr.flush()
 
 
+@contextmanager
+def ticker(label: str, every_s: float = 1.0) -> Iterator[None]:
+    """For one opaque blocking phase (an index build, a server start): prints the elapsed seconds
+    on stderr while it runs and the total when it ends."""
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def tick() -> None:
+        while not stop.wait(every_s):
+            sys.stderr.write(f"\r  {label:<34} ... {time.perf_counter() - start:6.1f} s")
+            sys.stderr.flush()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sys.stderr.write(f"\r  {label:<34} done in {time.perf_counter() - start:6.1f} s\n")
+        sys.stderr.flush()
+
+
+def say(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
 def timed_loop(fn: Callable[[int], Any], count: int, label: str) -> tuple[float, list[float], list[Any]]:
-    """Run fn(i) for i < count; returns (qps, latencies in ms, results)."""
-    lat, results = [], []
+    """Run fn(i) for i < count, one call at a time. Returns (calls per second, latencies in ms,
+    results)."""
+    lat: list[float] = []
+    results: list[Any] = []
+    step = max(1, count // 20)
     start = time.perf_counter()
     for i in range(count):
         t0 = time.perf_counter()
         results.append(fn(i))
         lat.append((time.perf_counter() - t0) * 1000)
-        if i % max(1, count // 20) == 0 or i == count - 1:
+        if i % step == 0 or i == count - 1:
             progress(label, i + 1, count)
     total = time.perf_counter() - start
     return count / total, lat, results
+
+
+def percentile(lat: list[float], p: float) -> float:
+    return float(np.percentile(np.asarray(lat), p)) if lat else 0.0
 
 
 def machine() -> dict[str, Any]:
@@ -107,28 +98,63 @@ def machine() -> dict[str, Any]:
 
 
 def write_json(path: str | None, data: dict[str, Any]) -> None:
+    """Write the results to ``path`` (or stdout when no path is given)."""
     text = json.dumps(data, indent=2, default=float)
-    print(text)
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
+        Path(path).write_text(text + "\n")
+        say(f"results written to {path}")
+    else:
+        print(text)
 
 
-def percentile(lat: list[float], p: float) -> float:
-    return float(np.percentile(np.asarray(lat), p)) if lat else 0.0
+def unavailable(engine: str, exc: BaseException) -> dict[str, Any]:
+    """The result of an engine that could not run: printed, and recorded in the JSON."""
+    lines = [ln.strip() for ln in f"{type(exc).__name__}: {exc}".strip().splitlines() if ln.strip()]
+    reason = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+    reason = reason[:400]
+    say(f"{engine}: not available ({reason})")
+    if os.environ.get("BENCH_TRACEBACK"):
+        traceback.print_exc()
+    return {"error": f"{engine}: not available ({reason})"}
 
 
-async def wait_indexed(shard: Any, n: int, timeout: float = 600.0) -> Any:
-    """Until every vector is in an index and the optimizer is idle; fails loudly on an optimizer
-    error or when the deadline passes (benchmarks are bounded in time)."""
-    import asyncio
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
+
+def wait_http(url: str, timeout: float = 60.0, alive: Callable[[], bool] | None = None) -> None:
+    """Poll ``url`` until it answers 2xx, the deadline passes, or ``alive()`` turns false."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = await shard.info()
-        if info.optimizer_error:
-            raise RuntimeError(f"optimizer failed: {info.optimizer_error}")
-        if info.indexed_vectors_count >= n and shard.optimizer.idle:
-            return info
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"not fully indexed after {timeout}s: {info}")
+        if alive is not None and not alive():
+            raise RuntimeError(f"process serving {url} exited")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if 200 <= resp.status < 300:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready in {timeout:.0f} s")
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes actually allocated on disk under ``path`` (sparse, preallocated files count only
+    their written blocks)."""
+    return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file())
+
+
+def fmt_row(cells: list[Any], widths: list[int]) -> str:
+    out = []
+    for cell, w in zip(cells, widths, strict=True):
+        if cell is None:
+            text = "n/a"
+        elif isinstance(cell, float):
+            text = f"{cell:,.4f}" if cell < 1.0 else f"{cell:,.0f}" if cell >= 100 else f"{cell:,.2f}"
+        else:
+            text = str(cell)
+        out.append(text.rjust(w))
+    return "  ".join(out)

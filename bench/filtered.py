@@ -1,8 +1,17 @@
-"""Filtered search benchmark: recall@10, QPS and p50/p99 latency at several selectivities, random
-and correlated with the vector clusters, for qcluster, raw FAISS HNSW with an id selector (the
-naive baseline) and qdrant-edge-py with payload indexes.
+"""Filtered search benchmark: recall@10, QPS and p50/p99 at several selectivities, with filters
+random and correlated with the vector clusters, for qcluster, raw FAISS HNSW with an id selector
+(the naive baseline) and qdrant-edge-py with payload indexes (Qdrant's own planner).
 
-    python bench/filtered.py [--quick] [--json PATH]
+    python bench/filtered.py [--quick] [--json PATH] [--dataset clustered|minilm] [--n N]
+
+Payloads: ``tenant`` (keyword, 20 values), ``category`` (keyword, the point's vector cluster),
+``price`` (integer, uniform 0..99,999) and ``sub`` (integer, uniform 0..999). Filters:
+- random: ``price < s * 100,000`` at s = 0.1 %, 1 %, 10 %, 50 %;
+- correlated: ``category`` in the first clusters (plus a ``sub`` range when s is below one
+  cluster's share), so allowed points sit in a few clusters, away from most queries;
+- tenant: ``tenant == t0`` (~5 %), the multi-tenant case.
+Ground truth: exact search over the allowed points. Full: 100k x 128, 500 queries; --quick: 20k,
+200 queries (< 2 minutes).
 """
 
 from __future__ import annotations
@@ -19,24 +28,18 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import (
-    clustered,
-    ground_truth,
-    machine,
-    percentile,
-    progress,
-    queries_for,
-    recall_at_k,
-    wait_indexed,
-    write_json,
-)
+
+from bench.common import fmt_row, machine, percentile, progress, say, ticker, unavailable, write_json
+from bench.datasets import Dataset, ground_truth, load, recall_at_k
 
 M, EF_CONSTRUCT, EF = 16, 100, 128
 SELECTIVITIES = (0.001, 0.01, 0.1, 0.5)
+INDEXES = (("category", "keyword"), ("price", "integer"), ("sub", "integer"), ("tenant", "keyword"))
 
 
-def make_payloads(n: int, labels: np.ndarray, seed: int = 3) -> dict[str, np.ndarray]:
+def make_columns(labels: np.ndarray, seed: int = 3) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
+    n = len(labels)
     return {
         "tenant": rng.integers(0, 20, n),
         "category": labels,  # follows the vector clusters
@@ -45,131 +48,7 @@ def make_payloads(n: int, labels: np.ndarray, seed: int = 3) -> dict[str, np.nda
     }
 
 
-def filters(cols: dict[str, np.ndarray], n_clusters: int) -> list[dict[str, Any]]:
-    """Each case: selectivity, correlated flag, a qcluster/Qdrant filter JSON, and the mask."""
-    cases = []
-    for s in SELECTIVITIES:
-        limit = int(s * 100_000)
-        cases.append(
-            {
-                "selectivity": s,
-                "correlated": False,
-                "filter": {"must": [{"key": "price", "range": {"lt": limit}}]},
-                "mask": cols["price"] < limit,
-            }
-        )
-    share = 1.0 / n_clusters
-    for s in SELECTIVITIES:
-        k = max(1, round(s / share))
-        cats = list(range(k))
-        cond: list[dict[str, Any]] = [{"key": "category", "match": {"any": [f"c{c}" for c in cats]}}]
-        mask = np.isin(cols["category"], cats)
-        if s < share:
-            sub_limit = int(1000 * s / share)
-            cond.append({"key": "sub", "range": {"lt": sub_limit}})
-            mask &= cols["sub"] < sub_limit
-        cases.append({"selectivity": s, "correlated": True, "filter": {"must": cond}, "mask": mask})
-    return cases
-
-
-def run_faiss(
-    base: np.ndarray, queries: np.ndarray, cases: list[dict[str, Any]], gts: list[np.ndarray]
-) -> list[dict[str, Any]]:
-    import faiss
-
-    faiss.omp_set_num_threads(2)
-    index = faiss.IndexHNSWFlat(base.shape[1], M, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = EF_CONSTRUCT
-    index.add(base)
-    faiss.omp_set_num_threads(1)
-    out = []
-    for case, gt in zip(cases, gts, strict=True):
-        bitmap = np.packbits(case["mask"].astype(np.uint8), bitorder="little")
-        sel = faiss.IDSelectorBitmap(len(base), faiss.swig_ptr(bitmap))
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = EF
-        params.sel = sel
-        lat, res = [], []
-        start = time.perf_counter()
-        for q in queries:
-            t0 = time.perf_counter()
-            res.append(index.search(q[None], 10, params=params)[1][0])
-            lat.append((time.perf_counter() - t0) * 1000)
-        out.append(
-            {"qps": len(queries) / (time.perf_counter() - start), "recall_at_10": recall_at_k(res, gt)}
-        )
-    return out
-
-
-def run_edge(
-    base: np.ndarray,
-    cols: dict[str, np.ndarray],
-    queries: np.ndarray,
-    cases: list[dict[str, Any]],
-    gts: list[np.ndarray],
-    tmp: Path,
-) -> tuple[list[dict[str, Any]], float | None]:
-    try:
-        import qdrant_edge as qe
-    except ImportError:
-        return [{} for _ in cases], None
-    cfg = qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(size=base.shape[1], distance=qe.Distance.Cosine),
-        hnsw_config=qe.HnswIndexConfig(m=M, ef_construct=EF_CONSTRUCT, full_scan_threshold=10000),
-    )
-    shard = qe.EdgeShard.create(str(tmp / "edge"), cfg)
-    for key, kind in (
-        ("category", qe.PayloadSchemaType.Keyword),
-        ("price", qe.PayloadSchemaType.Integer),
-        ("sub", qe.PayloadSchemaType.Integer),
-        ("tenant", qe.PayloadSchemaType.Keyword),
-    ):
-        shard.update(qe.UpdateOperation.create_field_index(key, kind))
-    for start in range(0, len(base), 1000):
-        pts = [
-            qe.Point(id=i, vector=base[i].tolist(), payload=_payload(cols, i))
-            for i in range(start, min(start + 1000, len(base)))
-        ]
-        shard.update(qe.UpdateOperation.upsert_points(pts))
-        progress("qdrant-edge ingest", min(start + 1000, len(base)), len(base))
-    shard.optimize()
-
-    def to_edge(flt: dict[str, Any]) -> Any:
-        conds = []
-        for c in flt["must"]:
-            if "match" in c:
-                conds.append(qe.FieldCondition(key=c["key"], match=qe.MatchAny(any=c["match"]["any"])))
-            else:
-                conds.append(qe.FieldCondition(key=c["key"], range=qe.RangeFloat(lt=float(c["range"]["lt"]))))
-        return qe.Filter(must=conds)
-
-    params = qe.SearchParams(hnsw_ef=EF)
-
-    def query(q: np.ndarray, flt: Any) -> list[int]:
-        req = qe.QueryRequest(limit=10, query=qe.Query.Nearest(q.tolist()), params=params, filter=flt)
-        return [int(p.id) for p in shard.query(req)]
-
-    out = []
-    for case, gt in zip(cases, gts, strict=True):
-        flt = to_edge(case["filter"])
-        lat, res = [], []
-        start = time.perf_counter()
-        for q in queries:
-            t0 = time.perf_counter()
-            res.append(query(q, flt))
-            lat.append((time.perf_counter() - t0) * 1000)
-        out.append(
-            {"qps": len(queries) / (time.perf_counter() - start), "recall_at_10": recall_at_k(res, gt)}
-        )
-    start = time.perf_counter()
-    for q in queries:
-        query(q, None)
-    unfiltered = len(queries) / (time.perf_counter() - start)
-    shard.close()
-    return out, unfiltered
-
-
-def _payload(cols: dict[str, np.ndarray], i: int) -> dict[str, Any]:
+def payload(cols: dict[str, np.ndarray], i: int) -> dict[str, Any]:
     return {
         "tenant": f"t{int(cols['tenant'][i])}",
         "category": f"c{int(cols['category'][i])}",
@@ -178,120 +57,300 @@ def _payload(cols: dict[str, np.ndarray], i: int) -> dict[str, Any]:
     }
 
 
-async def run_qcluster(
-    base: np.ndarray,
+def cases(cols: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Each case: kind, target selectivity, correlated flag, the Qdrant filter JSON and the mask."""
+    n = len(cols["price"])
+    out: list[dict[str, Any]] = []
+    for s in SELECTIVITIES:
+        limit = round(s * 100_000)
+        out.append(
+            {
+                "kind": "random",
+                "selectivity": s,
+                "correlated": False,
+                "filter": {"must": [{"key": "price", "range": {"lt": limit}}]},
+                "mask": cols["price"] < limit,
+            }
+        )
+    counts = np.bincount(cols["category"])
+    for s in SELECTIVITIES:
+        target = s * n
+        if target < counts[0]:  # a slice of one cluster
+            sub_limit = max(1, round(1000 * target / counts[0]))
+            flt = {
+                "must": [
+                    {"key": "category", "match": {"any": ["c0"]}},
+                    {"key": "sub", "range": {"lt": sub_limit}},
+                ]
+            }
+            mask = (cols["category"] == 0) & (cols["sub"] < sub_limit)
+        else:  # whole clusters, in label order, until the target is reached
+            k = int(np.searchsorted(np.cumsum(counts), target)) + 1
+            flt = {"must": [{"key": "category", "match": {"any": [f"c{c}" for c in range(k)]}}]}
+            mask = np.isin(cols["category"], np.arange(k))
+        out.append({"kind": "correlated", "selectivity": s, "correlated": True, "filter": flt, "mask": mask})
+    out.append(
+        {
+            "kind": "tenant",
+            "selectivity": 0.05,
+            "correlated": False,
+            "filter": {"must": [{"key": "tenant", "match": {"value": "t0"}}]},
+            "mask": cols["tenant"] == 0,
+        }
+    )
+    return out
+
+
+def run_faiss(ds: Dataset, all_cases: list[dict[str, Any]], gts: list[np.ndarray]) -> dict[str, Any]:
+    from bench.baselines.faiss_hnsw import FaissHnsw
+
+    index = FaissHnsw(ds.dim, M, EF_CONSTRUCT)
+    index.build(ds.base, threads=2)
+    rows = [
+        index.run_queries(
+            ds.queries, gt, EF, mask=c["mask"], label=f"faiss {c['kind']} {c['selectivity']:.1%}"
+        )
+        for c, gt in zip(all_cases, gts, strict=True)
+    ]
+    unfiltered = index.run_queries(ds.queries, ds.gt, EF, label="faiss unfiltered")
+    return {"rows": rows, "unfiltered_qps": unfiltered["qps"]}
+
+
+def run_qdrant_edge(
+    ds: Dataset,
     cols: dict[str, np.ndarray],
-    queries: np.ndarray,
-    cases: list[dict[str, Any]],
+    all_cases: list[dict[str, Any]],
     gts: list[np.ndarray],
     tmp: Path,
-) -> tuple[list[dict[str, Any]], float]:
+) -> dict[str, Any]:
+    from bench.baselines.qdrant_edge import EdgeEngine
+
+    edge = EdgeEngine(tmp / "edge", ds.dim, M, EF_CONSTRUCT)
+    try:
+        for key, schema in INDEXES:
+            edge.create_index(key, schema)
+        edge.ingest(ds.base, payload=lambda i: payload(cols, i))
+        edge.optimize()
+        rows = [
+            edge.run_queries(
+                ds.queries,
+                gt,
+                EF,
+                flt=c["filter"],
+                allowed=int(c["mask"].sum()),
+                label=f"qdrant-edge {c['kind']} {c['selectivity']:.1%}",
+            )
+            for c, gt in zip(all_cases, gts, strict=True)
+        ]
+        unfiltered = edge.run_queries(ds.queries, ds.gt, EF, label="qdrant-edge unfiltered")
+    finally:
+        edge.close()
+    return {"rows": rows, "unfiltered_qps": unfiltered["qps"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# qcluster: LocalShard with payload indexes (lead-owned). Must return {"rows": [one dict per
+# case, in order, with qps, recall_at_10, p50_ms, p99_ms, short_results], "unfiltered_qps"}.
+# ---------------------------------------------------------------------------------------------
+async def run_qcluster(
+    ds: Dataset,
+    cols: dict[str, np.ndarray],
+    all_cases: list[dict[str, Any]],
+    gts: list[np.ndarray],
+    tmp: Path,
+) -> dict[str, Any]:
     from qcluster.models.config import HnswConfig, ShardConfig, VectorParams
     from qcluster.settings import StorageSettings
     from qcluster.shards.base import SearchParams, SearchRequest
     from qcluster.shards.local_shard import LocalShard
     from qcluster.shards.operations import CreateFieldIndex, NamedVectors, PointsBatch, UpsertPoints
 
+    base, queries, n = ds.base, ds.queries, ds.n
     cfg = ShardConfig(
-        vectors={"": VectorParams(size=base.shape[1], distance="Cosine")},
+        vectors={"": VectorParams(size=ds.dim, distance="Cosine")},
         hnsw_config=HnswConfig(m=M, ef_construct=EF_CONSTRUCT),
     )
     shard = await LocalShard.load_or_create(tmp / "qcluster", cfg, StorageSettings())
-    for key, schema in (
-        ("category", "keyword"),
-        ("price", "integer"),
-        ("sub", "integer"),
-        ("tenant", "keyword"),
-    ):
+    for key, schema in INDEXES:
         await shard.update(CreateFieldIndex(key, schema))
-    for start in range(0, len(base), 1000):
-        ids = tuple(range(start, min(start + 1000, len(base))))
-        payloads = tuple(_payload(cols, i) for i in ids)
+    for start in range(0, n, 1000):
+        ids = tuple(range(start, min(start + 1000, n)))
+        payloads = tuple(payload(cols, i) for i in ids)
         await shard.update(
             UpsertPoints(PointsBatch(ids, {"": NamedVectors(base[start : start + len(ids)])}, payloads))
         )
-        progress("qcluster ingest", start + len(ids), len(base))
-    await wait_indexed(shard, len(base))
+        progress("qcluster ingest", start + len(ids), n)
+    deadline = time.monotonic() + 600
+    with ticker("qcluster indexing (optimizer)"):
+        while not ((await shard.info()).indexed_vectors_count >= n and shard.optimizer.idle):
+            if time.monotonic() > deadline:
+                raise TimeoutError("not fully indexed after 600 s")
+            await asyncio.sleep(0.02)
     params = SearchParams(hnsw_ef=EF)
-    out = []
-    for case, gt in zip(cases, gts, strict=True):
+    rows = []
+    for case, gt in zip(all_cases, gts, strict=True):
         lat, res = [], []
-        start = time.perf_counter()
-        for q in queries:
+        label = f"qcluster {case['kind']} {case['selectivity']:.1%}"
+        start_t = time.perf_counter()
+        for i, q in enumerate(queries):
             t0 = time.perf_counter()
             (hits,) = await shard.search(
                 [SearchRequest(vector=q, limit=10, filter=case["filter"], params=params)]
             )
             lat.append((time.perf_counter() - t0) * 1000)
             res.append([h.id for h in hits])
-        out.append(
+            if i % 50 == 0 or i == len(queries) - 1:
+                progress(label, i + 1, len(queries))
+        rows.append(
             {
-                "qps": len(queries) / (time.perf_counter() - start),
+                "qps": len(queries) / (time.perf_counter() - start_t),
                 "recall_at_10": recall_at_k(res, gt),
                 "p50_ms": percentile(lat, 50),
                 "p99_ms": percentile(lat, 99),
                 "short_results": sum(1 for r in res if len(r) < min(10, int(case["mask"].sum()))),
             }
         )
-    start = time.perf_counter()
+    start_t = time.perf_counter()
     for q in queries:
         await shard.search([SearchRequest(vector=q, limit=10, params=params)])
-    unfiltered = len(queries) / (time.perf_counter() - start)
+    unfiltered = len(queries) / (time.perf_counter() - start_t)
     await shard.close()
-    return out, unfiltered
+    return {"rows": rows, "unfiltered_qps": unfiltered}
+
+
+def summary(result: dict[str, Any]) -> str:
+    widths = [10, 7, 6, 8, 8, 7, 8, 8, 8, 8]
+    head = ["kind", "sel", "match", "q recall", "q QPS", "q p99", "F recall", "F QPS", "E recall", "E QPS"]
+    lines = [fmt_row(head, widths)]
+    for r in result["rows"]:
+        lines.append(
+            fmt_row(
+                [
+                    r["kind"],
+                    f"{r['selectivity']:.1%}",
+                    r["matching"],
+                    r["recall_at_10"],
+                    r["qps"],
+                    r["p99_ms"],
+                    r["faiss_recall_at_10"],
+                    r["faiss_qps"],
+                    r["qdrant_edge_recall_at_10"],
+                    r["qdrant_edge_qps"],
+                ],
+                widths,
+            )
+        )
+    lines.append(
+        "unfiltered QPS: qcluster {}, faiss {}, qdrant-edge {}".format(
+            *(
+                f"{v:,.0f}" if v else "n/a"
+                for v in (
+                    result["unfiltered_qps"],
+                    result["faiss_unfiltered_qps"],
+                    result["qdrant_edge_unfiltered_qps"],
+                )
+            )
+        )
+    )
+    lines += [
+        f"{k}: {result[k]['error']}" for k in ("qcluster", "faiss", "qdrant_edge") if "error" in result[k]
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", default=None)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="20k points, 200 queries")
+    ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--dataset", choices=["clustered", "minilm"], default="clustered")
+    ap.add_argument("--n", type=int, default=None, help="number of points (clustered only)")
+    ap.add_argument("--skip-qcluster", action="store_true", help="reference engines only")
     args = ap.parse_args()
-    from qcluster.logging import setup_logging
-
-    setup_logging("WARNING")
-    n = 20_000 if args.quick else 100_000
-    n_clusters = 100
-    base, labels = clustered(n, 128, clusters=n_clusters)
-    queries = queries_for(200 if args.quick else 500, 128, seed=9)
-    cols = make_payloads(n, labels)
-    cases = filters(cols, n_clusters)
-    gts = [ground_truth(base, queries, 10, c["mask"]) for c in cases]
-    tmp = Path(tempfile.mkdtemp(prefix="qbench-f-"))
+    n = args.n or (20_000 if args.quick else 100_000)
+    nq = 200 if args.quick else 500
+    with ticker("data + exact ground truth"):
+        ds = load(args.dataset, n, nq)
+        cols = make_columns(ds.labels)
+        all_cases = cases(cols)
+        gts = [ground_truth(ds.base, ds.queries, 10, c["mask"]) for c in all_cases]
+    tmp = Path(tempfile.mkdtemp(prefix="qbench-filtered-"))
+    started = time.perf_counter()
     try:
-        faiss_rows = run_faiss(base, queries, cases, gts)
-        edge_rows, edge_unf = run_edge(base, cols, queries, cases, gts, tmp)
-        q_rows, q_unf = asyncio.run(run_qcluster(base, cols, queries, cases, gts, tmp))
+        say("== raw FAISS HNSW + IDSelectorBitmap")
+        try:
+            f_res = run_faiss(ds, all_cases, gts)
+        except Exception as exc:
+            f_res = unavailable("faiss", exc)
+        say("== qdrant-edge-py with payload indexes")
+        try:
+            e_res = run_qdrant_edge(ds, cols, all_cases, gts, tmp)
+        except Exception as exc:
+            e_res = unavailable("qdrant-edge", exc)
+        say("== qcluster LocalShard with payload indexes")
+        if args.skip_qcluster:
+            q_res = unavailable("qcluster", RuntimeError("skipped (--skip-qcluster)"))
+        else:
+            try:
+                from qcluster.logging import setup_logging
+
+                setup_logging("WARNING")
+                q_res = asyncio.run(run_qcluster(ds, cols, all_cases, gts, tmp))
+            except Exception as exc:
+                q_res = unavailable("qcluster", exc)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+    def row(res: dict[str, Any], i: int) -> dict[str, Any]:
+        return res["rows"][i] if "rows" in res else {}
+
     rows = []
-    for case, q, f, e in zip(cases, q_rows, faiss_rows, edge_rows, strict=True):
+    for i, case in enumerate(all_cases):
+        q, f, e = row(q_res, i), row(f_res, i), row(e_res, i)
+        matching = int(case["mask"].sum())
         rows.append(
             {
+                "kind": case["kind"],
                 "selectivity": case["selectivity"],
                 "correlated": case["correlated"],
-                "matching": int(case["mask"].sum()),
-                "recall_at_10": q["recall_at_10"],
-                "qps": q["qps"],
-                "p50_ms": q["p50_ms"],
-                "p99_ms": q["p99_ms"],
-                "short_results": q["short_results"],
-                "faiss_recall_at_10": f["recall_at_10"],
-                "faiss_qps": f["qps"],
+                "matching": matching,
+                "actual_selectivity": matching / ds.n,
+                "filter": case["filter"],
+                "recall_at_10": q.get("recall_at_10"),
+                "qps": q.get("qps"),
+                "p50_ms": q.get("p50_ms"),
+                "p99_ms": q.get("p99_ms"),
+                "short_results": q.get("short_results"),
+                "faiss_recall_at_10": f.get("recall_at_10"),
+                "faiss_qps": f.get("qps"),
+                "faiss_p99_ms": f.get("p99_ms"),
+                "faiss_short_results": f.get("short_results"),
                 "qdrant_edge_recall_at_10": e.get("recall_at_10"),
                 "qdrant_edge_qps": e.get("qps"),
+                "qdrant_edge_p50_ms": e.get("p50_ms"),
+                "qdrant_edge_p99_ms": e.get("p99_ms"),
+                "qdrant_edge_short_results": e.get("short_results"),
             }
         )
-    write_json(
-        args.json,
-        {
-            "benchmark": "filtered",
-            "n": n,
-            "machine": machine(),
-            "rows": rows,
-            "unfiltered_qps": q_unf,
-            "qdrant_edge_unfiltered_qps": edge_unf,
-        },
-    )
+    result = {
+        "benchmark": "filtered",
+        "dataset": ds.name,
+        "n": ds.n,
+        "dim": ds.dim,
+        "queries": len(ds.queries),
+        "ef": EF,
+        "quick": args.quick,
+        "machine": machine(),
+        "elapsed_s": time.perf_counter() - started,
+        "rows": rows,
+        "unfiltered_qps": q_res.get("unfiltered_qps"),
+        "faiss_unfiltered_qps": f_res.get("unfiltered_qps"),
+        "qdrant_edge_unfiltered_qps": e_res.get("unfiltered_qps"),
+        "qcluster": {k: v for k, v in q_res.items() if k != "rows"},
+        "faiss": {k: v for k, v in f_res.items() if k != "rows"},
+        "qdrant_edge": {k: v for k, v in e_res.items() if k != "rows"},
+    }
+    print(summary(result))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -1,142 +1,285 @@
-"""Run every benchmark in its own virtual environment and record the results in BENCHMARKS.md.
+"""Run every benchmark in the benchmark virtual environment and record the results.
 
-    python bench/run_all.py [--quick]
+    python bench/run_all.py [--quick] [--only engine|filtered|rest] [--skip-qcluster] [--no-doc]
 
-Creates ``bench/.venv`` once (qcluster itself plus the reference engines qdrant-edge-py,
-chromadb and the qdrant-client used for loading; never dependencies of the package), then runs
-engine.py, filtered.py and rest.py with it and rewrites the results section of BENCHMARKS.md.
+1. Creates ``bench/.venv`` once (qcluster installed editable, plus the benchmark-only reference
+   packages qdrant-edge-py, chromadb, faiss-cpu and the pinned qdrant-client used for loading;
+   none of them is a dependency of the package). A stamp file records what was installed, so a
+   second run installs nothing unless this list or pyproject.toml changed.
+2. Runs engine.py, filtered.py and rest.py with that interpreter (``--quick`` passed through),
+   each bounded by a timeout; their JSON goes to ``bench/results/<name>[-quick].json``.
+3. Rewrites the section of BENCHMARKS.md between ``<!-- results:start -->`` and
+   ``<!-- results:end -->`` from every results file present (full-size and quick runs are kept
+   apart, each with its date and machine).
+
+Standard library only, so any Python 3.11 can start it (the Makefile uses .venv/bin/python).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENV = HERE / ".venv"
 PY = VENV / "bin" / "python"
-STAMP = VENV / ".bench-installed"
-REFERENCE_PACKAGES = ["qdrant-edge-py>=0.9,<1", "chromadb>=1.5,<2", "qdrant-client==1.20.0"]
+STAMP = VENV / ".bench-stamp"
+REFERENCE_PACKAGES = [
+    "qdrant-edge-py>=0.9,<1",
+    "chromadb>=1.5,<2",
+    "faiss-cpu>=1.8,<2",
+    "qdrant-client==1.20.0",
+]
+BENCHMARKS = ("engine", "filtered", "rest")
+TIMEOUT_S = {True: 300, False: 3600}  # per benchmark, quick / full
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+def log(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def _stamp_text() -> str:
+    h = hashlib.sha256()
+    h.update("\n".join(REFERENCE_PACKAGES).encode())
+    h.update((REPO / "pyproject.toml").read_bytes())
+    return h.hexdigest()
+
+
 def ensure_venv() -> None:
-    if STAMP.exists():
+    """Create/refresh bench/.venv; idempotent (nothing is installed when the stamp matches)."""
+    want = _stamp_text()
+    if PY.exists() and STAMP.exists() and STAMP.read_text().strip() == want:
         return
-    print("creating bench/.venv with the reference engines (once)...", file=sys.stderr)
-    venv.EnvBuilder(with_pip=True).create(VENV)
+    if not PY.exists():
+        log("creating bench/.venv (once) ...")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    log("installing qcluster (editable) and the reference engines into bench/.venv ...")
+    t0 = time.perf_counter()
     subprocess.run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-    subprocess.run([str(PY), "-m", "pip", "install", "-q", "-e", str(REPO), *REFERENCE_PACKAGES], check=True)
-    STAMP.touch()
+    subprocess.run(
+        [str(PY), "-m", "pip", "install", "--progress-bar", "off", "-e", str(REPO), *REFERENCE_PACKAGES],
+        check=True,
+    )
+    STAMP.write_text(want + "\n")
+    log(f"bench/.venv ready in {time.perf_counter() - t0:.0f} s")
 
 
-def fmt(v: object, digits: int = 0) -> str:
+def run_benchmark(name: str, quick: bool, extra: list[str]) -> Path | None:
+    out = HERE / "results" / f"{name}{'-quick' if quick else ''}.json"
+    out.parent.mkdir(exist_ok=True)
+    cmd = [str(PY), str(HERE / f"{name}.py"), "--json", str(out), *(["--quick"] if quick else []), *extra]
+    log(f"\n=== {name}{' (quick)' if quick else ''}: {' '.join(cmd[1:])}")
+    t0 = time.perf_counter()
+    try:
+        subprocess.run(cmd, check=True, timeout=TIMEOUT_S[quick], cwd=REPO)
+    except subprocess.TimeoutExpired:
+        log(f"=== {name}: timed out after {TIMEOUT_S[quick]} s")
+        return None
+    except subprocess.CalledProcessError as exc:
+        log(f"=== {name}: failed with exit code {exc.returncode}")
+        return None
+    log(f"=== {name}: done in {time.perf_counter() - t0:.0f} s -> {out.relative_to(REPO)}")
+    return out
+
+
+# ------------------------------------------------------------------ BENCHMARKS.md rendering
+
+
+def f(v: Any, digits: int = 0) -> str:
     if v is None:
         return "n/a"
-    if isinstance(v, float):
+    if isinstance(v, float | int) and not isinstance(v, bool):
         return f"{v:,.{digits}f}"
     return str(v)
 
 
-def render(results: dict[str, dict]) -> str:
-    lines = []
-    e, f, r = results.get("engine"), results.get("filtered"), results.get("rest")
-    any_res = e or f or r or {}
-    m = any_res.get("machine", {})
-    lines.append(
-        f"Measured {m.get('date', '?')} on {m.get('nproc', '?')} cores ({m.get('cpu', '?')}), "
-        f"Python {m.get('python', '?')}.\n"
+def ratio(a: Any, b: Any) -> str:
+    return f"{a / b:.2f}x" if isinstance(a, float | int) and isinstance(b, float | int) and b else "n/a"
+
+
+def errors(r: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [f"\n*{r[k]['error']}*" for k in keys if isinstance(r.get(k), dict) and "error" in r[k]]
+
+
+def header(r: dict[str, Any]) -> str:
+    m = r.get("machine", {})
+    return (
+        f"{r.get('dataset', 'clustered (an earlier generator)')}, {f(r.get('n'))} points x {r.get('dim', '?')}, "
+        f"{f(r.get('queries'))} queries; measured {m.get('date', '?')} on {m.get('nproc', '?')} cores "
+        f"({m.get('cpu', '?')}), Python {m.get('python', '?')}."
     )
-    if e:
-        lines += [
-            f"### Shard engine ({e['n']:,} x {e['dim']} clustered, cosine, M=16, ef_construct=100, one query per call)\n",
-            "| engine | QPS ef64 | QPS ef128 | QPS ef256 | recall@10 ef128 | ingest pts/s | fully indexed (s) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for name, key in (
-            ("qcluster LocalShard", "qcluster"),
-            ("raw FAISS HNSW", "faiss"),
-            ("qdrant-edge-py", "qdrant_edge"),
-        ):
-            d = e.get(key, {})
-            lines.append(
-                f"| {name} | {fmt(d.get('ef64', {}).get('qps'))} | {fmt(d.get('ef128', {}).get('qps'))} | "
-                f"{fmt(d.get('ef256', {}).get('qps'))} | {fmt(d.get('ef128', {}).get('recall_at_10'), 4)} | "
-                f"{fmt(d.get('ingest_points_per_s'))} | {fmt(d.get('index_build_s'), 1)} |"
-            )
-        mem = e.get("memory_bytes_per_vector") or {}
+
+
+def render_engine(r: dict[str, Any]) -> list[str]:
+    def at(d: dict[str, Any], key: str, ef: int = 128) -> Any:
+        return (d.get(f"ef{ef}") or {}).get(key)
+
+    lines = [
+        "#### Shard engine (`bench/engine.py`): one query per call, M=16, ef_construct=100, cosine\n",
+        header(r) + "\n",
+        "| engine | QPS ef64 | QPS ef128 | QPS ef256 | recall@10 ef64 / 128 / 256 | p99 ms ef128 "
+        "| ingest pts/s | fully indexed s | reopen s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, key in (
+        ("qcluster LocalShard", "qcluster"),
+        ("raw FAISS HNSW", "faiss"),
+        ("qdrant-edge-py", "qdrant_edge"),
+    ):
+        d = r.get(key) or {}
+        recalls = " / ".join(f(at(d, "recall_at_10", ef), 4) for ef in (64, 128, 256))
         lines.append(
-            f"\nIndex memory per vector: plain {fmt(mem.get('plain'))} B, SQ8 {fmt(mem.get('sq8'))} B, "
-            f"PQ x16 {fmt(mem.get('pq'))} B. Reopen of the shard: {fmt(e.get('reopen_s'), 2)} s.\n"
+            f"| {name} | {f(at(d, 'qps', 64))} | {f(at(d, 'qps'))} | {f(at(d, 'qps', 256))} | {recalls} | "
+            f"{f(at(d, 'p99_ms'), 2)} | {f(d.get('ingest_points_per_s'))} | {f(d.get('index_build_s'), 1)} | "
+            f"{f(d.get('reopen_s'), 2)} |"
         )
-    if f:
-        lines += [
-            f"### Filtered search ({f['n']:,} points, ef 128, limit 10)\n",
-            "| selectivity | correlated | qcluster recall | qcluster QPS | p50 / p99 ms | FAISS+selector recall | "
-            "FAISS QPS | qdrant-edge recall | qdrant-edge QPS |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for row in f["rows"]:
-            lines.append(
-                f"| {row['selectivity']:.1%} | {row['correlated']} | {fmt(row['recall_at_10'], 3)} | "
-                f"{fmt(row['qps'])} | {fmt(row['p50_ms'], 2)} / {fmt(row['p99_ms'], 2)} | "
-                f"{fmt(row['faiss_recall_at_10'], 3)} | {fmt(row['faiss_qps'])} | "
-                f"{fmt(row['qdrant_edge_recall_at_10'], 3)} | {fmt(row['qdrant_edge_qps'])} |"
-            )
+    q, fa, e = r.get("qcluster") or {}, r.get("faiss") or {}, r.get("qdrant_edge") or {}
+    qm, fm = q.get("memory_bytes_per_vector") or {}, fa.get("memory_bytes_per_vector") or {}
+    lines += [
+        "",
+        f"Search QPS at ef 128: qcluster / FAISS = {ratio(at(q, 'qps'), at(fa, 'qps'))} (target >= 0.8x), "
+        f"qcluster / qdrant-edge = {ratio(at(q, 'qps'), at(e, 'qps'))} (target >= 1.2x).",
+        "Index memory per vector in bytes (graph + vectors or codes): "
+        f"qcluster plain {f(qm.get('plain'))} / SQ8 {f(qm.get('sq8'))} / PQ x16 {f(qm.get('pq'))} "
+        f"(SQ8 = {ratio(qm.get('sq8'), qm.get('plain'))} of plain, target <= 0.45x; built on "
+        f"{f(r.get('memory_sample'))} points); FAISS plain {f(fm.get('plain'))} / SQ8 {f(fm.get('sq8'))} / "
+        f"PQ x16 {f(fm.get('pq'))} (all points); qdrant-edge (no memory figure exposed): segments on disk "
+        f"{f(e.get('disk_bytes_per_vector'))}.",
+        *errors(r, ("qcluster", "faiss", "qdrant_edge")),
+        "",
+    ]
+    return lines
+
+
+def render_filtered(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"#### Filtered search (`bench/filtered.py`): ef {r.get('ef', 128)}, limit 10\n",
+        header(r) + "\n",
+        "| filter | selectivity | matching | qcluster recall | qcluster QPS | p50 / p99 ms | short | "
+        "FAISS+selector recall | FAISS QPS | qdrant-edge recall | qdrant-edge QPS | qdrant-edge p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r.get("rows", []):
+        kind = row.get("kind") or ("correlated" if row.get("correlated") else "random")
         lines.append(
-            f"\nUnfiltered: qcluster {fmt(f.get('unfiltered_qps'))} QPS, qdrant-edge "
-            f"{fmt(f.get('qdrant_edge_unfiltered_qps'))} QPS.\n"
+            f"| {kind} | {row['selectivity']:.1%} | {f(row.get('matching'))} | {f(row.get('recall_at_10'), 3)} | "
+            f"{f(row.get('qps'))} | {f(row.get('p50_ms'), 2)} / {f(row.get('p99_ms'), 2)} | "
+            f"{f(row.get('short_results'))} | {f(row.get('faiss_recall_at_10'), 3)} | {f(row.get('faiss_qps'))} | "
+            f"{f(row.get('qdrant_edge_recall_at_10'), 3)} | {f(row.get('qdrant_edge_qps'))} | "
+            f"{f(row.get('qdrant_edge_p99_ms'), 2)} |"
         )
-    if r:
-        lines += [
-            f"### REST ({r['n']:,} x 128, ef 128, lean keep-alive HTTP client in a separate process)\n",
-            "| server | QPS 1 client | p99 ms 1 client | QPS 16 clients | recall@10 | ingest pts/s |",
-            "|---|---|---|---|---|---|",
-            f"| qcluster serve | {fmt(r.get('qps_1_client'))} | {fmt(r.get('p99_ms_1_client'), 2)} | "
-            f"{fmt(r.get('qps_16_clients'))} | {fmt(r.get('recall_at_10'), 4)} | {fmt(r.get('ingest_points_per_s'))} |",
-            f"| chroma run | {fmt(r.get('chroma_qps_1_client'))} | {fmt((r.get('chroma') or {}).get('p99_ms_1_client'), 2)} | "
-            f"{fmt(r.get('chroma_qps_16_clients'))} | {fmt(r.get('chroma_recall_at_10'), 4)} | "
-            f"{fmt(r.get('chroma_ingest_points_per_s'))} |",
-            f"\nqdrant-client driving qcluster (1 client): {fmt(r.get('qdrant_client_qps_1_client'))} QPS; "
-            f"qdrant-edge-py in process, no HTTP: {fmt(r.get('qdrant_edge_qps_1_client'))} QPS.\n",
-        ]
-    return "\n".join(lines)
+    lines += [
+        "",
+        f"Unfiltered QPS: qcluster {f(r.get('unfiltered_qps'))}, FAISS {f(r.get('faiss_unfiltered_qps'))}, "
+        f"qdrant-edge {f(r.get('qdrant_edge_unfiltered_qps'))}. "
+        '"short": queries answered with fewer than 10 hits although at least 10 points matched.',
+        *errors(r, ("qcluster", "faiss", "qdrant_edge")),
+        "",
+    ]
+    return lines
+
+
+def _pick(d: dict[str, Any], *keys: str) -> Any:
+    return next((d[k] for k in keys if d.get(k) is not None), None)
+
+
+def render_rest(r: dict[str, Any]) -> list[str]:
+    c, e = r.get("chroma") or {}, r.get("qdrant_edge") or {}
+    # qcluster's figures are the top-level keys issue #4 names (present in every version)
+    q = {
+        "qps_1_client": r.get("qps_1_client"),
+        "p50_ms_1": r.get("p50_ms_1_client"),
+        "p99_ms_1": r.get("p99_ms_1_client"),
+        "qps_16_clients": r.get("qps_16_clients"),
+        "p99_ms_16": r.get("p99_ms_16_clients"),
+        "recall_at_10": r.get("recall_at_10"),
+        "ingest_points_per_s": r.get("ingest_points_per_s"),
+    }
+    lines = [
+        f"#### REST (`bench/rest.py`): ef {r.get('ef', 128)}, lean keep-alive HTTP client in a separate process\n",
+        header(r) + "\n",
+        "| server | QPS 1 client | p50 / p99 ms 1 client | QPS 16 clients | p99 ms 16 clients | recall@10 | ingest pts/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, d in (("qcluster serve", q), ("chroma run", c)):
+        lines.append(
+            f"| {name} | {f(d.get('qps_1_client'))} | {f(d.get('p50_ms_1'), 2)} / "
+            f"{f(_pick(d, 'p99_ms_1', 'p99_ms_1_client'), 2)} | {f(d.get('qps_16_clients'))} | "
+            f"{f(d.get('p99_ms_16'), 1)} | {f(d.get('recall_at_10'), 4)} | {f(d.get('ingest_points_per_s'))} |"
+        )
+    lines.append(
+        f"| qdrant-edge-py, in process (no HTTP) | {f(e.get('qps_1_client'))} | "
+        f"{f(e.get('p50_ms_1'), 2)} / {f(e.get('p99_ms_1'), 2)} | n/a | n/a | {f(e.get('recall_at_10'), 4)} | "
+        f"{f(e.get('ingest_points_per_s'))} |"
+    )
+    lines += [
+        "",
+        f"qdrant-client driving qcluster (1 client, as users see it): {f(r.get('qdrant_client_qps_1_client'))} QPS. "
+        f"qcluster / chroma: {ratio(q['qps_1_client'], c.get('qps_1_client'))} with 1 client, "
+        f"{ratio(q['qps_16_clients'], c.get('qps_16_clients'))} with 16 (target >= 2x); "
+        f"16 / 1 clients: {ratio(q['qps_16_clients'], q['qps_1_client'])} (target >= 1.5x). "
+        "qcluster is loaded through qdrant-client, chroma through its REST API.",
+        *errors(r, ("qcluster", "chroma", "qdrant_edge")),
+        "",
+    ]
+    return lines
+
+
+RENDER = {"engine": render_engine, "filtered": render_filtered, "rest": render_rest}
+
+
+def render() -> str:
+    out = ["## Results\n", "Written by `bench/run_all.py` from `bench/results/*.json`.\n"]
+    for quick, title in ((False, "Full size (`make bench`)"), (True, "Quick (`make bench-quick`)")):
+        blocks: list[str] = []
+        for name in BENCHMARKS:
+            path = HERE / "results" / f"{name}{'-quick' if quick else ''}.json"
+            if path.exists():
+                try:
+                    blocks += RENDER[name](json.loads(path.read_text()))
+                except (ValueError, KeyError, TypeError) as exc:
+                    blocks.append(f"*{path.name}: unreadable ({exc})*\n")
+        if blocks:
+            out += [f"### {title}\n", *blocks]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_doc() -> Path:
+    doc = REPO / "BENCHMARKS.md"
+    text = doc.read_text() if doc.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        text = text.rstrip() + f"\n\n{START}\n{END}\n"
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    doc.write_text(f"{head}{START}\n{render()}{END}{tail}")
+    return doc
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["engine", "filtered", "rest"], default=None)
-    ap.add_argument("--render", action="store_true", help="only rewrite BENCHMARKS.md from bench/results")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes (each benchmark in a few minutes)")
+    ap.add_argument("--only", choices=BENCHMARKS, action="append", help="run only these (repeatable)")
+    ap.add_argument("--skip-qcluster", action="store_true", help="reference engines only")
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite BENCHMARKS.md")
     args = ap.parse_args()
-    if not args.render:
-        ensure_venv()
-    out_dir = HERE / "results"
-    out_dir.mkdir(exist_ok=True)
-    suffix = "-quick" if args.quick else ""
-    results: dict[str, dict] = {}
-    for name in ("engine", "filtered", "rest"):
-        path = out_dir / f"{name}{suffix}.json"
-        if not args.render and args.only in (None, name):
-            print(f"== {name}", file=sys.stderr)
-            cmd = [str(PY), str(HERE / f"{name}.py"), "--json", str(path)] + (
-                ["--quick"] if args.quick else []
-            )
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        if path.exists():
-            results[name] = json.loads(path.read_text())
-    doc = REPO / "BENCHMARKS.md"
-    text = doc.read_text() if doc.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    section = f"{START}\n## Results{' (quick)' if args.quick else ''}\n\n{render(results)}\n{END}"
-    doc.write_text(head + section + tail)
-    print(f"results written to {doc}", file=sys.stderr)
+    ensure_venv()
+    extra = ["--skip-qcluster"] if args.skip_qcluster else []
+    failed = [name for name in args.only or BENCHMARKS if run_benchmark(name, args.quick, extra) is None]
+    if not args.no_doc:
+        log(f"\nresults section rewritten in {write_doc().relative_to(REPO)}")
+    if failed:
+        log(f"failed: {', '.join(failed)}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

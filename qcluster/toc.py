@@ -9,13 +9,20 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qcluster.collection import Collection
 from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError
 from qcluster.logging import get_logger
-from qcluster.models.collections import CollectionConfig
+from qcluster.models.collections import (
+    AliasOperationIn,
+    CollectionConfig,
+    CreateAliasOp,
+    DeleteAliasOp,
+)
+from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, WalConfig
 from qcluster.settings import StorageSettings
 from qcluster.shards.segment_files import read_json, write_json_atomic
 
@@ -77,6 +84,36 @@ class TableOfContents:
 
     def exists(self, name: str) -> bool:
         return self.resolve(name) in self.collections
+
+    def defaults(self) -> ShardConfig:
+        """New collections' HNSW / optimizer / WAL settings from the storage settings (the request
+        overrides them field by field)."""
+        st = self.storage
+        hnsw, opt, wal = st.hnsw_index, st.optimizers, st.wal
+        return ShardConfig(
+            vectors={},
+            hnsw_config=HnswConfig(
+                m=hnsw.m,
+                ef_construct=hnsw.ef_construct,
+                full_scan_threshold=hnsw.full_scan_threshold_kb,
+                max_indexing_threads=hnsw.max_indexing_threads,
+                on_disk=hnsw.on_disk,
+                payload_m=hnsw.payload_m,
+            ),
+            optimizer_config=OptimizersConfig(
+                deleted_threshold=opt.deleted_threshold,
+                vacuum_min_vector_number=opt.vacuum_min_vector_number,
+                default_segment_number=opt.default_segment_number,
+                max_segment_size=opt.max_segment_size_kb,
+                memmap_threshold=opt.memmap_threshold_kb,
+                indexing_threshold=opt.indexing_threshold_kb,
+                flush_interval_sec=max(0, int(opt.flush_interval_sec)),
+                max_optimization_threads=opt.max_optimization_threads,
+            ),
+            wal_config=WalConfig(
+                wal_capacity_mb=wal.wal_capacity_mb, wal_segments_ahead=wal.wal_segments_ahead
+            ),
+        )
 
     # ------------------------------------------------------------------ create / delete
     def default_shard_number(self) -> int:
@@ -151,40 +188,36 @@ class TableOfContents:
         self.aliases = dict(aliases)
         self._save_aliases()
 
-    async def change_aliases(self, actions: list[dict[str, Any]]) -> None:
+    async def change_aliases(self, actions: Sequence[AliasOperationIn]) -> None:
+        """Apply alias operations all or nothing, in order, then persist ``aliases.json``;
+        in cluster mode propose them through Raft instead (every peer applies them)."""
         if self.metadata is not None:
-            await self.metadata.change_aliases(alias_actions(actions))
+            await self.metadata.change_aliases(alias_actions([a.model_dump() for a in actions]))
             return
         async with self._lock:
             new = dict(self.aliases)
-            for i, action in enumerate(actions):
-                if "create_alias" in action:
-                    body = action["create_alias"]
-                    alias, target = body.get("alias_name"), body.get("collection_name")
-                    if not isinstance(alias, str) or not isinstance(target, str):
-                        raise BadInputError(
-                            "create_alias needs alias_name and collection_name", f"actions[{i}]"
-                        )
+            for action in actions:
+                if isinstance(action, CreateAliasOp):
+                    alias, target = action.create_alias.alias_name, action.create_alias.collection_name
+                    check_name(alias, "alias name")
                     if target not in self.collections:
                         raise NotFoundError(f"Collection `{target}` doesn't exist!")
                     if alias in self.collections:
                         raise AlreadyExistsError(f"Collection `{alias}` already exists!")
                     new[alias] = target
-                elif "delete_alias" in action:
-                    alias = action["delete_alias"].get("alias_name")
+                elif isinstance(action, DeleteAliasOp):
+                    alias = action.delete_alias.alias_name
                     if alias not in new:
                         raise NotFoundError(f"Alias {alias} does not exists!")
                     del new[alias]
-                elif "rename_alias" in action:
-                    body = action["rename_alias"]
-                    old, fresh = body.get("old_alias_name"), body.get("new_alias_name")
+                else:
+                    old, fresh = action.rename_alias.old_alias_name, action.rename_alias.new_alias_name
                     if old not in new:
                         raise NotFoundError(f"Alias {old} does not exists!")
-                    if not isinstance(fresh, str):
-                        raise BadInputError("rename_alias needs new_alias_name", f"actions[{i}]")
+                    check_name(fresh, "alias name")
+                    if fresh in self.collections:
+                        raise AlreadyExistsError(f"Collection `{fresh}` already exists!")
                     new[fresh] = new.pop(old)
-                else:
-                    raise BadInputError(f"unknown alias action {sorted(action)}", f"actions[{i}]")
             self.aliases = new
             self._save_aliases()
 

@@ -18,7 +18,7 @@ from qcluster.shards.operations import (
 from qcluster.shards.routing import split_ids
 
 
-def _sub_batch(batch: PointsBatch, rows: list[int]) -> PointsBatch:
+def sub_batch(batch: PointsBatch, rows: list[int]) -> PointsBatch:
     idx = np.asarray(rows, dtype=np.int64)
     vectors = {
         name: NamedVectors(nv.data[idx], None if nv.present is None else nv.present[idx])
@@ -34,7 +34,7 @@ def split_operation(op: UpdateOperation, shard_count: int) -> dict[int, UpdateOp
         return {0: op}
     if isinstance(op, UpsertPoints | UpdateVectors):
         parts = split_ids(op.batch.ids, shard_count)
-        return {sid: replace(op, batch=_sub_batch(op.batch, rows)) for sid, rows in parts.items()}
+        return {sid: replace(op, batch=sub_batch(op.batch, rows)) for sid, rows in parts.items()}
     if isinstance(op, SELECTOR_OPS) and op.selector.ids is not None and op.selector.filter is None:
         ids = op.selector.ids
         parts = split_ids(ids, shard_count)

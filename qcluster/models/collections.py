@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from qcluster.models.common import Req, tag, tagged
 from qcluster.models.config import (
+    BinaryQuantization,
     HnswConfig,
     HnswConfigDiff,
     OptimizersConfig,
+    ProductQuantization,
     QuantizationConfig,
+    ScalarQuantization,
     ShardConfig,
     VectorParams,
     WalConfig,
 )
 from qcluster.types import DEFAULT_VECTOR
+
+
+def _quantization_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("scalar", "product", "binary"):
+            if key in value:
+                return key
+    if value == "Disabled":
+        return "disabled"
+    return "unknown"
+
+
+# Tagged by its single key, so a bad value reports the errors of its own kind only.
+QuantizationIn = Annotated[
+    Annotated[ScalarQuantization, tag("scalar")]
+    | Annotated[ProductQuantization, tag("product")]
+    | Annotated[BinaryQuantization, tag("binary")],
+    tagged(_quantization_kind, "one of `scalar`, `product`, `binary`"),
+]
+QuantizationDiffIn = Annotated[
+    Annotated[ScalarQuantization, tag("scalar")]
+    | Annotated[ProductQuantization, tag("product")]
+    | Annotated[BinaryQuantization, tag("binary")]
+    | Annotated[Literal["Disabled"], tag("disabled")],
+    tagged(_quantization_kind, 'one of `scalar`, `product`, `binary` or "Disabled"'),
+]
+VectorsIn = Annotated[
+    Annotated[VectorParams, tag("single")] | Annotated[dict[str, VectorParams], tag("named")],
+    tagged(
+        lambda v: "single" if isinstance(v, dict) and ("size" in v or "distance" in v) else "named",
+        "vector params or a map of named vector params",
+    ),
+]
 
 
 class _Body(BaseModel):
@@ -39,7 +76,7 @@ class WalConfigDiff(_Body):
 
 
 class CreateCollection(_Body):
-    vectors: VectorParams | dict[str, VectorParams] = Field(default_factory=dict)
+    vectors: VectorsIn = Field(default_factory=dict)
     shard_number: int | None = Field(None, ge=1)
     sharding_method: str | None = None
     replication_factor: int | None = Field(None, ge=1)
@@ -48,7 +85,7 @@ class CreateCollection(_Body):
     hnsw_config: HnswConfigDiff | None = None
     wal_config: WalConfigDiff | None = None
     optimizers_config: OptimizersConfigDiff | None = None
-    quantization_config: QuantizationConfig | None = None
+    quantization_config: QuantizationIn | None = None
     sparse_vectors: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
 
@@ -69,7 +106,7 @@ class CollectionParamsDiff(_Body):
 
 class VectorParamsDiff(_Body):
     hnsw_config: HnswConfigDiff | None = None
-    quantization_config: QuantizationConfig | None = None
+    quantization_config: QuantizationDiffIn | None = None
     on_disk: bool | None = None
 
 
@@ -78,8 +115,79 @@ class UpdateCollection(_Body):
     optimizers_config: OptimizersConfigDiff | None = None
     params: CollectionParamsDiff | None = None
     hnsw_config: HnswConfigDiff | None = None
-    quantization_config: QuantizationConfig | None = None
+    quantization_config: QuantizationDiffIn | None = None
     metadata: dict[str, Any] | None = None
+
+
+class CreateAliasIn(Req):
+    collection_name: str
+    alias_name: str
+
+
+class DeleteAliasIn(Req):
+    alias_name: str
+
+
+class RenameAliasIn(Req):
+    old_alias_name: str
+    new_alias_name: str
+
+
+class CreateAliasOp(Req):
+    create_alias: CreateAliasIn
+
+
+class DeleteAliasOp(Req):
+    delete_alias: DeleteAliasIn
+
+
+class RenameAliasOp(Req):
+    rename_alias: RenameAliasIn
+
+
+def _alias_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("create_alias", "delete_alias", "rename_alias"):
+            if key in value:
+                return key
+    return "unknown"
+
+
+AliasOperationIn = Annotated[
+    Annotated[CreateAliasOp, tag("create_alias")]
+    | Annotated[DeleteAliasOp, tag("delete_alias")]
+    | Annotated[RenameAliasOp, tag("rename_alias")],
+    tagged(_alias_kind, "one of `create_alias`, `delete_alias`, `rename_alias`"),
+]
+
+
+class ChangeAliasesIn(Req):
+    actions: list[AliasOperationIn]
+
+
+class CreateFieldIndexIn(Req):
+    field_name: Annotated[str, Field(min_length=1)]
+    field_schema: Any = None
+
+
+class DenseVectorConfigIn(Req):
+    size: Annotated[int, Field(ge=1, le=65536)]
+    distance: Literal["Cosine", "Euclid", "Dot", "Manhattan"]
+    datatype: Literal["float32", "uint8", "float16"] | None = None
+
+
+class VectorNameConfigIn(Req):
+    """``PUT /collections/{c}/vectors/{name}``: ``{"dense": {...}}`` (sparse is not supported)."""
+
+    dense: DenseVectorConfigIn | None = None
+    sparse: dict[str, Any] | None = None
+
+
+class SnapshotRecoverIn(Req):
+    location: str
+    priority: Literal["no_sync", "snapshot", "replica"] | None = None
+    checksum: str | None = None
+    api_key: str | None = None
 
 
 class CollectionParams(BaseModel):
@@ -181,7 +289,9 @@ def config_after_update(cfg: CollectionConfig, req: UpdateCollection) -> Collect
             }
             update["hnsw_config"] = HnswConfigDiff(**merged)
         if diff.quantization_config is not None:
-            update["quantization_config"] = diff.quantization_config
+            update["quantization_config"] = (
+                None if diff.quantization_config == "Disabled" else diff.quantization_config
+            )
         if diff.on_disk is not None:
             update["on_disk"] = diff.on_disk
         vectors[name] = vp.model_copy(update=update)
@@ -196,8 +306,24 @@ def config_after_update(cfg: CollectionConfig, req: UpdateCollection) -> Collect
         hnsw_config=_apply(cfg.hnsw_config, req.hnsw_config),
         optimizer_config=_apply(cfg.optimizer_config, req.optimizers_config),
         wal_config=cfg.wal_config,
-        quantization_config=req.quantization_config
-        if req.quantization_config is not None
-        else cfg.quantization_config,
+        quantization_config=_quantization_after(cfg.quantization_config, req.quantization_config),
         metadata=metadata,
     )
+
+
+def _quantization_after(
+    current: QuantizationConfig | None, diff: QuantizationConfig | Literal["Disabled"] | None
+) -> QuantizationConfig | None:
+    if diff is None:
+        return current
+    return None if diff == "Disabled" else diff
+
+
+def with_vector(cfg: CollectionConfig, name: str, params: VectorParams | None) -> CollectionConfig:
+    """The config with named vector ``name`` added (``params``) or removed (None)."""
+    vectors = dict(cfg.params.vectors)
+    if params is None:
+        vectors.pop(name, None)
+    else:
+        vectors[name] = params
+    return cfg.model_copy(update={"params": cfg.params.model_copy(update={"vectors": vectors})})

@@ -50,7 +50,6 @@ class Job:
     base: Segment | None = None
     progress: OptimizationProgress = field(default_factory=lambda: OptimizationProgress("", [], 0, 0, 0.0))
     snapshot: list[Any] = field(default_factory=list)
-    base_field_indexes: dict[str, Any] = field(default_factory=dict)
 
 
 class Optimizer:
@@ -187,8 +186,6 @@ class Optimizer:
         points = sum(s.live_count for s in job.sources)
         job.progress = OptimizationProgress(job.kind, [s.id for s in job.sources], points, 0, time.time())
         if job.kind != "indexing":
-            if job.base is not None:
-                job.base_field_indexes = {k: i.copy() for k, i in job.base.field_indexes.items()}
             for seg in job.sources:
                 seg.touched = set()
             # Everything the build reads, taken at one instant on the update thread.
@@ -275,20 +272,8 @@ class Optimizer:
                     threads=self._threads(),
                     progress=self._report(job),
                 )
-        self._merged_field_indexes(job, seg, base_rows)
+        self.shard.set.new_field_indexes(seg)
         return seg
-
-    def _merged_field_indexes(self, job: Job, seg: Segment, base_rows: int) -> None:
-        """Start from the base segment's payload indexes (same offsets) and add the rest."""
-        if not job.base_field_indexes:
-            self.shard.set.new_field_indexes(seg)
-            return
-        for key, fidx in job.base_field_indexes.items():
-            for off in range(base_rows, seg.size):
-                payload = seg.payloads[off]
-                if payload is not None and not seg.deleted[off]:
-                    fidx.add(off, payload)
-            seg.field_indexes[key] = fidx
 
     # ------------------------------------------------------------------ commit (update thread)
     def _commit(self, job: Job, result: Any) -> None:

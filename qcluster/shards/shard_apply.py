@@ -67,7 +67,7 @@ class SegmentSet:
                 from qcluster.shards.filters import check_index_types, evaluate, parse_filter
 
                 flt = parse_filter(sel.filter)
-                check_index_types(flt, {k: i.kind for k, i in self.appendable.field_indexes.items()})
+                check_index_types(flt, {k: i.schema for k, i in self.appendable.field_indexes.items()})
                 ids: list[PointId] = []
                 for seg in self.segments:
                     if seg.size == 0:

@@ -46,7 +46,7 @@ def _filter_masks(segments: Sequence[Segment], raw: FilterJson | None) -> list[M
 
     flt = parse_filter(raw)
     if segments:
-        check_index_types(flt, {k: i.kind for k, i in segments[-1].field_indexes.items()})
+        check_index_types(flt, {k: i.schema for k, i in segments[-1].field_indexes.items()})
     return [evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_) for seg in segments]
 
 

@@ -141,6 +141,7 @@ async def test_filter_taking_operations(tmp_path: Path) -> None:
         )
     finally:
         await shard.close()
+        await shard.close()
 
 
 async def test_condition_of_the_wrong_type_for_an_index_is_an_error(tmp_path: Path) -> None:
@@ -152,8 +153,8 @@ async def test_condition_of_the_wrong_type_for_an_index_is_an_error(tmp_path: Pa
         await shard.update(CreateFieldIndex("tag", "keyword"))
         await shard.update(CreateFieldIndex("n", "integer"))
         for flt, needle in (
-            ({"must": [{"key": "tag", "range": {"gte": 1}}]}, "`tag`: a range condition"),
-            ({"must": [{"key": "n", "match": {"value": "x"}}]}, "`n`: match value"),
+            ({"must": [{"key": "tag", "range": {"gte": 1}}]}, "`tag`: a range needs"),
+            ({"must": [{"key": "n", "match": {"value": "x"}}]}, "`n`: a match on a keyword"),
             (
                 {"should": [{"key": "tag", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": 1}}]},
                 "geo",

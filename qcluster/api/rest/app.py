@@ -1,7 +1,10 @@
-"""aiohttp application factory: routes, the error middleware, API-key auth, body size limit.
+"""aiohttp application factory: routes, the error middleware, API-key auth, the body size limit.
 
-Every response carries Qdrant's envelope: ``{"result", "status": "ok", "time"}``; every error
-``{"status": {"error": msg}, "time"}`` with the status code from ``errors.py``.
+Every response carries Qdrant's envelope ``{"result", "status": "ok", "time"}``; every error
+``{"status": {"error": msg}, "time"}`` with the status code from ``errors.py``. Request bodies
+above ``service.max_request_size_mb`` are refused with 413 before they are parsed.
+
+Middlewares, outermost first: ``edge`` (timing, metrics, CORS, error translation) -> ``auth``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from qcluster.errors import QClusterError
+from qcluster.errors import QClusterError, UnprocessableInputError
 from qcluster.logging import get_logger
+from qcluster.metrics import Metrics
 from qcluster.settings import Settings
 from qcluster.shards import load
 from qcluster.toc import TableOfContents
@@ -27,25 +31,36 @@ TOC_KEY = web.AppKey("toc", TableOfContents)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 STATE_KEY = web.AppKey("state", dict)
 CONSENSUS_KEY = web.AppKey("consensus", dict)  # {"service": ConsensusService} in cluster mode
+METRICS_KEY = web.AppKey("metrics", Metrics)
+STARTED_KEY = web.RequestKey("started", float)
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz"})
-READ_ONLY_POST = (
-    "/points/search",
-    "/points/query",
-    "/points/scroll",
-    "/points/count",
-    "/points/recommend",
-    "/points/discover",
-    "/facet",
-    "/points/query/batch",
-    "/points/search/batch",
-    "/points/recommend/batch",
-    "/points/discover/batch",
-    "/points/query/groups",
-    "/points/search/groups",
-    "/points/recommend/groups",
-    "/points/search/matrix",
+_C = "/collections/{collection_name}"
+# POST endpoints that only read (Qdrant's list, plus the query API); every GET reads.
+READ_ONLY_POST = frozenset(
+    {
+        f"{_C}/points",
+        f"{_C}/points/count",
+        f"{_C}/points/scroll",
+        f"{_C}/points/search",
+        f"{_C}/points/search/batch",
+        f"{_C}/points/search/groups",
+        f"{_C}/points/recommend",
+        f"{_C}/points/recommend/batch",
+        f"{_C}/points/recommend/groups",
+        f"{_C}/points/discover",
+        f"{_C}/points/discover/batch",
+        f"{_C}/points/query",
+        f"{_C}/points/query/batch",
+        f"{_C}/points/query/groups",
+        f"{_C}/facet",
+    }
 )
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "*",
+}
 
 
 def json_response(payload: Any, status: int = 200) -> web.Response:
@@ -57,25 +72,57 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
 
 
 def ok(request: web.Request, result: Any, status: int = 200) -> web.Response:
-    started: float = request.get("started", time.perf_counter())
+    started = request.get(STARTED_KEY, time.perf_counter())
     return json_response({"result": result, "status": "ok", "time": time.perf_counter() - started}, status)
 
 
 def error_response(request: web.Request, status: int, message: str) -> web.Response:
-    started: float = request.get("started", time.perf_counter())
+    started = request.get(STARTED_KEY, time.perf_counter())
     return json_response({"status": {"error": message}, "time": time.perf_counter() - started}, status)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["started"] = time.perf_counter()
-    load.enter()
+def error_message(exc: QClusterError) -> str:
+    """``exc.user_message()``, with 422 bodies in Qdrant's ``[field: reason; ...]`` form."""
+    if isinstance(exc, UnprocessableInputError) and not exc.message.startswith("["):
+        return f"{exc.prefix}[{exc.message}]"
+    return exc.user_message()
+
+
+def endpoint_of(request: web.Request) -> str:
+    """The route template (``/collections/{collection_name}/points``), or ``unknown``."""
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unknown"
+
+
+def edge_middleware(metrics: Metrics, cors: bool) -> Any:
+    @web.middleware
+    async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = request[STARTED_KEY] = time.perf_counter()
+        load.enter()
+        try:
+            if cors and request.method == "OPTIONS":
+                response: web.StreamResponse = web.Response(status=200)
+            else:
+                response = await _translated(request, handler)
+        finally:
+            load.leave()
+        if cors:
+            response.headers.update(CORS_HEADERS)
+        metrics.observe_request(
+            request.method, endpoint_of(request), response.status, time.perf_counter() - started
+        )
+        return response
+
+    return edge
+
+
+async def _translated(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except QClusterError as exc:
         if exc.http_status >= 500:
             log.error("request failed", path=request.path, error=exc.message)
-        return error_response(request, exc.http_status, exc.user_message())
+        return error_response(request, exc.http_status, error_message(exc))
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(
             request, 413, f"Payload too large: {exc.text or 'request body exceeds the limit'}"
@@ -86,72 +133,76 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 request, 404, f"Not found: no such endpoint {request.method} {request.path}"
             )
         if exc.status == 405:
-            return error_response(request, 405, f"Method {request.method} not allowed on {request.path}")
-        raise
+            return error_response(request, 405, f"Method {request.method} is not allowed on {request.path}")
+        return error_response(request, exc.status, exc.text or exc.reason)
     except Exception as exc:
         log.exception("unhandled error", path=request.path)
         return error_response(request, 500, f"Service internal error: {exc}")
-    finally:
-        load.leave()
 
 
-def _presented_key(request: web.Request) -> str | None:
+def presented_key(request: web.Request) -> str | None:
     key = request.headers.get("api-key")
     if key is not None:
         return key
     auth = request.headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
+    if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
     return None
 
 
-def _is_read(request: web.Request) -> bool:
+def is_read(request: web.Request) -> bool:
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return True
-    return (request.method == "POST" and any(request.path.endswith(s) for s in READ_ONLY_POST)) or (
-        request.method == "POST"
-        and request.path.endswith("/points")
-        and request.path.startswith("/collections/")
-    )
+    return request.method == "POST" and endpoint_of(request) in READ_ONLY_POST
 
 
 def auth_middleware(settings: Settings) -> Any:
     full = settings.service.api_key
     read_only = settings.service.read_only_api_key
+    full_b = None if full is None else full.encode()
+    read_b = None if read_only is None else read_only.encode()
 
     @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if (full is None and read_only is None) or request.path in OPEN_PATHS:
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPEN_PATHS or request.method == "OPTIONS":
             return await handler(request)
-        given = _presented_key(request)
+        given = presented_key(request)
         if given is None:
             return error_response(request, 401, "Must provide an API key or an Authorization bearer token")
         given_b = given.encode()
-        if full is not None and hmac.compare_digest(given_b, full.encode()):
+        # Compare against both keys every time: the timing says nothing about which one matched.
+        is_full = full_b is not None and hmac.compare_digest(given_b, full_b)
+        is_read_only = read_b is not None and hmac.compare_digest(given_b, read_b)
+        if is_full:
             return await handler(request)
-        if read_only is not None and hmac.compare_digest(given_b, read_only.encode()):
-            if _is_read(request):
+        if is_read_only:
+            if is_read(request):
                 return await handler(request)
             return error_response(request, 403, "Forbidden: the read-only API key cannot modify data")
         return error_response(request, 401, "Invalid API key or JWT")
 
-    return check
+    return auth
 
 
-def create_app(toc: TableOfContents, settings: Settings) -> web.Application:
-    from qcluster.api.rest import collections, points, search, service, snapshots
+def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None = None) -> web.Application:
+    from qcluster.api.rest import collections, points, scroll, search, service, snapshots
 
+    metrics = metrics or Metrics()
+    middlewares = [edge_middleware(metrics, settings.service.enable_cors)]
+    if settings.service.api_key is not None or settings.service.read_only_api_key is not None:
+        middlewares.append(auth_middleware(settings))
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(settings)],
-        client_max_size=settings.service.max_request_size_mb * 1024 * 1024,
+        middlewares=middlewares, client_max_size=settings.service.max_request_size_mb * 1024 * 1024
     )
     app[TOC_KEY] = toc
     app[SETTINGS_KEY] = settings
     app[STATE_KEY] = {"ready": False}
     app[CONSENSUS_KEY] = {}
+    app[METRICS_KEY] = metrics
     service.register(app)
     collections.register(app)
     points.register(app)
     search.register(app)
+    scroll.register(app)
     snapshots.register(app)
     return app

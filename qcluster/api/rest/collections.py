@@ -1,4 +1,4 @@
-"""Collections, aliases, payload indexes and optimizations endpoints."""
+"""Collections, aliases, payload indexes, named vectors and optimizations endpoints."""
 
 from __future__ import annotations
 
@@ -9,14 +9,21 @@ from typing import Any
 from aiohttp import web
 
 from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import body_json, model, obj, query_bool
-from qcluster.errors import UnprocessableInputError
+from qcluster.api.rest.parse import body, query_bool, query_int
+from qcluster.api.rest.quotas import QUOTAS_KEY
+from qcluster.api.rest.render import update_json
+from qcluster.errors import BadInputError, UnprocessableInputError
 from qcluster.models.collections import (
+    ChangeAliasesIn,
     CreateCollection,
+    CreateFieldIndexIn,
     UpdateCollection,
+    VectorNameConfigIn,
     config_after_update,
     config_from_create,
 )
+from qcluster.models.config import VectorParams
+from qcluster.shards.base import OptimizationProgress, UpdateResult
 from qcluster.shards.operations import CreateFieldIndex, DeleteFieldIndex
 
 
@@ -49,10 +56,11 @@ async def get_collection(request: web.Request) -> web.Response:
 
 async def create_collection(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
-    req = model(CreateCollection, obj(await body_json(request)))
+    request.app[QUOTAS_KEY].check_write()
+    req = await body(request, CreateCollection)
     if isinstance(req.vectors, dict) and not req.vectors:
-        raise UnprocessableInputError("vectors: at least one vector must be configured", "vectors")
-    config = config_from_create(req, default_shards=toc.default_shard_number())
+        raise UnprocessableInputError("[vectors: at least one vector must be configured]", "vectors")
+    config = config_from_create(req, default_shards=toc.default_shard_number(), defaults=toc.defaults())
     await toc.create(_name(request), config)
     return ok(request, True)
 
@@ -60,14 +68,14 @@ async def create_collection(request: web.Request) -> web.Response:
 async def update_collection(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
     col = toc.get(_name(request))
-    req = model(UpdateCollection, obj(await body_json(request, required=False)))
+    req = await body(request, UpdateCollection, required=False)
     await col.update_config(config_after_update(col.config, req))
     return ok(request, True)
 
 
 async def delete_collection(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
-    return ok(request, await toc.delete(toc.resolve(_name(request))))
+    return ok(request, await toc.delete(_name(request)))
 
 
 async def collection_exists(request: web.Request) -> web.Response:
@@ -75,88 +83,116 @@ async def collection_exists(request: web.Request) -> web.Response:
 
 
 async def update_aliases(request: web.Request) -> web.Response:
-    body = obj(await body_json(request))
-    actions = body.get("actions")
-    if not isinstance(actions, list):
-        raise UnprocessableInputError("actions: expected a list of alias operations", "actions")
-    await request.app[TOC_KEY].change_aliases(actions)
+    req = await body(request, ChangeAliasesIn)
+    await request.app[TOC_KEY].change_aliases(req.actions)
     return ok(request, True)
 
 
 async def list_aliases(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
     name = request.match_info.get("collection_name")
-    if name is not None:
-        toc.get(name)
+    target = None if name is None else toc.get(name).name
     aliases = [
         {"alias_name": a, "collection_name": c}
         for a, c in sorted(toc.aliases.items())
-        if name is None or c == toc.resolve(name)
+        if target is None or c == target
     ]
     return ok(request, {"aliases": aliases})
 
 
 async def create_index(request: web.Request) -> web.Response:
     col = request.app[TOC_KEY].get(_name(request))
-    body = obj(await body_json(request))
-    field = body.get("field_name")
-    if not isinstance(field, str) or not field:
-        raise UnprocessableInputError("field_name: expected a non-empty string", "field_name")
-    if body.get("field_schema") is None:
-        raise UnprocessableInputError("field_schema: a payload index needs a schema", "field_schema")
-    result = await col.update(CreateFieldIndex(field, body.get("field_schema")), query_bool(request, "wait"))
-    return ok(request, {"operation_id": result.operation_id, "status": result.status})
+    req = await body(request, CreateFieldIndexIn)
+    if req.field_schema is None:
+        raise BadInputError(
+            f"field_schema: a payload index on `{req.field_name}` needs a schema (keyword, integer, ...)",
+            "field_schema",
+        )
+    result = await col.update(CreateFieldIndex(req.field_name, req.field_schema), query_bool(request, "wait"))
+    return ok(request, update_json(result))
 
 
 async def delete_index(request: web.Request) -> web.Response:
     col = request.app[TOC_KEY].get(_name(request))
     result = await col.update(DeleteFieldIndex(request.match_info["field_name"]), query_bool(request, "wait"))
-    return ok(request, {"operation_id": result.operation_id, "status": result.status})
+    return ok(request, update_json(result))
+
+
+async def create_vector_name(request: web.Request) -> web.Response:
+    """Add a named vector to an existing collection; existing points do not have it."""
+    col = request.app[TOC_KEY].get(_name(request))
+    req = await body(request, VectorNameConfigIn)
+    if req.sparse is not None:
+        raise BadInputError("sparse vectors are not supported by qcluster", "sparse")
+    if req.dense is None:
+        raise BadInputError('expected {"dense": {"size", "distance"}}', "dense")
+    params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
+    await col.create_vector(request.match_info["vector_name"], params)
+    return ok(request, update_json(UpdateResult(0, "completed")))
+
+
+async def delete_vector_name(request: web.Request) -> web.Response:
+    col = request.app[TOC_KEY].get(_name(request))
+    await col.delete_vector(request.match_info["vector_name"])
+    return ok(request, update_json(UpdateResult(0, "completed")))
+
+
+def _optimization(o: OptimizationProgress) -> dict[str, Any]:
+    started = dt.datetime.fromtimestamp(o.started_at, dt.UTC)
+    return {
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_OID, "-".join(o.segment_ids))),
+        "optimizer": o.name,
+        "status": "optimizing",
+        "segments": [{"uuid": str(uuid.UUID(s)), "points_count": o.points} for s in o.segment_ids],
+        "progress": {
+            "name": o.name,
+            "started_at": started.isoformat(),
+            "duration_sec": max(0.0, (dt.datetime.now(dt.UTC) - started).total_seconds()),
+            "done": o.done,
+            "total": o.points,
+        },
+    }
 
 
 async def optimizations(request: web.Request) -> web.Response:
+    """Running optimizations; ``?with=queued,completed`` adds those (empty: this peer queues none
+    and keeps no history)."""
     col = request.app[TOC_KEY].get(_name(request))
+    query_int(request, "completed_limit")
+    extra = {part.strip() for part in request.query.get("with", "").split(",") if part.strip()}
     info = await col.info()
-    running = [
-        {
-            "uuid": str(uuid.uuid5(uuid.NAMESPACE_OID, "-".join(o.segment_ids))),
-            "optimizer": o.name,
-            "status": "optimizing",
-            "segments": [{"uuid": str(uuid.UUID(s)), "points_count": o.points} for s in o.segment_ids],
-            "progress": {
-                "name": o.name,
-                "started_at": dt.datetime.fromtimestamp(o.started_at, dt.UTC).isoformat(),
-                "done": o.done,
-                "total": o.points,
-            },
-        }
-        for o in info.optimizations
-    ]
-    return ok(
-        request,
-        {
-            "summary": {
-                "queued_optimizations": 0,
-                "queued_segments": 0,
-                "queued_points": 0,
-                "idle_segments": max(0, info.segments_count - len(running)),
-            },
-            "running": running,
+    running = [_optimization(o) for o in info.optimizations]
+    busy = sum(len(o.segment_ids) for o in info.optimizations)
+    out: dict[str, Any] = {
+        "summary": {
+            "queued_optimizations": 0,
+            "queued_segments": 0,
+            "queued_points": 0,
+            "idle_segments": max(0, info.segments_count - busy),
         },
-    )
+        "running": running,
+    }
+    if "queued" in extra:
+        out["queued"] = []
+    if "completed" in extra:
+        out["completed"] = []
+    return ok(request, out)
 
 
 def register(app: web.Application) -> None:
     r = app.router
+    c = "/collections/{collection_name}"
     r.add_get("/collections", list_collections)
     r.add_post("/collections/aliases", update_aliases)
     r.add_get("/aliases", list_aliases)
-    r.add_get("/collections/{collection_name}", get_collection)
-    r.add_put("/collections/{collection_name}", create_collection)
-    r.add_patch("/collections/{collection_name}", update_collection)
-    r.add_delete("/collections/{collection_name}", delete_collection)
-    r.add_get("/collections/{collection_name}/exists", collection_exists)
-    r.add_get("/collections/{collection_name}/aliases", list_aliases)
-    r.add_put("/collections/{collection_name}/index", create_index)
-    r.add_delete("/collections/{collection_name}/index/{field_name}", delete_index)
-    r.add_get("/collections/{collection_name}/optimizations", optimizations)
+    r.add_get(c, get_collection)
+    r.add_put(c, create_collection)
+    r.add_patch(c, update_collection)
+    r.add_delete(c, delete_collection)
+    r.add_get(c + "/exists", collection_exists)
+    r.add_get(c + "/aliases", list_aliases)
+    r.add_put(c + "/index", create_index)
+    r.add_delete(c + "/index/{field_name}", delete_index)
+    r.add_put(c + "/vectors/{vector_name}", create_vector_name)
+    r.add_delete(c + "/vectors/{vector_name}", delete_vector_name)
+    r.add_get(c + "/optimizations", optimizations)

@@ -1,187 +1,192 @@
-"""Point write endpoints (upsert, delete, payload, vectors, batch) and retrieval by id."""
+"""Point write endpoints (upsert, delete, payload, vectors, batch) and retrieval by id.
+
+``?wait=true`` answers once the change is applied and durable (``completed``); without it the
+answer comes once the operation is in the WAL (``acknowledged``). ``ordering`` and ``timeout``
+are accepted (a single peer has one ordering).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from pydantic import TypeAdapter
 
 from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import (
-    batch_from_columns,
-    body_json,
-    obj,
-    point_ids,
-    point_structs,
-    points_batch,
-    query_bool,
-    selector,
-    vector_output,
-)
+from qcluster.api.rest.parse import adapt, body, body_json, query_bool, selector
+from qcluster.api.rest.quotas import QUOTAS_KEY
+from qcluster.api.rest.render import record_json, update_json
+from qcluster.api.rest.vectors import batch_from_columns, points_batch
 from qcluster.collection import Collection
-from qcluster.errors import NotFoundError, UnprocessableInputError
-from qcluster.shards.base import PayloadSelector, VectorSelector
+from qcluster.errors import NotFoundError
+from qcluster.models.points import (
+    BatchOpIn,
+    DeleteOp,
+    DeletePayloadIn,
+    DeletePayloadOp,
+    DeleteVectorsIn,
+    DeleteVectorsOp,
+    OverwritePayloadOp,
+    PointRequestIn,
+    PointsBatchIn,
+    PointsListIn,
+    SelectorIn,
+    SetPayloadIn,
+    SetPayloadOp,
+    UpdateOperationsIn,
+    UpdateVectorsIn,
+    UpdateVectorsOp,
+    UpsertIn,
+    UpsertOp,
+)
+from qcluster.shards.base import PayloadSelector, UpdateResult, VectorSelector
 from qcluster.shards.operations import (
     ClearPayload,
     DeletePayload,
     DeletePoints,
     DeleteVectors,
     OverwritePayload,
+    PointsBatch,
     SetPayload,
     UpdateOperation,
-    UpdateVectors,
-    UpsertPoints,
 )
 from qcluster.types import parse_point_id
+
+UpsertBody = PointsListIn | PointsBatchIn
+UPSERT = TypeAdapter(UpsertIn)
 
 
 def _col(request: web.Request) -> Collection:
     return request.app[TOC_KEY].get(request.match_info["collection_name"])
 
 
+def upsert_batch(req: UpsertBody, col: Collection) -> PointsBatch:
+    if isinstance(req, PointsBatchIn):
+        return batch_from_columns(req.batch, col.config)
+    return points_batch(
+        [p.id for p in req.points],
+        [p.vector for p in req.points],
+        [p.payload for p in req.points],
+        col.config,
+    )
+
+
+async def _upsert(col: Collection, req: UpsertBody, wait: bool) -> UpdateResult:
+    return await col.upsert(upsert_batch(req, col), wait, req.update_mode or "upsert", req.update_filter)
+
+
+def set_payload_op(req: SetPayloadIn) -> SetPayload:
+    return SetPayload(selector(req.points, req.filter), req.payload, req.key)
+
+
+def delete_payload_op(req: DeletePayloadIn) -> DeletePayload:
+    return DeletePayload(selector(req.points, req.filter), tuple(req.keys))
+
+
+def delete_vectors_op(req: DeleteVectorsIn) -> DeleteVectors:
+    return DeleteVectors(selector(req.points, req.filter), tuple(req.vector))
+
+
+def vectors_batch(req: UpdateVectorsIn, col: Collection) -> PointsBatch:
+    return points_batch([p.id for p in req.points], [p.vector for p in req.points], None, col.config)
+
+
 async def _run(request: web.Request, col: Collection, op: UpdateOperation) -> web.Response:
-    result = await col.update(op, query_bool(request, "wait"))
-    return ok(request, {"operation_id": result.operation_id, "status": result.status})
-
-
-def upsert_op(body: dict[str, Any], col: Collection) -> UpsertPoints:
-    if "batch" in body:
-        return UpsertPoints(batch_from_columns(obj(body["batch"], "batch"), col.config))
-    if "points" in body:
-        return UpsertPoints(point_structs(body["points"], col.config))
-    raise UnprocessableInputError("expected `points` (a list of points) or `batch`", "points")
-
-
-def _payload(body: dict[str, Any]) -> dict[str, Any]:
-    payload = body.get("payload")
-    if not isinstance(payload, dict):
-        raise UnprocessableInputError("payload: expected a JSON object", "payload")
-    return payload
-
-
-def set_payload_op(body: dict[str, Any]) -> SetPayload:
-    key = body.get("key")
-    if key is not None and not isinstance(key, str):
-        raise UnprocessableInputError("key: expected a string", "key")
-    return SetPayload(selector(body), _payload(body), key)
-
-
-def delete_payload_op(body: dict[str, Any]) -> DeletePayload:
-    keys = body.get("keys")
-    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-        raise UnprocessableInputError("keys: expected a list of payload keys", "keys")
-    return DeletePayload(selector(body), tuple(keys))
-
-
-def update_vectors_op(body: dict[str, Any], col: Collection) -> UpdateVectors:
-    pts = body.get("points")
-    if not isinstance(pts, list):
-        raise UnprocessableInputError("points: expected a list of {id, vector}", "points")
-    ids = [
-        parse_point_id(p.get("id") if isinstance(p, dict) else None, f"points[{i}].id")
-        for i, p in enumerate(pts)
-    ]
-    vecs = [p.get("vector") for p in pts]
-    return UpdateVectors(points_batch(ids, vecs, None, col.config))
-
-
-def delete_vectors_op(body: dict[str, Any]) -> DeleteVectors:
-    names = body.get("vector")
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise UnprocessableInputError("vector: expected a list of vector names", "vector")
-    return DeleteVectors(selector(body), tuple(names))
+    return ok(request, update_json(await col.update(op, query_bool(request, "wait"))))
 
 
 async def upsert(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, upsert_op(obj(await body_json(request)), col))
+    request.app[QUOTAS_KEY].check_write()
+    req: UpsertBody = adapt(UPSERT, await body_json(request))
+    return ok(request, update_json(await _upsert(col, req, query_bool(request, "wait"))))
 
 
 async def delete(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, DeletePoints(selector(obj(await body_json(request)))))
+    req = await body(request, SelectorIn)
+    return await _run(request, col, DeletePoints(selector(req.points, req.filter)))
 
 
 async def set_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, set_payload_op(obj(await body_json(request))))
+    return await _run(request, col, set_payload_op(await body(request, SetPayloadIn)))
 
 
 async def overwrite_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    body = obj(await body_json(request))
-    return await _run(request, col, OverwritePayload(selector(body), _payload(body)))
+    req = await body(request, SetPayloadIn)
+    return await _run(request, col, OverwritePayload(selector(req.points, req.filter), req.payload))
 
 
 async def delete_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, delete_payload_op(obj(await body_json(request))))
+    return await _run(request, col, delete_payload_op(await body(request, DeletePayloadIn)))
 
 
 async def clear_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, ClearPayload(selector(obj(await body_json(request)))))
+    req = await body(request, SelectorIn)
+    return await _run(request, col, ClearPayload(selector(req.points, req.filter)))
 
 
 async def update_vectors(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, update_vectors_op(obj(await body_json(request)), col))
+    request.app[QUOTAS_KEY].check_write()
+    req = await body(request, UpdateVectorsIn)
+    result = await col.update_vectors(vectors_batch(req, col), query_bool(request, "wait"), req.update_filter)
+    return ok(request, update_json(result))
 
 
 async def delete_vectors(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, delete_vectors_op(obj(await body_json(request))))
+    return await _run(request, col, delete_vectors_op(await body(request, DeleteVectorsIn)))
 
 
-def _batch_op(col: Collection, item: Any, i: int) -> UpdateOperation:
-    item = obj(item, f"operations[{i}]")
-    if len(item) != 1:
-        raise UnprocessableInputError(f"operations[{i}]: expected exactly one operation", f"operations[{i}]")
-    kind, body = next(iter(item.items()))
-    body = obj(body, f"operations[{i}].{kind}")
-    if kind == "upsert":
-        return upsert_op(body, col)
-    if kind == "delete":
-        return DeletePoints(selector(body))
-    if kind == "set_payload":
-        return set_payload_op(body)
-    if kind == "overwrite_payload":
-        return OverwritePayload(selector(body), _payload(body))
-    if kind == "delete_payload":
-        return delete_payload_op(body)
-    if kind == "clear_payload":
-        return ClearPayload(selector(body))
-    if kind == "update_vectors":
-        return update_vectors_op(body, col)
-    if kind == "delete_vectors":
-        return delete_vectors_op(body)
-    raise UnprocessableInputError(f"operations[{i}]: unknown operation `{kind}`", f"operations[{i}]")
+Step = Callable[[bool], Awaitable[UpdateResult]]
+
+
+def _step(col: Collection, item: BatchOpIn) -> Step:
+    """One batch operation, parsed and checked now, applied when called with ``wait``."""
+    if isinstance(item, UpsertOp):
+        up, batch = item.upsert, upsert_batch(item.upsert, col)
+        return lambda wait: col.upsert(batch, wait, up.update_mode or "upsert", up.update_filter)
+    if isinstance(item, UpdateVectorsOp):
+        uv, vbatch = item.update_vectors, vectors_batch(item.update_vectors, col)
+        return lambda wait: col.update_vectors(vbatch, wait, uv.update_filter)
+    op: UpdateOperation
+    if isinstance(item, DeleteOp):
+        op = DeletePoints(selector(item.delete.points, item.delete.filter))
+    elif isinstance(item, SetPayloadOp):
+        op = set_payload_op(item.set_payload)
+    elif isinstance(item, OverwritePayloadOp):
+        sp = item.overwrite_payload
+        op = OverwritePayload(selector(sp.points, sp.filter), sp.payload)
+    elif isinstance(item, DeletePayloadOp):
+        op = delete_payload_op(item.delete_payload)
+    elif isinstance(item, DeleteVectorsOp):
+        op = delete_vectors_op(item.delete_vectors)
+    else:
+        op = ClearPayload(selector(item.clear_payload.points, item.clear_payload.filter))
+    return lambda wait: col.update(op, wait)
 
 
 async def batch_update(request: web.Request) -> web.Response:
+    """Every operation is parsed (and its vectors checked) before the first one applies, so a bad
+    one rejects the whole request. They apply in order; all but the last complete before the
+    next starts (later operations may read what earlier ones wrote)."""
     col = _col(request)
-    body = obj(await body_json(request))
-    raw_ops = body.get("operations")
-    if not isinstance(raw_ops, list):
-        raise UnprocessableInputError("operations: expected a list", "operations")
-    ops = [_batch_op(col, item, i) for i, item in enumerate(raw_ops)]  # all parsed before any applies
+    request.app[QUOTAS_KEY].check_write()
+    req = await body(request, UpdateOperationsIn)
     wait = query_bool(request, "wait")
+    steps = [_step(col, item) for item in req.operations]
     results = []
-    for op in ops:
-        result = await col.update(op, wait)
-        results.append({"operation_id": result.operation_id, "status": result.status})
+    for i, step in enumerate(steps):
+        result = await step(wait or i < len(steps) - 1)
+        results.append(
+            update_json(UpdateResult(result.operation_id, "completed" if wait else "acknowledged"))
+        )
     return ok(request, results)
-
-
-def record_json(rec: Any, col: Collection) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": rec.id,
-        "payload": rec.payload,
-        "vector": vector_output(rec.vector, col.config),
-    }
-    if rec.order_value is not None:
-        out["order_value"] = rec.order_value
-    return out
 
 
 async def get_point(request: web.Request) -> web.Response:
@@ -196,12 +201,11 @@ async def get_point(request: web.Request) -> web.Response:
 
 async def get_points(request: web.Request) -> web.Response:
     col = _col(request)
-    body = obj(await body_json(request))
-    ids = point_ids(body.get("ids"), "ids")
+    req = await body(request, PointRequestIn)
     recs = await col.retrieve(
-        ids,
-        PayloadSelector.parse(body.get("with_payload", True)),
-        VectorSelector.parse(body.get("with_vector", False)),
+        req.ids,
+        PayloadSelector.parse(True if req.with_payload is None else req.with_payload),
+        VectorSelector.parse(req.with_vector),
     )
     return ok(request, [record_json(r, col) for r in recs])
 

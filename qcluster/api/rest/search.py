@@ -1,231 +1,209 @@
-"""Read endpoints: query (and its batch / groups forms), the legacy search / recommend / discover
-endpoints, scroll, count and facet."""
+"""Query endpoints: ``/points/query`` (and its batch / groups forms), and the legacy (1.18)
+``/points/search``, ``/recommend``, ``/discover`` endpoints with their batch / groups forms, which
+are translated into the universal query and answered in their own response shapes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import body_json, filter_field, obj, vector_output
-from qcluster.api.rest.points import record_json
+from qcluster.api.rest.parse import FormatError, body
+from qcluster.api.rest.render import group_json, hits_json
 from qcluster.collection import Collection
-from qcluster.collection.query import order_by_spec, run_query
-from qcluster.errors import UnprocessableInputError
-from qcluster.shards.base import (
-    CountRequest,
-    PayloadSelector,
-    ScoredPoint,
-    ScrollRequest,
-    VectorSelector,
+from qcluster.collection.query import Group, Hit, Lookup, run_groups, run_query
+from qcluster.models.query import (
+    DiscoverBatchIn,
+    DiscoverIn,
+    QueryBatchIn,
+    QueryGroupsIn,
+    QueryIn,
+    RecommendBatchIn,
+    RecommendGroupsIn,
+    RecommendIn,
+    SearchBatchIn,
+    SearchGroupsIn,
+    SearchIn,
+    WithLookupIn,
 )
-from qcluster.shards.payload_ops import select_payload
-from qcluster.types import DEFAULT_VECTOR, parse_point_id
+from qcluster.types import DEFAULT_VECTOR
 
 
 def _col(request: web.Request) -> Collection:
     return request.app[TOC_KEY].get(request.match_info["collection_name"])
 
 
-def scored_json(p: ScoredPoint, col: Collection) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "version": p.version,
-        "score": p.score,
-        "payload": p.payload,
-        "vector": vector_output(p.vector, col.config),
-    }
+def _lookup(request: web.Request) -> Lookup:
+    return request.app[TOC_KEY].get
 
 
 # ------------------------------------------------------------------------------ query
 async def query(request: web.Request) -> web.Response:
     col = _col(request)
-    hits = await run_query(col, obj(await body_json(request, required=False)))
-    return ok(request, {"points": [scored_json(h, col) for h in hits]})
+    req = await body(request, QueryIn, required=False)
+    hits = await run_query(col, req, _lookup(request))
+    return ok(request, {"points": hits_json(hits, col)})
 
 
 async def query_batch(request: web.Request) -> web.Response:
     col = _col(request)
-    body = obj(await body_json(request))
-    searches = body.get("searches")
-    if not isinstance(searches, list):
-        raise UnprocessableInputError("searches: expected a list of queries", "searches")
-    out = []
-    for i, s in enumerate(searches):
-        hits = await run_query(col, obj(s, f"searches[{i}]"))
-        out.append({"points": [scored_json(h, col) for h in hits]})
-    return ok(request, out)
-
-
-def _value_at(payload: Mapping[str, Any] | None, key: str) -> list[Any]:
-    node: Any = payload or {}
-    for part in key.split("."):
-        if isinstance(node, Mapping):
-            node = node.get(part)
-        else:
-            return []
-    values = node if isinstance(node, list) else [node]
-    return [v for v in values if isinstance(v, str | int) and not isinstance(v, bool)]
+    req = await body(request, QueryBatchIn)
+    lookup = _lookup(request)
+    results = await asyncio.gather(*(run_query(col, q, lookup) for q in req.searches))
+    return ok(request, [{"points": hits_json(hits, col)} for hits in results])
 
 
 async def _groups(
-    request: web.Request, col: Collection, body: dict[str, Any], legacy: str | None
+    request: web.Request,
+    col: Collection,
+    req: QueryIn,
+    *,
+    group_by: str,
+    group_size: int | None,
+    limit: int | None,
+    with_lookup: str | WithLookupIn | None,
 ) -> dict[str, Any]:
-    group_by = body.get("group_by")
-    if not isinstance(group_by, str):
-        raise UnprocessableInputError("group_by: expected a payload key", "group_by")
-    group_size = body.get("group_size", 3)
-    limit = body.get("limit", 10)
-    if not isinstance(group_size, int) or group_size < 1 or not isinstance(limit, int) or limit < 1:
-        raise UnprocessableInputError("group_size and limit must be positive integers", "group_size")
-    wanted = PayloadSelector.parse(body.get("with_payload", False))
-    inner = dict(body)
-    inner.update({"limit": limit * group_size * 4, "offset": 0, "with_payload": True})
-    if legacy is not None:
-        inner = _legacy_to_query(inner, legacy)
-    hits = await run_query(col, inner)
-    groups: dict[Any, list[ScoredPoint]] = {}
-    for h in hits:
-        for value in _value_at(h.payload, group_by):
-            bucket = groups.setdefault(value, [])
-            if len(bucket) < group_size and h.id not in {x.id for x in bucket}:
-                bucket.append(h)
-    ordered = list(groups.items())[:limit]
-    result_groups = []
-    lookup = body.get("with_lookup")
+    lookup = _lookup(request)
+    groups: list[Group] = await run_groups(
+        col,
+        req,
+        lookup,
+        group_by=group_by,
+        group_size=group_size or 3,
+        limit=limit or 10,
+        with_lookup=with_lookup,
+    )
     lookup_col = None
-    if lookup is not None:
-        spec = {"collection": lookup} if isinstance(lookup, str) else lookup
-        lookup_col = request.app[TOC_KEY].get(spec["collection"])
-        lookup_payload = PayloadSelector.parse(spec.get("with_payload", True))
-        lookup_vector = VectorSelector.parse(spec.get("with_vectors", spec.get("with_vector", False)))
-    for value, members in ordered:
-        group: dict[str, Any] = {
-            "id": value,
-            "hits": [{**scored_json(m, col), "payload": select_payload(m.payload, wanted)} for m in members],
-        }
-        if lookup_col is not None:
-            try:
-                pid = parse_point_id(value)
-                recs = await lookup_col.retrieve([pid], lookup_payload, lookup_vector)
-            except Exception:
-                recs = []
-            if recs:
-                group["lookup"] = record_json(recs[0], lookup_col)
-        result_groups.append(group)
-    return {"groups": result_groups}
+    if with_lookup is not None:
+        lookup_col = lookup(with_lookup if isinstance(with_lookup, str) else with_lookup.collection)
+    return {"groups": [group_json(g, col, lookup_col) for g in groups]}
 
 
 async def query_groups(request: web.Request) -> web.Response:
     col = _col(request)
-    return ok(request, await _groups(request, col, obj(await body_json(request)), None))
+    req = await body(request, QueryGroupsIn)
+    return ok(
+        request,
+        await _groups(
+            request,
+            col,
+            req,
+            group_by=req.group_by,
+            group_size=req.group_size,
+            limit=req.limit,
+            with_lookup=req.with_lookup,
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------ legacy endpoints
-def _legacy_to_query(body: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    out = {
-        k: v
-        for k, v in body.items()
-        if k not in ("vector", "positive", "negative", "strategy", "target", "context")
-    }
-    if kind == "search":
-        vec = body.get("vector")
-        if isinstance(vec, Mapping) and "vector" in vec:
-            out["using"] = vec.get("name") or DEFAULT_VECTOR
-            vec = vec["vector"]
-        out["query"] = vec
-    elif kind == "recommend":
-        out["query"] = {
-            "recommend": {
-                "positive": body.get("positive", []),
-                "negative": body.get("negative", []),
-                "strategy": body.get("strategy"),
-            }
-        }
-    elif kind == "discover":
-        out["query"] = {"discover": {"target": body.get("target"), "context": body.get("context", [])}}
-    if "with_vectors" in body and "with_vector" not in body:
-        out["with_vector"] = body["with_vectors"]
-    return out
+def _named_vector(raw: Any) -> tuple[Any, str | None]:
+    """Legacy ``vector``: a list, or ``{"name", "vector"}`` (a named dense or sparse vector)."""
+    if isinstance(raw, Mapping):
+        if "vector" not in raw:
+            raise FormatError("vector: expected a list of numbers or {name, vector}", "vector")
+        name = raw.get("name")
+        return raw["vector"], name if isinstance(name, str) else DEFAULT_VECTOR
+    return raw, None
 
 
-def _legacy(kind: str, batch: bool, groups: bool = False) -> Any:
+def from_search(req: SearchIn | SearchGroupsIn) -> QueryIn:
+    vec, using = _named_vector(req.vector)
+    return QueryIn.model_construct(
+        query=vec,
+        using=using,
+        filter=req.filter,
+        params=req.params,
+        score_threshold=req.score_threshold,
+        limit=req.limit,
+        offset=getattr(req, "offset", None),
+        with_payload=req.with_payload,
+        with_vector=req.with_vector,
+        prefetch=None,
+        lookup_from=None,
+    )
+
+
+def from_recommend(req: RecommendIn | RecommendGroupsIn) -> QueryIn:
+    spec = {"positive": req.positive or [], "negative": req.negative or [], "strategy": req.strategy}
+    return QueryIn.model_construct(
+        query={"recommend": spec},
+        using=req.using,
+        filter=req.filter,
+        params=req.params,
+        score_threshold=req.score_threshold,
+        limit=req.limit,
+        offset=getattr(req, "offset", None),
+        with_payload=req.with_payload,
+        with_vector=req.with_vector,
+        prefetch=None,
+        lookup_from=req.lookup_from,
+    )
+
+
+def from_discover(req: DiscoverIn) -> QueryIn:
+    pairs = [{"positive": p.positive, "negative": p.negative} for p in req.context or []]
+    # Without a target the legacy discover endpoint is a context search.
+    query_: Any = (
+        {"context": pairs} if req.target is None else {"discover": {"target": req.target, "context": pairs}}
+    )
+    return QueryIn.model_construct(
+        query=query_,
+        using=req.using,
+        filter=req.filter,
+        params=req.params,
+        score_threshold=None,
+        limit=req.limit,
+        offset=req.offset,
+        with_payload=req.with_payload,
+        with_vector=req.with_vector,
+        prefetch=None,
+        lookup_from=req.lookup_from,
+    )
+
+
+Convert = Callable[[Any], QueryIn]
+
+
+def _single(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
-        body = obj(await body_json(request))
-        if groups:
-            return ok(request, await _groups(request, col, body, kind))
-        if batch:
-            searches = body.get("searches")
-            if not isinstance(searches, list):
-                raise UnprocessableInputError("searches: expected a list", "searches")
-            out = []
-            for i, s in enumerate(searches):
-                hits = await run_query(col, _legacy_to_query(obj(s, f"searches[{i}]"), kind))
-                out.append([scored_json(h, col) for h in hits])
-            return ok(request, out)
-        hits = await run_query(col, _legacy_to_query(body, kind))
-        return ok(request, [scored_json(h, col) for h in hits])
+        hits: list[Hit] = await run_query(col, convert(await body(request, model)), _lookup(request))
+        return ok(request, hits_json(hits, col))
 
     return handler
 
 
-# ------------------------------------------------------------------------------ scroll / count / facet
-async def scroll(request: web.Request) -> web.Response:
-    col = _col(request)
-    body = obj(await body_json(request, required=False))
-    limit = body.get("limit", 10)
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise UnprocessableInputError(f"limit: value {limit!r} invalid, must be 1 or more", "limit")
-    offset = body.get("offset")
-    order_by = body.get("order_by")
-    order = None
-    if order_by is not None:
-        spec = {"key": order_by} if isinstance(order_by, str) else order_by
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("key"), str):
-            raise UnprocessableInputError(
-                "order_by: expected a key or {key, direction, start_from}", "order_by"
-            )
-        order = order_by_spec(spec, "order_by")
-    flt = filter_field(body)
-    res = await col.scroll(
-        ScrollRequest(
-            offset=None if offset is None else parse_point_id(offset, "offset"),
-            limit=limit,
-            filter=flt,
-            with_payload=PayloadSelector.parse(body.get("with_payload", True)),
-            with_vector=VectorSelector.parse(body.get("with_vector", False)),
-            order_by=order,
+def _batch(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        col = _col(request)
+        req = await body(request, model)
+        lookup = _lookup(request)
+        results = await asyncio.gather(*(run_query(col, convert(s), lookup) for s in req.searches))
+        return ok(request, [hits_json(hits, col) for hits in results])
+
+    return handler
+
+
+def _grouped(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        col = _col(request)
+        req = await body(request, model)
+        result = await _groups(
+            request,
+            col,
+            convert(req),
+            group_by=req.group_by,
+            group_size=req.group_size,
+            limit=req.limit,
+            with_lookup=req.with_lookup,
         )
-    )
-    return ok(
-        request,
-        {"points": [record_json(r, col) for r in res.points], "next_page_offset": res.next_page_offset},
-    )
+        return ok(request, result)
 
-
-async def count(request: web.Request) -> web.Response:
-    col = _col(request)
-    body = obj(await body_json(request, required=False))
-    flt = filter_field(body)
-    return ok(
-        request, {"count": await col.count(CountRequest(filter=flt, exact=bool(body.get("exact", True))))}
-    )
-
-
-async def facet(request: web.Request) -> web.Response:
-    col = _col(request)
-    body = obj(await body_json(request))
-    key = body.get("key")
-    if not isinstance(key, str):
-        raise UnprocessableInputError("key: expected a payload key", "key")
-    limit = body.get("limit", 10)
-    if not isinstance(limit, int) or limit < 1:
-        raise UnprocessableInputError("limit: must be a positive integer", "limit")
-    hits = await col.facet(key, body.get("filter"), limit, bool(body.get("exact", False)))
-    return ok(request, {"hits": [{"value": v, "count": c} for v, c in hits]})
+    return handler
 
 
 def register(app: web.Application) -> None:
@@ -234,14 +212,11 @@ def register(app: web.Application) -> None:
     r.add_post(base + "/query", query)
     r.add_post(base + "/query/batch", query_batch)
     r.add_post(base + "/query/groups", query_groups)
-    r.add_post(base + "/search", _legacy("search", False))
-    r.add_post(base + "/search/batch", _legacy("search", True))
-    r.add_post(base + "/search/groups", _legacy("search", False, groups=True))
-    r.add_post(base + "/recommend", _legacy("recommend", False))
-    r.add_post(base + "/recommend/batch", _legacy("recommend", True))
-    r.add_post(base + "/recommend/groups", _legacy("recommend", False, groups=True))
-    r.add_post(base + "/discover", _legacy("discover", False))
-    r.add_post(base + "/discover/batch", _legacy("discover", True))
-    r.add_post(base + "/scroll", scroll)
-    r.add_post(base + "/count", count)
-    r.add_post("/collections/{collection_name}/facet", facet)
+    r.add_post(base + "/search", _single(SearchIn, from_search))
+    r.add_post(base + "/search/batch", _batch(SearchBatchIn, from_search))
+    r.add_post(base + "/search/groups", _grouped(SearchGroupsIn, from_search))
+    r.add_post(base + "/recommend", _single(RecommendIn, from_recommend))
+    r.add_post(base + "/recommend/batch", _batch(RecommendBatchIn, from_recommend))
+    r.add_post(base + "/recommend/groups", _grouped(RecommendGroupsIn, from_recommend))
+    r.add_post(base + "/discover", _single(DiscoverIn, from_discover))
+    r.add_post(base + "/discover/batch", _batch(DiscoverBatchIn, from_discover))

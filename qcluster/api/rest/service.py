@@ -1,21 +1,21 @@
-"""Service endpoints: root, health probes, telemetry, metrics, and /cluster in single-peer mode."""
+"""Service endpoints: root, health probes, telemetry, metrics, issues, and ``/cluster`` (``{"status":
+"disabled"}`` on a single peer; the consensus service's view in cluster mode)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 import qcluster
-from qcluster.api.rest.app import CONSENSUS_KEY, STATE_KEY, TOC_KEY, error_response, ok
-
-STARTED = time.time()
+from qcluster.api.rest import quotas
+from qcluster.api.rest.app import CONSENSUS_KEY, METRICS_KEY, STATE_KEY, TOC_KEY, json_response, ok
+from qcluster.metrics import CONTENT_TYPE, CollectionStats
 
 
 async def root(request: web.Request) -> web.Response:
-    return web.json_response(
+    # qdrant-client compares "version" with its own to warn about incompatibilities.
+    return json_response(
         {
             "title": "qdrant - vector search engine",
             "version": qcluster.QDRANT_COMPAT_VERSION,
@@ -45,7 +45,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def telemetry(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
-    started = dt.datetime.fromtimestamp(STARTED, dt.UTC).isoformat()
+    started = dt.datetime.fromtimestamp(request.app[METRICS_KEY].started, dt.UTC).isoformat()
     return ok(
         request,
         {
@@ -58,18 +58,21 @@ async def telemetry(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
-    registry = CollectorRegistry()
-    collections = Gauge("collections_total", "Number of collections", registry=registry)
-    points = Gauge("collection_points", "Points per collection", ["collection"], registry=registry)
-    segments = Gauge("collection_segments", "Segments per collection", ["collection"], registry=registry)
-    uptime = Gauge("app_uptime_seconds", "Seconds since start", registry=registry)
-    collections.set(len(toc.collections))
-    uptime.set(time.time() - STARTED)
-    for name, col in toc.collections.items():
+    stats = []
+    for name, col in list(toc.collections.items()):
         info = await col.info()
-        points.labels(name).set(info.points_count)
-        segments.labels(name).set(info.segments_count)
-    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        stats.append(
+            CollectionStats(
+                name=name,
+                points=info.points_count,
+                vectors=info.points_count * len(col.config.params.vectors),
+                indexed_vectors=info.indexed_vectors_count,
+                segments=info.segments_count,
+            )
+        )
+    registry = request.app[METRICS_KEY]
+    registry.set_collections(stats)
+    return web.Response(body=registry.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def cluster(request: web.Request) -> web.Response:
@@ -80,15 +83,11 @@ async def cluster(request: web.Request) -> web.Response:
 
 
 async def issues(request: web.Request) -> web.Response:
-    return web.json_response({"issues": []})
+    return json_response({"issues": []})
 
 
 async def clear_issues(request: web.Request) -> web.Response:
     return ok(request, True)
-
-
-async def not_supported(request: web.Request) -> web.Response:
-    return error_response(request, 400, f"Bad request: {request.path} is not available on a single peer")
 
 
 def register(app: web.Application) -> None:
@@ -102,3 +101,4 @@ def register(app: web.Application) -> None:
     r.add_get("/cluster", cluster)
     r.add_get("/issues", issues)
     r.add_delete("/issues", clear_issues)
+    quotas.register(app)

@@ -10,8 +10,9 @@ import aiohttp
 from aiohttp import web
 
 from qcluster.api.rest.app import SETTINGS_KEY, TOC_KEY, ok
-from qcluster.api.rest.parse import body_json, obj
-from qcluster.errors import BadInputError, UnprocessableInputError
+from qcluster.api.rest.parse import body
+from qcluster.errors import BadInputError
+from qcluster.models.collections import SnapshotRecoverIn
 from qcluster.snapshots import Snapshots
 
 SNAPSHOTS_KEY = web.AppKey("snapshots", Snapshots)
@@ -50,7 +51,7 @@ async def delete(request: web.Request) -> web.Response:
     return ok(request, True)
 
 
-async def _fetch(location: str, into: Path) -> Path:
+async def _fetch(location: str, into: Path, api_key: str | None = None) -> Path:
     parsed = urlparse(location)
     if parsed.scheme == "file":
         path = Path(unquote(parsed.path))
@@ -58,10 +59,11 @@ async def _fetch(location: str, into: Path) -> Path:
             raise BadInputError(f"Snapshot file {path} does not exist", "location")
         return path
     if parsed.scheme not in ("http", "https"):
-        raise UnprocessableInputError("location: expected an http(s):// URL or a file:// path", "location")
+        raise BadInputError("location: expected an http(s):// URL or a file:// path", "location")
     target = into / "download.snapshot"
     try:
-        async with aiohttp.ClientSession() as session, session.get(location) as resp:
+        headers = {"api-key": api_key} if api_key else {}
+        async with aiohttp.ClientSession() as session, session.get(location, headers=headers) as resp:
             if resp.status != 200:
                 raise BadInputError(f"downloading {location} failed with HTTP {resp.status}", "location")
             with open(target, "wb") as fh:
@@ -73,15 +75,14 @@ async def _fetch(location: str, into: Path) -> Path:
 
 
 async def recover(request: web.Request) -> web.Response:
-    body = obj(await body_json(request))
-    location = body.get("location")
-    if not isinstance(location, str):
-        raise UnprocessableInputError("location: expected a URL or file:// path", "location")
+    """Replace (or create) the collection from a snapshot at an http(s) URL or a file:// path;
+    with ``checksum`` (sha256) a mismatching archive is refused and nothing changes."""
+    req = await body(request, SnapshotRecoverIn)
     snaps = _snaps(request)
     snaps.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=snaps.root, prefix=".fetch-") as tmp:
-        archive = await _fetch(location, Path(tmp))
-        await snaps.recover_collection(_col_name(request), archive, body.get("checksum"))
+        archive = await _fetch(req.location, Path(tmp), req.api_key)
+        await snaps.recover_collection(_col_name(request), archive, req.checksum)
     return ok(request, True)
 
 

@@ -1,130 +1,190 @@
-"""Semantics of one field check against the values found at its key (shared by the reference
-evaluator and the scan fallback of the vectorised evaluator).
+"""What one field check means for the values found at its key (Qdrant's semantics).
 
-Decisions where Qdrant's documentation is silent:
-- types are strict: ``match value 1`` does not match ``"1"`` or ``true``; ranges see ints and
-  floats but not bools or strings; datetime ranges see RFC 3339 strings only;
-- ``except`` matches a point whose key is missing or empty, or that holds at least one value
-  outside the list;
-- ``values_count`` counts non-null values (an array counts its elements);
-- ``is_empty``: missing key, null, or an array with no non-null element; ``is_null``: the key
-  holds null itself;
-- full-text ``text`` without a text index is a substring match; with one, every query token
-  must be among the value's tokens (``phrase``: consecutively), tokenised as the index says.
+``raw`` below is the list of values at the key (see ``paths.raw_values``: one per path match,
+arrays kept whole); ``flat`` is that list with arrays flattened one level.
+
+Value checks (match, range, geo): the point passes when ANY flat value passes; a missing key
+(no raw values) never passes. Per value, types are strict, as in Qdrant:
+
+- ``match value``: a string equals a string, an integer an integer (``1`` does not match ``1.0``,
+  ``"1"`` or ``true``), a bool a bool;
+- ``match any``: the value is one of the list (strings with strings, integers with integers);
+- ``match except``: the value is not one of the list; ``null`` never passes, and a value of
+  another type than the list (a bool, a float, an object, a nested array) always passes. So a
+  missing key, ``null`` and ``[]`` do not pass ``except``; ``["a", 5]`` passes ``except ["a"]``;
+- ``text`` / ``phrase`` without a text index: the string contains the text (substring, case
+  sensitive); ``text_any``: it contains any whitespace-separated word of the text. With a text
+  index on the key, the index's tokenizer decides (see ``payload_index/text.py``);
+- ``prefix``: the string starts with the prefix;
+- ``range``: numbers (integers and floats, never bools) compared as doubles; a datetime range
+  compares strings that parse as datetimes (``datetimes.py``), in UTC microseconds;
+- geo: see ``geo.py``.
+
+Shape checks: ``values_count`` counts per raw value (``null`` 0, an array its length, anything else
+1; a missing key counts 0) and passes when any raw value's count is in range; ``is_empty``: every
+raw value is ``null`` or ``[]`` (a missing key is empty; ``[null]`` is not); ``is_null``: some raw
+value is ``null`` itself (``[null]`` is not null; a missing key is not null).
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from qcluster.shards.filters.conditions import (
     Check,
+    EmptyFlag,
     GeoBox,
     GeoPolygon,
     GeoRadius,
     MatchAny,
     MatchExcept,
+    MatchPrefix,
     MatchText,
     MatchValue,
+    NullFlag,
     Range,
+    ValueCheck,
     ValuesCount,
 )
-from qcluster.shards.filters.parse import try_datetime
-
-EARTH_RADIUS_M = 6371008.8
-Tokenizer = Callable[[str], list[str]]
-_WORD = re.compile(r"\w+", re.UNICODE)
+from qcluster.shards.filters.datetimes import datetime_micros
+from qcluster.shards.filters.geo import geo_point, values_pass
 
 
-def word_tokens(text: str, lowercase: bool = True) -> list[str]:
-    return _WORD.findall(text.lower() if lowercase else text)
+class TextMatcher(Protocol):
+    """What a full-text index offers the evaluators: its verdict on a point's strings."""
+
+    def text_match(self, check: MatchText, strings: list[str]) -> bool: ...
 
 
-def same(x: Any, v: Any) -> bool:
+def is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def as_number(x: Any) -> float | None:
+    """A JSON number as a double (as Qdrant's ``as_f64``), None for anything else."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def same(x: Any, v: str | int | bool) -> bool:
+    """``match value`` for one stored value."""
     if isinstance(v, bool):
         return isinstance(x, bool) and x == v
     if isinstance(v, int):
-        return isinstance(x, int) and not isinstance(x, bool) and x == v
+        return is_int(x) and x == v
     return isinstance(x, str) and x == v
 
 
-def is_number(x: Any) -> bool:
-    return (
-        isinstance(x, int | float)
-        and not isinstance(x, bool)
-        and not (isinstance(x, float) and math.isnan(x))
-    )
+def except_passes(
+    x: Any, values: tuple[str, ...] | tuple[int, ...], lookup: frozenset[str | int] | None = None
+) -> bool:
+    """``match except`` for one stored value."""
+    if lookup is None:
+        lookup = frozenset(values)
+    if x is None:
+        return False
+    strings = not values or isinstance(values[0], str)
+    if isinstance(x, str):
+        return not strings or x not in lookup
+    if is_int(x):
+        return strings or x not in lookup
+    return True
 
 
-def geo_of(x: Any) -> tuple[float, float] | None:
-    if isinstance(x, dict) and is_number(x.get("lat")) and is_number(x.get("lon")):
-        return float(x["lat"]), float(x["lon"])
-    return None
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
-def in_ring(lon: float, lat: float, ring: Sequence[tuple[float, float]]) -> bool:
-    inside = False
-    j = len(ring) - 1
-    for i in range(len(ring)):
-        xi, yi = ring[i]
-        xj, yj = ring[j]
-        if (yi > lat) != (yj > lat) and lon < (xj - xi) * (lat - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
-
-
-def in_geo(check: GeoRadius | GeoBox | GeoPolygon, lat: float, lon: float) -> bool:
-    if isinstance(check, GeoRadius):
-        return haversine_m(check.lat, check.lon, lat, lon) <= check.radius
-    if isinstance(check, GeoBox):
-        if not check.bottom <= lat <= check.top:
-            return False
-        if check.left <= check.right:
-            return check.left <= lon <= check.right
-        return lon >= check.left or lon <= check.right  # crosses the antimeridian
-    return in_ring(lon, lat, check.exterior) and not any(in_ring(lon, lat, r) for r in check.interiors)
-
-
-def text_matches(check: MatchText, value: str, tokenizer: Tokenizer | None) -> bool:
-    if tokenizer is None:
-        return check.text in value
-    want = tokenizer(check.text)
-    have = tokenizer(value)
-    if not check.phrase:
-        return set(want) <= set(have)
-    if not want:
-        return True
-    n = len(want)
-    return any(have[i : i + n] == want for i in range(len(have) - n + 1))
-
-
-def check_values(check: Check, vals: list[Any], tokenizer: Tokenizer | None = None) -> bool:
+def value_passes(check: ValueCheck, x: Any) -> bool:
+    """Does one flat value pass a value check (text checks: the no-index substring rule)?"""
     if isinstance(check, MatchValue):
-        return any(same(x, check.value) for x in vals)
+        return same(x, check.value)
     if isinstance(check, MatchAny):
-        return any(same(x, a) for x in vals for a in check.any)
+        if isinstance(x, str):
+            return bool(check.any) and isinstance(check.any[0], str) and x in check.lookup
+        if is_int(x):
+            return bool(check.any) and is_int(check.any[0]) and x in check.lookup
+        return False
     if isinstance(check, MatchExcept):
-        present = [x for x in vals if x is not None]
-        return not present or any(not any(same(x, a) for a in check.values) for x in present)
+        return except_passes(x, check.values, check.lookup)
     if isinstance(check, MatchText):
-        return any(isinstance(x, str) and text_matches(check, x, tokenizer) for x in vals)
+        if not isinstance(x, str):
+            return False
+        if check.mode == "text_any":
+            return any(word in x for word in check.text.split())
+        return check.text in x
+    if isinstance(check, MatchPrefix):
+        return isinstance(x, str) and x.startswith(check.prefix)
     if isinstance(check, Range):
         if check.datetime:
-            stamps = (try_datetime(x) for x in vals if isinstance(x, str))
-            return any(t is not None and check.test(t) for t in stamps)
-        return any(is_number(x) and check.test(float(x)) for x in vals)
+            t = datetime_micros(x)
+            return t is not None and check.test(t)
+        n = as_number(x)
+        return n is not None and check.test(n)
+    assert isinstance(check, GeoRadius | GeoBox | GeoPolygon)
+    p = geo_point(x)
+    return p is not None and values_pass(check, [p])
+
+
+def raw_count(v: Any) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, list):
+        return len(v)
+    return 1
+
+
+def is_empty_raw(raw: list[Any]) -> bool:
+    return all(v is None or (isinstance(v, list) and not v) for v in raw)
+
+
+def is_null_raw(raw: list[Any]) -> bool:
+    return any(v is None for v in raw)
+
+
+def empty_flag_passes(flag: bool, raw: list[Any]) -> bool:
+    """``{"key": k, "is_empty": flag}``: per raw value, missing key -> ``flag``."""
+    if not raw:
+        return flag
+    for v in raw:
+        empty = v is None or (isinstance(v, list) and not v)
+        if empty == flag:
+            return True
+    return False
+
+
+def null_flag_passes(flag: bool, raw: list[Any]) -> bool:
+    """``{"key": k, "is_null": flag}``: per raw value, missing key -> ``not flag``."""
+    if not raw:
+        return not flag
+    for v in raw:
+        nullish = v is None or (isinstance(v, list) and any(x is None for x in v))
+        if nullish == flag:
+            return True
+    return False
+
+
+def check_raw(check: Check, raw: list[Any], text: TextMatcher | None = None) -> bool:
+    """A field check against the raw values at its key (``text``: the key's text index, if any)."""
     if isinstance(check, ValuesCount):
-        return check.test(sum(1 for x in vals if x is not None))
-    points = (geo_of(x) for x in vals)
-    return any(p is not None and in_geo(check, p[0], p[1]) for p in points)
+        if not raw:
+            return check.test(0)
+        return any(check.test(raw_count(v)) for v in raw)
+    if isinstance(check, EmptyFlag):
+        return empty_flag_passes(check.flag, raw)
+    if isinstance(check, NullFlag):
+        return null_flag_passes(check.flag, raw)
+    flat: list[Any] = []
+    for v in raw:
+        if isinstance(v, list):
+            flat.extend(v)
+        else:
+            flat.append(v)
+    if isinstance(check, MatchText) and text is not None:
+        strings = [x for x in flat if isinstance(x, str)]
+        return bool(strings) and text.text_match(check, strings)
+    if isinstance(check, GeoRadius | GeoBox | GeoPolygon):
+        points = [p for p in (geo_point(x) for x in flat) if p is not None]
+        return values_pass(check, points)
+    return any(value_passes(check, x) for x in flat)

@@ -1,13 +1,19 @@
-"""The typed condition tree of Qdrant's filter language (parsed by ``parse.py``)."""
+"""The typed condition tree of Qdrant's filter language (built by ``parse.py``).
+
+Every node is a frozen dataclass, so a parsed filter can be shared between threads and used as a
+cache key. Field checks (the ``check`` of a :class:`FieldCondition`) are the value-level tests;
+their meaning lives in ``checks.py``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from qcluster.shards.filters.paths import Path
 from qcluster.types import PointId
 
 
+# ---------------------------------------------------------------------- value-level checks
 @dataclass(frozen=True)
 class MatchValue:
     value: str | int | bool
@@ -15,27 +21,44 @@ class MatchValue:
 
 @dataclass(frozen=True)
 class MatchAny:
-    any: tuple[str | int, ...]
+    any: tuple[str, ...] | tuple[int, ...]
+    lookup: frozenset[str | int] = field(default=frozenset(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lookup", frozenset(self.any))
 
 
 @dataclass(frozen=True)
 class MatchExcept:
-    values: tuple[str | int, ...]
+    values: tuple[str, ...] | tuple[int, ...]
+    lookup: frozenset[str | int] = field(default=frozenset(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lookup", frozenset(self.values))
 
 
 @dataclass(frozen=True)
 class MatchText:
+    """``text`` (all tokens), ``text_any`` (any token) or ``phrase`` (consecutive tokens)."""
+
     text: str
-    phrase: bool = False
+    mode: str = "text"  # "text" | "text_any" | "phrase"
+
+
+@dataclass(frozen=True)
+class MatchPrefix:
+    prefix: str
 
 
 @dataclass(frozen=True)
 class Range:
+    """Numeric bounds (floats), or datetime bounds (UTC microseconds) when ``datetime`` is set."""
+
     gt: float | None = None
     gte: float | None = None
     lt: float | None = None
     lte: float | None = None
-    datetime: bool = False  # bounds were RFC 3339 strings; payload values are parsed the same way
+    datetime: bool = False
 
     def test(self, v: float) -> bool:
         return (
@@ -50,7 +73,7 @@ class Range:
 class GeoRadius:
     lat: float
     lon: float
-    radius: float
+    radius: float  # meters
 
 
 @dataclass(frozen=True)
@@ -63,7 +86,7 @@ class GeoBox:
 
 @dataclass(frozen=True)
 class GeoPolygon:
-    exterior: tuple[tuple[float, float], ...]  # (lon, lat)
+    exterior: tuple[tuple[float, float], ...]  # (lon, lat), closed ring
     interiors: tuple[tuple[tuple[float, float], ...], ...] = ()
 
 
@@ -83,25 +106,45 @@ class ValuesCount:
         )
 
 
-Check = (
-    MatchValue | MatchAny | MatchExcept | MatchText | Range | GeoRadius | GeoBox | GeoPolygon | ValuesCount
-)
+@dataclass(frozen=True)
+class EmptyFlag:
+    """``{"key": k, "is_empty": flag}`` (the field-condition spelling of is_empty)."""
+
+    flag: bool
 
 
 @dataclass(frozen=True)
+class NullFlag:
+    """``{"key": k, "is_null": flag}`` (the field-condition spelling of is_null)."""
+
+    flag: bool
+
+
+Match = MatchValue | MatchAny | MatchExcept | MatchText | MatchPrefix
+GeoCheck = GeoRadius | GeoBox | GeoPolygon
+# Checks that hold when ANY value at the key passes (a point passes if one of its values does).
+ValueCheck = Match | Range | GeoCheck
+Check = ValueCheck | ValuesCount | EmptyFlag | NullFlag
+
+
+# ---------------------------------------------------------------------- conditions
+@dataclass(frozen=True)
 class FieldCondition:
     key: str
+    path: Path
     check: Check
 
 
 @dataclass(frozen=True)
 class IsEmpty:
     key: str
+    path: Path
 
 
 @dataclass(frozen=True)
 class IsNull:
     key: str
+    path: Path
 
 
 @dataclass(frozen=True)
@@ -116,7 +159,15 @@ class HasVector:
 
 @dataclass(frozen=True)
 class Nested:
+    """Per-element filter: some object of the array at ``key`` must pass ``filter`` on its own.
+
+    ``array_key`` is ``key`` with a trailing ``[]`` (added when absent); inner keys are relative
+    to the element, so an inner key ``k`` reads ``array_key + "." + k`` of the point.
+    """
+
     key: str
+    array_key: str
+    path: Path  # parsed array_key
     filter: Filter
 
 
@@ -132,7 +183,17 @@ class Filter:
     should: tuple[Condition, ...] = ()
     must_not: tuple[Condition, ...] = ()
     min_should: MinShould | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def is_empty(self) -> bool:
+        return not (self.must or self.should or self.must_not or self.min_should)
 
 
 Condition = FieldCondition | IsEmpty | IsNull | HasId | HasVector | Nested | Filter
+# Conditions a payload index may answer (the index of exactly their key).
+KeyedCondition = FieldCondition | IsEmpty | IsNull
+
+
+def children(flt: Filter) -> tuple[Condition, ...]:
+    """All direct sub-conditions of a filter, in clause order."""
+    ms = flt.min_should.conditions if flt.min_should is not None else ()
+    return (*flt.must, *flt.should, *flt.must_not, *ms)

@@ -1,15 +1,34 @@
-"""Qdrant filter JSON -> the typed condition tree, with errors that name the offending path."""
+"""Qdrant filter JSON -> the typed condition tree, validated.
+
+Every error is a BadInputError whose message starts with the path of the offending field
+(``filter.must[0].range.gt: ...``) and whose ``field`` is that path.
+
+Accepted as Qdrant accepts it: ``must`` / ``should`` / ``must_not`` as one condition, a list or
+null; a condition that is itself a filter (``{"must": [...]}``, also ``{}`` = match all); a
+``range`` whose bounds are all numbers, or all datetime strings (then it is a datetime range);
+``null`` for an absent optional field.
+
+Stricter than Qdrant, on purpose (a typo should not silently change a result):
+
+- unknown keys anywhere are rejected (Qdrant ignores them inside conditions);
+- a field condition takes exactly one check (Qdrant ORs several together);
+- a ``geo_radius`` with a negative radius, or a ``geo_bounding_box`` whose top is below its bottom,
+  is rejected (both would match nothing);
+- ``has_id`` / ``has_vector`` inside a ``nested`` filter are rejected (Qdrant documents them as
+  unsupported there and silently matches nothing).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from qcluster.errors import BadInputError
 from qcluster.shards.filters.conditions import (
     Check,
     Condition,
+    EmptyFlag,
     FieldCondition,
     Filter,
     GeoBox,
@@ -19,221 +38,288 @@ from qcluster.shards.filters.conditions import (
     HasVector,
     IsEmpty,
     IsNull,
+    Match,
     MatchAny,
     MatchExcept,
+    MatchPrefix,
     MatchText,
     MatchValue,
     MinShould,
     Nested,
+    NullFlag,
     Range,
     ValuesCount,
+    children,
 )
+from qcluster.shards.filters.datetimes import datetime_micros
+from qcluster.shards.filters.paths import array_key, parse_path
 from qcluster.types import parse_point_id
 
-FILTER_KEYS = {"must", "should", "must_not", "min_should"}
+FILTER_KEYS = ("must", "should", "must_not", "min_should")
+FIELD_CHECKS = (
+    "match",
+    "range",
+    "geo_radius",
+    "geo_bounding_box",
+    "geo_polygon",
+    "values_count",
+    "is_empty",
+    "is_null",
+)
+MATCH_KINDS = ("value", "any", "except", "text", "text_any", "phrase", "prefix")
+BOUNDS = ("gt", "gte", "lt", "lte")
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
 
 def _err(path: str, reason: str) -> BadInputError:
     return BadInputError(f"{path}: {reason}", path)
 
 
-def parse_datetime(value: Any, path: str = "value") -> float:
-    """RFC 3339 (or a date) -> UTC timestamp; naive times are UTC."""
-    if not isinstance(value, str):
-        raise _err(path, f"expected an RFC 3339 date-time string, got {value!r}")
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    if " " in text and "T" not in text:
-        text = text.replace(" ", "T", 1)
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise _err(path, f"{value!r} is not an RFC 3339 date-time") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+def _object(raw: Any, path: str, what: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise _err(path, f"expected {what}, got {_show(raw)}")
+    for k in raw:
+        if k not in allowed:
+            raise _err(f"{path}.{k}", f"unknown field {k!r}; expected one of {', '.join(allowed)}")
+    return raw
 
 
-def try_datetime(value: Any) -> float | None:
-    try:
-        return parse_datetime(value)
-    except BadInputError:
-        return None
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _number(v: Any, path: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise _err(path, f"expected a number, got {v!r}")
-    return float(v)
+        raise _err(path, f"expected a number, got {_show(v)}")
+    f = float(v)
+    if math.isnan(f):
+        raise _err(path, "expected a number, got NaN")
+    return f
+
+
+# ---------------------------------------------------------------------- field checks
+def _match(raw: Any, path: str) -> Match:
+    body = _object(raw, path, "a match object", MATCH_KINDS)
+    present = [k for k in MATCH_KINDS if body.get(k) is not None]
+    if not present:
+        raise _err(path, f"empty match: expected one of {', '.join(MATCH_KINDS)}")
+    if len(present) > 1:
+        raise _err(path, f"a match takes exactly one of {', '.join(MATCH_KINDS)}, got {', '.join(present)}")
+    kind = present[0]
+    value = body[kind]
+    sub = f"{path}.{kind}"
+    if kind == "value":
+        if isinstance(value, float):
+            raise _err(sub, f"cannot match a float exactly ({value!r}); use a range condition")
+        if not isinstance(value, str | int):
+            raise _err(sub, f"expected a string, an integer or a bool, got {_show(value)}")
+        if isinstance(value, int) and not isinstance(value, bool) and not I64_MIN <= value <= I64_MAX:
+            raise _err(sub, f"integer {value} is outside the 64-bit range")
+        return MatchValue(value)
+    if kind in ("any", "except"):
+        if not isinstance(value, list):
+            raise _err(sub, f"expected a list of strings or a list of integers, got {_show(value)}")
+        if all(isinstance(v, str) for v in value):
+            items: tuple[str, ...] | tuple[int, ...] = tuple(value)
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            for i, v in enumerate(value):
+                if not I64_MIN <= v <= I64_MAX:
+                    raise _err(f"{sub}[{i}]", f"integer {v} is outside the 64-bit range")
+            items = tuple(value)
+        else:
+            raise _err(
+                sub, "expected a list of strings or a list of integers (not mixed, no bools or floats)"
+            )
+        return MatchAny(items) if kind == "any" else MatchExcept(items)
+    if not isinstance(value, str):
+        raise _err(sub, f"expected a string, got {_show(value)}")
+    if kind == "prefix":
+        return MatchPrefix(value)
+    return MatchText(value, mode=kind)
 
 
 def _range(raw: Any, path: str) -> Range:
-    if not isinstance(raw, Mapping):
-        raise _err(path, "expected an object with gt / gte / lt / lte")
-    unknown = set(raw) - {"gt", "gte", "lt", "lte"}
-    if unknown:
-        raise _err(path, f"unknown range bound {sorted(unknown)[0]!r}")
-    bounds = {k: v for k, v in raw.items() if v is not None}
-    is_dt = any(isinstance(v, str) for v in bounds.values())
-    conv = {
-        k: parse_datetime(v, f"{path}.{k}") if is_dt else _number(v, f"{path}.{k}") for k, v in bounds.items()
-    }
-    return Range(conv.get("gt"), conv.get("gte"), conv.get("lt"), conv.get("lte"), datetime=is_dt)
+    body = _object(raw, path, "a range object with gt / gte / lt / lte", BOUNDS)
+    bounds = {k: v for k, v in body.items() if v is not None}
+    if any(isinstance(v, str) for v in bounds.values()):
+        conv: dict[str, float] = {}
+        for k, v in bounds.items():
+            if not isinstance(v, str):
+                raise _err(
+                    f"{path}.{k}",
+                    f"expected an RFC 3339 datetime string like the other bounds, got {_show(v)}",
+                )
+            micros = datetime_micros(v)
+            if micros is None:
+                raise _err(
+                    f"{path}.{k}",
+                    f"{_show(v)} is not a number nor an RFC 3339 datetime (e.g. 2014-01-01T00:00:00Z)",
+                )
+            conv[k] = micros
+        return Range(conv.get("gt"), conv.get("gte"), conv.get("lt"), conv.get("lte"), datetime=True)
+    nums = {k: _number(v, f"{path}.{k}") for k, v in bounds.items()}
+    return Range(nums.get("gt"), nums.get("gte"), nums.get("lt"), nums.get("lte"))
 
 
 def _geo_point(raw: Any, path: str) -> tuple[float, float]:
-    if not isinstance(raw, Mapping) or "lat" not in raw or "lon" not in raw:
-        raise _err(path, "expected a geo point {lat, lon}")
-    lat, lon = _number(raw["lat"], f"{path}.lat"), _number(raw["lon"], f"{path}.lon")
-    if not -90 <= lat <= 90:
+    body = _object(raw, path, "a geo point {lat, lon}", ("lat", "lon"))
+    for k in ("lat", "lon"):
+        if body.get(k) is None:
+            raise _err(path, f"a geo point needs {k!r}")
+    lat, lon = _number(body["lat"], f"{path}.lat"), _number(body["lon"], f"{path}.lon")
+    if not -90.0 <= lat <= 90.0:
         raise _err(f"{path}.lat", f"latitude {lat} is outside [-90, 90]")
-    if not -180 <= lon <= 180:
+    if not -180.0 <= lon <= 180.0:
         raise _err(f"{path}.lon", f"longitude {lon} is outside [-180, 180]")
     return lat, lon
 
 
 def _ring(raw: Any, path: str) -> tuple[tuple[float, float], ...]:
-    pts = raw.get("points") if isinstance(raw, Mapping) else None
-    if not isinstance(pts, list) or len(pts) < 4:
-        raise _err(path, "a polygon ring needs at least 4 points (closed: first == last)")
-    ring = tuple((lon, lat) for lat, lon in (_geo_point(p, f"{path}.points[{i}]") for i, p in enumerate(pts)))
+    body = _object(raw, path, "a line string {points: [...]}", ("points",))
+    pts = body.get("points")
+    if not isinstance(pts, list):
+        raise _err(f"{path}.points", f"expected a list of geo points, got {_show(pts)}")
+    if len(pts) < 4:
+        raise _err(f"{path}.points", f"a polygon ring needs at least 4 points, got {len(pts)}")
+    ring = []
+    for i, p in enumerate(pts):
+        lat, lon = _geo_point(p, f"{path}.points[{i}]")
+        ring.append((lon, lat))
     if ring[0] != ring[-1]:
-        raise _err(path, "a polygon ring must be closed: its first and last points must be equal")
-    return ring
-
-
-def _match(raw: Any, path: str) -> Check:
-    if not isinstance(raw, Mapping) or len(raw) != 1:
-        raise _err(path, "expected exactly one of value, any, except, text, phrase")
-    kind, value = next(iter(raw.items()))
-    if kind == "value":
-        if not isinstance(value, str | int | bool):
-            raise _err(f"{path}.value", f"expected a string, integer or bool, got {value!r}")
-        return MatchValue(value)
-    if kind in ("any", "except"):
-        if not isinstance(value, list) or not all(
-            isinstance(v, str | int) and not isinstance(v, bool) for v in value
-        ):
-            raise _err(f"{path}.{kind}", "expected a list of strings or of integers")
-        return MatchAny(tuple(value)) if kind == "any" else MatchExcept(tuple(value))
-    if kind in ("text", "phrase", "text_any"):
-        if not isinstance(value, str):
-            raise _err(f"{path}.{kind}", "expected a string")
-        return MatchText(value, phrase=kind == "phrase")
-    raise _err(path, f"unknown match kind {kind!r}")
+        raise _err(
+            f"{path}.points", "a polygon ring must be closed: the first and last points must be the same"
+        )
+    return tuple(ring)
 
 
 def _values_count(raw: Any, path: str) -> ValuesCount:
-    if not isinstance(raw, Mapping) or set(raw) - {"gt", "gte", "lt", "lte"}:
-        raise _err(path, "expected an object with gt / gte / lt / lte")
-    out = {}
-    for k, v in raw.items():
+    body = _object(raw, path, "an object with gt / gte / lt / lte", BOUNDS)
+    out: dict[str, int] = {}
+    for k, v in body.items():
         if v is None:
             continue
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise _err(f"{path}.{k}", "expected a non-negative integer")
+            raise _err(f"{path}.{k}", f"expected a non-negative integer, got {_show(v)}")
         out[k] = v
     return ValuesCount(**out)
 
 
+def _check(kind: str, body: Any, sub: str) -> Check:
+    if kind == "match":
+        return _match(body, sub)
+    if kind == "range":
+        return _range(body, sub)
+    if kind == "geo_radius":
+        obj = _object(body, sub, "{center, radius}", ("center", "radius"))
+        if obj.get("center") is None or obj.get("radius") is None:
+            raise _err(sub, "geo_radius needs center and radius")
+        lat, lon = _geo_point(obj["center"], f"{sub}.center")
+        radius = _number(obj["radius"], f"{sub}.radius")
+        if radius < 0:
+            raise _err(f"{sub}.radius", f"radius must not be negative, got {radius}")
+        return GeoRadius(lat, lon, radius)
+    if kind == "geo_bounding_box":
+        obj = _object(body, sub, "{top_left, bottom_right}", ("top_left", "bottom_right"))
+        if obj.get("top_left") is None or obj.get("bottom_right") is None:
+            raise _err(sub, "geo_bounding_box needs top_left and bottom_right")
+        top, left = _geo_point(obj["top_left"], f"{sub}.top_left")
+        bottom, right = _geo_point(obj["bottom_right"], f"{sub}.bottom_right")
+        if top < bottom:
+            raise _err(sub, f"top_left.lat ({top}) is below bottom_right.lat ({bottom})")
+        return GeoBox(top, left, bottom, right)
+    if kind == "geo_polygon":
+        obj = _object(body, sub, "{exterior, interiors}", ("exterior", "interiors"))
+        if obj.get("exterior") is None:
+            raise _err(sub, "geo_polygon needs an exterior ring")
+        interiors_raw = obj.get("interiors") or []
+        if not isinstance(interiors_raw, list):
+            raise _err(f"{sub}.interiors", f"expected a list of rings, got {_show(interiors_raw)}")
+        interiors = tuple(_ring(r, f"{sub}.interiors[{i}]") for i, r in enumerate(interiors_raw))
+        return GeoPolygon(_ring(obj["exterior"], f"{sub}.exterior"), interiors)
+    if kind == "values_count":
+        return _values_count(body, sub)
+    if not isinstance(body, bool):
+        raise _err(sub, f"expected true or false, got {_show(body)}")
+    return EmptyFlag(body) if kind == "is_empty" else NullFlag(body)
+
+
 def _field(raw: Mapping[str, Any], path: str) -> FieldCondition:
-    key = raw["key"]
-    if not isinstance(key, str) or not key:
-        raise _err(f"{path}.key", "expected a non-empty payload key")
-    checks = [k for k in raw if k != "key" and raw[k] is not None]
-    if len(checks) != 1:
+    body = _object(raw, path, "a field condition", ("key", *FIELD_CHECKS))
+    key = body["key"]
+    p = parse_path(key, f"{path}.key")
+    present = [k for k in FIELD_CHECKS if body.get(k) is not None]
+    if not present:
+        raise _err(path, f"field condition on {key!r} needs one of {', '.join(FIELD_CHECKS)}")
+    if len(present) > 1:
         raise _err(
             path,
-            f"field condition on {key!r} needs exactly one of match, range, geo_radius, "
-            f"geo_bounding_box, geo_polygon, values_count (got {sorted(checks)})",
+            f"a field condition takes exactly one check, got {', '.join(present)} on {key!r}; "
+            "combine several checks with must / should",
         )
-    kind = checks[0]
-    body = raw[kind]
-    sub = f"{path}.{kind}"
-    if kind == "match":
-        return FieldCondition(key, _match(body, sub))
-    if kind == "range":
-        return FieldCondition(key, _range(body, sub))
-    if kind == "datetime_range":
-        rng = _range(body, sub)
-        if not rng.datetime and any(b is not None for b in (rng.gt, rng.gte, rng.lt, rng.lte)):
-            raise _err(sub, "datetime_range bounds must be RFC 3339 strings")
-        return FieldCondition(key, Range(rng.gt, rng.gte, rng.lt, rng.lte, datetime=True))
-    if kind == "geo_radius":
-        if not isinstance(body, Mapping) or "center" not in body or "radius" not in body:
-            raise _err(sub, "expected {center: {lat, lon}, radius}")
-        lat, lon = _geo_point(body["center"], f"{sub}.center")
-        radius = _number(body["radius"], f"{sub}.radius")
-        if radius < 0:
-            raise _err(f"{sub}.radius", "must not be negative")
-        return FieldCondition(key, GeoRadius(lat, lon, radius))
-    if kind == "geo_bounding_box":
-        if not isinstance(body, Mapping) or "top_left" not in body or "bottom_right" not in body:
-            raise _err(sub, "expected {top_left, bottom_right}")
-        top, left = _geo_point(body["top_left"], f"{sub}.top_left")
-        bottom, right = _geo_point(body["bottom_right"], f"{sub}.bottom_right")
-        return FieldCondition(key, GeoBox(top, left, bottom, right))
-    if kind == "geo_polygon":
-        if not isinstance(body, Mapping) or "exterior" not in body:
-            raise _err(sub, "expected {exterior, interiors}")
-        interiors = tuple(
-            _ring(r, f"{sub}.interiors[{i}]") for i, r in enumerate(body.get("interiors") or [])
-        )
-        return FieldCondition(key, GeoPolygon(_ring(body["exterior"], f"{sub}.exterior"), interiors))
-    if kind == "values_count":
-        return FieldCondition(key, _values_count(body, sub))
-    raise _err(path, f"unknown field condition {kind!r}")
+    kind = present[0]
+    return FieldCondition(key, p, _check(kind, body[kind], f"{path}.{kind}"))
 
 
-def _key_only(body: Any, path: str) -> str:
-    if not isinstance(body, Mapping) or not isinstance(body.get("key"), str):
+# ---------------------------------------------------------------------- conditions and filters
+def _key_only(body: Any, path: str) -> tuple[str, Any]:
+    obj = _object(body, path, "{key}", ("key",))
+    if obj.get("key") is None:
         raise _err(path, "expected {key}")
-    return str(body["key"])
+    return obj["key"], parse_path(obj["key"], f"{path}.key")
 
 
 def parse_condition(raw: Any, path: str) -> Condition:
     if not isinstance(raw, Mapping):
-        raise _err(path, f"expected a condition object, got {raw!r}")
+        raise _err(path, f"expected a condition object, got {_show(raw)}")
     if "key" in raw:
         return _field(raw, path)
-    if raw.keys() <= FILTER_KEYS:
+    if all(k in FILTER_KEYS for k in raw):
         return parse_filter(raw, path)
-    if len(raw) != 1:
-        raise _err(path, f"unknown condition with keys {sorted(raw)}")
-    kind, body = next(iter(raw.items()))
+    special = [k for k in raw if k in ("is_empty", "is_null", "has_id", "has_vector", "nested")]
+    if len(special) != 1 or len(raw) != 1:
+        unknown = [k for k in raw if k not in FILTER_KEYS]
+        raise _err(
+            path,
+            f"unknown condition with field(s) {', '.join(map(repr, unknown))}; expected a field condition "
+            "{key, match | range | ...}, is_empty, is_null, has_id, has_vector, nested, or a filter",
+        )
+    kind = special[0]
+    body = raw[kind]
+    sub = f"{path}.{kind}"
     if kind == "is_empty":
-        return IsEmpty(_key_only(body, f"{path}.is_empty"))
+        key, p = _key_only(body, sub)
+        return IsEmpty(key, p)
     if kind == "is_null":
-        return IsNull(_key_only(body, f"{path}.is_null"))
+        key, p = _key_only(body, sub)
+        return IsNull(key, p)
     if kind == "has_id":
         if not isinstance(body, list):
-            raise _err(f"{path}.has_id", "expected a list of point ids")
-        return HasId(frozenset(parse_point_id(v, f"{path}.has_id[{i}]") for i, v in enumerate(body)))
+            raise _err(sub, f"expected a list of point ids, got {_show(body)}")
+        return HasId(frozenset(parse_point_id(v, f"{sub}[{i}]") for i, v in enumerate(body)))
     if kind == "has_vector":
         if not isinstance(body, str):
-            raise _err(f"{path}.has_vector", "expected a vector name")
+            raise _err(sub, f'expected a vector name ("" for the unnamed vector), got {_show(body)}')
         return HasVector(body)
-    if kind == "nested":
-        if not isinstance(body, Mapping) or not isinstance(body.get("key"), str) or "filter" not in body:
-            raise _err(f"{path}.nested", "expected {key, filter}")
-        inner = parse_filter(body["filter"], f"{path}.nested.filter")
-        _no_has_id(inner, f"{path}.nested.filter")
-        return Nested(body["key"], inner)
-    if kind == "filter":
-        return parse_filter(body, f"{path}.filter")
-    raise _err(path, f"unknown condition {kind!r}")
+    obj = _object(body, sub, "{key, filter}", ("key", "filter"))
+    if obj.get("key") is None or "filter" not in obj:
+        raise _err(sub, "nested needs key and filter")
+    key = obj["key"]
+    p = parse_path(key, f"{sub}.key")
+    inner = parse_filter(obj["filter"], f"{sub}.filter")
+    _reject_in_nested(inner, f"{sub}.filter")
+    akey, apath = array_key(key, p)
+    return Nested(key, akey, apath, inner)
 
 
-def _no_has_id(flt: Filter, path: str) -> None:
-    for cond in (
-        *flt.must,
-        *flt.should,
-        *flt.must_not,
-        *(flt.min_should.conditions if flt.min_should else ()),
-    ):
-        if isinstance(cond, HasId):
-            raise _err(path, "has_id is not allowed inside a nested filter")
-        if isinstance(cond, Filter):
-            _no_has_id(cond, path)
+def _reject_in_nested(flt: Filter, path: str) -> None:
+    for c in children(flt):
+        if isinstance(c, HasId):
+            raise _err(path, "has_id is not supported inside a nested filter; put it in an adjacent must")
+        if isinstance(c, HasVector):
+            raise _err(path, "has_vector is not supported inside a nested filter; put it in an adjacent must")
+        if isinstance(c, Filter):
+            _reject_in_nested(c, path)
 
 
 def _clauses(raw: Any, path: str) -> tuple[Condition, ...]:
@@ -242,32 +328,31 @@ def _clauses(raw: Any, path: str) -> tuple[Condition, ...]:
     if isinstance(raw, Mapping):
         return (parse_condition(raw, path),)
     if not isinstance(raw, list):
-        raise _err(path, "expected a condition or a list of conditions")
+        raise _err(path, f"expected a condition or a list of conditions, got {_show(raw)}")
     return tuple(parse_condition(c, f"{path}[{i}]") for i, c in enumerate(raw))
 
 
 def parse_filter(raw: Any, path: str = "filter") -> Filter:
+    """Validate Qdrant filter JSON (None = no filter = match all)."""
     if raw is None:
         return Filter()
-    if not isinstance(raw, Mapping):
-        raise _err(path, f"expected a filter object, got {raw!r}")
-    unknown = set(raw) - FILTER_KEYS
-    if unknown:
-        raise _err(
-            path, f"unknown field {sorted(unknown)[0]!r}; a filter takes must, should, must_not, min_should"
-        )
+    body = _object(raw, path, "a filter object", FILTER_KEYS)
     min_should = None
-    ms = raw.get("min_should")
+    ms = body.get("min_should")
     if ms is not None:
-        if not isinstance(ms, Mapping) or "conditions" not in ms or "min_count" not in ms:
-            raise _err(f"{path}.min_should", "expected {conditions, min_count}")
-        count = ms["min_count"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise _err(f"{path}.min_should.min_count", "expected a non-negative integer")
-        min_should = MinShould(_clauses(ms["conditions"], f"{path}.min_should.conditions"), count)
+        sub = f"{path}.min_should"
+        obj = _object(ms, sub, "{conditions, min_count}", ("conditions", "min_count"))
+        if obj.get("conditions") is None or obj.get("min_count") is None:
+            raise _err(sub, "min_should needs conditions and min_count")
+        if not isinstance(obj["conditions"], list):
+            raise _err(f"{sub}.conditions", f"expected a list of conditions, got {_show(obj['conditions'])}")
+        count = obj["min_count"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise _err(f"{sub}.min_count", f"expected an integer >= 1, got {_show(count)}")
+        min_should = MinShould(_clauses(obj["conditions"], f"{sub}.conditions"), count)
     return Filter(
-        must=_clauses(raw.get("must"), f"{path}.must"),
-        should=_clauses(raw.get("should"), f"{path}.should"),
-        must_not=_clauses(raw.get("must_not"), f"{path}.must_not"),
+        must=_clauses(body.get("must"), f"{path}.must"),
+        should=_clauses(body.get("should"), f"{path}.should"),
+        must_not=_clauses(body.get("must_not"), f"{path}.must_not"),
         min_should=min_should,
     )

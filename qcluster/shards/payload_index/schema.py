@@ -1,4 +1,21 @@
-"""Payload index schemas as Qdrant takes them (``field_schema``)."""
+"""Payload index schemas as Qdrant takes them (``field_schema`` of ``PUT .../index``).
+
+Either a type name (``"keyword"``) or ``{"type": ..., <params>}``. Params accepted per type (the
+Qdrant 1.19 API):
+
+- every type: ``on_disk`` (bool), ``memory`` (cold / cached / pinned), ``enable_hnsw`` (bool);
+- keyword: ``is_tenant``, ``prefix``; uuid: ``is_tenant``;
+- integer: ``lookup``, ``range`` (not both false), ``is_principal``; float / datetime:
+  ``is_principal``;
+- text: ``tokenizer`` (word / whitespace / prefix / multilingual), ``lowercase``, ``ascii_folding``,
+  ``phrase_matching``, ``min_token_len``, ``max_token_len``, ``stopwords`` (a custom word list:
+  ``{"custom": [...]}``).
+
+Storage placement params are accepted and recorded (indexes live in memory here). Rejected with
+a reason: unknown params, wrong value types, and the text options qcluster does not implement
+(predefined stopword languages, ``stemmer``), so a collection never silently behaves differently
+from what was asked.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +26,58 @@ from typing import Any
 from qcluster.errors import BadInputError
 
 TYPES = ("keyword", "integer", "float", "bool", "geo", "text", "datetime", "uuid")
+TOKENIZERS = ("word", "whitespace", "prefix", "multilingual")
+MEMORY = ("cold", "cached", "pinned")
+_COMMON = ("on_disk", "memory", "enable_hnsw")
+_PARAMS: dict[str, tuple[str, ...]] = {
+    "keyword": ("is_tenant", "prefix"),
+    "uuid": ("is_tenant",),
+    "integer": ("lookup", "range", "is_principal"),
+    "float": ("is_principal",),
+    "datetime": ("is_principal",),
+    "bool": (),
+    "geo": (),
+    "text": (
+        "tokenizer",
+        "lowercase",
+        "ascii_folding",
+        "phrase_matching",
+        "min_token_len",
+        "max_token_len",
+        "stopwords",
+        "stemmer",
+    ),
+}
+_BOOLS = (
+    "on_disk",
+    "enable_hnsw",
+    "is_tenant",
+    "prefix",
+    "lookup",
+    "range",
+    "is_principal",
+    "lowercase",
+    "ascii_folding",
+    "phrase_matching",
+)
 
 
 @dataclass(frozen=True)
 class FieldSchema:
     type: str
-    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def flag(self, name: str, default: bool) -> bool:
+        v = self.params.get(name)
+        return default if v is None else bool(v)
 
     @property
     def lowercase(self) -> bool:
-        return bool(self.params.get("lowercase", True))
+        return self.flag("lowercase", True)
+
+    @property
+    def tokenizer(self) -> str:
+        return str(self.params.get("tokenizer") or "word")
 
     @property
     def min_token_len(self) -> int | None:
@@ -30,86 +89,83 @@ class FieldSchema:
         v = self.params.get("max_token_len")
         return int(v) if v is not None else None
 
+    @property
+    def is_tenant(self) -> bool:
+        return self.flag("is_tenant", False)
+
+    def to_json(self) -> str | dict[str, Any]:
+        """The schema as the user gave it (a bare type name when there are no params)."""
+        if not self.params:
+            return self.type
+        return {"type": self.type, **self.params}
+
+
+def _err(path: str, reason: str) -> BadInputError:
+    return BadInputError(f"{path}: {reason}", path)
+
+
+def _check_param(kind: str, name: str, value: Any) -> None:
+    path = f"field_schema.{name}"
+    if name in _BOOLS:
+        if not isinstance(value, bool):
+            raise _err(path, f"expected true or false, got {value!r}")
+    elif name == "memory":
+        if value not in MEMORY:
+            raise _err(path, f"expected one of {', '.join(MEMORY)}, got {value!r}")
+    elif name == "tokenizer":
+        if value not in TOKENIZERS:
+            raise _err(path, f"unknown tokenizer {value!r}; expected one of {', '.join(TOKENIZERS)}")
+    elif name in ("min_token_len", "max_token_len"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _err(path, f"expected a non-negative integer, got {value!r}")
+    elif name == "stopwords":
+        if not isinstance(value, Mapping) or set(value) - {"custom", "languages"}:
+            raise _err(path, 'only a custom stopword list is supported: {"custom": ["a", "the", ...]}')
+        if value.get("languages"):
+            raise _err(
+                f"{path}.languages",
+                "predefined stopword languages are not supported; list the words in custom",
+            )
+        custom = value.get("custom") or []
+        if not isinstance(custom, list) or not all(isinstance(w, str) for w in custom):
+            raise _err(f"{path}.custom", "expected a list of strings")
+    elif name == "stemmer":
+        raise _err(path, "stemming is not supported by qcluster's text index")
+    del kind
+
 
 def parse_field_schema(raw: Any) -> FieldSchema:
+    """Validate Qdrant's ``field_schema``; BadInputError naming the field and the reason."""
     if isinstance(raw, str):
         if raw not in TYPES:
-            raise BadInputError(
-                f"field_schema: unknown payload index type {raw!r}; expected one of {list(TYPES)}",
-                "field_schema",
+            raise _err(
+                "field_schema", f"unknown payload index type {raw!r}; expected one of {', '.join(TYPES)}"
             )
         return FieldSchema(raw)
-    if isinstance(raw, Mapping):
-        kind = raw.get("type")
-        if kind not in TYPES:
-            raise BadInputError(
-                f"field_schema.type: unknown payload index type {kind!r}; expected one of {list(TYPES)}",
-                "field_schema.type",
+    if not isinstance(raw, Mapping):
+        raise _err("field_schema", f"expected a type name or an object with `type`, got {raw!r}")
+    kind = raw.get("type")
+    if kind not in TYPES:
+        raise _err(
+            "field_schema.type", f"unknown payload index type {kind!r}; expected one of {', '.join(TYPES)}"
+        )
+    params: dict[str, Any] = {}
+    allowed = (*_COMMON, *_PARAMS[kind])
+    for name, value in raw.items():
+        if name == "type":
+            continue
+        if name not in allowed:
+            raise _err(
+                f"field_schema.{name}",
+                f"unknown parameter for a {kind} index; expected one of {', '.join(allowed)}",
             )
-        params = {k: v for k, v in raw.items() if k != "type"}
-        if kind == "text":
-            tok = params.get("tokenizer", "word")
-            if tok not in ("word", "whitespace", "prefix", "multilingual"):
-                raise BadInputError(
-                    f"field_schema.tokenizer: unknown tokenizer {tok!r}", "field_schema.tokenizer"
-                )
-            for name in ("min_token_len", "max_token_len"):
-                v = params.get(name)
-                if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                    raise BadInputError(
-                        f"field_schema.{name}: expected a non-negative integer", f"field_schema.{name}"
-                    )
-        return FieldSchema(str(kind), params)
-    raise BadInputError("field_schema: expected a type name or an object with `type`", "field_schema")
-
-
-def condition_type_error(kind: str, check: object) -> str | None:
-    """Why a condition cannot apply to a field indexed as ``kind`` (None when it can)."""
-    from qcluster.shards.filters.conditions import (
-        GeoBox,
-        GeoPolygon,
-        GeoRadius,
-        MatchAny,
-        MatchExcept,
-        MatchText,
-        MatchValue,
-        Range,
-        ValuesCount,
-    )
-
-    if isinstance(check, ValuesCount):
-        return None
-    if isinstance(check, Range):
-        if check.datetime:
-            ok = kind == "datetime"
-        else:
-            ok = kind in ("integer", "float", "datetime")
-        return None if ok else f"a range condition needs a numeric or datetime field, the index says {kind}"
-    if isinstance(check, GeoRadius | GeoBox | GeoPolygon):
-        return None if kind == "geo" else f"a geo condition needs a geo field, the index says {kind}"
-    if isinstance(check, MatchText):
-        return (
-            None
-            if kind in ("text", "keyword")
-            else f"a full-text match needs a text field, the index says {kind}"
-        )
-    if isinstance(check, MatchValue):
-        v = check.value
-        if isinstance(v, bool):
-            ok = kind == "bool"
-        elif isinstance(v, int):
-            ok = kind in ("integer", "float")
-        else:
-            ok = kind in ("keyword", "uuid", "text")
-        return None if ok else f"match value {v!r} cannot match a field indexed as {kind}"
-    if isinstance(check, MatchAny | MatchExcept):
-        values = check.any if isinstance(check, MatchAny) else check.values
-        if not values:
-            return None
-        ok = kind in ("integer",) if isinstance(values[0], int) else kind in ("keyword", "uuid")
-        return (
-            None
-            if ok
-            else f"match any/except with {type(values[0]).__name__}s cannot apply to a {kind} field"
-        )
-    return None
+        if value is None:
+            continue
+        _check_param(kind, name, value)
+        params[name] = value
+    if kind == "integer" and params.get("lookup") is False and params.get("range") is False:
+        raise _err("field_schema", "an integer index needs lookup or range (both are false)")
+    lo, hi = params.get("min_token_len"), params.get("max_token_len")
+    if lo is not None and hi is not None and lo > hi:
+        raise _err("field_schema.min_token_len", f"min_token_len ({lo}) is greater than max_token_len ({hi})")
+    return FieldSchema(str(kind), params)

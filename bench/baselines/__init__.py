@@ -1,0 +1,1 @@
+"""Reference engines the benchmarks compare qcluster with (benchmark-only dependencies)."""

@@ -1,0 +1,120 @@
+"""Copying a collection's shards into a new generation with a changed vector layout (adding or
+removing a named vector: segments fix their vector names when they are created).
+
+Steps (the caller holds the collection's write gate, so no write lands meanwhile)::
+
+    1. open empty shards under <collection>/shards-<gen>/<i> with the new config
+    2. copy every point of old shard i into new shard i (same routing: same ids, same count),
+       page by page, dropping the removed vector; re-create the payload indexes
+    3. (caller) write config.json naming the new generation   <- the commit point
+    4. (caller) swap the shard lists under the read gate, close and delete the old generation
+
+A crash before 3 leaves an unreferenced generation that ``Collection.load`` deletes; after 3 the
+old one is the leftover. If a step before 3 fails, the new shards are closed and deleted and the
+collection is unchanged. Cancellation behaves like a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qcluster.models.collections import CollectionConfig
+from qcluster.settings import StorageSettings
+from qcluster.shards.base import ALL_PAYLOAD, ScrollRequest, VectorSelector
+from qcluster.shards.local_shard import LocalShard
+from qcluster.shards.operations import CreateFieldIndex, NamedVectors, PointsBatch, UpsertPoints
+
+PAGE = 1000
+SHARDS_PREFIX = "shards"
+
+
+def new_generation() -> str:
+    return f"{SHARDS_PREFIX}-{uuid.uuid4().hex[:12]}"
+
+
+async def open_shards(root: Path, config: CollectionConfig, storage: StorageSettings) -> list[LocalShard]:
+    shard_cfg = config.shard_config()
+    return list(
+        await asyncio.gather(
+            *(
+                LocalShard.load_or_create(root / str(i), shard_cfg, storage)
+                for i in range(config.params.shard_number)
+            )
+        )
+    )
+
+
+async def copy_shard(old: LocalShard, new: LocalShard, dims: Mapping[str, int]) -> None:
+    """Every point of ``old`` into ``new``, keeping the vectors named in ``dims``; then the
+    payload indexes. Points left with no vector at all are kept (an all-absent column)."""
+    offset = None
+    names = list(dims)
+    keep = VectorSelector(True, tuple(names)) if names else VectorSelector(False)
+    while True:
+        page = await old.scroll(
+            ScrollRequest(offset=offset, limit=PAGE, with_payload=ALL_PAYLOAD, with_vector=keep)
+        )
+        if page.points:
+            vectors: dict[str, NamedVectors] = {}
+            for name in names:
+                rows = [r.vector.get(name) if r.vector else None for r in page.points]
+                present = np.array([v is not None for v in rows], dtype=np.bool_)
+                if not present.any():
+                    continue
+                dim = next(v for v in rows if v is not None).shape[0]
+                data = np.zeros((len(rows), dim), dtype=np.float32)
+                for i, v in enumerate(rows):
+                    if v is not None:
+                        data[i] = v
+                vectors[name] = NamedVectors(data, None if present.all() else present)
+            if not vectors and names:
+                n = len(page.points)
+                vectors[names[0]] = NamedVectors(
+                    np.zeros((n, dims[names[0]]), dtype=np.float32), np.zeros(n, dtype=np.bool_)
+                )
+            batch = PointsBatch(
+                tuple(r.id for r in page.points), vectors, tuple(r.payload for r in page.points)
+            )
+            await new.update(UpsertPoints(batch), wait=True)
+        if page.next_page_offset is None:
+            break
+        offset = page.next_page_offset
+    info = await old.info()
+    for key, schema in info.payload_schema.items():
+        spec = schema.get("params") or schema.get("data_type")
+        await new.update(CreateFieldIndex(key, spec), wait=True)
+
+
+async def build_generation(
+    collection_path: Path,
+    old_shards: Sequence[LocalShard],
+    config: CollectionConfig,
+    storage: StorageSettings,
+) -> tuple[str, list[LocalShard]]:
+    """Steps 1-2: a new shard generation holding the old data under ``config``."""
+    gen = new_generation()
+    root = collection_path / gen
+    shards: list[LocalShard] = []
+    try:
+        shards = await open_shards(root, config, storage)
+        dims = {name: p.size for name, p in config.params.vectors.items()}
+        for old, new in zip(old_shards, shards, strict=True):
+            await copy_shard(old, new, dims)
+    except BaseException:
+        await asyncio.gather(*(s.close() for s in shards), return_exceptions=True)
+        await asyncio.to_thread(shutil.rmtree, root, True)
+        raise
+    return gen, shards
+
+
+def remove_stale_generations(collection_path: Path, current: str) -> None:
+    """Delete shard generations other than ``current`` (left by an interrupted rebuild)."""
+    for path in collection_path.iterdir():
+        if path.is_dir() and path.name.startswith(SHARDS_PREFIX) and path.name != current:
+            shutil.rmtree(path, ignore_errors=True)

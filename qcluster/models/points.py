@@ -1,0 +1,159 @@
+"""REST request models of the point write endpoints (upsert, delete, payload, vectors, batch) and of
+retrieval by id. Vectors stay raw JSON here: the REST layer converts them to numpy in one pass
+(``api/rest/vectors.py``), which is much faster than validating a float at a time."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from qcluster.models.common import FilterIn, PointIdIn, Req, tag, tagged
+
+UpdateMode = Literal["upsert", "insert_only", "update_only"]
+
+
+class PointStructIn(Req):
+    id: PointIdIn
+    vector: Any = Field(default_factory=dict)
+    payload: dict[str, Any] | None = None
+
+
+class BatchIn(Req):
+    ids: list[PointIdIn]
+    vectors: Any
+    payloads: list[dict[str, Any] | None] | None = None
+
+
+class _Upsert(Req):
+    update_filter: FilterIn | None = None
+    update_mode: UpdateMode | None = None
+
+
+class PointsListIn(_Upsert):
+    points: list[PointStructIn]
+
+
+class PointsBatchIn(_Upsert):
+    batch: BatchIn
+
+
+def _upsert_kind(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "batch" in value else "points"
+
+
+UpsertIn = Annotated[
+    Annotated[PointsListIn, tag("points")] | Annotated[PointsBatchIn, tag("batch")],
+    tagged(_upsert_kind),
+]
+
+
+class SelectorIn(Req):
+    """Qdrant's PointsSelector: ``{"points": [...]}`` or ``{"filter": {...}}``."""
+
+    points: list[PointIdIn] | None = None
+    filter: FilterIn | None = None
+
+
+class SetPayloadIn(Req):
+    payload: dict[str, Any]
+    points: list[PointIdIn] | None = None
+    filter: FilterIn | None = None
+    key: str | None = None
+
+
+class DeletePayloadIn(Req):
+    keys: list[str]
+    points: list[PointIdIn] | None = None
+    filter: FilterIn | None = None
+
+
+class PointVectorsIn(Req):
+    id: PointIdIn
+    vector: Any
+
+
+class UpdateVectorsIn(Req):
+    points: Annotated[list[PointVectorsIn], Field(min_length=1)]
+    update_filter: FilterIn | None = None
+
+
+class DeleteVectorsIn(Req):
+    points: list[PointIdIn] | None = None
+    filter: FilterIn | None = None
+    vector: Annotated[list[str], Field(min_length=1)]
+
+
+class UpsertOp(Req):
+    upsert: UpsertIn
+
+
+class DeleteOp(Req):
+    delete: SelectorIn
+
+
+class SetPayloadOp(Req):
+    set_payload: SetPayloadIn
+
+
+class OverwritePayloadOp(Req):
+    overwrite_payload: SetPayloadIn
+
+
+class DeletePayloadOp(Req):
+    delete_payload: DeletePayloadIn
+
+
+class ClearPayloadOp(Req):
+    clear_payload: SelectorIn
+
+
+class UpdateVectorsOp(Req):
+    update_vectors: UpdateVectorsIn
+
+
+class DeleteVectorsOp(Req):
+    delete_vectors: DeleteVectorsIn
+
+
+BATCH_OPS: dict[str, type[Req]] = {
+    "upsert": UpsertOp,
+    "delete": DeleteOp,
+    "set_payload": SetPayloadOp,
+    "overwrite_payload": OverwritePayloadOp,
+    "delete_payload": DeletePayloadOp,
+    "clear_payload": ClearPayloadOp,
+    "update_vectors": UpdateVectorsOp,
+    "delete_vectors": DeleteVectorsOp,
+}
+
+
+def _op_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in value:
+            if key in BATCH_OPS:
+                return str(key)
+    return "unknown"
+
+
+BatchOpIn = Annotated[
+    Annotated[UpsertOp, tag("upsert")]
+    | Annotated[DeleteOp, tag("delete")]
+    | Annotated[SetPayloadOp, tag("set_payload")]
+    | Annotated[OverwritePayloadOp, tag("overwrite_payload")]
+    | Annotated[DeletePayloadOp, tag("delete_payload")]
+    | Annotated[ClearPayloadOp, tag("clear_payload")]
+    | Annotated[UpdateVectorsOp, tag("update_vectors")]
+    | Annotated[DeleteVectorsOp, tag("delete_vectors")],
+    tagged(_op_kind, "one of " + ", ".join(f"`{k}`" for k in BATCH_OPS)),
+]
+
+
+class UpdateOperationsIn(Req):
+    operations: list[BatchOpIn]
+
+
+class PointRequestIn(Req):
+    ids: list[PointIdIn]
+    with_payload: Any = True
+    with_vector: Any = False

@@ -1,0 +1,190 @@
+"""REST request models of the read endpoints: query (and batch / groups), the legacy search /
+recommend / discover endpoints, scroll, count, facet.
+
+``query`` stays raw JSON (a vector, a point id, or one of the query kinds): the query engine
+(``collection/query``) reads it, because its variants are told apart by shape, not by a tag.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from qcluster.models.common import FilterIn, Limit, PointIdIn, Req, Usize, one_or_many, tag, tagged
+
+
+class QuantizationParamsIn(Req):
+    ignore: bool = False
+    rescore: bool | None = None
+    oversampling: Annotated[float, Field(ge=1.0)] | None = None
+
+
+class SearchParamsIn(Req):
+    hnsw_ef: Limit | None = None
+    exact: bool = False
+    quantization: QuantizationParamsIn | None = None
+    indexed_only: bool = False
+
+
+class LookupLocationIn(Req):
+    collection: str
+    vector: str | None = None
+
+
+class OrderByIn(Req):
+    key: str
+    direction: Literal["asc", "desc"] | None = None
+    start_from: int | float | str | None = None
+
+
+OrderByInterface = Annotated[
+    Annotated[str, tag("key")] | Annotated[OrderByIn, tag("object")],
+    tagged(lambda v: "key" if isinstance(v, str) else "object", "a payload key or {key, direction}"),
+]
+
+
+class PrefetchIn(Req):
+    prefetch: PrefetchList | None = None
+    query: Any = None
+    using: str | None = None
+    filter: FilterIn | None = None
+    params: SearchParamsIn | None = None
+    score_threshold: float | None = None
+    limit: Limit | None = None
+    lookup_from: LookupLocationIn | None = None
+
+
+PrefetchList = Annotated[
+    Annotated[PrefetchIn, tag("one")] | Annotated[list[PrefetchIn], tag("many")],
+    tagged(one_or_many, "a prefetch or a list of prefetches"),
+]
+PrefetchIn.model_rebuild()
+
+
+class QueryIn(PrefetchIn):
+    offset: Usize | None = None
+    with_vector: Any = None
+    with_payload: Any = None
+
+
+class QueryBatchIn(Req):
+    searches: list[QueryIn]
+
+
+class WithLookupIn(Req):
+    collection: str
+    with_payload: Any = None
+    with_vectors: Any = None
+
+
+WithLookupInterface = Annotated[
+    Annotated[str, tag("name")] | Annotated[WithLookupIn, tag("object")],
+    tagged(lambda v: "name" if isinstance(v, str) else "object", "a collection name or {collection, ...}"),
+]
+
+
+class GroupsIn(Req):
+    group_by: str
+    group_size: Limit | None = None
+    limit: Limit | None = None
+    with_lookup: WithLookupInterface | None = None
+
+
+class QueryGroupsIn(QueryIn, GroupsIn):
+    pass
+
+
+# ------------------------------------------------------------------ legacy (1.18) endpoints
+class _LegacyBase(Req):
+    filter: FilterIn | None = None
+    params: SearchParamsIn | None = None
+    with_payload: Any = None
+    with_vector: Any = None
+    score_threshold: float | None = None
+
+
+class SearchIn(_LegacyBase):
+    vector: Any
+    limit: Limit
+    offset: Usize | None = None
+
+
+class SearchBatchIn(Req):
+    searches: list[SearchIn]
+
+
+class SearchGroupsIn(_LegacyBase):
+    vector: Any
+    group_by: str
+    group_size: Limit
+    limit: Limit
+    with_lookup: WithLookupInterface | None = None
+
+
+class _RecommendBase(_LegacyBase):
+    positive: list[Any] | None = None
+    negative: list[Any] | None = None
+    strategy: Literal["average_vector", "best_score", "sum_scores"] | None = None
+    using: str | None = None
+    lookup_from: LookupLocationIn | None = None
+
+
+class RecommendIn(_RecommendBase):
+    limit: Limit
+    offset: Usize | None = None
+
+
+class RecommendBatchIn(Req):
+    searches: list[RecommendIn]
+
+
+class RecommendGroupsIn(_RecommendBase):
+    group_by: str
+    group_size: Limit
+    limit: Limit
+    with_lookup: WithLookupInterface | None = None
+
+
+class ContextPairIn(Req):
+    positive: Any
+    negative: Any
+
+
+class DiscoverIn(Req):
+    target: Any = None
+    context: list[ContextPairIn] | None = None
+    filter: FilterIn | None = None
+    params: SearchParamsIn | None = None
+    limit: Limit
+    offset: Usize | None = None
+    with_payload: Any = None
+    with_vector: Any = None
+    using: str | None = None
+    lookup_from: LookupLocationIn | None = None
+
+
+class DiscoverBatchIn(Req):
+    searches: list[DiscoverIn]
+
+
+# ------------------------------------------------------------------ scroll / count / facet / retrieve
+class ScrollIn(Req):
+    offset: PointIdIn | None = None
+    limit: Limit | None = None
+    filter: FilterIn | None = None
+    with_payload: Any = None
+    with_vector: Any = False
+    order_by: OrderByInterface | None = None
+
+
+class CountIn(Req):
+    filter: FilterIn | None = None
+    exact: bool = True
+
+
+class FacetIn(Req):
+    key: str
+    limit: Limit | None = None
+    filter: FilterIn | None = None
+    exact: bool | None = None

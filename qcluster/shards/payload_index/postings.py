@@ -1,0 +1,150 @@
+"""Posting lists (value -> offsets) and sorted value arrays, the two structures behind the
+keyword / integer / bool / uuid / text indexes and the range / datetime / geo indexes.
+
+Both stay cheap under writes: a posting list's numpy array is rebuilt only for the values that
+changed, and a sorted array tracks the offsets changed since it was built ("dirty") and answers
+them from the current values until there are enough of them to make a rebuild worth it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Mask = npt.NDArray[np.bool_]
+I64 = npt.NDArray[np.int64]
+_EMPTY = np.empty(0, dtype=np.int64)
+
+
+class Postings:
+    def __init__(self) -> None:
+        self.sets: dict[Any, set[int]] = {}
+        self._arrays: dict[Any, I64] = {}
+
+    def add(self, value: Any, offset: int) -> None:
+        self.sets.setdefault(value, set()).add(offset)
+        self._arrays.pop(value, None)
+
+    def discard(self, value: Any, offset: int) -> None:
+        bucket = self.sets.get(value)
+        if bucket is None:
+            return
+        bucket.discard(offset)
+        if not bucket:
+            del self.sets[value]
+        self._arrays.pop(value, None)
+
+    def array(self, value: Any) -> I64:
+        """Sorted offsets holding ``value``."""
+        arr = self._arrays.get(value)
+        if arr is None:
+            bucket = self.sets.get(value)
+            if not bucket:
+                return _EMPTY
+            arr = np.fromiter(bucket, dtype=np.int64, count=len(bucket))
+            arr.sort()
+            self._arrays[value] = arr
+        return arr
+
+    def mask(self, values: Iterable[Any], size: int) -> Mask:
+        out = np.zeros(size, dtype=np.bool_)
+        for v in values:
+            arr = self.array(v)
+            if arr.size:
+                out[arr[arr < size]] = True
+        return out
+
+    def facet(self, mask: Mask | None) -> list[tuple[Any, int]]:
+        counts: list[tuple[Any, int]] = []
+        for value in self.sets:
+            arr = self.array(value)
+            if mask is None:
+                n = int(arr.size)
+            else:
+                inside = arr[arr < len(mask)]
+                n = int(np.count_nonzero(mask[inside]))
+            if n:
+                counts.append((value, n))
+        counts.sort(key=lambda kv: (-kv[1], kv[0]))
+        return counts
+
+
+class SortedValues:
+    """All (value, offset) pairs of an index sorted by value, for range selections.
+
+    ``source`` is the index's own offset -> values map (read, never written here); ``touch``
+    must be called for every offset whose values changed.
+    """
+
+    def __init__(
+        self, source: dict[int, tuple[Any, ...]], dtype: type[np.generic], key: Callable[[Any], Any]
+    ):
+        self._source = source
+        self._dtype = dtype
+        self._key = key  # value -> the number stored in the array
+        self._vals: npt.NDArray[Any] = np.empty(0, dtype=dtype)
+        self._offs: I64 = _EMPTY
+        self._dirty: set[int] = set()
+        self._built = False
+
+    def touch(self, offset: int) -> None:
+        if self._built:
+            self._dirty.add(offset)
+
+    def _rebuild(self) -> None:
+        n = sum(len(v) for v in self._source.values())
+        key = self._key
+        vals = np.fromiter((key(x) for vs in self._source.values() for x in vs), dtype=self._dtype, count=n)
+        offs = np.fromiter((o for o, vs in self._source.items() for _ in vs), dtype=np.int64, count=n)
+        order = np.argsort(vals, kind="stable")
+        self._vals, self._offs = vals[order], offs[order]
+        self._dirty.clear()
+        self._built = True
+
+    def _fresh(self) -> None:
+        if not self._built or len(self._dirty) > max(64, len(self._vals) // 16):
+            self._rebuild()
+
+    def select(
+        self,
+        size: int,
+        gt: Any = None,
+        gte: Any = None,
+        lt: Any = None,
+        lte: Any = None,
+    ) -> Mask:
+        """Offsets having a value within the bounds (None = unbounded)."""
+        self._fresh()
+        vals = self._vals
+        lo, hi = 0, len(vals)
+        if gte is not None:
+            lo = max(lo, int(np.searchsorted(vals, gte, side="left")))
+        if gt is not None:
+            lo = max(lo, int(np.searchsorted(vals, gt, side="right")))
+        if lt is not None:
+            hi = min(hi, int(np.searchsorted(vals, lt, side="left")))
+        if lte is not None:
+            hi = min(hi, int(np.searchsorted(vals, lte, side="right")))
+        out = np.zeros(size, dtype=np.bool_)
+        if hi > lo:
+            offs = self._offs[lo:hi]
+            out[offs[offs < size]] = True
+        if self._dirty:
+            key = self._key
+
+            def ok(v: Any) -> bool:
+                x = key(v)
+                return (
+                    (gt is None or x > gt)
+                    and (gte is None or x >= gte)
+                    and (lt is None or x < lt)
+                    and (lte is None or x <= lte)
+                )
+
+            for off in self._dirty:
+                if off < size:
+                    out[off] = any(ok(v) for v in self._source.get(off, ()))
+        return out

@@ -1,0 +1,286 @@
+"""Filter parsing: accepted spellings, key paths, datetimes, and every bad-input error (a
+BadInputError naming the field and the reason, never a crash)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from qcluster.errors import BadInputError
+from qcluster.shards.filters import parse_filter
+from qcluster.shards.filters.conditions import FieldCondition, MatchText, Nested, Range
+from qcluster.shards.filters.datetimes import datetime_micros
+from qcluster.shards.filters.paths import parse_path, raw_values, values
+
+
+def field(cond: dict[str, Any]) -> FieldCondition:
+    c = parse_filter({"must": [cond]}).must[0]
+    assert isinstance(c, FieldCondition)
+    return c
+
+
+BAD: list[tuple[Any, str, str]] = [
+    # (filter, field path in the error, words in the reason)
+    ("red", "filter", "expected a filter object"),
+    ({"mustt": []}, "filter.mustt", "unknown field"),
+    ({"must": "x"}, "filter.must", "expected a condition"),
+    ({"must": [1]}, "filter.must[0]", "expected a condition object"),
+    ({"must": [{"foo": {"key": "a"}}]}, "filter.must[0]", "unknown condition"),
+    ({"must": [{"is_empty": {"key": "a"}, "has_id": [1]}]}, "filter.must[0]", "unknown condition"),
+    ({"must": [{"key": "a"}]}, "filter.must[0]", "needs one of"),
+    ({"must": [{"key": "a", "mach": {"value": 1}}]}, "filter.must[0].mach", "unknown field"),
+    ({"must": [{"key": "", "match": {"value": 1}}]}, "filter.must[0].key", "empty"),
+    ({"must": [{"key": 5, "match": {"value": 1}}]}, "filter.must[0].key", "expected a payload key"),
+    ({"must": [{"key": "a b", "match": {"value": 1}}]}, "filter.must[0].key", "invalid payload key"),
+    ({"must": [{"key": "a[x]", "match": {"value": 1}}]}, "filter.must[0].key", "array index"),
+    ({"must": [{"key": "a.", "match": {"value": 1}}]}, "filter.must[0].key", "expected a key name"),
+    ({"must": [{"key": "a", "match": {}}]}, "filter.must[0].match", "empty match"),
+    ({"must": [{"key": "a", "match": {"value": None}}]}, "filter.must[0].match", "empty match"),
+    ({"must": [{"key": "a", "match": {"value": 1, "any": [1]}}]}, "filter.must[0].match", "exactly one"),
+    ({"must": [{"key": "a", "match": {"valu": 1}}]}, "filter.must[0].match.valu", "unknown field"),
+    ({"must": [{"key": "a", "match": {"value": 1.5}}]}, "filter.must[0].match.value", "use a range"),
+    ({"must": [{"key": "a", "match": {"value": [1]}}]}, "filter.must[0].match.value", "expected a string"),
+    ({"must": [{"key": "a", "match": {"value": 2**64}}]}, "filter.must[0].match.value", "64-bit"),
+    ({"must": [{"key": "a", "match": {"any": ["a", 1]}}]}, "filter.must[0].match.any", "not mixed"),
+    ({"must": [{"key": "a", "match": {"any": [True]}}]}, "filter.must[0].match.any", "no bools"),
+    ({"must": [{"key": "a", "match": {"except": "a"}}]}, "filter.must[0].match.except", "expected a list"),
+    ({"must": [{"key": "a", "match": {"text": 5}}]}, "filter.must[0].match.text", "expected a string"),
+    (
+        {"must": [{"key": "a", "match": {"value": 1}, "range": {"gt": 1}}]},
+        "filter.must[0]",
+        "exactly one check",
+    ),
+    ({"must": [{"key": "a", "range": {"gt": "abc"}}]}, "filter.must[0].range.gt", "RFC 3339"),
+    (
+        {"must": [{"key": "a", "range": {"gt": "2020-01-01", "lt": 5}}]},
+        "filter.must[0].range.lt",
+        "datetime string",
+    ),
+    ({"must": [{"key": "a", "range": {"gt": True}}]}, "filter.must[0].range.gt", "expected a number"),
+    ({"must": [{"key": "a", "range": {"gt": [1]}}]}, "filter.must[0].range.gt", "expected a number"),
+    ({"must": [{"key": "a", "range": {"above": 1}}]}, "filter.must[0].range.above", "unknown field"),
+    ({"must": [{"key": "a", "range": 5}]}, "filter.must[0].range", "expected a range object"),
+    (
+        {"must": [{"key": "a", "geo_radius": {"center": {"lat": 91, "lon": 0}, "radius": 1}}]},
+        "filter.must[0].geo_radius.center.lat",
+        "outside [-90, 90]",
+    ),
+    (
+        {"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": -181}, "radius": 1}}]},
+        "filter.must[0].geo_radius.center.lon",
+        "outside [-180, 180]",
+    ),
+    (
+        {"must": [{"key": "a", "geo_radius": {"center": {"lat": 0}, "radius": 1}}]},
+        "filter.must[0].geo_radius.center",
+        "needs 'lon'",
+    ),
+    (
+        {"must": [{"key": "a", "geo_radius": {"center": {"lat": "0", "lon": 0}, "radius": 1}}]},
+        "filter.must[0].geo_radius.center.lat",
+        "expected a number",
+    ),
+    (
+        {"must": [{"key": "a", "geo_radius": {"center": [0, 0], "radius": 1}}]},
+        "filter.must[0].geo_radius.center",
+        "geo point",
+    ),
+    (
+        {"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": -1}}]},
+        "filter.must[0].geo_radius.radius",
+        "negative",
+    ),
+    (
+        {"must": [{"key": "a", "geo_radius": {"center": {"lat": 0, "lon": 0}}}]},
+        "filter.must[0].geo_radius",
+        "needs center and radius",
+    ),
+    (
+        {
+            "must": [
+                {
+                    "key": "a",
+                    "geo_bounding_box": {
+                        "top_left": {"lat": 0, "lon": 0},
+                        "bottom_right": {"lat": 1, "lon": 1},
+                    },
+                }
+            ]
+        },
+        "filter.must[0].geo_bounding_box",
+        "below",
+    ),
+    (
+        {"must": [{"key": "a", "geo_polygon": {"exterior": {"points": [{"lat": 0, "lon": 0}] * 3}}}]},
+        "filter.must[0].geo_polygon.exterior.points",
+        "at least 4",
+    ),
+    (
+        {
+            "must": [
+                {
+                    "key": "a",
+                    "geo_polygon": {
+                        "exterior": {
+                            "points": [
+                                {"lat": 0, "lon": 0},
+                                {"lat": 1, "lon": 0},
+                                {"lat": 1, "lon": 1},
+                                {"lat": 0, "lon": 1},
+                            ]
+                        }
+                    },
+                }
+            ]
+        },
+        "filter.must[0].geo_polygon.exterior.points",
+        "closed",
+    ),
+    (
+        {
+            "must": [
+                {
+                    "key": "a",
+                    "geo_polygon": {
+                        "exterior": {
+                            "points": [
+                                {"lat": 0, "lon": 0},
+                                {"lat": 1, "lon": 0},
+                                {"lat": 1, "lon": 1},
+                                {"lat": 0, "lon": 0},
+                            ]
+                        },
+                        "interiors": [{"points": [{"lat": 100, "lon": 0}]}],
+                    },
+                }
+            ]
+        },
+        "filter.must[0].geo_polygon.interiors[0].points",
+        "at least 4",
+    ),
+    ({"must": [{"key": "a", "values_count": {"gt": -1}}]}, "filter.must[0].values_count.gt", "non-negative"),
+    ({"must": [{"key": "a", "values_count": {"gt": 1.5}}]}, "filter.must[0].values_count.gt", "non-negative"),
+    ({"must": [{"key": "a", "is_empty": "yes"}]}, "filter.must[0].is_empty", "true or false"),
+    ({"must": [{"is_empty": {"field": "a"}}]}, "filter.must[0].is_empty.field", "unknown field"),
+    ({"must": [{"is_null": "a"}]}, "filter.must[0].is_null", "expected {key}"),
+    ({"must": [{"has_id": 5}]}, "filter.must[0].has_id", "expected a list"),
+    ({"must": [{"has_id": [1, "nope"]}]}, "filter.must[0].has_id[1]", "UUID"),
+    ({"must": [{"has_id": [-1]}]}, "filter.must[0].has_id[0]", "unsigned"),
+    ({"must": [{"has_vector": 3}]}, "filter.must[0].has_vector", "vector name"),
+    ({"must": [{"nested": {"key": "a"}}]}, "filter.must[0].nested", "needs key and filter"),
+    (
+        {"must": [{"nested": {"key": "a", "filter": {"must": [{"has_id": [1]}]}}}]},
+        "filter.must[0].nested.filter",
+        "has_id",
+    ),
+    (
+        {"must": [{"nested": {"key": "a", "filter": {"should": [{"must": [{"has_vector": ""}]}]}}}]},
+        "filter.must[0].nested.filter",
+        "has_vector",
+    ),
+    (
+        {"must": [{"nested": {"key": "a", "filter": {"must": [{"key": "b", "range": {"gt": "x"}}]}}}]},
+        "filter.must[0].nested.filter.must[0].range.gt",
+        "RFC 3339",
+    ),
+    ({"min_should": {"conditions": [], "min_count": 0}}, "filter.min_should.min_count", ">= 1"),
+    ({"min_should": {"conditions": {"key": "a"}, "min_count": 1}}, "filter.min_should.conditions", "list"),
+    ({"min_should": {"min_count": 1}}, "filter.min_should", "needs conditions"),
+    (
+        {"should": [{"must_not": [{"key": "a", "match": {"value": {}}}]}]},
+        "filter.should[0].must_not[0].match.value",
+        "expected a string",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "path", "reason"), BAD)
+def test_bad_input_names_field_and_reason(raw: Any, path: str, reason: str) -> None:
+    with pytest.raises(BadInputError) as err:
+        parse_filter(raw)
+    assert err.value.field == path
+    assert err.value.message.startswith(f"{path}: ")
+    assert reason in err.value.message
+
+
+def test_parse_accepts_documented_shapes() -> None:
+    assert parse_filter(None).is_empty()
+    assert parse_filter({"must": None, "should": [], "must_not": None}).is_empty()
+    c = field(
+        {
+            "key": "date",
+            "range": {"gt": "2023-02-08T10:49:00Z", "gte": None, "lt": None, "lte": "2024-01-31 10:14:31Z"},
+        }
+    )
+    assert isinstance(c.check, Range) and c.check.datetime
+    assert c.check.gt == datetime_micros("2023-02-08T10:49:00Z") and c.check.gte is None
+    c = field({"key": "a", "range": {"gt": 1, "lt": 2.5}})
+    assert c.check == Range(gt=1.0, lt=2.5)
+    c = field({"key": "t", "match": {"phrase": "brown fox"}})
+    assert c.check == MatchText("brown fox", mode="phrase")
+    c = field({"key": "t", "match": {"text_any": "a b"}})
+    assert c.check == MatchText("a b", mode="text_any")
+    n = parse_filter({"must": [{"nested": {"key": "diet", "filter": {}}}]}).must[0]
+    assert isinstance(n, Nested) and n.array_key == "diet[]" and n.path == ("diet", None)
+    # the is_empty / is_null field-condition spellings
+    field({"key": "a", "is_empty": False, "match": None})
+
+
+def test_paths() -> None:
+    assert parse_path("a") == ("a",)
+    assert parse_path("country.cities[].population") == ("country", "cities", None, "population")
+    assert parse_path('meta."a.b c"[2].x-y_z') == ("meta", "a.b c", 2, "x-y_z")
+    assert parse_path("über.straße") == ("über", "straße")
+    payload = {"a": [{"b": [1, 2]}, {"b": 3}, {"c": 4}, 5], "o": {"b": 6}, "x.y": 7}
+    assert raw_values(payload, parse_path("a[].b")) == [[1, 2], 3]
+    assert values(payload, "a[].b") == [1, 2, 3]
+    assert values(payload, "a.b") == []  # `.b` does not look inside the array
+    assert values(payload, "a[0].b") == [1, 2]
+    assert values(payload, "a[9].b") == []
+    assert values(payload, "o[].b") == []  # `[]` on an object finds nothing
+    assert values(payload, '"x.y"') == [7]
+    assert values(payload, "a[]") == [{"b": [1, 2]}, {"b": 3}, {"c": 4}, 5]
+    assert values(None, "a") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023-02-08T10:49:00Z", "2023-02-08T10:49:00+00:00"),
+        ("2023-02-08T11:49:00+01:00", "2023-02-08T10:49:00+00:00"),
+        ("2023-02-08T11:49:00+0100", "2023-02-08T10:49:00+00:00"),
+        ("2023-02-08T11:49:00+01", "2023-02-08T10:49:00+00:00"),
+        ("2023-02-08 10:49:00z", "2023-02-08T10:49:00+00:00"),
+        ("2023-02-08t10:49:00", "2023-02-08T10:49:00+00:00"),
+        ("2023-02-08T10:49", "2023-02-08T10:49:00+00:00"),
+        ("2023-02-08 10:49", "2023-02-08T10:49:00+00:00"),
+        ("2023-02-08", "2023-02-08T00:00:00+00:00"),
+        ("2023-02-08T10:49:00.123456789Z", "2023-02-08T10:49:00.123456+00:00"),
+        ("1969-12-31T23:59:59.5Z", "1969-12-31T23:59:59.500000+00:00"),
+    ],
+)
+def test_datetime_formats(text: str, expected: str) -> None:
+    from datetime import datetime
+
+    want = datetime.fromisoformat(expected)
+    micros = datetime_micros(text)
+    assert micros is not None
+    assert micros == (want.timestamp() * 1_000_000).__round__()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "2023-02-30",
+        "2023-13-01",
+        "2023-02-08T25:00:00",
+        "2023-02-08T10:49+01:00",
+        "08/02/2023",
+        "2023-02-08T10:49:00+25:00",
+        "x" * 50,
+    ],
+)
+def test_datetime_rejects(text: str) -> None:
+    assert datetime_micros(text) is None
