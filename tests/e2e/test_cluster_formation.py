@@ -111,6 +111,22 @@ def test_collections_are_agreed_through_raft(tmp_path: Path) -> None:
         _wait_everywhere(peers, lambda p: call(p.url, "GET", "/collections/al/exists")[1]["result"]["exists"])
         assert call(peers[0].url, "DELETE", "/collections/shared")[0] == 200
         _wait_everywhere(peers, lambda p: call(p.url, "GET", "/collections/shared")[0] == 404)
+        # remove a follower from the cluster through another peer's REST API
+        leader = _agreed_leader(peers, exclude=None)
+        info = [call(p.url, "GET", "/cluster")[1]["result"] for p in peers]
+        gone = next(i for i in info if i["peer_id"] != leader)
+        asker = next(
+            p for p, i in zip(peers, info, strict=True) if i["peer_id"] not in (leader, gone["peer_id"])
+        )
+        status, body = call(asker.url, "DELETE", f"/cluster/peer/{gone['peer_id']}?timeout=20")
+        assert status == 200, body
+        validate("/cluster/peer/{peer_id}", "delete", body)
+        left = [p for p, i in zip(peers, info, strict=True) if i["peer_id"] != gone["peer_id"]]
+        _wait_everywhere(
+            left, lambda p: str(gone["peer_id"]) not in call(p.url, "GET", "/cluster")[1]["result"]["peers"]
+        )
+        status, body = call(asker.url, "DELETE", "/cluster/peer/notanumber")
+        assert status == 400 and "peer_id" in body["status"]["error"]
     finally:
         for peer in reversed(peers):
             peer.stop()
