@@ -3,6 +3,7 @@ results, free ports, HTTP readiness, directory sizes."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -158,3 +159,16 @@ def fmt_row(cells: list[Any], widths: list[int]) -> str:
             text = str(cell)
         out.append(text.rjust(w))
     return "  ".join(out)
+
+
+def bench_args(doc: str | None, quick_queries: int, full_queries: int) -> tuple[argparse.Namespace, int, int]:
+    """The options every benchmark takes; returns (args, points, queries) for quick or full size."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=f"20k points, {quick_queries:,} queries")
+    ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--dataset", choices=["clustered", "minilm"], default="clustered")
+    ap.add_argument("--n", type=int, default=None, help="number of points (clustered only)")
+    ap.add_argument("--skip-qcluster", action="store_true", help="reference engines only")
+    args = ap.parse_args()
+    n = args.n or (20_000 if args.quick else 100_000)
+    return args, n, quick_queries if args.quick else full_queries

@@ -11,7 +11,6 @@ Full: 100k x 128 clustered, 1,000 queries. --quick: 20k, 500 queries (< 2 minute
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shutil
 import sys
@@ -22,8 +21,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import fmt_row, machine, percentile, progress, say, ticker, unavailable, write_json
+from bench.common import (
+    bench_args,
+    fmt_row,
+    machine,
+    percentile,
+    progress,
+    say,
+    ticker,
+    unavailable,
+    write_json,
+)
 from bench.datasets import Dataset, load, recall_at_k
+from bench.qcluster_shard import shard_config, wait_fully_indexed
 
 EFS = (64, 128, 256)
 M, EF_CONSTRUCT = 16, 100
@@ -80,8 +90,6 @@ async def run_qcluster(ds: Dataset, tmp: Path, mem_sample: int) -> dict[str, Any
         ProductQuantizationConfig,
         ScalarQuantization,
         ScalarQuantizationConfig,
-        ShardConfig,
-        VectorParams,
     )
     from qcluster.settings import StorageSettings, WalSettings
     from qcluster.shards.base import SearchParams, SearchRequest
@@ -90,10 +98,7 @@ async def run_qcluster(ds: Dataset, tmp: Path, mem_sample: int) -> dict[str, Any
     from qcluster.shards.operations import NamedVectors, PointsBatch, UpsertPoints
 
     base, queries, n = ds.base, ds.queries, ds.n
-    cfg = ShardConfig(
-        vectors={"": VectorParams(size=ds.dim, distance="Cosine")},
-        hnsw_config=HnswConfig(m=M, ef_construct=EF_CONSTRUCT),
-    )
+    cfg = shard_config(ds.dim, ds.n)
     storage = StorageSettings(wal=WalSettings(durability="group"))
     path = tmp / "qcluster"
     shard = await LocalShard.load_or_create(path, cfg, storage)
@@ -103,15 +108,7 @@ async def run_qcluster(ds: Dataset, tmp: Path, mem_sample: int) -> dict[str, Any
         await shard.update(UpsertPoints(PointsBatch(ids, {"": NamedVectors(base[start : start + len(ids)])})))
         progress("qcluster ingest", start + len(ids), n)
     ingest = time.perf_counter() - t0
-    deadline = time.monotonic() + 600
-    with ticker("qcluster indexing (optimizer)"):
-        while True:
-            info = await shard.info()
-            if info.indexed_vectors_count >= n and shard.optimizer.idle:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not fully indexed after 600 s ({info.indexed_vectors_count}/{n})")
-            await asyncio.sleep(0.02)
+    info = await wait_fully_indexed(shard, n)
     indexed = time.perf_counter() - t0
     out: dict[str, Any] = {
         "ingest_points_per_s": n / ingest,
@@ -215,15 +212,7 @@ def summary(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="20k points, 500 queries")
-    ap.add_argument("--json", default=None, help="write the results here")
-    ap.add_argument("--dataset", choices=["clustered", "minilm"], default="clustered")
-    ap.add_argument("--n", type=int, default=None, help="number of points (clustered only)")
-    ap.add_argument("--skip-qcluster", action="store_true", help="reference engines only")
-    args = ap.parse_args()
-    n = args.n or (20_000 if args.quick else 100_000)
-    nq = 500 if args.quick else 1000
+    args, n, nq = bench_args(__doc__, 500, 1000)
     with ticker("data + exact ground truth"):
         ds = load(args.dataset, n, nq)
     mem_sample = min(ds.n, 10_000 if args.quick else 20_000)

@@ -16,7 +16,6 @@ Ground truth: exact search over the allowed points. Full: 100k x 128, 500 querie
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shutil
 import sys
@@ -29,8 +28,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import fmt_row, machine, percentile, progress, say, ticker, unavailable, write_json
+from bench.common import (
+    bench_args,
+    fmt_row,
+    machine,
+    percentile,
+    progress,
+    say,
+    ticker,
+    unavailable,
+    write_json,
+)
 from bench.datasets import Dataset, ground_truth, load, recall_at_k
+from bench.qcluster_shard import shard_config, wait_fully_indexed
 
 M, EF_CONSTRUCT, EF = 16, 100, 128
 SELECTIVITIES = (0.001, 0.01, 0.1, 0.5)
@@ -159,17 +169,13 @@ async def run_qcluster(
     gts: list[np.ndarray],
     tmp: Path,
 ) -> dict[str, Any]:
-    from qcluster.models.config import HnswConfig, ShardConfig, VectorParams
     from qcluster.settings import StorageSettings
     from qcluster.shards.base import SearchParams, SearchRequest
     from qcluster.shards.local_shard import LocalShard
     from qcluster.shards.operations import CreateFieldIndex, NamedVectors, PointsBatch, UpsertPoints
 
     base, queries, n = ds.base, ds.queries, ds.n
-    cfg = ShardConfig(
-        vectors={"": VectorParams(size=ds.dim, distance="Cosine")},
-        hnsw_config=HnswConfig(m=M, ef_construct=EF_CONSTRUCT),
-    )
+    cfg = shard_config(ds.dim, ds.n)
     shard = await LocalShard.load_or_create(tmp / "qcluster", cfg, StorageSettings())
     for key, schema in INDEXES:
         await shard.update(CreateFieldIndex(key, schema))
@@ -180,12 +186,7 @@ async def run_qcluster(
             UpsertPoints(PointsBatch(ids, {"": NamedVectors(base[start : start + len(ids)])}, payloads))
         )
         progress("qcluster ingest", start + len(ids), n)
-    deadline = time.monotonic() + 600
-    with ticker("qcluster indexing (optimizer)"):
-        while not ((await shard.info()).indexed_vectors_count >= n and shard.optimizer.idle):
-            if time.monotonic() > deadline:
-                raise TimeoutError("not fully indexed after 600 s")
-            await asyncio.sleep(0.02)
+    await wait_fully_indexed(shard, n)
     params = SearchParams(hnsw_ef=EF)
     rows = []
     for case, gt in zip(all_cases, gts, strict=True):
@@ -259,15 +260,7 @@ def summary(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="20k points, 200 queries")
-    ap.add_argument("--json", default=None, help="write the results here")
-    ap.add_argument("--dataset", choices=["clustered", "minilm"], default="clustered")
-    ap.add_argument("--n", type=int, default=None, help="number of points (clustered only)")
-    ap.add_argument("--skip-qcluster", action="store_true", help="reference engines only")
-    args = ap.parse_args()
-    n = args.n or (20_000 if args.quick else 100_000)
-    nq = 200 if args.quick else 500
+    args, n, nq = bench_args(__doc__, 200, 500)
     with ticker("data + exact ground truth"):
         ds = load(args.dataset, n, nq)
         cols = make_columns(ds.labels)

@@ -11,7 +11,6 @@ Full: 100k x 128 clustered, 2,000 queries; --quick: 20k, 1,000 queries (< 3 minu
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import fmt_row, machine, progress, say, ticker, unavailable, write_json
+from bench.common import bench_args, fmt_row, machine, progress, say, ticker, unavailable, write_json
 from bench.datasets import Dataset, load, recall_at_k
 from bench.loadgen import run_load
 
@@ -153,15 +152,7 @@ def summary(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="20k points, 1,000 queries")
-    ap.add_argument("--json", default=None, help="write the results here")
-    ap.add_argument("--dataset", choices=["clustered", "minilm"], default="clustered")
-    ap.add_argument("--n", type=int, default=None, help="number of points (clustered only)")
-    ap.add_argument("--skip-qcluster", action="store_true", help="reference engines only")
-    args = ap.parse_args()
-    n = args.n or (20_000 if args.quick else 100_000)
-    nq = 1000 if args.quick else 2000
+    args, n, nq = bench_args(__doc__, 1000, 2000)
     with ticker("data + exact ground truth"):
         ds = load(args.dataset, n, nq)
     tmp = Path(tempfile.mkdtemp(prefix="qbench-rest-"))

@@ -1,4 +1,4 @@
-"""The FAISS index over one sealed segment's named vector. The only module that imports faiss.
+"""The FAISS index over one sealed segment's named vector: build, extend, search, save and load.
 
 Rows ``0..size-1`` are the segment's offsets. Inputs are preprocessed (``distance.py``); outputs
 are Qdrant scores, best first, offset ``-1`` / score ``nan`` in empty slots.
@@ -28,163 +28,43 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import faiss as _faiss
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 from qcluster.errors import BadInputError, CorruptedStorageError
 from qcluster.models.config import (
-    BinaryQuantization,
     Distance,
     HnswConfig,
-    ProductQuantization,
     QuantizationConfig,
-    ScalarQuantization,
 )
 from qcluster.shards.base import QuantizationSearchParams
 from qcluster.shards.distance import check_distance, empty_result, exact_top_k, higher_is_better, rescore
-
-faiss: Any = _faiss  # faiss ships no usable type information
-_swig_ptr = faiss.swig_ptr
-F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
-Mask = npt.NDArray[np.bool_]
-Progress = Callable[[int, int], None]
-
-PQ_MIN_POINTS = 1024  # 4 points per centroid of an 8-bit sub-quantizer
-BINARY_MIN_OVERSAMPLING = 4.0
-IGNORE_MIN_OVERSAMPLING = 2.0
-DEFAULT_EF = 64
-_ADD_CHUNK = 4096
-_TRAIN_SAMPLE = 65536
-# FAISS's k-means over tiny sub-vectors is slow (~10 ms per iteration per sub-quantizer for 10k
-# points) and gains nothing from threads: 20 points per centroid, 20 iterations, one thread.
-_PQ_TRAIN_SAMPLE = 256 * 20
-_PQ_ITERATIONS = 20
-_FORMAT = 1
-_METRIC = {
-    "Cosine": faiss.METRIC_INNER_PRODUCT,
-    "Dot": faiss.METRIC_INNER_PRODUCT,
-    "Euclid": faiss.METRIC_L2,
-    "Manhattan": faiss.METRIC_L1,
-}
-_PQ_RATIO = {"x4": 4, "x8": 8, "x16": 16, "x32": 32, "x64": 64}
-_PLAIN = ("hnsw", "flat")
-
-
-def set_thread_count(n: int) -> None:
-    """FAISS (OpenMP) threads for calls made from the current thread; ``n <= 0`` = all cores."""
-    faiss.omp_set_num_threads(n if n > 0 else (os.cpu_count() or 1))
-
-
-def pq_subquantizers(dim: int, ratio: int) -> int:
-    """Code bytes = ``dim * 4 / ratio`` (8-bit codes), rounded down to a divisor of ``dim``."""
-    want = max(1, (dim * 4) // ratio)
-    return next(m for m in range(min(want, dim), 0, -1) if dim % m == 0)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexPlan:
-    """What ``build`` will ask FAISS for; decided without touching FAISS."""
-
-    kind: str
-    m: int  # HNSW links per node; 0 = no graph
-    pq_m: int = 0
-    quantile: float | None = None
-    warning: str | None = None
-
-
-def plan_index(
-    distance: Distance, dim: int, n: int, hnsw: HnswConfig, quantization: QuantizationConfig | None
-) -> IndexPlan:
-    check_distance(distance)
-    if dim < 1:
-        raise BadInputError(f"vector size must be at least 1, got {dim}", "size")
-    notes: list[str] = []
-    m = hnsw.m
-    if m == 1:
-        m = 2
-        notes.append("hnsw m=1 is raised to 2, the smallest graph FAISS supports")
-    flat = m == 0
-    if distance == "Manhattan" and quantization is not None:
-        notes.append(
-            "quantization is ignored for Manhattan distance (FAISS quantizers do not support L1); "
-            "the index keeps float32 vectors"
-        )
-        quantization = None
-    if isinstance(quantization, ProductQuantization) and n < PQ_MIN_POINTS:
-        notes.append(
-            f"too few points ({n}) to train product quantization (needs {PQ_MIN_POINTS}); "
-            "scalar int8 quantization is used instead"
-        )
-        quantization = ScalarQuantization.model_validate({"scalar": {"type": "int8"}})
-    warning = " ".join(notes) or None
-    if isinstance(quantization, BinaryQuantization):
-        return IndexPlan("binary", m, warning=warning)
-    if isinstance(quantization, ScalarQuantization):
-        quantile = quantization.scalar.quantile
-        return IndexPlan("flat_sq8" if flat else "hnsw_sq8", m, quantile=quantile, warning=warning)
-    if isinstance(quantization, ProductQuantization):
-        pq_m = pq_subquantizers(dim, _PQ_RATIO[quantization.product.compression])
-        return IndexPlan("flat_pq" if flat else "hnsw_pq", m, pq_m=pq_m, warning=warning)
-    return IndexPlan("flat" if flat else "hnsw", m, warning=warning)
-
-
-def _metric(kind: str, distance: Distance) -> int:
-    if distance == "Cosine" and kind.endswith(("_pq", "_sq8")):
-        return int(faiss.METRIC_L2)  # unit vectors: L2 ranks like the dot product, quantizes better
-    return int(_METRIC[distance])
-
-
-def _create(plan: IndexPlan, distance: Distance, dim: int, ef_construct: int) -> Any:
-    metric = _metric(plan.kind, distance)
-    sq8 = faiss.ScalarQuantizer.QT_8bit
-    kind, m = plan.kind, plan.m
-    if kind == "binary":
-        bits = 8 * math.ceil(dim / 8)
-        index = faiss.IndexBinaryHNSW(bits, m) if m else faiss.IndexBinaryFlat(bits)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, m, metric)
-    elif kind == "hnsw_sq8":
-        index = faiss.IndexHNSWSQ(dim, sq8, m, metric)
-    elif kind == "hnsw_pq":
-        index = faiss.IndexHNSWPQ(dim, plan.pq_m, m, 8, metric)
-    elif kind == "flat":
-        index = faiss.IndexFlat(dim, metric)
-    elif kind == "flat_sq8":
-        index = faiss.IndexScalarQuantizer(dim, sq8, metric)
-    else:
-        index = faiss.IndexPQ(dim, plan.pq_m, 8, metric)
-    if m and hasattr(index, "hnsw"):
-        index.hnsw.efConstruction = ef_construct
-    if plan.pq_m:  # 4 points per centroid is enough; also silences FAISS's stderr note
-        _storage(index).pq.cp.min_points_per_centroid = 4
-    return index
-
-
-def _storage(index: Any) -> Any:
-    """The flat-codes index holding the codes (the index itself when there is no graph)."""
-    if isinstance(index, faiss.IndexBinary):
-        return faiss.downcast_IndexBinary(index.storage) if hasattr(index, "hnsw") else index
-    return faiss.downcast_index(index.storage) if hasattr(index, "hnsw") else index
-
-
-@contextmanager
-def _omp_threads(n: int) -> Iterator[None]:
-    """FAISS threads for the calls inside, restored afterwards (the setting is per OS thread)."""
-    previous = faiss.omp_get_max_threads()
-    set_thread_count(n)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
+from qcluster.shards.index.plan import (
+    ADD_CHUNK,
+    BINARY_MIN_OVERSAMPLING,
+    DEFAULT_EF,
+    F32,
+    FILE_FORMAT,
+    I64,
+    IGNORE_MIN_OVERSAMPLING,
+    PLAIN_KINDS,
+    PQ_ITERATIONS,
+    PQ_TRAIN_SAMPLE,
+    TRAIN_SAMPLE,
+    Mask,
+    Progress,
+    create_faiss_index,
+    faiss,
+    omp_threads,
+    plan_index,
+    storage_of,
+    swig_ptr,
+)
 
 
 class VectorIndex:
@@ -215,7 +95,7 @@ class VectorIndex:
         self.mmapped = mmapped
         self._graph = hasattr(index, "hnsw")
         self._binary = kind == "binary"
-        self._quantized = kind not in _PLAIN
+        self._quantized = kind not in PLAIN_KINDS
         self._high = higher_is_better(distance)
         metric = None if self._binary else index.metric_type
         self._ip = metric == faiss.METRIC_INNER_PRODUCT
@@ -244,9 +124,9 @@ class VectorIndex:
             raise BadInputError(f"vectors: expected a 2-d array, got shape {vectors.shape}", "vectors")
         n, dim = vectors.shape
         plan = plan_index(distance, dim, n, hnsw, quantization)
-        index = _create(plan, distance, dim, hnsw.ef_construct)
+        index = create_faiss_index(plan, distance, dim, hnsw.ef_construct)
         built = cls(index, plan.kind, distance, dim, 0, plan.warning, quantile=plan.quantile)
-        with _omp_threads(threads):
+        with omp_threads(threads):
             if n:
                 built._train(vectors)
             if plan.kind == "hnsw_pq":
@@ -268,13 +148,13 @@ class VectorIndex:
         out = VectorIndex(
             clone, self.kind, self.distance, self.dim, self.size, self.warning, quantile=self.quantile
         )
-        with _omp_threads(threads):
+        with omp_threads(threads):
             if not self._binary and not clone.is_trained and len(more):
                 out._train(more)
             if self.kind == "hnsw_pq" and self._ip:
                 # PQ's symmetric distances are L2 only: FAISS would link new IP nodes badly.
                 # Relink everything on floats (decoded codes for the old rows).
-                old = np.asarray(_storage(clone).reconstruct_n(0, self.size), dtype=np.float32)
+                old = np.asarray(storage_of(clone).reconstruct_n(0, self.size), dtype=np.float32)
                 out._graft(np.concatenate([old, more]) if self.size else more, more, progress)
             else:
                 out._add(more, progress)
@@ -289,7 +169,7 @@ class VectorIndex:
     def _train(self, vectors: F32) -> None:
         if self._binary or self.index.is_trained:
             return
-        cap = _PQ_TRAIN_SAMPLE if self.kind.endswith("_pq") else _TRAIN_SAMPLE
+        cap = PQ_TRAIN_SAMPLE if self.kind.endswith("_pq") else TRAIN_SAMPLE
         sample = vectors
         if len(sample) > cap:
             rows = np.random.default_rng(0).choice(len(vectors), cap, replace=False)
@@ -301,8 +181,8 @@ class VectorIndex:
             lo, hi = np.quantile(sample, [(1.0 - q) / 2.0, (1.0 + q) / 2.0], axis=0)
             sample = np.clip(sample, lo, hi).astype(np.float32)
         if self.kind.endswith("_pq"):
-            _storage(self.index).pq.cp.niter = _PQ_ITERATIONS
-            with _omp_threads(1):
+            storage_of(self.index).pq.cp.niter = PQ_ITERATIONS
+            with omp_threads(1):
                 self.index.train(np.ascontiguousarray(sample))
         else:
             self.index.train(np.ascontiguousarray(sample))
@@ -310,8 +190,8 @@ class VectorIndex:
     def _add(self, vectors: F32, progress: Progress | None) -> None:
         self._check_dim(vectors)
         total = self.size + len(vectors)
-        for start in range(0, len(vectors), _ADD_CHUNK):
-            chunk = vectors[start : start + _ADD_CHUNK]
+        for start in range(0, len(vectors), ADD_CHUNK):
+            chunk = vectors[start : start + ADD_CHUNK]
             self.index.add(self._encode(chunk) if self._binary else chunk)
             self.size += len(chunk)
             if progress is not None:
@@ -326,11 +206,11 @@ class VectorIndex:
         graph.hnsw.efConstruction = hnsw.efConstruction
         graph.hnsw.efSearch = hnsw.efSearch
         total = len(graph_rows)
-        for start in range(0, total, _ADD_CHUNK):
-            graph.add(graph_rows[start : start + _ADD_CHUNK])
+        for start in range(0, total, ADD_CHUNK):
+            graph.add(graph_rows[start : start + ADD_CHUNK])
             if progress is not None:
-                progress(min(start + _ADD_CHUNK, total), total)
-        storage = _storage(index)
+                progress(min(start + ADD_CHUNK, total), total)
+        storage = storage_of(index)
         storage.add(new_rows)
         index.hnsw = graph.hnsw  # a copy
         index.ntotal = storage.ntotal
@@ -422,10 +302,10 @@ class VectorIndex:
         if self._binary:
             codes = self._encode(queries)
             hamming = np.empty((nq, fetch), dtype=np.int32)
-            self._search_c(nq, _swig_ptr(codes), fetch, _swig_ptr(hamming), _swig_ptr(labels), params)
+            self._search_c(nq, swig_ptr(codes), fetch, swig_ptr(hamming), swig_ptr(labels), params)
             return hamming, labels
         dist = np.empty((nq, fetch), dtype=np.float32)
-        self._search_c(nq, _swig_ptr(queries), fetch, _swig_ptr(dist), _swig_ptr(labels), params)
+        self._search_c(nq, swig_ptr(queries), fetch, swig_ptr(dist), swig_ptr(labels), params)
         return dist, labels
 
     def _to_scores(self, dist: F32, labels: I64, k: int, threshold: float | None) -> tuple[F32, I64]:
@@ -457,9 +337,9 @@ class VectorIndex:
         nq, msub = len(queries), pq.M
         tables = np.empty((nq, msub, pq.ksub), dtype=np.float32)
         if self._ip:
-            pq.compute_inner_prod_tables(nq, _swig_ptr(queries), _swig_ptr(tables))
+            pq.compute_inner_prod_tables(nq, swig_ptr(queries), swig_ptr(tables))
         else:
-            pq.compute_distance_tables(nq, _swig_ptr(queries), _swig_ptr(tables))
+            pq.compute_distance_tables(nq, swig_ptr(queries), swig_ptr(tables))
         rows = np.flatnonzero(allowed[: self.size])
         codes = self._pq_codes[rows]
         worst = -np.inf if self._ip else np.inf
@@ -486,7 +366,7 @@ class VectorIndex:
         to no index file (or an old one of the same segment, which ``load`` checks for size).
         """
         meta = {
-            "format": _FORMAT,
+            "format": FILE_FORMAT,
             "kind": self.kind,
             "distance": self.distance,
             "dim": self.dim,
@@ -531,7 +411,7 @@ class VectorIndex:
 
     def memory_bytes(self) -> int:
         """RAM the index holds: codes (unless memory-mapped), trained tables and graph links."""
-        store = _storage(self.index)
+        store = storage_of(self.index)
         total = 0
         if not self.mmapped:
             codes = store.xb if self._binary else store.codes

@@ -1,0 +1,50 @@
+"""The qcluster shard the engine and filtered benchmarks measure (imports qcluster lazily, so the
+reference engines still run where qcluster is not importable)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bench.common import ticker
+
+M, EF_CONSTRUCT = 16, 100
+DEFAULT_INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default
+
+
+def shard_config(dim: int, n: int) -> Any:
+    """HNSW M=16 / ef_construct=100, cosine, Qdrant's default optimizer settings. Data smaller than
+    the default indexing threshold gets the smallest threshold (every ingest batch is sealed and
+    indexed), so small runs end fully indexed too."""
+    from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, VectorParams
+
+    data_kb = n * dim * 4 // 1024
+    threshold = DEFAULT_INDEXING_THRESHOLD_KB if data_kb >= DEFAULT_INDEXING_THRESHOLD_KB else 1
+    return ShardConfig(
+        vectors={"": VectorParams(size=dim, distance="Cosine")},
+        hnsw_config=HnswConfig(m=M, ef_construct=EF_CONSTRUCT),
+        optimizer_config=OptimizersConfig(indexing_threshold=threshold),
+    )
+
+
+async def wait_fully_indexed(shard: Any, n: int, timeout_s: float = 600.0) -> Any:
+    """Until every vector is in an HNSW index and the optimizer is idle (bounded in time)."""
+    deadline = time.monotonic() + timeout_s
+    with ticker("qcluster indexing (optimizer)"):
+        while True:
+            info = await shard.info()
+            if info.optimizer_error:
+                raise RuntimeError(f"optimizer failed: {info.optimizer_error}")
+            if shard.optimizer.idle:
+                if info.indexed_vectors_count >= n:
+                    return info
+                raise RuntimeError(
+                    f"optimizer idle with {info.indexed_vectors_count}/{n} vectors indexed: the rest sit in "
+                    "a segment below indexing_threshold (choose --n so the data is a multiple of 10 MB)"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"not fully indexed after {timeout_s:.0f} s ({info.indexed_vectors_count}/{n})"
+                )
+            await asyncio.sleep(0.02)
