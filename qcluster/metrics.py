@@ -69,6 +69,21 @@ class Metrics:
             registry=r,
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self.cluster_enabled = Gauge("cluster_enabled", "Whether cluster mode is enabled", registry=r)
+        self.cluster_peers = Gauge("cluster_peers_total", "Peers in the cluster state", registry=r)
+        self.cluster_term = Gauge("cluster_term", "Current Raft term", registry=r)
+        self.cluster_commit = Gauge("cluster_commit", "Raft commit index", registry=r)
+        self.cluster_applied = Gauge("cluster_applied", "Raft log index applied on this peer", registry=r)
+        self.cluster_pending = Gauge(
+            "cluster_pending_operations_total", "Operations proposed here and not yet applied", registry=r
+        )
+        self.cluster_voter = Gauge("cluster_voter", "Whether this peer votes in Raft", registry=r)
+        self.cluster_leader = Gauge(
+            "cluster_leader_peer_id", "Peer id of the Raft leader (0: unknown)", registry=r
+        )
+        self.cluster_is_leader = Gauge(
+            "cluster_is_leader", "Whether this peer is the Raft leader", registry=r
+        )
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         key = (method, endpoint, status)
@@ -98,6 +113,20 @@ class Metrics:
             self.points.labels(s.name).set(s.points)
             self.indexed.labels(s.name).set(s.indexed_vectors)
             self.segments.labels(s.name).set(s.segments)
+
+    def set_cluster(self, health: dict[str, Any] | None, peers: int) -> None:
+        """Raft figures from the consensus service's ``health()`` (None: single-peer mode)."""
+        self.cluster_enabled.set(0 if health is None else 1)
+        if health is None:
+            return
+        self.cluster_peers.set(peers)
+        self.cluster_term.set(health["term"])
+        self.cluster_commit.set(health["commit"])
+        self.cluster_applied.set(health["applied_index"])
+        self.cluster_pending.set(health["pending_operations"])
+        self.cluster_voter.set(1 if health["is_voter"] else 0)
+        self.cluster_leader.set(health["leader_peer_id"])
+        self.cluster_is_leader.set(1 if health["leader_peer_id"] == health["peer_id"] else 0)
 
     def exposition(self) -> bytes:
         out: bytes = generate_latest(self.registry)

@@ -50,29 +50,44 @@ class Node:
     def cluster_mode(self) -> bool:
         return self.settings.cluster.enabled or self.cluster_args.bootstrap is not None
 
-    async def _start_consensus(self) -> None:
-        """p2p gRPC port first (Raft rides it), then the Raft node: restart, join or first peer."""
-        from qcluster.api.grpc.cluster import ClusterServicer
-        from qcluster.api.grpc.server import P2pServer
+    def _build_consensus(self) -> None:
+        """Create (not start) the consensus service, so ``/cluster`` answers from the first
+        moment the HTTP port is open (``consensus_thread_status: stopped`` until it runs)."""
         from qcluster.consensus.service import ConsensusService
+        from qcluster.metadata_sync import MetadataSync
         from qcluster.p2p.channels import ChannelPool
 
         cluster = self.settings.cluster
-        from qcluster.metadata_sync import MetadataSync
-
         self._pool = ChannelPool(cluster.secret)
-        sync = MetadataSync(self.toc)
+        self._sync = MetadataSync(self.toc)
         self.consensus = ConsensusService(
-            cluster, Path(self.settings.storage.storage_path), pool=self._pool, listener=sync
+            cluster,
+            Path(self.settings.storage.storage_path),
+            pool=self._pool,
+            listener=self._sync,
+            has_collection=self.toc.collections.__contains__,
         )
-        sync.consensus = self.consensus
-        self._p2p = P2pServer(self.settings.service.host, cluster.p2p.port, cluster.secret)
+        self._sync.consensus = self.consensus
+        self.app[CONSENSUS_KEY]["service"] = self.consensus
+        self.app[CONSENSUS_KEY]["sync"] = self._sync
+
+    async def _start_consensus(self) -> None:
+        """p2p gRPC port first (Raft rides it), then the Raft node: restart, join or first peer.
+        Without ``cluster.secret`` (and without ``allow_insecure_p2p``) the p2p port listens on
+        127.0.0.1 only, so a local test cluster runs as Qdrant's harness starts it, and nothing
+        off this machine can reach an unauthenticated peer port."""
+        from qcluster.api.grpc.cluster import ClusterServicer
+        from qcluster.api.grpc.server import P2pServer
+
+        cluster = self.settings.cluster
+        host = self.settings.service.host
+        if not cluster.secret and not cluster.allow_insecure_p2p:
+            host = "127.0.0.1"
+        self._p2p = P2pServer(host, cluster.p2p.port, cluster.secret)
         ClusterServicer(self.consensus).register(self._p2p.grpc)
         port = await self._p2p.start()
         args = self.cluster_args
         await self.consensus.start(p2p_port=port, uri=args.uri, bootstrap=args.bootstrap, reinit=args.reinit)
-        self.app[CONSENSUS_KEY]["service"] = self.consensus
-        self._sync = sync
         log.info("cluster mode: consensus started", p2p_port=port, peer_id=self.consensus.peer_id)
 
     def _ssl(self) -> ssl.SSLContext | None:
@@ -87,6 +102,8 @@ class Node:
 
     async def start(self) -> None:
         svc = self.settings.service
+        if self.cluster_mode:
+            self._build_consensus()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, svc.host, svc.http_port, ssl_context=self._ssl(), reuse_address=True)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from qcluster.metadata_sync import MetadataSync
 
 log = get_logger(__name__)
+CLUSTER_TIMEOUT = 30.0  # seconds a metadata change may take through consensus by default
 _NAME = re.compile(r"^[^<>:\"/\\|?*\x00-\x1f]{1,255}$")
 
 
@@ -119,13 +120,14 @@ class TableOfContents:
     def default_shard_number(self) -> int:
         return self.metadata.default_shard_number() if self.metadata is not None else 1
 
-    async def create(self, name: str, config: CollectionConfig) -> Collection:
-        """Create a collection: through Raft in cluster mode (every peer applies it), else locally."""
+    async def create(self, name: str, config: CollectionConfig, timeout: float | None = None) -> Collection:
+        """Create a collection: through Raft in cluster mode (returns once every peer holding a
+        replica has created it, or raises after ``timeout``), else locally."""
         check_name(name)
         if self.metadata is not None:
             if name in self.collections or name in self.aliases:
                 raise AlreadyExistsError(f"Collection `{name}` already exists!")
-            await self.metadata.create_collection(name, config)
+            await self.metadata.create_collection(name, config, timeout or CLUSTER_TIMEOUT)
             return self.get(name)
         return await self.create_local(name, config)
 
@@ -140,9 +142,17 @@ class TableOfContents:
             log.info("collection created", collection=name, shards=config.params.shard_number)
             return col
 
-    async def delete(self, name: str) -> bool:
+    async def update_config(self, name: str, config: CollectionConfig, timeout: float | None = None) -> None:
+        """Change a collection's config: through Raft in cluster mode (every peer merges the
+        changed keys), else locally."""
         if self.metadata is not None:
-            return await self.metadata.delete_collection(name)
+            await self.metadata.update_collection(name, config, timeout or CLUSTER_TIMEOUT)
+            return
+        await self.get(name).update_config(config)
+
+    async def delete(self, name: str, timeout: float | None = None) -> bool:
+        if self.metadata is not None:
+            return await self.metadata.delete_collection(name, timeout or CLUSTER_TIMEOUT)
         return await self.delete_local(name)
 
     async def delete_local(self, name: str) -> bool:
@@ -188,11 +198,13 @@ class TableOfContents:
         self.aliases = dict(aliases)
         self._save_aliases()
 
-    async def change_aliases(self, actions: Sequence[AliasOperationIn]) -> None:
+    async def change_aliases(self, actions: Sequence[AliasOperationIn], timeout: float | None = None) -> None:
         """Apply alias operations all or nothing, in order, then persist ``aliases.json``;
         in cluster mode propose them through Raft instead (every peer applies them)."""
         if self.metadata is not None:
-            await self.metadata.change_aliases(alias_actions([a.model_dump() for a in actions]))
+            await self.metadata.change_aliases(
+                alias_actions([a.model_dump() for a in actions]), timeout or CLUSTER_TIMEOUT
+            )
             return
         async with self._lock:
             new = dict(self.aliases)

@@ -52,12 +52,19 @@ class Reactor:
         self._state = state
         self._queue: asyncio.Queue[tuple[Sequence[ev.Event], int]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._outstanding = 0  # batches submitted and not yet handled
+        self.handled_index = 0  # log index of the last batch handled
+
+    def handled_through(self, index: int) -> bool:
+        """Every event of log entries up to ``index`` that was submitted has been handled."""
+        return self._outstanding == 0 or self.handled_index >= index
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="consensus-reactor")
 
     def submit(self, events: Sequence[ev.Event], index: int) -> None:
         if events:
+            self._outstanding += 1
             self._queue.put_nowait((events, index))
 
     async def drain(self) -> None:
@@ -85,4 +92,6 @@ class Reactor:
                             "consensus listener failed", event_type=type(event).__name__, index=index
                         )
             finally:
+                self._outstanding -= 1
+                self.handled_index = max(self.handled_index, index)
                 self._queue.task_done()

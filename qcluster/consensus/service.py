@@ -35,9 +35,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import qcluster
 from qcluster.consensus import events as ev
 from qcluster.consensus import operations as ops
 from qcluster.consensus.bridge import ApplyBridge, SnapshotImage, read_dump_file
@@ -52,13 +55,22 @@ from qcluster.consensus.identity import (
 from qcluster.consensus.info import JoinAnswer, RaftInfo, RaftStatus
 from qcluster.consensus.membership import ensure_raft_member, join_cluster
 from qcluster.consensus.op_codec import decode_op
+from qcluster.consensus.peer_calls import SyncTarget, wait_peers_synced
 from qcluster.consensus.proposer import ProposalResult, Proposer
 from qcluster.consensus.raft import DUMP_FILE, MetadataRaft, RaftTuning
 from qcluster.consensus.reactor import ConsensusListener, EventHandlers, Reactor
 from qcluster.consensus.reinit import reinit_storage
 from qcluster.consensus.state import ClusterState
 from qcluster.consensus.transport import RaftLinks
-from qcluster.errors import BadInputError, CorruptedStorageError, NotFoundError, QClusterError, TransientError
+from qcluster.errors import (
+    BadInputError,
+    CorruptedStorageError,
+    NotFoundError,
+    QClusterError,
+    StorageError,
+    TimeoutError_,
+    TransientError,
+)
 from qcluster.logging import get_logger
 from qcluster.p2p.channels import ChannelPool, make_uri, parse_uri
 from qcluster.settings import ClusterSettings
@@ -79,6 +91,7 @@ class ConsensusService:
         tuning: RaftTuning | None = None,
         listener: ConsensusListener | None = None,
         pool: ChannelPool | None = None,
+        has_collection: Callable[[str], bool] | None = None,
     ) -> None:
         self._settings = cluster
         self._raft_dir = Path(storage_path) / "raft"
@@ -97,12 +110,17 @@ class ConsensusService:
         self._reactor = Reactor(listener or EventHandlers(), lambda: self._state)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running = False
+        self._has_collection = has_collection
 
     # ------------------------------------------------------------------ read side
 
     @property
     def peer_id(self) -> int:
         return self._peer_id
+
+    @property
+    def pool(self) -> ChannelPool:
+        return self._pool
 
     @property
     def uri(self) -> str:
@@ -154,6 +172,57 @@ class ConsensusService:
                 )
             await asyncio.sleep(0.02)
 
+    def live_peers(self) -> set[int]:
+        """Peers of the state this one can reach right now (itself included)."""
+        reachable = {self._peer_id, *self.raft_status().connected}
+        return {p for p in self._state.peers if p in reachable}
+
+    def is_synced(self, index: int) -> bool:
+        """This peer has applied the log up to ``index`` and handled the resulting events."""
+        return self._applied_index >= index and self._reactor.handled_through(index)
+
+    async def wait_synced(
+        self, index: int, timeout: float, collection: str = "", expect_absent: bool = False
+    ) -> None:
+        """Wait until :meth:`is_synced`; with ``collection``, also check this peer then holds it
+        (or, ``expect_absent``, no longer holds it). TimeoutError_ / StorageError otherwise."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.is_synced(index):
+            if loop.time() >= deadline:
+                raise TimeoutError_(
+                    f"applied {self._applied_index} of {index} log entries within {timeout:g}s"
+                )
+            await asyncio.sleep(0.01)
+        probe = self._has_collection
+        if collection and probe is not None and probe(collection) == expect_absent:
+            what = "still holds" if expect_absent else "does not hold"
+            raise StorageError(
+                f"applied entry {index} but {what} collection `{collection}` (see this peer's log)"
+            )
+
+    async def wait_peers_synced(
+        self, peers: Mapping[int, str], target: SyncTarget, timeout: float, what: str
+    ) -> None:
+        """Wait until each of ``peers`` (this one included or not) is synced with ``target``."""
+        await wait_peers_synced(self._pool, self._peer_id, self.wait_synced, peers, target, timeout, what)
+
+    def health(self) -> dict[str, Any]:
+        """This peer's figures as the ``Health`` call reports them (see ``/cluster/telemetry``)."""
+        info = self.raft_info()
+        return {
+            "peer_id": self._peer_id,
+            "term": info.term,
+            "commit": info.commit,
+            "leader_peer_id": info.leader or 0,
+            "role": info.role.value if info.role is not None else "",
+            "version": qcluster.QDRANT_COMPAT_VERSION,
+            "is_voter": info.is_voter,
+            "pending_operations": info.pending_operations,
+            "consensus_thread_status": "working" if self._running else "stopped",
+            "applied_index": self._applied_index,
+        }
+
     def cluster_info(self) -> dict[str, Any]:
         """Qdrant's ``GET /cluster`` result body."""
         info = self.raft_info()
@@ -171,10 +240,11 @@ class ConsensusService:
                 "role": info.role.value if info.role is not None else None,
                 "is_voter": info.is_voter,
             },
-            "consensus_thread_status": {
-                "consensus_thread_status": "working" if self._running else "stopped",
-                "last_update": dt.datetime.now(dt.UTC).isoformat(),
-            },
+            "consensus_thread_status": (
+                {"consensus_thread_status": "working", "last_update": dt.datetime.now(dt.UTC).isoformat()}
+                if self._running
+                else {"consensus_thread_status": "stopped"}
+            ),
             "message_send_failures": {
                 addresses.get(pid, str(pid)): {
                     "count": f.count,
@@ -204,7 +274,7 @@ class ConsensusService:
         """Steps: check the secret; load or create the identity; join when new and bootstrapping;
         start Raft; make sure the state lists this peer under its current URI (background).
         Cancellation: stops whatever was started (call ``stop``)."""
-        self._check_secret()
+        self._check_secret(("uri", uri), ("bootstrap", bootstrap))
         if uri is not None:
             parse_uri(uri, "uri")
         if bootstrap is not None:
@@ -240,6 +310,7 @@ class ConsensusService:
             my_uri = uri or make_uri("127.0.0.1", p2p_port)
             members = {peer_id: my_uri}
             save_peers(self._raft_dir, members)
+        self._check_secret(("uri", my_uri))
         save_identity(self._raft_dir, PeerIdentity(peer_id, my_uri))
         if (self._raft_dir / DUMP_FILE).exists():
             read_dump_file(self._raft_dir / DUMP_FILE)  # refuse to start on a damaged snapshot
@@ -249,19 +320,27 @@ class ConsensusService:
         self._spawn(self._register_self(), "consensus-register-self")
         log.info("consensus started", peer_id=peer_id, uri=my_uri, members=sorted(members))
 
-    def _check_secret(self) -> None:
+    def _check_secret(self, *uris: tuple[str, str | None]) -> None:
+        """Without ``cluster.secret`` the p2p port only listens on 127.0.0.1 (node.py), so every
+        peer URI must be a loopback one; ``cluster.allow_insecure_p2p`` lifts that, loudly."""
         if self._settings.secret:
             return
-        if not self._settings.allow_insecure_p2p:
-            raise BadInputError(
-                "cluster mode needs cluster.secret (env QDRANT__CLUSTER__SECRET); set "
-                "cluster.allow_insecure_p2p: true to run without one",
-                "cluster.secret",
+        if self._settings.allow_insecure_p2p:
+            log.warning(
+                "INSECURE: cluster.allow_insecure_p2p is set and there is no cluster.secret; anyone "
+                "who can reach the p2p port can act as a peer"
             )
-        log.warning(
-            "INSECURE: cluster.allow_insecure_p2p is set and there is no cluster.secret; anyone who "
-            "can reach the p2p port can act as a peer"
-        )
+            return
+        for field_name, uri in uris:
+            if uri is not None and not _is_loopback(parse_uri(uri, field_name)[0]):
+                raise BadInputError(
+                    f"{field_name} {uri} is not a loopback address: a cluster across machines needs "
+                    "cluster.secret (env QDRANT__CLUSTER__SECRET) to authenticate peers; without one "
+                    "the p2p port listens on 127.0.0.1 only (cluster.allow_insecure_p2p: true lifts "
+                    "this, insecurely)",
+                    "cluster.secret",
+                )
+        log.warning("no cluster.secret: the p2p port accepts unauthenticated peers on 127.0.0.1 only")
 
     def _start_raft(self, members: dict[int, str]) -> None:
         loop = asyncio.get_running_loop()
@@ -456,3 +535,10 @@ class ConsensusService:
             )
         if old.members != new.members:
             log.info("raft membership changed", members=list(new.members), term=new.term, commit=new.commit)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -20,6 +20,7 @@ import orjson
 
 from qcluster.consensus import events as ev
 from qcluster.consensus import operations as ops
+from qcluster.consensus.config_diff import deep_merge
 from qcluster.consensus.operations import ReplicaState, ShardKey, TransferRef
 
 DEFAULT_DEDUP_CAPACITY = 10_000
@@ -219,16 +220,6 @@ def _transfer_sort_key(t: TransferRef) -> tuple[str, int, int, int]:
     return (t.collection, t.shard_id, t.from_peer, t.to_peer)
 
 
-def _deep_merge(base: Mapping[str, Any], diff: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in diff.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 # ----------------------------------------------------------------------------------- handlers
 
 
@@ -289,7 +280,7 @@ def _create_collection(s: ClusterState, op: ops.CreateCollection) -> list[ev.Eve
 
 def _update_collection(s: ClusterState, op: ops.UpdateCollection) -> list[ev.Event]:
     c = s._collection(op.name)
-    c.config = _deep_merge(c.config, op.config_diff)
+    c.config = deep_merge(c.config, op.config_diff)
     return [ev.CollectionUpdated(op.name, dict(op.config_diff))]
 
 

@@ -48,6 +48,14 @@ class ServerProcess:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
+        """Spawn the process and wait until ``/readyz`` answers 200."""
+        self.spawn()
+        self.wait_ready(timeout)
+        return self
+
+    def spawn(self) -> ServerProcess:
+        """Start the process without waiting (a cluster peer restarted alone cannot be ready until
+        enough of its peers are back)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
@@ -66,7 +74,6 @@ class ServerProcess:
             start_new_session=True,
         )
         log.close()
-        self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float) -> None:

@@ -87,11 +87,15 @@ async def test_joining_with_a_wrong_secret_fails(cluster: ConsensusCluster, tmp_
     assert list(peer.service.state.peers) == [peer.peer_id]
 
 
-async def test_cluster_mode_needs_a_secret_unless_insecure_is_allowed(tmp_path: Path) -> None:
+async def test_cluster_mode_off_loopback_needs_a_secret_unless_insecure_is_allowed(tmp_path: Path) -> None:
     service = ConsensusService(ClusterSettings(enabled=True), tmp_path / "a")
-    with pytest.raises(BadInputError) as info:
-        await service.start(p2p_port=1, uri="http://127.0.0.1:1")
-    assert info.value.field == "cluster.secret"
+    for args in (
+        {"uri": "http://10.1.2.3:1"},
+        {"uri": "http://127.0.0.1:1", "bootstrap": "http://node-0:6335"},
+    ):
+        with pytest.raises(BadInputError) as info:
+            await service.start(p2p_port=1, **args)
+        assert info.value.field == "cluster.secret" and "loopback" in info.value.message
     insecure = ConsensusCluster(tmp_path / "b", secret=None)
     try:
         (peer,) = await insecure.start(1)

@@ -1,4 +1,5 @@
-"""Servicer of ``qcluster.v1.Cluster`` (proto/qcluster/v1/cluster.proto): join, Raft stream, health.
+"""Servicer of ``qcluster.v1.Cluster`` (proto/qcluster/v1/cluster.proto): join, Raft stream, health,
+wait-applied.
 
 It only translates between protobuf and the :class:`ClusterBackend` it is given (the consensus
 service), and between the error tree and gRPC status codes.
@@ -22,6 +23,7 @@ from qcluster.proto_gen.v1 import cluster_pb2 as pb
 log = get_logger(__name__)
 
 SERVICE_NAME = "qcluster.v1.Cluster"
+MAX_WAIT_MS = 600_000
 
 
 def _serialize(message: Any) -> bytes:
@@ -33,6 +35,12 @@ class ClusterBackend(Protocol):
     def peer_id(self) -> int: ...
 
     def raft_status(self) -> RaftStatus: ...
+
+    def health(self) -> dict[str, Any]:
+        """The ``HealthResponse`` fields."""
+        ...
+
+    async def wait_synced(self, index: int, timeout: float, collection: str, expect_absent: bool) -> None: ...
 
     async def handle_join(self, peer_id: int, uri: str) -> JoinAnswer: ...
 
@@ -68,6 +76,11 @@ class ClusterServicer:
             ),
             "Health": grpc.unary_unary_rpc_method_handler(
                 self.Health, request_deserializer=pb.HealthRequest.FromString, response_serializer=_serialize
+            ),
+            "WaitApplied": grpc.unary_unary_rpc_method_handler(
+                self.WaitApplied,
+                request_deserializer=pb.WaitAppliedRequest.FromString,
+                response_serializer=_serialize,
             ),
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
@@ -108,11 +121,15 @@ class ClusterServicer:
             deliver(frame.payload)
 
     async def Health(self, request: pb.HealthRequest, context: Any) -> pb.HealthResponse:
-        st = self._backend.raft_status()
-        return pb.HealthResponse(
-            peer_id=self._backend.peer_id,
-            term=st.term,
-            commit=st.commit,
-            leader_peer_id=st.leader or 0,
-            role=st.role.value,
-        )
+        return pb.HealthResponse(**self._backend.health())
+
+    async def WaitApplied(
+        self, request: pb.WaitAppliedRequest, context: grpc.aio.ServicerContext
+    ) -> pb.WaitAppliedResponse:
+        timeout = min(max(request.timeout_ms, 1), MAX_WAIT_MS) / 1000
+        try:
+            await self._backend.wait_synced(request.index, timeout, request.collection, request.expect_absent)
+        except QClusterError as exc:
+            await context.abort(status_for(exc), exc.message)
+            raise  # pragma: no cover - abort raises
+        return pb.WaitAppliedResponse(peer_id=self._backend.peer_id, applied_index=request.index)

@@ -31,6 +31,12 @@ def _name(request: web.Request) -> str:
     return request.match_info["collection_name"]
 
 
+def _timeout(request: web.Request) -> float | None:
+    """``?timeout=`` seconds for operations that go through consensus in cluster mode."""
+    value = query_int(request, "timeout", minimum=1)
+    return float(value) if value is not None else None
+
+
 async def list_collections(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
     return ok(request, {"collections": [{"name": n} for n in sorted(toc.collections)]})
@@ -61,7 +67,7 @@ async def create_collection(request: web.Request) -> web.Response:
     if isinstance(req.vectors, dict) and not req.vectors:
         raise UnprocessableInputError("[vectors: at least one vector must be configured]", "vectors")
     config = config_from_create(req, default_shards=toc.default_shard_number(), defaults=toc.defaults())
-    await toc.create(_name(request), config)
+    await toc.create(_name(request), config, _timeout(request))
     return ok(request, True)
 
 
@@ -69,13 +75,13 @@ async def update_collection(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
     col = toc.get(_name(request))
     req = await body(request, UpdateCollection, required=False)
-    await col.update_config(config_after_update(col.config, req))
+    await toc.update_config(col.name, config_after_update(col.config, req), _timeout(request))
     return ok(request, True)
 
 
 async def delete_collection(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
-    return ok(request, await toc.delete(_name(request)))
+    return ok(request, await toc.delete(_name(request), _timeout(request)))
 
 
 async def collection_exists(request: web.Request) -> web.Response:
@@ -84,7 +90,7 @@ async def collection_exists(request: web.Request) -> web.Response:
 
 async def update_aliases(request: web.Request) -> web.Response:
     req = await body(request, ChangeAliasesIn)
-    await request.app[TOC_KEY].change_aliases(req.actions)
+    await request.app[TOC_KEY].change_aliases(req.actions, _timeout(request))
     return ok(request, True)
 
 

@@ -1,5 +1,5 @@
-"""Service endpoints: root, health probes, telemetry, metrics, issues, and ``/cluster`` (``{"status":
-"disabled"}`` on a single peer; the consensus service's view in cluster mode)."""
+"""Service endpoints: root, health probes, telemetry, metrics, issues (``/cluster*`` lives in
+:mod:`qcluster.api.rest.cluster`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import datetime as dt
 from aiohttp import web
 
 import qcluster
-from qcluster.api.rest import quotas
+from qcluster.api.rest import cluster, quotas
 from qcluster.api.rest.app import CONSENSUS_KEY, METRICS_KEY, STATE_KEY, TOC_KEY, json_response, ok
-from qcluster.api.rest.parse import query_bool, query_int
-from qcluster.errors import BadInputError
 from qcluster.metrics import CONTENT_TYPE, CollectionStats
 
 
@@ -74,28 +72,12 @@ async def metrics(request: web.Request) -> web.Response:
         )
     registry = request.app[METRICS_KEY]
     registry.set_collections(stats)
+    consensus = request.app[CONSENSUS_KEY].get("service")
+    registry.set_cluster(
+        consensus.health() if consensus is not None else None,
+        len(consensus.state.peers) if consensus is not None else 0,
+    )
     return web.Response(body=registry.exposition(), headers={"Content-Type": CONTENT_TYPE})
-
-
-async def cluster(request: web.Request) -> web.Response:
-    consensus = request.app[CONSENSUS_KEY].get("service")
-    if consensus is None:
-        return ok(request, {"status": "disabled"})
-    return ok(request, consensus.cluster_info())
-
-
-async def remove_peer(request: web.Request) -> web.Response:
-    """``DELETE /cluster/peer/{peer_id}?force=&timeout=``: 400 while the peer holds replicas, unless
-    ``force``; 400 in single-peer mode."""
-    consensus = request.app[CONSENSUS_KEY].get("service")
-    if consensus is None:
-        raise BadInputError("cluster mode is disabled on this peer")
-    raw = request.match_info["peer_id"]
-    if not raw.isdigit():
-        raise BadInputError(f"peer_id: expected an integer, got {raw!r}", "peer_id")
-    timeout = query_int(request, "timeout", minimum=1)
-    await consensus.remove_peer(int(raw), force=query_bool(request, "force"), timeout=float(timeout or 10))
-    return ok(request, True)
 
 
 async def issues(request: web.Request) -> web.Response:
@@ -114,8 +96,7 @@ def register(app: web.Application) -> None:
     r.add_get("/readyz", readyz)
     r.add_get("/telemetry", telemetry)
     r.add_get("/metrics", metrics)
-    r.add_get("/cluster", cluster)
-    r.add_delete("/cluster/peer/{peer_id}", remove_peer)
     r.add_get("/issues", issues)
     r.add_delete("/issues", clear_issues)
     quotas.register(app)
+    cluster.register(app)

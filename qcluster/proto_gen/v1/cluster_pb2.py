@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#qcluster/proto_gen/v1/cluster.proto\x12\x0bqcluster.v1\"=\n\x0bJoinRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x10\n\x08p2p_port\x18\x03 \x01(\r\"(\n\x08PeerInfo\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\x12\x0b\n\x03uri\x18\x02 \x01(\t\"j\n\x0cJoinResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12$\n\x05peers\x18\x03 \x03(\x0b\x32\x15.qcluster.v1.PeerInfo\x12\x16\n\x0eleader_peer_id\x18\x04 \x01(\x04\"\x1c\n\tRaftFrame\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1c\n\tRaftHello\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\"\x0f\n\rHealthRequest\"e\n\x0eHealthResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\x04\x12\x16\n\x0eleader_peer_id\x18\x04 \x01(\x04\x12\x0c\n\x04role\x18\x05 \x01(\t2\xcb\x01\n\x07\x43luster\x12;\n\x04Join\x12\x18.qcluster.v1.JoinRequest\x1a\x19.qcluster.v1.JoinResponse\x12@\n\nRaftStream\x12\x16.qcluster.v1.RaftFrame\x1a\x16.qcluster.v1.RaftHello(\x01\x30\x01\x12\x41\n\x06Health\x12\x1a.qcluster.v1.HealthRequest\x1a\x1b.qcluster.v1.HealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#qcluster/proto_gen/v1/cluster.proto\x12\x0bqcluster.v1\"=\n\x0bJoinRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x10\n\x08p2p_port\x18\x03 \x01(\r\"(\n\x08PeerInfo\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\x12\x0b\n\x03uri\x18\x02 \x01(\t\"j\n\x0cJoinResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12$\n\x05peers\x18\x03 \x03(\x0b\x32\x15.qcluster.v1.PeerInfo\x12\x16\n\x0eleader_peer_id\x18\x04 \x01(\x04\"\x1c\n\tRaftFrame\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1c\n\tRaftHello\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\"\x0f\n\rHealthRequest\"\xdc\x01\n\x0eHealthResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\x04\x12\x16\n\x0eleader_peer_id\x18\x04 \x01(\x04\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x10\n\x08is_voter\x18\x07 \x01(\x08\x12\x1a\n\x12pending_operations\x18\x08 \x01(\x04\x12\x1f\n\x17\x63onsensus_thread_status\x18\t \x01(\t\x12\x15\n\rapplied_index\x18\n \x01(\x04\"b\n\x12WaitAppliedRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\x12\x12\n\ncollection\x18\x03 \x01(\t\x12\x15\n\rexpect_absent\x18\x04 \x01(\x08\"=\n\x13WaitAppliedResponse\x12\x0f\n\x07peer_id\x18\x01 \x01(\x04\x12\x15\n\rapplied_index\x18\x02 \x01(\x04\x32\x9d\x02\n\x07\x43luster\x12;\n\x04Join\x12\x18.qcluster.v1.JoinRequest\x1a\x19.qcluster.v1.JoinResponse\x12@\n\nRaftStream\x12\x16.qcluster.v1.RaftFrame\x1a\x16.qcluster.v1.RaftHello(\x01\x30\x01\x12\x41\n\x06Health\x12\x1a.qcluster.v1.HealthRequest\x1a\x1b.qcluster.v1.HealthResponse\x12P\n\x0bWaitApplied\x12\x1f.qcluster.v1.WaitAppliedRequest\x1a .qcluster.v1.WaitAppliedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,8 +43,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RAFTHELLO']._serialized_end=323
   _globals['_HEALTHREQUEST']._serialized_start=325
   _globals['_HEALTHREQUEST']._serialized_end=340
-  _globals['_HEALTHRESPONSE']._serialized_start=342
-  _globals['_HEALTHRESPONSE']._serialized_end=443
-  _globals['_CLUSTER']._serialized_start=446
-  _globals['_CLUSTER']._serialized_end=649
+  _globals['_HEALTHRESPONSE']._serialized_start=343
+  _globals['_HEALTHRESPONSE']._serialized_end=563
+  _globals['_WAITAPPLIEDREQUEST']._serialized_start=565
+  _globals['_WAITAPPLIEDREQUEST']._serialized_end=663
+  _globals['_WAITAPPLIEDRESPONSE']._serialized_start=665
+  _globals['_WAITAPPLIEDRESPONSE']._serialized_end=726
+  _globals['_CLUSTER']._serialized_start=729
+  _globals['_CLUSTER']._serialized_end=1014
 # @@protoc_insertion_point(module_scope)

@@ -53,15 +53,45 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("peer_id", "term", "commit", "leader_peer_id", "role")
+    __slots__ = ("peer_id", "term", "commit", "leader_peer_id", "role", "version", "is_voter", "pending_operations", "consensus_thread_status", "applied_index")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     LEADER_PEER_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IS_VOTER_FIELD_NUMBER: _ClassVar[int]
+    PENDING_OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONSENSUS_THREAD_STATUS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
     peer_id: int
     term: int
     commit: int
     leader_peer_id: int
     role: str
-    def __init__(self, peer_id: _Optional[int] = ..., term: _Optional[int] = ..., commit: _Optional[int] = ..., leader_peer_id: _Optional[int] = ..., role: _Optional[str] = ...) -> None: ...
+    version: str
+    is_voter: bool
+    pending_operations: int
+    consensus_thread_status: str
+    applied_index: int
+    def __init__(self, peer_id: _Optional[int] = ..., term: _Optional[int] = ..., commit: _Optional[int] = ..., leader_peer_id: _Optional[int] = ..., role: _Optional[str] = ..., version: _Optional[str] = ..., is_voter: _Optional[bool] = ..., pending_operations: _Optional[int] = ..., consensus_thread_status: _Optional[str] = ..., applied_index: _Optional[int] = ...) -> None: ...
+
+class WaitAppliedRequest(_message.Message):
+    __slots__ = ("index", "timeout_ms", "collection", "expect_absent")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_ABSENT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    timeout_ms: int
+    collection: str
+    expect_absent: bool
+    def __init__(self, index: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., collection: _Optional[str] = ..., expect_absent: _Optional[bool] = ...) -> None: ...
+
+class WaitAppliedResponse(_message.Message):
+    __slots__ = ("peer_id", "applied_index")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    peer_id: int
+    applied_index: int
+    def __init__(self, peer_id: _Optional[int] = ..., applied_index: _Optional[int] = ...) -> None: ...

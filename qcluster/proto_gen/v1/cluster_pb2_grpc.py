@@ -49,6 +49,11 @@ class ClusterStub:
                 request_serializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.HealthRequest.SerializeToString,
                 response_deserializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.HealthResponse.FromString,
                 _registered_method=True)
+        self.WaitApplied = channel.unary_unary(
+                '/qcluster.v1.Cluster/WaitApplied',
+                request_serializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedRequest.SerializeToString,
+                response_deserializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -80,6 +85,16 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitApplied(self, request, context):
+        """Wait until the serving peer has applied the Raft log up to `index` and handled the resulting
+        events locally (for instance created the collection), so that an operation returns only once
+        every peer it concerns has carried it out. Fails with DEADLINE_EXCEEDED after `timeout_ms`, or
+        FAILED_PRECONDITION when `collection` is set and the peer does not hold it once synced.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +112,11 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.Health,
                     request_deserializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.HealthRequest.FromString,
                     response_serializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.HealthResponse.SerializeToString,
+            ),
+            'WaitApplied': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitApplied,
+                    request_deserializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedRequest.FromString,
+                    response_serializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +200,33 @@ class Cluster:
             '/qcluster.v1.Cluster/Health',
             qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.HealthRequest.SerializeToString,
             qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.HealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitApplied(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qcluster.v1.Cluster/WaitApplied',
+            qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedRequest.SerializeToString,
+            qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedResponse.FromString,
             options,
             channel_credentials,
             insecure,
