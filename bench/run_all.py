@@ -1,12 +1,12 @@
 """Run every benchmark in the benchmark virtual environment and record the results.
 
-    python bench/run_all.py [--quick] [--only engine|filtered|rest] [--skip-qcluster] [--no-doc]
+    python bench/run_all.py [--quick] [--only engine|filtered|rest|consensus] [--skip-qcluster] [--no-doc]
 
 1. Creates ``bench/.venv`` once (qcluster installed editable, plus the benchmark-only reference
    packages qdrant-edge-py, chromadb, faiss-cpu and the pinned qdrant-client used for loading;
    none of them is a dependency of the package). A stamp file records what was installed, so a
    second run installs nothing unless this list or pyproject.toml changed.
-2. Runs engine.py, filtered.py and rest.py with that interpreter (``--quick`` passed through),
+2. Runs engine.py, filtered.py, rest.py and consensus.py with that interpreter (``--quick`` passed through),
    each bounded by a timeout; their JSON goes to ``bench/results/<name>[-quick].json``.
 3. Rewrites the section of BENCHMARKS.md between ``<!-- results:start -->`` and
    ``<!-- results:end -->`` from every results file present (full-size and quick runs are kept
@@ -38,7 +38,7 @@ REFERENCE_PACKAGES = [
     "faiss-cpu>=1.8,<2",
     "qdrant-client==1.20.0",
 ]
-BENCHMARKS = ("engine", "filtered", "rest")
+BENCHMARKS = ("engine", "filtered", "rest", "consensus")
 TIMEOUT_S = {True: 300, False: 3600}  # per benchmark, quick / full
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -235,7 +235,42 @@ def render_rest(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-RENDER = {"engine": render_engine, "filtered": render_filtered, "rest": render_rest}
+def render_consensus(r: dict[str, Any]) -> list[str]:
+    m = r.get("machine", {})
+    fo = r.get("failover") or {}
+    lines = [
+        f"#### Consensus (`bench/consensus.py`): {r.get('peers', 3)} `qcluster serve` peers on 127.0.0.1, over REST\n",
+        f"{f(r.get('creates'))} operations per row; measured {m.get('date', '?')} on {m.get('nproc', '?')} cores "
+        f"({m.get('cpu', '?')}), Python {m.get('python', '?')}.\n",
+        "| operation | sent to | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|",
+    ]
+    for label, key in (
+        ("create collection (returns once every replica peer created it)", "create_collection"),
+        ("metadata key write (one Raft round)", "metadata_write"),
+    ):
+        for target in ("leader", "follower"):
+            d = r.get(f"{key}_{target}") or {}
+            lines.append(
+                f"| {label} | {target} | {f(d.get('p50_ms'), 1)} | {f(d.get('p99_ms'), 1)} | {f(d.get('max_ms'), 1)} |"
+            )
+    lines += [
+        "",
+        f"Leader kill -9, {f(fo.get('kills'))} times: survivors agree on a new leader after "
+        f"{f(fo.get('new_leader_p50_ms'))} ms p50 / {f(fo.get('new_leader_max_ms'))} ms max; a metadata write "
+        f"through a survivor succeeds after {f(fo.get('write_ok_p50_ms'))} ms p50 / "
+        f"{f(fo.get('write_ok_max_ms'))} ms max (target: within 3 s).",
+        "",
+    ]
+    return lines
+
+
+RENDER = {
+    "engine": render_engine,
+    "filtered": render_filtered,
+    "rest": render_rest,
+    "consensus": render_consensus,
+}
 
 
 def render() -> str:

@@ -25,6 +25,7 @@ from qcluster.proto_gen.v1 import cluster_pb2 as pb
 
 WAIT_METHOD = "/qcluster.v1.Cluster/WaitApplied"
 HEALTH_METHOD = "/qcluster.v1.Cluster/Health"
+STEP_DOWN_METHOD = "/qcluster.v1.Cluster/StepDown"
 RPC_SLACK = 1.0  # the RPC deadline exceeds the server-side wait so the server's answer wins
 
 LocalWait = Callable[[int, float, str, bool], Awaitable[None]]
@@ -110,3 +111,19 @@ async def peer_health(pool: ChannelPool, uri: str, timeout: float) -> dict[str, 
     except grpc.aio.AioRpcError:
         return None
     return {name: getattr(reply, name) for name in HEALTH_FIELDS}
+
+
+async def ask_step_down(pool: ChannelPool, peer_id: int, uri: str, quiet: float) -> bool:
+    """Ask the leader at ``uri`` to hand leadership over; True when it was the leader."""
+    method = pool.channel(uri).unary_unary(
+        STEP_DOWN_METHOD,
+        request_serializer=pb.StepDownRequest.SerializeToString,
+        response_deserializer=pb.StepDownResponse.FromString,
+    )
+    try:
+        reply: pb.StepDownResponse = await method(
+            pb.StepDownRequest(quiet_ms=int(quiet * 1000)), metadata=pool.metadata(), timeout=5.0
+        )
+    except grpc.aio.AioRpcError as exc:
+        raise error_from_rpc(exc, f"step down of peer {peer_id} ({uri})") from exc
+    return bool(reply.was_leader)

@@ -55,7 +55,7 @@ from qcluster.consensus.identity import (
 from qcluster.consensus.info import JoinAnswer, RaftInfo, RaftStatus
 from qcluster.consensus.membership import ensure_raft_member, join_cluster
 from qcluster.consensus.op_codec import decode_op
-from qcluster.consensus.peer_calls import SyncTarget, wait_peers_synced
+from qcluster.consensus.peer_calls import SyncTarget, ask_step_down, wait_peers_synced
 from qcluster.consensus.proposer import ProposalResult, Proposer
 from qcluster.consensus.raft import DUMP_FILE, MetadataRaft, RaftTuning
 from qcluster.consensus.reactor import ConsensusListener, EventHandlers, Reactor
@@ -436,9 +436,50 @@ class ConsensusService:
             raise BadInputError(
                 f"peer {peer_id} still holds replicas ({shards}); move them first or use force", "force"
             )
-        await ensure_raft_member(raft.remove_member, lambda: raft.status, peer_id, False, timeout)
+        await self._remove_raft_member(peer_id, timeout)
         if peer_id in self._state.peers:
             await self.propose(ops.remove_peer(peer_id), timeout)
+
+    async def _remove_raft_member(self, peer_id: int, timeout: float) -> None:
+        """pysyncobj's leader refuses to remove itself, so a leader being removed is first asked
+        to hand leadership over (it goes quiet until another peer is elected), then removed by
+        the new leader; repeated if it wins the election again."""
+        assert self._raft is not None
+        raft = self._raft
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        quiet = 3 * self._tuning.election_timeout_max
+        while True:
+            remaining = deadline - loop.time()
+            if raft.status.leader == peer_id:
+                known = self._links.addresses() if self._links is not None else {}
+                uri = self._state.peers.get(peer_id) or known.get(peer_id)
+                if uri:
+                    log.info("asking the leader to step down before its removal", peer=peer_id)
+                    await ask_step_down(self._pool, peer_id, uri, quiet)
+                while raft.status.leader in (peer_id, None) and loop.time() < deadline:
+                    await asyncio.sleep(0.02)
+            try:
+                await ensure_raft_member(
+                    raft.remove_member,
+                    lambda: raft.status,
+                    peer_id,
+                    False,
+                    max(0.1, min(remaining, 2 * quiet)),
+                )
+                return
+            except TimeoutError_:
+                if loop.time() >= deadline:
+                    raise
+
+    def step_down(self, quiet: float) -> bool:
+        """Hand leadership over (see :meth:`RaftLinks.quiet`); False when this peer is not the leader."""
+        st = self.raft_status()
+        if self._links is None or st.leader != self._peer_id:
+            return False
+        log.info("stepping down as leader", quiet_s=quiet, term=st.term)
+        self._links.quiet(quiet)
+        return True
 
     # ------------------------------------------------------------------ p2p backend (ClusterServicer)
 

@@ -86,6 +86,7 @@ class RaftLinks:
         self._links: dict[int, _Link] = {}
         self._transport: GrpcTransport | None = None
         self._closed = False
+        self._quiet_until = 0.0
         self.failures: dict[int, SendFailures] = {}
 
     # ----------------------------------------------------------------- loop-side API
@@ -98,6 +99,12 @@ class RaftLinks:
         elif self._known.get(peer_id) != uri:
             self._known[peer_id] = uri
             self._wake(peer_id)
+
+    def quiet(self, seconds: float) -> None:
+        """Send no Raft message for ``seconds`` (inbound ones are still delivered): a leader that
+        goes quiet is replaced by an election among the others, and follows it when it speaks
+        again. This is how leadership is handed over; Raft's safety does not depend on it."""
+        self._quiet_until = self._loop.time() + seconds
 
     def addresses(self) -> dict[int, str]:
         return {**self._known, **self._learned}
@@ -152,7 +159,7 @@ class RaftLinks:
 
     def _send(self, peer_id: int, payload: bytes) -> None:
         link = self._links.get(peer_id)
-        if link is None or not link.up:
+        if link is None or not link.up or self._loop.time() < self._quiet_until:
             return
         try:
             link.queue.put_nowait(payload)

@@ -59,6 +59,21 @@ def test_five_peers_agree_and_survive_a_leader_kill(tmp_path: Path) -> None:
         for p in peers:
             assert "c1" in _collections(p), p.url
 
+        # a config change through another peer reaches every peer (only the changed keys travel)
+        patch = {"optimizers_config": {"indexing_threshold": 12345}}
+        assert rest(peers[3].url, "PATCH", "/collections/c1", patch)[0] == 200
+        for p in peers:
+            wait_for(
+                lambda p=p: (
+                    rest(p.url, "GET", "/collections/c1")[1]["result"]["config"]["optimizer_config"][
+                        "indexing_threshold"
+                    ]
+                    == 12345
+                ),
+                10,
+                "updated config everywhere",
+            )
+
         # cluster metadata keys, agreed through Raft
         assert _put_key(follower, "owner", {"team": "search"})[0] == 200
         for p in peers:

@@ -177,6 +177,26 @@ async def test_remove_peer(cluster: ConsensusCluster) -> None:
     assert leader.service.state.collections["c"].shards[0].replicas == {}
 
 
+async def test_removing_the_leader_hands_leadership_over_first(cluster: ConsensusCluster) -> None:
+    peers = await cluster.start(3)
+    leader = await cluster.wait_leader()
+    asker, other = (p for p in peers if p is not leader)
+    await asker.service.remove_peer(leader.peer_id, timeout=20)
+    assert leader.peer_id not in asker.service.raft_status().members
+    await eventually(
+        lambda: (
+            asker.service.raft_status().leader in (asker.peer_id, other.peer_id)
+            and leader.peer_id not in asker.service.state.peers
+        ),
+        10,
+        "a new leader among the remaining peers",
+    )
+    await other.service.propose(ops.set_metadata("after-leader-removal", 1), timeout=10)
+    await eventually(
+        lambda: asker.service.state.metadata.get("after-leader-removal") == 1, 5, "write applied on the asker"
+    )
+
+
 class Recorder(EventHandlers):
     def __init__(self) -> None:
         self.seen: list[tuple[str, int]] = []
@@ -233,3 +253,27 @@ async def test_reinit_makes_a_survivor_the_sole_member_keeping_its_data(cluster:
     await newcomer.start(bootstrap=survivor.uri)
     await cluster.wait_converged()
     assert newcomer.service.state.metadata == {"m": 1, "after": 2}
+
+
+async def test_waiting_for_peers_names_the_ones_that_do_not_confirm(cluster: ConsensusCluster) -> None:
+    from qcluster.consensus.peer_calls import SyncTarget
+    from qcluster.errors import TimeoutError_
+    from qcluster.testing.server import free_port
+
+    a, b = await cluster.start(2)
+    result = await a.service.propose(ops.set_metadata("k", 1))
+    # both peers confirm the applied index (b over the WaitApplied RPC)
+    await a.service.wait_peers_synced(dict(a.service.state.peers), SyncTarget(result.index), 5.0, "k")
+    assert b.service.is_synced(result.index)
+    # an index nobody reached, and a peer that is not there: both named, within the timeout
+    ghost = 4242
+    peers = {b.peer_id: b.uri, ghost: f"http://127.0.0.1:{free_port()}"}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError_) as info:
+        await a.service.wait_peers_synced(peers, SyncTarget(result.index + 1000), 1.0, "the thing")
+    assert loop.time() - started < 5.0
+    message = info.value.message
+    assert (
+        "the thing was committed" in message and f"peer {ghost}" in message and f"peer {b.peer_id}" in message
+    )

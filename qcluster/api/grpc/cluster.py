@@ -24,6 +24,7 @@ log = get_logger(__name__)
 
 SERVICE_NAME = "qcluster.v1.Cluster"
 MAX_WAIT_MS = 600_000
+MAX_QUIET_MS = 10_000
 
 
 def _serialize(message: Any) -> bytes:
@@ -41,6 +42,10 @@ class ClusterBackend(Protocol):
         ...
 
     async def wait_synced(self, index: int, timeout: float, collection: str, expect_absent: bool) -> None: ...
+
+    def step_down(self, quiet: float) -> bool:
+        """Hand leadership over when this peer leads; True when it did."""
+        ...
 
     async def handle_join(self, peer_id: int, uri: str) -> JoinAnswer: ...
 
@@ -76,6 +81,11 @@ class ClusterServicer:
             ),
             "Health": grpc.unary_unary_rpc_method_handler(
                 self.Health, request_deserializer=pb.HealthRequest.FromString, response_serializer=_serialize
+            ),
+            "StepDown": grpc.unary_unary_rpc_method_handler(
+                self.StepDown,
+                request_deserializer=pb.StepDownRequest.FromString,
+                response_serializer=_serialize,
             ),
             "WaitApplied": grpc.unary_unary_rpc_method_handler(
                 self.WaitApplied,
@@ -133,3 +143,7 @@ class ClusterServicer:
             await context.abort(status_for(exc), exc.message)
             raise  # pragma: no cover - abort raises
         return pb.WaitAppliedResponse(peer_id=self._backend.peer_id, applied_index=request.index)
+
+    async def StepDown(self, request: pb.StepDownRequest, context: Any) -> pb.StepDownResponse:
+        quiet = min(max(request.quiet_ms, 100), MAX_QUIET_MS) / 1000
+        return pb.StepDownResponse(was_leader=self._backend.step_down(quiet))

@@ -95,3 +95,15 @@ class WaitAppliedResponse(_message.Message):
     peer_id: int
     applied_index: int
     def __init__(self, peer_id: _Optional[int] = ..., applied_index: _Optional[int] = ...) -> None: ...
+
+class StepDownRequest(_message.Message):
+    __slots__ = ("quiet_ms",)
+    QUIET_MS_FIELD_NUMBER: _ClassVar[int]
+    quiet_ms: int
+    def __init__(self, quiet_ms: _Optional[int] = ...) -> None: ...
+
+class StepDownResponse(_message.Message):
+    __slots__ = ("was_leader",)
+    WAS_LEADER_FIELD_NUMBER: _ClassVar[int]
+    was_leader: bool
+    def __init__(self, was_leader: _Optional[bool] = ...) -> None: ...

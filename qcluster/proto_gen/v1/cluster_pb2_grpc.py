@@ -54,6 +54,11 @@ class ClusterStub:
                 request_serializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedRequest.SerializeToString,
                 response_deserializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedResponse.FromString,
                 _registered_method=True)
+        self.StepDown = channel.unary_unary(
+                '/qcluster.v1.Cluster/StepDown',
+                request_serializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.StepDownRequest.SerializeToString,
+                response_deserializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.StepDownResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -95,6 +100,15 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StepDown(self, request, context):
+        """Ask the serving peer, when it is the Raft leader, to give up leadership: it stops sending
+        Raft messages for `quiet_ms`, the others elect a new leader, and it rejoins as a follower
+        (used before removing the leader from the cluster).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -117,6 +131,11 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.WaitApplied,
                     request_deserializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedRequest.FromString,
                     response_serializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedResponse.SerializeToString,
+            ),
+            'StepDown': grpc.unary_unary_rpc_method_handler(
+                    servicer.StepDown,
+                    request_deserializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.StepDownRequest.FromString,
+                    response_serializer=qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.StepDownResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +246,33 @@ class Cluster:
             '/qcluster.v1.Cluster/WaitApplied',
             qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedRequest.SerializeToString,
             qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.WaitAppliedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StepDown(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qcluster.v1.Cluster/StepDown',
+            qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.StepDownRequest.SerializeToString,
+            qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2.StepDownResponse.FromString,
             options,
             channel_credentials,
             insecure,
