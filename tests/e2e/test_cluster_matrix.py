@@ -122,6 +122,11 @@ def test_five_peers_agree_and_survive_a_leader_kill(tmp_path: Path) -> None:
         status, body = rest(victim.url, "GET", "/cluster/metadata/keys/after-kill")
         assert status == 200 and body["result"] == 1
         assert cluster.agreed_leader(peers) == new_leader
+        # /cluster/recover: catch up and re-apply the agreed metadata locally
+        status, body = rest(victim.url, "POST", "/cluster/recover")
+        assert status == 200 and body["result"] is True, body
+        validate("/cluster/recover", "post", body)
+        assert {"c1", "c2"} <= _collections(victim)
     finally:
         cluster.stop()
 
