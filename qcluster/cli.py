@@ -44,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     cluster_args = ClusterArgs(uri=args.uri, bootstrap=args.bootstrap, reinit=args.reinit)
     if (args.uri or args.reinit) and not settings.cluster.enabled and not args.bootstrap:
         log.warning("--uri/--reinit act in cluster mode only (cluster.enabled: true)")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Node(settings, cluster_args).run())
+    from qcluster.errors import QClusterError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(Node(settings, cluster_args).run())
+    except QClusterError as exc:  # a configuration the peer cannot start with: say why, no traceback
+        name = getattr(exc, "field", None)
+        field = f" ({name})" if name else ""
+        log.error(f"cannot start: {exc.message}{field}")
+        return 2
     return 0

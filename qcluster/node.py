@@ -45,6 +45,7 @@ class Node:
         self._p2p: Any = None
         self._pool: Any = None
         self._sync: Any = None
+        self._tls: Any = None
 
     @property
     def cluster_mode(self) -> bool:
@@ -56,9 +57,11 @@ class Node:
         from qcluster.consensus.service import ConsensusService
         from qcluster.metadata_sync import MetadataSync
         from qcluster.p2p.channels import ChannelPool
+        from qcluster.p2p.tls import P2pTls
 
         cluster = self.settings.cluster
-        self._pool = ChannelPool(cluster.secret)
+        self._tls = P2pTls.from_settings(self.settings)
+        self._pool = ChannelPool(cluster.secret, self._tls)
         self._sync = MetadataSync(self.toc)
         self.consensus = ConsensusService(
             cluster,
@@ -83,7 +86,7 @@ class Node:
         host = self.settings.service.host
         if not cluster.secret and not cluster.allow_insecure_p2p:
             host = "127.0.0.1"
-        self._p2p = P2pServer(host, cluster.p2p.port, cluster.secret)
+        self._p2p = P2pServer(host, cluster.p2p.port, cluster.secret, self._tls)
         ClusterServicer(self.consensus).register(self._p2p.grpc)
         port = await self._p2p.start()
         args = self.cluster_args

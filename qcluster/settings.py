@@ -92,6 +92,7 @@ class TlsSettings(_Section):
 
 class P2pSettings(_Section):
     port: int = Field(6335, ge=0, le=65535)
+    enable_tls: bool = False
 
 
 class ConsensusSettings(_Section):

@@ -13,6 +13,7 @@ import grpc
 import grpc.aio
 
 from qcluster.errors import BadInputError
+from qcluster.p2p.tls import P2pTls
 
 SECRET_HEADER = "x-qcluster-secret"
 PEER_ID_HEADER = "x-qcluster-peer-id"
@@ -62,8 +63,9 @@ def grpc_target(uri: str) -> str:
 
 
 class ChannelPool:
-    def __init__(self, secret: str | None) -> None:
+    def __init__(self, secret: str | None, tls: P2pTls | None = None) -> None:
         self._secret = secret
+        self._credentials = tls.channel_credentials() if tls is not None else None
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def metadata(self, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
@@ -74,7 +76,10 @@ class ChannelPool:
         target = grpc_target(uri)
         channel = self._channels.get(target)
         if channel is None:
-            channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            if self._credentials is not None:
+                channel = grpc.aio.secure_channel(target, self._credentials, options=CHANNEL_OPTIONS)
+            else:
+                channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
             self._channels[target] = channel
         return channel
 

@@ -22,6 +22,7 @@ from qcluster.api.grpc.auth import SecretAuthInterceptor
 from qcluster.errors import StorageError
 from qcluster.logging import get_logger
 from qcluster.p2p.channels import MAX_MESSAGE_BYTES
+from qcluster.p2p.tls import P2pTls
 
 log = get_logger(__name__)
 
@@ -36,25 +37,30 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 
 
 class P2pServer:
-    def __init__(self, host: str, port: int, secret: str | None) -> None:
+    def __init__(self, host: str, port: int, secret: str | None, tls: P2pTls | None = None) -> None:
         interceptors = [SecretAuthInterceptor(secret)] if secret is not None else []
         self.grpc: grpc.aio.Server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         self._host = host
         self._requested_port = port
+        self._tls = tls
         self.port: int | None = None
 
     async def start(self) -> int:
         """Bind and serve; returns the bound port (useful with port 0)."""
         host = f"[{self._host}]" if ":" in self._host else self._host
         try:
-            port = self.grpc.add_insecure_port(f"{host}:{self._requested_port}")
+            address = f"{host}:{self._requested_port}"
+            if self._tls is not None:
+                port = self.grpc.add_secure_port(address, self._tls.server_credentials())
+            else:
+                port = self.grpc.add_insecure_port(address)
         except RuntimeError as exc:
             raise StorageError(f"cannot bind the p2p port {host}:{self._requested_port}: {exc}") from exc
         if port == 0:
             raise StorageError(f"cannot bind the p2p port {host}:{self._requested_port}")
         await self.grpc.start()
         self.port = port
-        log.info("p2p server listening", host=self._host, port=port)
+        log.info("p2p server listening", host=self._host, port=port, tls=self._tls is not None)
         return int(port)
 
     async def stop(self, grace: float = 0.5) -> None:
