@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from qcluster.consensus import events as ev
 from qcluster.consensus import operations as ops
-from qcluster.consensus.config_diff import config_diff, deep_merge
 from qcluster.consensus.peer_calls import SyncTarget
 from qcluster.consensus.placement import plan_placement
+from qcluster.json_diff import config_diff, deep_merge
 from qcluster.logging import get_logger
 from qcluster.models.collections import CollectionConfig
 

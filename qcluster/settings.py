@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from qcluster.json_diff import deep_merge
+
 ENV_PREFIXES = ("QDRANT__", "QCLUSTER__")  # later wins
 
 
@@ -167,16 +169,6 @@ def _env_tree(env: Mapping[str, str]) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def unknown_keys(tree: Mapping[str, Any], model: type[BaseModel] = Settings, path: str = "") -> list[str]:
     """Dotted paths in ``tree`` that no settings field takes."""
     found: list[str] = []
@@ -201,8 +193,8 @@ def load_settings(config_path: str | Path | None = None, env: Mapping[str, str] 
             loaded = yaml.safe_load(fh) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"config file {config_path} must hold a mapping at the top level")
-        tree = _merge(tree, loaded)
-    tree = _merge(tree, _env_tree(env))
+        tree = deep_merge(tree, loaded)
+    tree = deep_merge(tree, _env_tree(env))
     for key in unknown_keys(tree):
         warnings.warn(f"unknown settings key ignored: {key}", UserWarning, stacklevel=2)
     return Settings(**tree)

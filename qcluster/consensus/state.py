@@ -20,8 +20,8 @@ import orjson
 
 from qcluster.consensus import events as ev
 from qcluster.consensus import operations as ops
-from qcluster.consensus.config_diff import deep_merge
 from qcluster.consensus.operations import ReplicaState, ShardKey, TransferRef
+from qcluster.json_diff import deep_merge
 
 DEFAULT_DEDUP_CAPACITY = 10_000
 FORMAT_VERSION = 1

@@ -4,8 +4,6 @@ and agree on a collection; plaintext and certificate-less clients get nowhere.""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from pathlib import Path
 
 import grpc
@@ -13,52 +11,10 @@ import grpc.aio
 import pytest
 
 from qcluster.proto_gen.v1 import cluster_pb2 as pb
+from qcluster.testing.certs import ca_signed, have_openssl
 from qcluster.testing.peer_cluster import PeerCluster, rest
 
 SECRET = "tls-secret"
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def _make_certs(d: Path) -> tuple[Path, Path, Path]:
-    ca_key, ca, key, csr, cert, ext = (
-        d / n for n in ("ca.key", "ca.pem", "peer.key", "peer.csr", "peer.pem", "ext")
-    )
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(ca_key),
-        "-out",
-        str(ca),
-        "-days",
-        "1",
-        "-subj",
-        "/CN=qcluster-test-ca",
-    )
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(key),
-        "-out",
-        str(csr),
-        "-subj",
-        "/CN=127.0.0.1",
-    )
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-        "-out", str(cert), "-days", "1", "-extfile", str(ext),
-    )  # fmt: skip
-    return ca, cert, key
 
 
 async def _health(target: str, creds: grpc.ChannelCredentials | None) -> grpc.StatusCode | None:
@@ -80,10 +36,9 @@ async def _health(target: str, creds: grpc.ChannelCredentials | None) -> grpc.St
 
 
 def test_peers_talk_tls_and_refuse_plaintext(tmp_path: Path) -> None:
-    if shutil.which("openssl") is None:
+    if not have_openssl():
         pytest.skip("openssl is not installed")
-    (tmp_path / "certs").mkdir()
-    ca, cert, key = _make_certs(tmp_path / "certs")
+    ca, cert, key = ca_signed(tmp_path / "certs")
     cluster = PeerCluster(tmp_path, secret=SECRET)
     cluster.env.update(
         {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import ssl
 import subprocess
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from qdrant_client import models
 
+from qcluster.testing.certs import have_openssl, self_signed
 from qcluster.testing.server import ServerProcess, free_port
 
 from .http import call, recording_client
@@ -130,31 +130,9 @@ def test_api_keys_and_body_limit(tmp_path: Path, recorder: Recorder) -> None:
 
 
 def test_tls(tmp_path: Path, recorder: Recorder) -> None:
-    if shutil.which("openssl") is None:
+    if not have_openssl():
         pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path / "certs")
     env = {
         "QDRANT__SERVICE__ENABLE_TLS": "true",
         "QDRANT__TLS__CERT": str(cert),

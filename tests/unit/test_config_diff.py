@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qcluster.consensus.config_diff import config_diff, deep_merge
+from qcluster.json_diff import config_diff, deep_merge
 
 _leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=3))
 _config = st.recursive(

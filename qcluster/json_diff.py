@@ -1,4 +1,5 @@
-"""JSON config diffs: what an ``UpdateCollection`` carries, and how it is merged into a config.
+"""JSON dict diffs and deep merges: what an ``UpdateCollection`` carries and how it is merged into
+a collection config; the settings loader layers its sources with the same merge.
 
 A diff holds only the keys whose value changed (nested mappings recursively), so applying it on a
 peer leaves everything else of that peer's config as it was.
