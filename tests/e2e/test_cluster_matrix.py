@@ -114,6 +114,10 @@ def test_five_peers_agree_and_survive_a_leader_kill(tmp_path: Path) -> None:
         # a collection created while the old leader is down goes to the live peers only
         status, body = rest(survivors[1].url, "PUT", "/collections/c2?timeout=20", VECTORS)
         assert status == 200, body
+        status, body = rest(survivors[1].url, "GET", "/cluster/telemetry")
+        shards = body["result"]["collections"]["c2"]["shards"]
+        holders = {r["peer_id"] for shard in shards for r in shard["replicas"]}
+        assert len(shards) == 5 and leader not in holders and holders == ids - {leader}, shards
         # the killed peer restarts (no flags: stored state) and catches up with what it missed
         victim.args = []
         victim.start()
