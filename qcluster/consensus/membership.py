@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -119,3 +119,28 @@ async def ensure_raft_member(
         else:
             if not done():
                 last = "committed, not yet visible here" if answer.done() else "no answer"
+
+
+async def remove_raft_member(
+    raft: Any, peer_id: int, timeout: float, step_down: Callable[[], Awaitable[None]], quiet: float
+) -> None:
+    """Remove ``peer_id`` from Raft. pysyncobj's leader refuses to remove itself, so while the
+    peer leads it is first asked to hand leadership over (``step_down``: it goes quiet until another
+    peer is elected), then removed by the new leader; repeated if it wins the election again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        remaining = deadline - loop.time()
+        if raft.status.leader == peer_id:
+            log.info("asking the leader to step down before its removal", peer=peer_id)
+            await step_down()
+            while raft.status.leader in (peer_id, None) and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+        try:
+            await ensure_raft_member(
+                raft.remove_member, lambda: raft.status, peer_id, False, max(0.1, min(remaining, 2 * quiet))
+            )
+            return
+        except TimeoutError_:
+            if loop.time() >= deadline:
+                raise

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import ipaddress
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,9 +50,10 @@ from qcluster.consensus.identity import (
     save_identity,
     save_peers,
 )
-from qcluster.consensus.info import JoinAnswer, RaftInfo, RaftStatus
-from qcluster.consensus.membership import ensure_raft_member, join_cluster
+from qcluster.consensus.info import JoinAnswer, RaftInfo, RaftStatus, cluster_body
+from qcluster.consensus.membership import ensure_raft_member, join_cluster, remove_raft_member
 from qcluster.consensus.op_codec import decode_op
+from qcluster.consensus.p2p_policy import check_p2p_security
 from qcluster.consensus.peer_calls import SyncTarget, ask_step_down, wait_peers_synced
 from qcluster.consensus.proposer import ProposalResult, Proposer
 from qcluster.consensus.raft import DUMP_FILE, MetadataRaft, RaftTuning
@@ -225,40 +224,8 @@ class ConsensusService:
 
     def cluster_info(self) -> dict[str, Any]:
         """Qdrant's ``GET /cluster`` result body."""
-        info = self.raft_info()
         failures = self._links.failures if self._links is not None else {}
-        addresses = self._state.peers
-        return {
-            "status": "enabled",
-            "peer_id": self._peer_id,
-            "peers": {str(pid): {"uri": uri} for pid, uri in sorted(addresses.items())},
-            "raft_info": {
-                "term": info.term,
-                "commit": info.commit,
-                "pending_operations": info.pending_operations,
-                "leader": info.leader,
-                "role": info.role.value if info.role is not None else None,
-                "is_voter": info.is_voter,
-            },
-            "consensus_thread_status": (
-                {"consensus_thread_status": "working", "last_update": dt.datetime.now(dt.UTC).isoformat()}
-                if self._running
-                else {"consensus_thread_status": "stopped"}
-            ),
-            "message_send_failures": {
-                addresses.get(pid, str(pid)): {
-                    "count": f.count,
-                    "latest_error": f.latest_error,
-                    "latest_error_timestamp": (
-                        dt.datetime.fromtimestamp(f.latest_error_at, dt.UTC).isoformat()
-                        if f.latest_error_at
-                        else None
-                    ),
-                }
-                for pid, f in sorted(failures.items())
-                if pid in addresses
-            },
-        }
+        return cluster_body(self._peer_id, self.raft_info(), self._state.peers, failures, self._running)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -274,7 +241,7 @@ class ConsensusService:
         """Steps: check the secret; load or create the identity; join when new and bootstrapping;
         start Raft; make sure the state lists this peer under its current URI (background).
         Cancellation: stops whatever was started (call ``stop``)."""
-        self._check_secret(("uri", uri), ("bootstrap", bootstrap))
+        check_p2p_security(self._settings, ("uri", uri), ("bootstrap", bootstrap))
         if uri is not None:
             parse_uri(uri, "uri")
         if bootstrap is not None:
@@ -310,7 +277,7 @@ class ConsensusService:
             my_uri = uri or make_uri("127.0.0.1", p2p_port)
             members = {peer_id: my_uri}
             save_peers(self._raft_dir, members)
-        self._check_secret(("uri", my_uri))
+        check_p2p_security(self._settings, ("uri", my_uri))
         save_identity(self._raft_dir, PeerIdentity(peer_id, my_uri))
         if (self._raft_dir / DUMP_FILE).exists():
             read_dump_file(self._raft_dir / DUMP_FILE)  # refuse to start on a damaged snapshot
@@ -319,28 +286,6 @@ class ConsensusService:
         self._running = True
         self._spawn(self._register_self(), "consensus-register-self")
         log.info("consensus started", peer_id=peer_id, uri=my_uri, members=sorted(members))
-
-    def _check_secret(self, *uris: tuple[str, str | None]) -> None:
-        """Without ``cluster.secret`` the p2p port only listens on 127.0.0.1 (node.py), so every
-        peer URI must be a loopback one; ``cluster.allow_insecure_p2p`` lifts that, loudly."""
-        if self._settings.secret:
-            return
-        if self._settings.allow_insecure_p2p:
-            log.warning(
-                "INSECURE: cluster.allow_insecure_p2p is set and there is no cluster.secret; anyone "
-                "who can reach the p2p port can act as a peer"
-            )
-            return
-        for field_name, uri in uris:
-            if uri is not None and not _is_loopback(parse_uri(uri, field_name)[0]):
-                raise BadInputError(
-                    f"{field_name} {uri} is not a loopback address: a cluster across machines needs "
-                    "cluster.secret (env QDRANT__CLUSTER__SECRET) to authenticate peers; without one "
-                    "the p2p port listens on 127.0.0.1 only (cluster.allow_insecure_p2p: true lifts "
-                    "this, insecurely)",
-                    "cluster.secret",
-                )
-        log.warning("no cluster.secret: the p2p port accepts unauthenticated peers on 127.0.0.1 only")
 
     def _start_raft(self, members: dict[int, str]) -> None:
         loop = asyncio.get_running_loop()
@@ -436,41 +381,18 @@ class ConsensusService:
             raise BadInputError(
                 f"peer {peer_id} still holds replicas ({shards}); move them first or use force", "force"
             )
-        await self._remove_raft_member(peer_id, timeout)
+        known = self._links.addresses() if self._links is not None else {}
+        uri = self._state.peers.get(peer_id) or known.get(peer_id)
+        quiet = 3 * self._tuning.election_timeout_max
+        pool = self._pool
+
+        async def step_down() -> None:
+            if uri:
+                await ask_step_down(pool, peer_id, uri, quiet)
+
+        await remove_raft_member(raft, peer_id, timeout, step_down, quiet)
         if peer_id in self._state.peers:
             await self.propose(ops.remove_peer(peer_id), timeout)
-
-    async def _remove_raft_member(self, peer_id: int, timeout: float) -> None:
-        """pysyncobj's leader refuses to remove itself, so a leader being removed is first asked
-        to hand leadership over (it goes quiet until another peer is elected), then removed by
-        the new leader; repeated if it wins the election again."""
-        assert self._raft is not None
-        raft = self._raft
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        quiet = 3 * self._tuning.election_timeout_max
-        while True:
-            remaining = deadline - loop.time()
-            if raft.status.leader == peer_id:
-                known = self._links.addresses() if self._links is not None else {}
-                uri = self._state.peers.get(peer_id) or known.get(peer_id)
-                if uri:
-                    log.info("asking the leader to step down before its removal", peer=peer_id)
-                    await ask_step_down(self._pool, peer_id, uri, quiet)
-                while raft.status.leader in (peer_id, None) and loop.time() < deadline:
-                    await asyncio.sleep(0.02)
-            try:
-                await ensure_raft_member(
-                    raft.remove_member,
-                    lambda: raft.status,
-                    peer_id,
-                    False,
-                    max(0.1, min(remaining, 2 * quiet)),
-                )
-                return
-            except TimeoutError_:
-                if loop.time() >= deadline:
-                    raise
 
     def step_down(self, quiet: float) -> bool:
         """Hand leadership over (see :meth:`RaftLinks.quiet`); False when this peer is not the leader."""
@@ -576,10 +498,3 @@ class ConsensusService:
             )
         if old.members != new.members:
             log.info("raft membership changed", members=list(new.members), term=new.term, commit=new.commit)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
