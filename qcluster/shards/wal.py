@@ -24,128 +24,30 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import struct
 import threading
-import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError, QClusterError, StorageError
 from qcluster.logging import get_logger
-
-_HEAD = struct.Struct("<IIQ")  # length, crc32, version
-_VER = struct.Struct("<Q")
-HEADER_BYTES = _HEAD.size
-MAX_RECORD_BYTES = 2**32 - 1
-SUFFIX = ".wal"
-_NAME = re.compile(r"(\d{20})\.wal")
-_READ_BUFFER = 1 << 20
+from qcluster.shards.wal_format import (
+    HEAD,
+    HEADER_BYTES,
+    MAX_RECORD_BYTES,
+    NAME_RE,
+    READ_BUFFER,
+    SUFFIX,
+    Segment,
+    fsync_path,
+    offset_of,
+    record_crc,
+    scan_segment,
+    segment_name,
+)
 
 
 class WalGapError(QClusterError):
     """The requested versions are no longer retained (a wal_delta transfer must fall back)."""
-
-
-@dataclass
-class _Segment:
-    path: Path
-    first: int  # first version the file holds (its name)
-    last: int  # last version it holds; first - 1 when empty
-    size: int  # bytes of whole records
-
-    @property
-    def empty(self) -> bool:
-        return self.last < self.first
-
-
-@dataclass
-class _Scan:
-    last: int  # last good version
-    good: int  # bytes of good records from the start of the file
-    problem: str | None = None  # what is wrong at byte ``good``
-    torn: bool = False  # the problem is a torn tail (nothing valid after it)
-
-
-def _crc(version: int, data: bytes | bytearray) -> int:
-    return zlib.crc32(data, zlib.crc32(_VER.pack(version)))
-
-
-def segment_name(first_version: int) -> str:
-    return f"{first_version:020d}{SUFFIX}"
-
-
-def _fsync_path(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _offset_of(seg: _Segment, version: int) -> int:
-    """Byte offset where ``version`` starts in ``seg`` (its size when past its end)."""
-    pos = 0
-    with open(seg.path, "rb", buffering=_READ_BUFFER) as fh:
-        for _ in range(seg.first, min(version, seg.last + 1)):
-            fh.seek(pos)
-            pos += HEADER_BYTES + _HEAD.unpack(fh.read(HEADER_BYTES))[0]
-    return pos
-
-
-def _find_valid_record(buf: bytes, last_good: int) -> int | None:
-    """Offset of the first well-formed record in ``buf`` whose version could follow
-    ``last_good`` (what a record after a damaged one would hold), or None."""
-    n = len(buf)
-    if n < HEADER_BYTES:
-        return None
-    lo, hi = last_good + 1, last_good + 1 + n // HEADER_BYTES
-    starts: list[int] = []
-    for shift in range(8):  # version fields of headers starting at shift, shift + 8, ...
-        count = (n - HEADER_BYTES - shift) // 8 + 1
-        if count <= 0:
-            continue
-        versions = np.frombuffer(buf, dtype="<u8", count=count, offset=8 + shift)
-        hits = np.flatnonzero((versions >= lo) & (versions <= hi))
-        starts.extend((shift + 8 * hits).tolist())
-    for pos in sorted(starts):
-        length, crc, version = _HEAD.unpack_from(buf, pos)
-        end = pos + HEADER_BYTES + length
-        if end <= n and _crc(version, buf[pos + HEADER_BYTES : end]) == crc:
-            return pos
-    return None
-
-
-def _scan_segment(path: Path, first: int) -> _Scan:
-    """Walk a file's records from its start, checking lengths, checksums and versions."""
-    with open(path, "rb", buffering=_READ_BUFFER) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        pos, expected = 0, first
-        while pos < size:
-            head = fh.read(HEADER_BYTES)
-            if len(head) < HEADER_BYTES:
-                problem = f"short record header ({len(head)} bytes)"
-            else:
-                length, crc, version = _HEAD.unpack(head)
-                end = pos + HEADER_BYTES + length
-                if end > size:
-                    problem = f"record length {length} runs past the end of the file"
-                elif _crc(version, fh.read(length)) != crc:
-                    problem = "checksum mismatch"
-                elif version != expected:
-                    return _Scan(expected - 1, pos, f"version {version} out of order (expected {expected})")
-                else:
-                    pos, expected = end, expected + 1
-                    continue
-            fh.seek(pos + 1)
-            after = _find_valid_record(fh.read(), expected - 1)
-            if after is not None:
-                problem += f"; a valid record follows at byte {pos + 1 + after}"
-            return _Scan(expected - 1, pos, problem, torn=after is None)
-        return _Scan(expected - 1, pos)
 
 
 class Wal:
@@ -155,7 +57,7 @@ class Wal:
         self.directory = directory
         self.segment_bytes = segment_bytes
         self.retain_bytes = retain_bytes
-        self._segments: list[_Segment] = []
+        self._segments: list[Segment] = []
         self._fd: int | None = None  # append fd of the live (last) segment
         self._next = 1
         self._synced = 0
@@ -177,7 +79,7 @@ class Wal:
         created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         if created:
-            _fsync_path(directory.parent, directory=True)
+            fsync_path(directory.parent, directory=True)
         wal = cls(directory, segment_bytes, retain_bytes)
         wal._recover()
         return wal
@@ -185,7 +87,7 @@ class Wal:
     def _recover(self) -> None:
         found: list[tuple[int, Path]] = []
         for path in self.directory.iterdir():
-            match = _NAME.fullmatch(path.name)
+            match = NAME_RE.fullmatch(path.name)
             if match is not None:
                 found.append((int(match.group(1)), path))
             elif path.suffix == SUFFIX:
@@ -195,7 +97,7 @@ class Wal:
         for i, (first, path) in enumerate(found):
             is_last = i == len(found) - 1
             expected = self._segments[-1].last + 1 if self._segments else max(first, 1)
-            scan = _scan_segment(path, first)
+            scan = scan_segment(path, first)
             if first < 1 or (first != expected and not (is_last and scan.good == 0)):
                 raise CorruptedStorageError(
                     f"WAL segment {path}: starts at version {first} but {expected} was expected (byte 0); "
@@ -225,9 +127,9 @@ class Wal:
                 path.unlink()
                 changed = True
                 continue
-            self._segments.append(_Segment(path, first, scan.last, scan.good))
+            self._segments.append(Segment(path, first, scan.last, scan.good))
         if changed:
-            _fsync_path(self.directory, directory=True)
+            fsync_path(self.directory, directory=True)
         if self._segments:
             self._next = self._segments[-1].last + 1
         # What a killed process wrote may still be only in the page cache: the first sync()
@@ -284,7 +186,7 @@ class Wal:
             pos = 0
             for version, data in enumerate(items, start=first):
                 end = pos + HEADER_BYTES + len(data)
-                _HEAD.pack_into(buf, pos, len(data), _crc(version, data), version)
+                HEAD.pack_into(buf, pos, len(data), record_crc(version, data), version)
                 buf[pos + HEADER_BYTES : end] = data
                 pos = end
             self._write_all(fd, buf, seg)
@@ -293,7 +195,7 @@ class Wal:
             seg.size += total
             return list(range(first, self._next))
 
-    def _write_all(self, fd: int, buf: bytearray, seg: _Segment) -> None:
+    def _write_all(self, fd: int, buf: bytearray, seg: Segment) -> None:
         view = memoryview(buf)
         done = 0
         try:
@@ -308,7 +210,7 @@ class Wal:
         finally:
             view.release()
 
-    def _writable(self) -> tuple[_Segment, int]:
+    def _writable(self) -> tuple[Segment, int]:
         """The live segment and its append fd, rolling over to a new file when it is full."""
         seg = self._segments[-1] if self._segments else None
         create = seg is None or (seg.size >= self.segment_bytes and not seg.empty)
@@ -317,7 +219,7 @@ class Wal:
             if seg.last > self._synced:
                 self._unsynced.append(seg.path)
         if create:
-            seg = _Segment(self.directory / segment_name(self._next), self._next, self._next - 1, 0)
+            seg = Segment(self.directory / segment_name(self._next), self._next, self._next - 1, 0)
         assert seg is not None
         if self._fd is None:
             flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT | os.O_EXCL if create else 0)
@@ -345,11 +247,11 @@ class Wal:
             try:
                 for path in dict.fromkeys(paths):
                     with contextlib.suppress(FileNotFoundError):  # dropped by truncate_prefix
-                        _fsync_path(path)
+                        fsync_path(path)
                 if fd is not None:
                     os.fsync(fd)
                 if dir_dirty:
-                    _fsync_path(self.directory, directory=True)
+                    fsync_path(self.directory, directory=True)
             except OSError as exc:
                 # After a failed fsync the kernel may have dropped the dirty pages: a retry could
                 # "succeed" without the data. Refuse further work until the log is reopened.
@@ -386,14 +288,14 @@ class Wal:
     ) -> Iterator[tuple[int, bytes]]:
         for path, first, last in plan:
             try:
-                fh = open(path, "rb", buffering=_READ_BUFFER)  # noqa: SIM115 - closed by the with below
+                fh = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the with below
             except FileNotFoundError as exc:
                 raise WalGapError(f"WAL segment {path} was dropped while reading it") from exc
             with fh:
                 pos = 0
                 for expected in range(first, last + 1):
                     head = fh.read(HEADER_BYTES)
-                    length, crc, got = _HEAD.unpack(head) if len(head) == HEADER_BYTES else (0, 0, None)
+                    length, crc, got = HEAD.unpack(head) if len(head) == HEADER_BYTES else (0, 0, None)
                     if expected < start and got == expected:
                         fh.seek(length, os.SEEK_CUR)
                         pos += HEADER_BYTES + length
@@ -401,7 +303,7 @@ class Wal:
                     data = fh.read(length)
                     if self._epoch != epoch:
                         raise WalGapError(f"WAL {self.directory} was rewound while reading it")
-                    if got != expected or len(data) < length or _crc(expected, data) != crc:
+                    if got != expected or len(data) < length or record_crc(expected, data) != crc:
                         raise CorruptedStorageError(
                             f"WAL segment {path}: bad record at byte {pos} (version {got}, expected "
                             f"{expected}); last good version {expected - 1}"
@@ -450,7 +352,7 @@ class Wal:
             for seg in reversed(drop):  # newest first: a crash leaves a contiguous log
                 seg.path.unlink(missing_ok=True)
             tail = keep[-1]
-            cut = _offset_of(tail, from_version)
+            cut = offset_of(tail, from_version)
             with open(tail.path, "r+b") as fh:
                 fh.truncate(cut)
                 os.fsync(fh.fileno())
@@ -462,12 +364,12 @@ class Wal:
                 tail.path, tail.first, tail.last = marker, from_version, from_version - 1
             for path in self._unsynced:
                 if path.exists():
-                    _fsync_path(path)
+                    fsync_path(path)
             self._rewound(keep, from_version)
 
-    def _rewound(self, segments: list[_Segment], next_version: int) -> None:
+    def _rewound(self, segments: list[Segment], next_version: int) -> None:
         """After a rewind made durable: the new file list, everything below ``next_version`` synced."""
-        _fsync_path(self.directory, directory=True)
+        fsync_path(self.directory, directory=True)
         self._segments, self._unsynced, self._dir_dirty = segments, [], False
         self._next, self._synced = next_version, next_version - 1
 
@@ -490,7 +392,7 @@ class Wal:
                 seg.path.unlink(missing_ok=True)
             marker = self.directory / segment_name(version)
             os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
-            self._rewound([_Segment(marker, version, version - 1, 0)], version)
+            self._rewound([Segment(marker, version, version - 1, 0)], version)
 
     # ------------------------------------------------------------------ closing
     def _close_fd(self) -> None:
