@@ -71,6 +71,9 @@ class Node:
             has_collection=self.toc.collections.__contains__,
         )
         self._sync.consensus = self.consensus
+        # From the first request on, collection changes go through consensus (and fail with 503
+        # until it runs), never to this peer alone.
+        self.toc.metadata = self._sync
         self.app[CONSENSUS_KEY]["service"] = self.consensus
         self.app[CONSENSUS_KEY]["sync"] = self._sync
 
@@ -115,7 +118,6 @@ class Node:
         await self.toc.load()
         if self.cluster_mode:
             await self._start_consensus()
-            self.toc.metadata = self._sync
             await self._sync.reconcile()
         self.app[STATE_KEY]["ready"] = True
         log.info("peer ready", storage=str(self.settings.storage.storage_path))
