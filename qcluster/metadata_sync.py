@@ -24,6 +24,7 @@ from qcluster.consensus import events as ev
 from qcluster.consensus import operations as ops
 from qcluster.consensus.peer_calls import SyncTarget
 from qcluster.consensus.placement import plan_placement
+from qcluster.errors import TransientError
 from qcluster.json_diff import config_diff, deep_merge
 from qcluster.logging import get_logger
 from qcluster.models.collections import CollectionConfig
@@ -79,11 +80,14 @@ class MetadataSync:
 
     # ------------------------------------------------------------------ proposing side
     def _service(self) -> ConsensusService:
-        assert self.consensus is not None
+        """The consensus service, once it runs (503 before: a peer that is starting must not
+        answer from an empty state, e.g. "deleted: false" for a collection it has not loaded)."""
+        if self.consensus is None or not self.consensus.running:
+            raise TransientError("consensus is not running on this peer yet; retry shortly")
         return self.consensus
 
     def default_shard_number(self) -> int:
-        return max(1, len(self._service().state.peers))
+        return max(1, len(self.consensus.state.peers)) if self.consensus is not None else 1
 
     async def create_collection(
         self, name: str, config: CollectionConfig, timeout: float = DEFAULT_TIMEOUT
@@ -124,7 +128,9 @@ class MetadataSync:
     async def delete_collection(self, name: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
         service = self._service()
         if name not in service.state.collections:
-            return False
+            await service.wait_caught_up(min(timeout, 5.0))  # not known yet, or really absent?
+            if name not in service.state.collections:
+                return False
         result = await service.propose(ops.delete_collection(name), timeout)
         await service.wait_synced(result.index, timeout)
         return True

@@ -204,7 +204,8 @@ class RaftLinks:
                 error = "stream closed by the peer"
             except grpc.aio.AioRpcError as exc:
                 error = f"{exc.code().name}: {exc.details()}"
-            except (ConnectionError, TimeoutError) as exc:
+            except (ConnectionError, TimeoutError, asyncio.InvalidStateError) as exc:
+                # InvalidStateError: the call ended (peer gone) between two writes
                 error = str(exc) or type(exc).__name__
             except Exception as exc:  # a bad address in the state, a gRPC surprise: keep the link alive
                 log.exception("raft link failed", peer=link.peer_id, uri=uri)

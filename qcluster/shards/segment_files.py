@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ def write_array_atomic(path: Path, array: npt.NDArray[Any], *, sync: bool = True
     os.replace(tmp, path)
 
 
+# numpy parses .npy headers with ast.literal_eval, and CPython 3.11 can fail concurrent AST
+# conversions in several threads ("AST constructor recursion depth mismatch", gh-106905): seen when
+# collections load in parallel on restart. Loading is rare and quick, so it is serialised.
+_NPY_HEADER_LOCK = threading.Lock()
+
+
 def read_array(path: Path, *, mmap: bool = False) -> npt.NDArray[Any]:
-    arr: npt.NDArray[Any] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    with _NPY_HEADER_LOCK:
+        arr: npt.NDArray[Any] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     return arr
