@@ -144,5 +144,12 @@ class PeerCluster:
         raise KeyError(peer_id)
 
     def stop(self) -> None:
+        """Stop every peer (each one even when stopping another fails)."""
+        errors = []
         for p in reversed(self.peers):
-            p.stop()
+            try:
+                p.stop()
+            except Exception as exc:  # keep going: no peer may be left running
+                errors.append(exc)
+        if errors:
+            raise errors[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +13,16 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+# Every process started here and not yet stopped: killed when the interpreter exits, so a test that
+# dies half-way (or a pytest run that is interrupted) leaves no peer running in the background.
+_LIVE: set[ServerProcess] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for server in list(_LIVE):
+        server.kill9()
 
 
 def free_port() -> int:
@@ -56,6 +68,7 @@ class ServerProcess:
     def spawn(self) -> ServerProcess:
         """Start the process without waiting (a cluster peer restarted alone cannot be ready until
         enough of its peers are back)."""
+        self.kill9()  # never lose track of a process this object started
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
@@ -74,6 +87,7 @@ class ServerProcess:
             start_new_session=True,
         )
         log.close()
+        _LIVE.add(self)
         return self
 
     def wait_ready(self, timeout: float) -> None:
@@ -97,14 +111,17 @@ class ServerProcess:
 
     def kill9(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        _LIVE.discard(self)
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
+            _LIVE.discard(self)
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill9()
+        self.kill9()
