@@ -8,6 +8,7 @@ stop the peer cleanly (shards flush), and ``kill -9`` loses nothing acknowledged
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import ssl
 from dataclasses import dataclass
@@ -138,8 +139,20 @@ class Node:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        await self.start()
+        # SIGTERM while starting (loading collections, joining a cluster that does not answer)
+        # stops the peer at once instead of after the start completes.
+        starting = asyncio.ensure_future(self.start())
+        stopping = asyncio.ensure_future(self._stop.wait())
         try:
-            await self._stop.wait()
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a failed start raises here
+                await stopping
+            else:
+                log.info("stop requested while starting")
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
         finally:
+            stopping.cancel()
             await self.stop()

@@ -139,3 +139,29 @@ def _wait_everywhere(peers: list[ServerProcess], cond: object, timeout: float = 
             return
         time.sleep(0.1)
     raise AssertionError("condition not reached on every peer")
+
+
+def test_sigterm_while_joining_stops_the_peer_promptly(tmp_path: Path) -> None:
+    """A peer whose bootstrap peer never answers is still joining; SIGTERM ends it at once
+    (a Kubernetes pod being deleted must not wait for the join to time out)."""
+    import os
+    import signal
+    import subprocess
+
+    from qcluster.testing.peer_cluster import rest, wait_for
+
+    nobody = f"http://127.0.0.1:{free_port()}"
+    peer = _peer(tmp_path, "p0", free_port(), ["--bootstrap", nobody])
+    peer.spawn()
+    try:
+        wait_for(lambda: rest(peer.url, "GET", "/cluster")[0] == 200, 30, "HTTP port open")
+        assert rest(peer.url, "GET", "/readyz")[0] == 503
+        assert peer.proc is not None
+        os.killpg(peer.proc.pid, signal.SIGTERM)
+        try:
+            code = peer.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("peer still running 15 s after SIGTERM while joining") from None
+        assert code == 0, peer.log_tail()
+    finally:
+        peer.kill9()

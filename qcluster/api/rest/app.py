@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from qcluster.errors import QClusterError, UnprocessableInputError
+from qcluster.errors import QClusterError, UnprocessableInputError, is_transient
 from qcluster.logging import get_logger
 from qcluster.metrics import Metrics
 from qcluster.settings import Settings
@@ -120,7 +120,9 @@ async def _translated(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except QClusterError as exc:
-        if exc.http_status >= 500:
+        if is_transient(exc):  # no quorum, starting up, a peer away: the client retries
+            log.warning("request failed; retryable", path=request.path, error=exc.message)
+        elif exc.http_status >= 500:
             log.error("request failed", path=request.path, error=exc.message)
         return error_response(request, exc.http_status, error_message(exc))
     except web.HTTPRequestEntityTooLarge as exc:
