@@ -97,6 +97,17 @@ def test_five_peers_agree_and_survive_a_leader_kill(tmp_path: Path) -> None:
         assert all(v["responsive"] for v in tele["cluster"]["peers"].values())
         replicas = {r["peer_id"] for s in tele["collections"]["c1"]["shards"] for r in s["replicas"]}
         assert replicas == ids
+        # the collection's placement as each peer sees it: its own replicas local, the rest remote
+        for p in peers:
+            status, body = rest(p.url, "GET", "/collections/c1/cluster")
+            assert status == 200, body
+            validate("/collections/{collection_name}/cluster", "get", body)
+            view = body["result"]
+            assert view["peer_id"] == p.peer_id() and view["shard_count"] == 5
+            assert {s["shard_id"] for s in view["local_shards"]} | {
+                s["shard_id"] for s in view["remote_shards"]
+            } == set(range(5))
+            assert all(s["peer_id"] != view["peer_id"] for s in view["remote_shards"])
         status, text = rest(peers[0].url, "GET", "/metrics")
         assert status == 200 and "cluster_term " in text and "cluster_peers_total 5.0" in text
 

@@ -236,3 +236,17 @@ async def test_quota_refuses_writes_while_exceeded(tmp_path: Path) -> None:
         await rest.ok("PUT", "/quotas", {"enabled": False})
         await rest.ok("PUT", C + "/points?wait=true", {"points": [{"id": 1, "vector": [1, 1]}]})
         assert (await rest.ok("POST", C + "/points/count", {}))["count"] == 1
+
+
+async def test_collection_cluster_info_on_a_single_peer(tmp_path: Path) -> None:
+    async with running(tmp_path) as rest:
+        assert await rest.ok("PUT", C, {"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 2}) is True
+        points = [{"id": i, "vector": [1.0, float(i)]} for i in range(10)]
+        await rest.ok("PUT", C + "/points?wait=true", {"points": points})
+        info = await rest.ok("GET", C + "/cluster")
+        assert info["shard_count"] == 2 and info["remote_shards"] == [] and info["shard_transfers"] == []
+        assert [s["shard_id"] for s in info["local_shards"]] == [0, 1]
+        assert sum(s["points_count"] for s in info["local_shards"]) == 10
+        assert {s["state"] for s in info["local_shards"]} == {"Active"}
+        status, body = await rest.call("GET", "/collections/missing/cluster")
+        assert status == 404 and "missing" in body["status"]["error"]

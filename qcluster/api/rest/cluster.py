@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from qcluster.api.rest.app import CONSENSUS_KEY, ok
+from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
 from qcluster.api.rest.parse import query_bool, query_int
 from qcluster.consensus import operations as ops
 from qcluster.consensus.peer_calls import peer_health
@@ -98,17 +98,6 @@ async def telemetry(request: web.Request) -> web.Response:
         peer_out[str(pid)] = entry
     collections = {}
     for name, info in sorted(state.collections.items()):
-        transfers = [
-            {
-                "shard_id": ref.shard_id,
-                "from": ref.from_peer,
-                "to": ref.to_peer,
-                "sync": t.sync,
-                "method": t.method,
-            }
-            for ref, t in sorted(state.transfers.items(), key=lambda kv: kv[0].shard_id)
-            if ref.collection == name
-        ]
         collections[name] = {
             "id": name,
             "shards": [
@@ -121,7 +110,7 @@ async def telemetry(request: web.Request) -> web.Response:
                 }
                 for sid, shard in sorted(info.shards.items())
             ],
-            "shard_transfers": transfers,
+            "shard_transfers": _transfers(state, name),
         }
     return ok(
         request,
@@ -140,6 +129,63 @@ def _thread_status(status: str) -> dict[str, Any]:
 
 async def _own_health(consensus: Any) -> dict[str, Any]:
     return consensus.health()  # type: ignore[no-any-return]
+
+
+async def collection_cluster(request: web.Request) -> web.Response:
+    """``CollectionClusterInfo``: on a single peer every shard is local and Active; in cluster mode
+    the agreed placement (replicas on this peer are local, with their point counts), the replica
+    states and the transfers that touch the collection."""
+    toc = request.app[TOC_KEY]
+    col = toc.get(request.match_info["collection_name"])
+    counts = [(await shard.info()).points_count for shard in col.shards]
+    consensus = request.app[CONSENSUS_KEY].get("service")
+    if consensus is None or col.name not in consensus.state.collections:
+        local = [{"shard_id": sid, "points_count": n, "state": "Active"} for sid, n in enumerate(counts)]
+        return ok(
+            request,
+            {
+                "peer_id": 0,
+                "shard_count": len(counts),
+                "local_shards": local,
+                "remote_shards": [],
+                "shard_transfers": [],
+            },
+        )
+    state = consensus.state
+    info = state.collections[col.name]
+    me = consensus.peer_id
+    local, remote = [], []
+    for sid, shard in sorted(info.shards.items()):
+        for peer, st in sorted(shard.replicas.items()):
+            entry: dict[str, Any] = {"shard_id": sid, "shard_key": shard.shard_key, "state": st.value}
+            if peer == me:
+                local.append({**entry, "points_count": counts[sid] if sid < len(counts) else 0})
+            else:
+                remote.append({**entry, "peer_id": peer})
+    return ok(
+        request,
+        {
+            "peer_id": me,
+            "shard_count": len(info.shards),
+            "local_shards": local,
+            "remote_shards": remote,
+            "shard_transfers": _transfers(state, col.name),
+        },
+    )
+
+
+def _transfers(state: Any, name: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "shard_id": ref.shard_id,
+            "from": ref.from_peer,
+            "to": ref.to_peer,
+            "sync": t.sync,
+            "method": t.method,
+        }
+        for ref, t in sorted(state.transfers.items(), key=lambda kv: (kv[0].shard_id, kv[0].to_peer))
+        if ref.collection == name
+    ]
 
 
 def _key(request: web.Request) -> str:
@@ -194,6 +240,7 @@ def register(app: web.Application) -> None:
     r.add_post("/cluster/recover", recover)
     r.add_get("/cluster/telemetry", telemetry)
     r.add_delete("/cluster/peer/{peer_id}", remove_peer)
+    r.add_get("/collections/{collection_name}/cluster", collection_cluster)
     r.add_get("/cluster/metadata/keys", metadata_keys)
     r.add_get("/cluster/metadata/keys/{key}", metadata_get)
     r.add_put("/cluster/metadata/keys/{key}", metadata_put)
