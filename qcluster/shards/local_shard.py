@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import shutil
 import tarfile
 import uuid
@@ -84,6 +85,7 @@ class LocalShard:
         self._sync_task: asyncio.Future[None] | None = None
         self._closed = False
         self._garbage: list[Segment] = []
+        self._last_manifest: dict[str, Any] | None = None  # what the last flush wrote
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self.optimizer = Optimizer(self)
@@ -278,18 +280,23 @@ class LocalShard:
                 log.error("shard flush failed; will retry", path=str(self.path), error=str(exc))
 
     def _flush_sync(self) -> None:
-        """Persist segments, then the manifest naming them, then let the WAL drop what they hold."""
+        """Persist segments, then the manifest naming them, then let the WAL drop what they hold.
+        An idle shard writes nothing (a peer holds many shards; each flushes every few seconds)."""
+        wrote = False
         for seg in self.set.segments:
-            seg.flush()
-        (self.path / "segments").mkdir(parents=True, exist_ok=True)
-        fsync_dir(self.path / "segments")
+            wrote = seg.flush() or wrote
         manifest = {
             "format": 1,
             "version": self.applied_version,
             "segments": [s.id for s in self.set.segments],
-            "field_indexes": self.set.field_schemas,
+            "field_indexes": copy.deepcopy(self.set.field_schemas),
         }
+        if not wrote and not self._garbage and manifest == self._last_manifest:
+            return
+        (self.path / "segments").mkdir(parents=True, exist_ok=True)
+        fsync_dir(self.path / "segments")
         write_json_atomic(self.path / MANIFEST, manifest)
+        self._last_manifest = manifest
         fsync_dir(self.path)
         for seg in self._garbage:
             seg.remove_files()

