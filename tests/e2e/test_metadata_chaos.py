@@ -26,6 +26,7 @@ class Writer:
     seed: int
     acked_keys: dict[str, int] = field(default_factory=dict)
     acked_collections: set[str] = field(default_factory=set)
+    acked_deleted: set[str] = field(default_factory=set)
     attempts: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -40,7 +41,19 @@ class Writer:
             peer = rng.choice(live)
             i += 1
             self.attempts += 1
-            if i % 10 == 0 and len(self.acked_collections) < MAX_COLLECTIONS:
+            if i % 25 == 0 and self.acked_collections:
+                name = rng.choice(sorted(self.acked_collections))
+                status, _ = rest(peer.url, "DELETE", f"/collections/{name}?timeout=3", timeout=6)
+                if status == 200:
+                    self.acked_collections.discard(name)
+                    self.acked_deleted.add(name)
+            elif i % 15 == 0 and self.acked_collections:
+                target = rng.choice(sorted(self.acked_collections))
+                actions = {
+                    "actions": [{"create_alias": {"collection_name": target, "alias_name": f"alias-{i}"}}]
+                }
+                rest(peer.url, "POST", "/collections/aliases?timeout=3", actions, timeout=6)
+            elif i % 10 == 0 and len(self.acked_collections) < MAX_COLLECTIONS:
                 name = f"col-{i}"
                 body = {"vectors": {"size": 2, "distance": "Dot"}}
                 status, _ = rest(peer.url, "PUT", f"/collections/{name}?timeout=3", body, timeout=6)
@@ -101,6 +114,21 @@ def _chaos(tmp_path: Path, rounds: int, seed: int) -> None:
                 raise AssertionError(
                     f"{p.url} lacks {lacking} (in its agreed state: {sorted(set(agreed) & lacking)})"
                 ) from None
+
+        # deleted ones are gone, and all peers converge to the same collections, aliases and keys
+        def view(p: ClusterPeer) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+            cols = {c["name"] for c in rest(p.url, "GET", "/collections")[1]["result"]["collections"]}
+            aliases = sorted(
+                (a["alias_name"], a["collection_name"])
+                for a in rest(p.url, "GET", "/aliases")[1]["result"]["aliases"]
+            )
+            keys = rest(p.url, "GET", "/cluster/metadata/keys")[1]["result"]
+            return (sorted(cols), aliases, keys)
+
+        wait_for(lambda: len({repr(view(p)) for p in peers}) == 1, 30, "identical metadata on every peer")
+        final = view(peers[0])
+        assert not writer.acked_deleted & set(final[0]), writer.acked_deleted & set(final[0])
+        assert all(target in final[0] for _, target in final[1])
     finally:
         if writer is not None:
             writer.stop.set()
