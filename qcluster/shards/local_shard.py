@@ -274,10 +274,25 @@ class LocalShard:
                 await asyncio.wait_for(self._stop.wait(), timeout=max(interval, 0.05))
             if self._stop.is_set():
                 return
+            if not self._flush_due():
+                continue
             try:
                 await self._in_update(self._flush_sync)
             except Exception as exc:  # keep serving; the WAL still holds everything
                 log.error("shard flush failed; will retry", path=str(self.path), error=str(exc))
+
+    def _flush_due(self) -> bool:
+        """Cheap check on the loop, so an idle shard does not even wake its update thread (a read
+        racing an update only delays that flush to the next tick)."""
+        last = self._last_manifest
+        return (
+            last is None
+            or bool(self._garbage)
+            or last["version"] != self.applied_version
+            or last["segments"] != [s.id for s in self.set.segments]
+            or last["field_indexes"] != self.set.field_schemas
+            or any(s.dirty for s in self.set.segments)
+        )
 
     def _flush_sync(self) -> None:
         """Persist segments, then the manifest naming them, then let the WAL drop what they hold.
