@@ -322,6 +322,10 @@ class GrpcTransport(Transport):  # type: ignore[misc]
         self._inbox.append(item)
         self._notifier.notify()
 
+    def wake(self) -> None:
+        """Make the raft thread run its next tick now (callable from the raft thread too)."""
+        self._notifier.notify()
+
     @property
     def ready(self) -> bool:
         return True
