@@ -4,6 +4,7 @@ Measures (all over REST, as an operator sees it):
 - create-collection latency, p50 / p99, sent to the leader and to a follower (the call returns
   once every peer holding a replica has created the collection);
 - metadata-key write latency (one Raft round, no collection files), leader and follower;
+- the same metadata write on a one-peer cluster (no follower to wait for);
 - leader failover: kill -9 of the leader, then the time until the two survivors agree on a new
   leader and until a metadata write through a survivor succeeds again; the victim restarts and
   rejoins before the next kill.
@@ -137,8 +138,16 @@ def main() -> None:
             result["failover"] = failover(cluster, kills)
         finally:
             cluster.stop()
+    with tempfile.TemporaryDirectory(prefix="qcluster-consensus-bench-1-") as tmp:
+        single = PeerCluster(Path(tmp), secret="bench-secret")
+        try:
+            (alone,) = single.start(1)
+            result["metadata_write_single_peer"] = key_writes(alone, count, "key write, 1-peer cluster")
+        finally:
+            single.stop()
     say("")
     for key in (
+        "metadata_write_single_peer",
         "create_collection_leader",
         "create_collection_follower",
         "metadata_write_leader",

@@ -254,6 +254,12 @@ def render_consensus(r: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {label} | {target} | {f(d.get('p50_ms'), 1)} | {f(d.get('p99_ms'), 1)} | {f(d.get('max_ms'), 1)} |"
             )
+    single = r.get("metadata_write_single_peer")
+    if single:
+        lines.append(
+            f"| metadata key write, one-peer cluster | the peer | {f(single.get('p50_ms'), 1)} | "
+            f"{f(single.get('p99_ms'), 1)} | {f(single.get('max_ms'), 1)} |"
+        )
     lines += [
         "",
         f"Leader kill -9, {f(fo.get('kills'))} times: survivors agree on a new leader after "
