@@ -14,12 +14,14 @@ from qcluster.settings import ClusterSettings
 log = get_logger(__name__)
 
 
-def check_p2p_security(settings: ClusterSettings, *uris: tuple[str, str | None]) -> None:
+def check_p2p_security(settings: ClusterSettings, *uris: tuple[str, str | None], warn: bool = True) -> None:
     """``uris``: (field name, URI or None) pairs; BadInputError naming ``cluster.secret`` when a
-    URI is off loopback and there is no secret."""
+    URI is off loopback and there is no secret. ``warn``: log what the setup allows (once)."""
     if settings.secret:
         return
     if settings.allow_insecure_p2p:
+        if not warn:
+            return
         log.warning(
             "INSECURE: cluster.allow_insecure_p2p is set and there is no cluster.secret; anyone "
             "who can reach the p2p port can act as a peer"
@@ -34,7 +36,8 @@ def check_p2p_security(settings: ClusterSettings, *uris: tuple[str, str | None])
                 "this, insecurely)",
                 "cluster.secret",
             )
-    log.warning("no cluster.secret: the p2p port accepts unauthenticated peers on 127.0.0.1 only")
+    if warn:
+        log.warning("no cluster.secret: the p2p port accepts unauthenticated peers on 127.0.0.1 only")
 
 
 def is_loopback(host: str) -> bool:

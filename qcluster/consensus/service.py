@@ -277,7 +277,7 @@ class ConsensusService:
             my_uri = uri or make_uri("127.0.0.1", p2p_port)
             members = {peer_id: my_uri}
             save_peers(self._raft_dir, members)
-        check_p2p_security(self._settings, ("uri", my_uri))
+        check_p2p_security(self._settings, ("uri", my_uri), warn=False)  # the stored URI, on restart
         save_identity(self._raft_dir, PeerIdentity(peer_id, my_uri))
         if (self._raft_dir / DUMP_FILE).exists():
             read_dump_file(self._raft_dir / DUMP_FILE)  # refuse to start on a damaged snapshot
