@@ -284,3 +284,20 @@ def test_datetime_formats(text: str, expected: str) -> None:
 )
 def test_datetime_rejects(text: str) -> None:
     assert datetime_micros(text) is None
+
+
+def test_top_level_parses_are_remembered_and_errors_are_not() -> None:
+    from qcluster.errors import BadInputError
+    from qcluster.shards.filters.parse import _parse_filter, parse_filter
+
+    raw = {"must": [{"key": "a", "match": {"value": 1}}], "must_not": [{"key": "b", "range": {"gt": 2}}]}
+    first = parse_filter(raw)
+    assert parse_filter(dict(reversed(list(raw.items())))) is first  # same JSON, any key order
+    assert first == _parse_filter(raw, "filter")
+    # 1 and true are different filters (strict types), so they must not share an entry
+    as_bool = parse_filter({"must": [{"key": "a", "match": {"value": True}}]})
+    as_int = parse_filter({"must": [{"key": "a", "match": {"value": 1}}]})
+    assert repr(as_bool) != repr(as_int)
+    for _ in range(2):
+        with pytest.raises(BadInputError):
+            parse_filter({"must": [{"key": "a", "match": {"valu": 1}}]})

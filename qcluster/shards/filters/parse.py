@@ -21,8 +21,12 @@ Stricter than Qdrant, on purpose (a typo should not silently change a result):
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from qcluster.errors import BadInputError
 from qcluster.shards.filters.conditions import (
@@ -332,10 +336,37 @@ def _clauses(raw: Any, path: str) -> tuple[Condition, ...]:
     return tuple(parse_condition(c, f"{path}[{i}]") for i, c in enumerate(raw))
 
 
+_CACHE_SIZE = 512
+_cache: OrderedDict[bytes, Filter] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def parse_filter(raw: Any, path: str = "filter") -> Filter:
-    """Validate Qdrant filter JSON (None = no filter = match all)."""
+    """Validate Qdrant filter JSON (None = no filter = match all). Parsed filters are immutable
+    and the same filter JSON comes back often (per query: planning and evaluation; across queries:
+    a tenant filter), so the last few hundred top-level parses are remembered by their JSON."""
     if raw is None:
         return Filter()
+    if path != "filter" or not isinstance(raw, dict):
+        return _parse_filter(raw, path)
+    try:
+        key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return _parse_filter(raw, path)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    parsed = _parse_filter(raw, path)  # errors are not cached: they raise every time
+    with _cache_lock:
+        _cache[key] = parsed
+        if len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return parsed
+
+
+def _parse_filter(raw: Any, path: str) -> Filter:
     body = _object(raw, path, "a filter object", FILTER_KEYS)
     min_should = None
     ms = body.get("min_should")
