@@ -82,12 +82,13 @@ class PeerCluster:
         if secret is not None:
             self.env["QDRANT__CLUSTER__SECRET"] = secret
 
-    def new_peer(self, bootstrap: ClusterPeer | None = None) -> ClusterPeer:
+    def new_peer(self, bootstrap: ClusterPeer | None = None, own_uri: bool = True) -> ClusterPeer:
         """Create (not start) the next peer: the first one gets ``--uri``, the others
-        ``--bootstrap`` (the given peer, else the first) and their own ``--uri``."""
+        ``--bootstrap`` (the given peer, else the first) and, with ``own_uri``, their own ``--uri``
+        (without it the cluster infers the joining peer's address, as Qdrant does)."""
         p2p = free_port()
         env = {**self.env, "QDRANT__SERVICE__GRPC_PORT": str(free_port())}
-        args = ["--uri", f"http://127.0.0.1:{p2p}"]
+        args = ["--uri", f"http://127.0.0.1:{p2p}"] if own_uri or not self.peers else []
         if self.peers:
             args += ["--bootstrap", (bootstrap or self.peers[0]).p2p_uri]
         peer = ClusterPeer(self.root / f"peer{len(self.peers)}", p2p, env, args)

@@ -28,7 +28,6 @@ value is ``null`` itself (``[null]`` is not null; a missing key is not null).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Protocol
 
 from qcluster.shards.filters.conditions import (
@@ -49,26 +48,13 @@ from qcluster.shards.filters.conditions import (
 )
 from qcluster.shards.filters.datetimes import datetime_micros
 from qcluster.shards.filters.geo import geo_point, values_pass
+from qcluster.shards.filters.numbers import as_number, is_int
 
 
 class TextMatcher(Protocol):
     """What a full-text index offers the evaluators: its verdict on a point's strings."""
 
     def text_match(self, check: MatchText, strings: list[str]) -> bool: ...
-
-
-def is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def as_number(x: Any) -> float | None:
-    """A JSON number as a double (as Qdrant's ``as_f64``), None for anything else."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    try:
-        return float(x)
-    except OverflowError:
-        return math.inf if x > 0 else -math.inf
 
 
 def same(x: Any, v: str | int | bool) -> bool:

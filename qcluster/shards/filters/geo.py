@@ -24,26 +24,18 @@ import numpy as np
 import numpy.typing as npt
 
 from qcluster.shards.filters.conditions import GeoBox, GeoCheck, GeoPolygon, GeoRadius
+from qcluster.shards.filters.numbers import as_number
 
 EARTH_RADIUS_M = 6371008.8
 F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 
 
-def _num(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    try:
-        return float(x)
-    except OverflowError:
-        return math.inf if x > 0 else -math.inf
-
-
 def geo_point(value: Any) -> tuple[float, float] | None:
     """(lat, lon) of a payload value that is a geo point, else None."""
     if not isinstance(value, dict):
         return None
-    lat, lon = _num(value.get("lat")), _num(value.get("lon"))
+    lat, lon = as_number(value.get("lat")), as_number(value.get("lon"))
     if lat is None or lon is None or not (math.isfinite(lat) and math.isfinite(lon)):
         return None
     return lat, lon

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from qcluster.shards.filters.checks import is_int, value_passes
+from qcluster.shards.filters.checks import value_passes
 from qcluster.shards.filters.conditions import (
     GeoBox,
     GeoPolygon,
@@ -28,6 +28,7 @@ from qcluster.shards.filters.conditions import (
     Range,
     ValueCheck,
 )
+from qcluster.shards.filters.numbers import is_int
 from qcluster.shards.payload_index.base import SKIP, FieldIndex, Mask
 from qcluster.shards.payload_index.postings import Postings
 from qcluster.shards.payload_index.schema import FieldSchema

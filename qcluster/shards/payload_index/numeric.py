@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from qcluster.shards.filters.checks import is_int, value_passes
+from qcluster.shards.filters.checks import value_passes
 from qcluster.shards.filters.conditions import (
     GeoBox,
     GeoPolygon,
@@ -26,6 +26,7 @@ from qcluster.shards.filters.conditions import (
     ValueCheck,
 )
 from qcluster.shards.filters.datetimes import datetime_micros
+from qcluster.shards.filters.numbers import is_int
 from qcluster.shards.payload_index.base import SKIP, FieldIndex, Mask
 from qcluster.shards.payload_index.inverted import own_type_can_pass
 from qcluster.shards.payload_index.postings import Postings, SortedValues
