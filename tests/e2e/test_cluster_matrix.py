@@ -18,6 +18,7 @@ from pathlib import Path
 from qcluster.testing.peer_cluster import ClusterPeer, PeerCluster, rest, wait_for
 from qcluster.testing.server import free_port
 
+from .http import call
 from .openapi_check import validate
 
 VECTORS = {"vectors": {"size": 4, "distance": "Cosine"}}
@@ -85,6 +86,12 @@ def test_five_peers_agree_and_survive_a_leader_kill(tmp_path: Path) -> None:
                 "metadata key everywhere",
             )
         assert rest(peers[2].url, "GET", "/cluster/metadata/keys")[1]["result"] == ["owner"]
+        # bad input: 400 naming the field, nothing stored
+        status, body = call(peers[1].url, "PUT", "/cluster/metadata/keys/broken", raw=b"{not json")
+        assert status == 400 and "body" in body["status"]["error"], body
+        status, body = call(peers[1].url, "PUT", "/cluster/metadata/keys/" + "k" * 300, {"v": 1})
+        assert status == 400 and "key" in body["status"]["error"], body
+        assert rest(peers[1].url, "GET", "/cluster/metadata/keys")[1]["result"] == ["owner"]
         status, body = rest(peers[3].url, "GET", "/cluster/metadata/keys/missing")
         assert status == 404 and "missing" in body["status"]["error"]
 
