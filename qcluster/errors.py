@@ -8,6 +8,7 @@ cause, classified once by :func:`is_transient`, and translated to HTTP / gRPC on
 
     QClusterError                       500  generic service error
     ├── BadInputError                   400  "Wrong input: ..."  (names the field)
+    │   ├── BadRequestError             400  "Bad request: ..."  (a request that contradicts itself)
     │   └── UnprocessableInputError     422  "Validation error in JSON body: ..."
     ├── ForbiddenError                  403
     ├── UnauthorizedError               401
@@ -47,6 +48,12 @@ class BadInputError(QClusterError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class BadRequestError(BadInputError):
+    """Parts of a request that cannot go together (Qdrant's "Bad request")."""
+
+    prefix = "Bad request: "
 
 
 class UnprocessableInputError(BadInputError):

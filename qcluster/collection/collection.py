@@ -24,7 +24,7 @@ from qcluster.collection.split import split_operation, sub_batch
 from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError
 from qcluster.logging import get_logger
 from qcluster.models.collections import CollectionConfig, with_vector
-from qcluster.models.config import VectorParams
+from qcluster.models.config import SparseVectorParams, VectorParams
 from qcluster.settings import StorageSettings
 from qcluster.shards.base import (
     NO_PAYLOAD,
@@ -117,11 +117,11 @@ class Collection:
             await shard.update_config(shard_cfg)
 
     # ------------------------------------------------------------------ vector names
-    async def create_vector(self, name: str, params: VectorParams) -> None:
+    async def create_vector(self, name: str, params: VectorParams | SparseVectorParams) -> None:
         """Add named vector ``name`` (existing points have none of it). A rebuild: writes wait
         until it is done; reads go on, except for the instant of the swap."""
         async with self._schema_lock:
-            if name in self.config.params.vectors:
+            if name in self.config.params.vectors or name in (self.config.params.sparse_vectors or {}):
                 raise AlreadyExistsError(f"Vector name `{name}` already exists in collection `{self.name}`")
             if name == DEFAULT_VECTOR or self.config.single_unnamed:
                 raise BadInputError(
@@ -132,9 +132,10 @@ class Collection:
     async def delete_vector(self, name: str) -> None:
         """Remove named vector ``name`` and its data: a rebuild."""
         async with self._schema_lock:
-            if name not in self.config.params.vectors:
+            sparse = self.config.params.sparse_vectors or {}
+            if name not in self.config.params.vectors and name not in sparse:
                 raise NotFoundError(f"Vector name `{name}` doesn't exist in collection `{self.name}`")
-            if len(self.config.params.vectors) == 1:
+            if len(self.config.params.vectors) + len(sparse) == 1:
                 raise BadInputError("the last vector of a collection cannot be deleted", "vector_name")
             await self._rebuild(with_vector(self.config, name, None))
 
@@ -251,7 +252,7 @@ class Collection:
         out: list[list[ScoredPoint]] = []
         for qi, req in enumerate(requests):
             merged = [p for shard_res in per_shard for p in shard_res[qi]]
-            high = higher_is_better(self.config.params.vectors[req.using].distance)
+            high = higher_is_better(self.config.distance_of(req.using))
             merged.sort(key=lambda p: -p.score if high else p.score)
             out.append(merged[req.offset : req.offset + req.limit])
         return out

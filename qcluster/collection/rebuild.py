@@ -19,16 +19,26 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from qcluster.models.collections import CollectionConfig
+from qcluster.models.config import ShardConfig
 from qcluster.settings import StorageSettings
 from qcluster.shards.base import ALL_PAYLOAD, ScrollRequest, VectorSelector
 from qcluster.shards.local_shard import LocalShard
-from qcluster.shards.operations import CreateFieldIndex, NamedVectors, PointsBatch, UpsertPoints
+from qcluster.shards.operations import (
+    Column,
+    CreateFieldIndex,
+    MultiColumn,
+    NamedVectors,
+    PointsBatch,
+    UpsertPoints,
+)
+from qcluster.shards.sparse.vector import SparseColumn
 
 PAGE = 1000
 SHARDS_PREFIX = "shards"
@@ -50,33 +60,45 @@ async def open_shards(root: Path, config: CollectionConfig, storage: StorageSett
     )
 
 
-async def copy_shard(old: LocalShard, new: LocalShard, dims: Mapping[str, int]) -> None:
-    """Every point of ``old`` into ``new``, keeping the vectors named in ``dims``; then the
+def _column(rows: list[Any], name: str, config: ShardConfig) -> Column | None:
+    """The column of vector ``name`` for a page of stored values (None where absent)."""
+    if not any(v is not None for v in rows):
+        return None
+    if name in config.sparse_vectors:
+        return SparseColumn.from_rows(rows)
+    dim = config.vectors[name].size
+    if config.vectors[name].multi:
+        return MultiColumn.from_rows(rows, dim)
+    present = np.array([v is not None for v in rows], dtype=np.bool_)
+    data = np.zeros((len(rows), dim), dtype=np.float32)
+    for i, v in enumerate(rows):
+        if v is not None:
+            data[i] = v
+    return NamedVectors(data, None if present.all() else present)
+
+
+async def copy_shard(old: LocalShard, new: LocalShard, config: ShardConfig) -> None:
+    """Every point of ``old`` into ``new``, keeping the vectors ``config`` names; then the
     payload indexes. Points left with no vector at all are kept (an all-absent column)."""
     offset = None
-    names = list(dims)
+    names = [*config.vectors, *config.sparse_vectors]
+    dims = config.dense_dims()
     keep = VectorSelector(True, tuple(names)) if names else VectorSelector(False)
     while True:
         page = await old.scroll(
             ScrollRequest(offset=offset, limit=PAGE, with_payload=ALL_PAYLOAD, with_vector=keep)
         )
         if page.points:
-            vectors: dict[str, NamedVectors] = {}
+            vectors: dict[str, Column] = {}
             for name in names:
-                rows = [r.vector.get(name) if r.vector else None for r in page.points]
-                present = np.array([v is not None for v in rows], dtype=np.bool_)
-                if not present.any():
-                    continue
-                dim = next(v for v in rows if v is not None).shape[0]
-                data = np.zeros((len(rows), dim), dtype=np.float32)
-                for i, v in enumerate(rows):
-                    if v is not None:
-                        data[i] = v
-                vectors[name] = NamedVectors(data, None if present.all() else present)
-            if not vectors and names:
+                col = _column([r.vector.get(name) if r.vector else None for r in page.points], name, config)
+                if col is not None:
+                    vectors[name] = col
+            if not vectors and dims:
+                first = next(iter(dims))
                 n = len(page.points)
-                vectors[names[0]] = NamedVectors(
-                    np.zeros((n, dims[names[0]]), dtype=np.float32), np.zeros(n, dtype=np.bool_)
+                vectors[first] = NamedVectors(
+                    np.zeros((n, dims[first]), dtype=np.float32), np.zeros(n, dtype=np.bool_)
                 )
             batch = PointsBatch(
                 tuple(r.id for r in page.points), vectors, tuple(r.payload for r in page.points)
@@ -103,9 +125,8 @@ async def build_generation(
     shards: list[LocalShard] = []
     try:
         shards = await open_shards(root, config, storage)
-        dims = {name: p.size for name, p in config.params.vectors.items()}
         for old, new in zip(old_shards, shards, strict=True):
-            await copy_shard(old, new, dims)
+            await copy_shard(old, new, config.shard_config())
     except BaseException:
         await asyncio.gather(*(s.close() for s in shards), return_exceptions=True)
         await asyncio.to_thread(shutil.rmtree, root, True)

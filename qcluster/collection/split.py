@@ -8,7 +8,6 @@ import numpy as np
 
 from qcluster.shards.operations import (
     SELECTOR_OPS,
-    NamedVectors,
     PointsBatch,
     PointSelector,
     UpdateOperation,
@@ -20,10 +19,7 @@ from qcluster.shards.routing import split_ids
 
 def sub_batch(batch: PointsBatch, rows: list[int]) -> PointsBatch:
     idx = np.asarray(rows, dtype=np.int64)
-    vectors = {
-        name: NamedVectors(nv.data[idx], None if nv.present is None else nv.present[idx])
-        for name, nv in batch.vectors.items()
-    }
+    vectors = {name: col.take(idx) for name, col in batch.vectors.items()}
     payloads = None if batch.payloads is None else tuple(batch.payloads[i] for i in rows)
     return PointsBatch(tuple(batch.ids[i] for i in rows), vectors, payloads)
 

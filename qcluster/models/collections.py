@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from qcluster.models.common import Req, tag, tagged
 from qcluster.models.config import (
     BinaryQuantization,
+    Distance,
     HnswConfig,
     HnswConfigDiff,
     OptimizersConfig,
@@ -16,6 +17,8 @@ from qcluster.models.config import (
     QuantizationConfig,
     ScalarQuantization,
     ShardConfig,
+    SparseIndexParams,
+    SparseVectorParams,
     VectorParams,
     WalConfig,
 )
@@ -86,15 +89,8 @@ class CreateCollection(_Body):
     wal_config: WalConfigDiff | None = None
     optimizers_config: OptimizersConfigDiff | None = None
     quantization_config: QuantizationIn | None = None
-    sparse_vectors: dict[str, Any] | None = None
+    sparse_vectors: dict[str, SparseVectorParams] | None = None
     metadata: dict[str, Any] | None = None
-
-    @field_validator("sparse_vectors")
-    @classmethod
-    def _no_sparse(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value:
-            raise ValueError("sparse vectors are not supported by qcluster yet")
-        return value
 
 
 class CollectionParamsDiff(_Body):
@@ -112,6 +108,7 @@ class VectorParamsDiff(_Body):
 
 class UpdateCollection(_Body):
     vectors: dict[str, VectorParamsDiff] | None = None
+    sparse_vectors: dict[str, SparseVectorParams] | None = None
     optimizers_config: OptimizersConfigDiff | None = None
     params: CollectionParamsDiff | None = None
     hnsw_config: HnswConfigDiff | None = None
@@ -177,10 +174,10 @@ class DenseVectorConfigIn(Req):
 
 
 class VectorNameConfigIn(Req):
-    """``PUT /collections/{c}/vectors/{name}``: ``{"dense": {...}}`` (sparse is not supported)."""
+    """``PUT /collections/{c}/vectors/{name}``: ``{"dense": {...}}`` or ``{"sparse": {...}}``."""
 
     dense: DenseVectorConfigIn | None = None
-    sparse: dict[str, Any] | None = None
+    sparse: SparseVectorParams | None = None
 
 
 class SnapshotRecoverIn(Req):
@@ -194,6 +191,7 @@ class CollectionParams(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     vectors: dict[str, VectorParams]
+    sparse_vectors: dict[str, SparseVectorParams] | None = None
     shard_number: int = 1
     replication_factor: int = 1
     write_consistency_factor: int = 1
@@ -216,9 +214,15 @@ class CollectionConfig(BaseModel):
     def single_unnamed(self) -> bool:
         return list(self.params.vectors) == [DEFAULT_VECTOR]
 
+    def distance_of(self, name: str) -> Distance:
+        """The distance a name's scores follow (sparse vectors score by dot product)."""
+        params = self.params.vectors.get(name)
+        return "Dot" if params is None else params.distance
+
     def shard_config(self) -> ShardConfig:
         return ShardConfig(
             vectors=self.params.vectors,
+            sparse_vectors=self.params.sparse_vectors or {},
             hnsw_config=self.hnsw_config,
             optimizer_config=self.optimizer_config,
             wal_config=self.wal_config,
@@ -255,6 +259,7 @@ def config_from_create(
     vectors = req.vectors if isinstance(req.vectors, dict) else {DEFAULT_VECTOR: req.vectors}
     params = CollectionParams(
         vectors=vectors,
+        sparse_vectors=req.sparse_vectors or None,
         shard_number=req.shard_number or default_shards,
         replication_factor=req.replication_factor or 1,
         write_consistency_factor=req.write_consistency_factor or 1,
@@ -296,7 +301,11 @@ def config_after_update(cfg: CollectionConfig, req: UpdateCollection) -> Collect
             update["on_disk"] = diff.on_disk
         vectors[name] = vp.model_copy(update=update)
     params = cfg.params.model_copy(
-        update={"vectors": vectors, **(req.params.model_dump(exclude_none=True) if req.params else {})}
+        update={
+            "vectors": vectors,
+            "sparse_vectors": _sparse_after(cfg.params.sparse_vectors, req.sparse_vectors),
+            **(req.params.model_dump(exclude_none=True) if req.params else {}),
+        }
     )
     metadata = cfg.metadata
     if req.metadata is not None:
@@ -311,6 +320,31 @@ def config_after_update(cfg: CollectionConfig, req: UpdateCollection) -> Collect
     )
 
 
+def _sparse_after(
+    current: dict[str, SparseVectorParams] | None, diff: dict[str, SparseVectorParams] | None
+) -> dict[str, SparseVectorParams] | None:
+    """Sparse vector params after a PATCH: ``index`` fields merged, ``modifier`` replaced."""
+    if not diff:
+        return current
+    out = dict(current or {})
+    for name, change in diff.items():
+        if name not in out:
+            from qcluster.errors import BadInputError
+
+            raise BadInputError(f"Not existing vector name error: {name}", f"sparse_vectors.{name}")
+        old = out[name]
+        index = old.index
+        if change.index is not None:
+            merged = {
+                **(old.index.model_dump(exclude_none=True) if old.index else {}),
+                **change.index.model_dump(exclude_none=True),
+            }
+            index = SparseIndexParams(**merged)
+        modifier = change.modifier if change.modifier is not None else old.modifier
+        out[name] = SparseVectorParams(index=index, modifier=modifier)
+    return out
+
+
 def _quantization_after(
     current: QuantizationConfig | None, diff: QuantizationConfig | Literal["Disabled"] | None
 ) -> QuantizationConfig | None:
@@ -319,11 +353,17 @@ def _quantization_after(
     return None if diff == "Disabled" else diff
 
 
-def with_vector(cfg: CollectionConfig, name: str, params: VectorParams | None) -> CollectionConfig:
-    """The config with named vector ``name`` added (``params``) or removed (None)."""
+def with_vector(
+    cfg: CollectionConfig, name: str, params: VectorParams | SparseVectorParams | None
+) -> CollectionConfig:
+    """The config with vector ``name`` added (dense or sparse ``params``) or removed (None)."""
     vectors = dict(cfg.params.vectors)
-    if params is None:
-        vectors.pop(name, None)
-    else:
+    sparse = dict(cfg.params.sparse_vectors or {})
+    vectors.pop(name, None)
+    sparse.pop(name, None)
+    if isinstance(params, VectorParams):
         vectors[name] = params
-    return cfg.model_copy(update={"params": cfg.params.model_copy(update={"vectors": vectors})})
+    elif isinstance(params, SparseVectorParams):
+        sparse[name] = params
+    update = {"vectors": vectors, "sparse_vectors": sparse or None}
+    return cfg.model_copy(update={"params": cfg.params.model_copy(update=update)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Distance = Literal["Cosine", "Euclid", "Dot", "Manhattan"]
 CompressionRatio = Literal["x4", "x8", "x16", "x32", "x64"]
@@ -62,6 +62,10 @@ class BinaryQuantization(_Model):
 QuantizationConfig = ScalarQuantization | ProductQuantization | BinaryQuantization
 
 
+class MultiVectorConfig(_Model):
+    comparator: Literal["max_sim"]
+
+
 class VectorParams(_Model):
     size: int = Field(..., ge=1, le=65536)
     distance: Distance
@@ -69,6 +73,40 @@ class VectorParams(_Model):
     quantization_config: QuantizationConfig | None = None
     on_disk: bool | None = None
     datatype: Literal["float32", "uint8", "float16"] | None = None
+    multivector_config: MultiVectorConfig | None = None
+
+    @property
+    def multi(self) -> bool:
+        return self.multivector_config is not None
+
+
+Memory = Literal["cold", "cached", "pinned"]
+
+
+class SparseIndexParams(_Model):
+    full_scan_threshold: int | None = Field(None, ge=0)
+    on_disk: bool | None = None
+    memory: Memory | None = None
+    datatype: Literal["float32", "uint8", "float16", "turbo4"] | None = None
+
+    @field_validator("datatype")
+    @classmethod
+    def _sparse_datatype(cls, value: str | None) -> str | None:
+        if value == "turbo4":
+            raise ValueError("sparse vectors do not support the turbo4 datatype")
+        return value
+
+
+class SparseVectorParams(_Model):
+    """A named sparse vector: scores are dot products; ``modifier: idf`` weighs query terms by
+    their inverse document frequency."""
+
+    index: SparseIndexParams | None = None
+    modifier: Literal["none", "idf"] | None = None
+
+    @property
+    def idf(self) -> bool:
+        return self.modifier == "idf"
 
 
 class OptimizersConfig(_Model):
@@ -91,10 +129,18 @@ class ShardConfig(_Model):
     """What one local shard needs to know about its collection."""
 
     vectors: dict[str, VectorParams]
+    sparse_vectors: dict[str, SparseVectorParams] = Field(default_factory=dict)
     hnsw_config: HnswConfig = HnswConfig()
     optimizer_config: OptimizersConfig = OptimizersConfig()
     wal_config: WalConfig = WalConfig()
     quantization_config: QuantizationConfig | None = None
+
+    def dense_dims(self) -> dict[str, int]:
+        """Single-vector names -> dimension (multivectors excluded)."""
+        return {n: p.size for n, p in self.vectors.items() if not p.multi}
+
+    def multi_dims(self) -> dict[str, int]:
+        return {n: p.size for n, p in self.vectors.items() if p.multi}
 
     def hnsw_for(self, name: str) -> HnswConfig:
         """The collection HNSW config with the vector's own overrides applied."""

@@ -20,11 +20,23 @@ class QuantizationParamsIn(Req):
     oversampling: Annotated[float, Field(ge=1.0)] | None = None
 
 
+class IdfCorpusIn(Req):
+    corpus: FilterIn
+
+
+IdfIn = Annotated[
+    Annotated[Literal["global"], tag("global")] | Annotated[IdfCorpusIn, tag("corpus")],
+    tagged(lambda v: "global" if isinstance(v, str) else "corpus", '"global" or {corpus: filter}'),
+]
+
+
 class SearchParamsIn(Req):
     hnsw_ef: Limit | None = None
     exact: bool = False
     quantization: QuantizationParamsIn | None = None
     indexed_only: bool = False
+    acorn: Any = None
+    idf: IdfIn | None = None
 
 
 class LookupLocationIn(Req):

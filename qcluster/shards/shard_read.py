@@ -1,4 +1,5 @@
-"""Read paths over a snapshot (tuple) of a shard's segments: search, scroll, count, retrieve, facet.
+"""Read paths over a snapshot (tuple) of a shard's segments: scroll, count, retrieve, facet, info
+(search is in ``shard_search``).
 
 Run on the shard's search threads. A point is live in one segment, except for a moment while an
 update moves it (copy-on-write): results are de-duplicated by point id, newest version first.
@@ -14,23 +15,19 @@ import numpy as np
 import numpy.typing as npt
 
 from qcluster.errors import BadInputError
-from qcluster.models.config import ShardConfig
 from qcluster.shards.base import (
     CountRequest,
     FilterJson,
     PayloadSelector,
     Record,
-    ScoredPoint,
     ScrollRequest,
     ScrollResult,
-    SearchRequest,
     ShardInfo,
     VectorSelector,
 )
-from qcluster.shards.distance import higher_is_better, preprocess
 from qcluster.shards.payload_ops import select_payload
 from qcluster.shards.segment import Segment
-from qcluster.shards.segment_search import search_segment
+from qcluster.shards.shard_search import filter_masks, point_vectors
 from qcluster.types import PointId, point_id_sort_key
 
 if TYPE_CHECKING:
@@ -39,93 +36,8 @@ if TYPE_CHECKING:
 Mask = npt.NDArray[np.bool_]
 
 
-def _filter_masks(segments: Sequence[Segment], raw: FilterJson | None) -> list[Mask | None]:
-    if raw is None:
-        return [None] * len(segments)
-    from qcluster.shards.filters import check_index_types, evaluate, parse_filter
-
-    flt = parse_filter(raw)
-    if segments:
-        check_index_types(flt, {k: i.schema for k, i in segments[-1].field_indexes.items()})
-    return [evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_) for seg in segments]
-
-
-def _vectors(seg: Segment, off: int, sel: VectorSelector) -> dict[str, npt.NDArray[np.float32]] | None:
-    if not sel.enabled:
-        return None
-    return seg.point_vectors(
-        off, sel.names if sel.names is None else tuple(n for n in sel.names if n in seg.dims)
-    )
-
-
-def search(
-    segments: Sequence[Segment], config: ShardConfig, requests: Sequence[SearchRequest]
-) -> list[list[ScoredPoint]]:
-    return [_search_one(segments, config, req) for req in requests]
-
-
-def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchRequest) -> list[ScoredPoint]:
-    params = config.vectors.get(req.using)
-    if params is None:
-        raise BadInputError(f"Not existing vector name error: {req.using}", "using")
-    if req.limit < 0 or req.offset < 0:
-        raise BadInputError("limit and offset must be non-negative", "limit")
-    vec = np.asarray(req.vector, dtype=np.float32).reshape(1, -1)
-    if vec.shape[1] != params.size:
-        raise BadInputError(
-            f"Vector dimension error: expected dim: {params.size}, got {vec.shape[1]}", "vector"
-        )
-    if not np.isfinite(vec).all():
-        raise BadInputError("query vector values must be finite numbers", "vector")
-    k = req.limit + req.offset
-    if k == 0:
-        return []
-    query = preprocess(vec, params.distance)
-    hnsw = config.hnsw_for(req.using)
-    masks = _filter_masks(segments, req.filter)
-    better_high = higher_is_better(params.distance)
-    hits: list[tuple[float, int, int]] = []  # (sort key, segment index, offset)
-    for si, seg in enumerate(segments):
-        if seg.live_count == 0:
-            continue
-        scores, offs = search_segment(
-            seg, query, req.using, k, params.distance, hnsw, req.params, req.score_threshold, masks[si]
-        )
-        valid = offs[0] >= 0
-        sign = -1.0 if better_high else 1.0
-        for s, off in zip((scores[0][valid] * sign).tolist(), offs[0][valid].tolist(), strict=True):
-            hits.append((s, si, off))
-    if len(segments) > 1:
-        hits.sort(key=lambda h: h[0])
-    out: list[ScoredPoint] = []
-    seen: set[PointId] = set()
-    skipped = 0
-    for key, si, off in hits:
-        seg = segments[si]
-        pid = seg.ids[off]
-        if pid in seen or seg.deleted[off]:
-            continue
-        seen.add(pid)
-        if skipped < req.offset:
-            skipped += 1
-            continue
-        score = -key if better_high else key
-        out.append(
-            ScoredPoint(
-                id=pid,
-                version=int(seg.versions[off]),
-                score=score,
-                payload=select_payload(seg.payloads[off], req.with_payload),
-                vector=_vectors(seg, off, req.with_vector),
-            )
-        )
-        if len(out) >= req.limit:
-            break
-    return out
-
-
 def _matching(segments: Sequence[Segment], raw: FilterJson | None) -> list[tuple[PointId, int, int]]:
-    masks = _filter_masks(segments, raw)
+    masks = filter_masks(segments, raw)
     found: list[tuple[PointId, int, int]] = []
     for si, seg in enumerate(segments):
         mask = masks[si]
@@ -161,7 +73,7 @@ def scroll(segments: Sequence[Segment], req: ScrollRequest) -> ScrollResult:
         Record(
             id=pid,
             payload=select_payload(segments[si].payloads[off], req.with_payload),
-            vector=_vectors(segments[si], off, req.with_vector),
+            vector=point_vectors(segments[si], off, req.with_vector),
         )
         for pid, si, off in page
     ]
@@ -196,7 +108,7 @@ def _scroll_ordered(
         Record(
             id=pid,
             payload=select_payload(segments[si].payloads[off], req.with_payload),
-            vector=_vectors(segments[si], off, req.with_vector),
+            vector=point_vectors(segments[si], off, req.with_vector),
             order_value=int(value) if float(value).is_integer() else value,
         )
         for value, pid, si, off in top
@@ -207,7 +119,7 @@ def _scroll_ordered(
 def count(segments: Sequence[Segment], req: CountRequest) -> int:
     if req.filter is None:
         return sum(seg.live_count for seg in segments)
-    masks = _filter_masks(segments, req.filter)
+    masks = filter_masks(segments, req.filter)
     total = 0
     for seg, mask in zip(segments, masks, strict=True):
         if mask is not None and seg.size:
@@ -234,7 +146,7 @@ def retrieve(
                     Record(
                         id=pid,
                         payload=select_payload(seg.payloads[off], with_payload),
-                        vector=_vectors(seg, off, with_vector),
+                        vector=point_vectors(seg, off, with_vector),
                     )
                 )
                 break
@@ -242,7 +154,7 @@ def retrieve(
 
 
 def facet(segments: Sequence[Segment], key: str, raw: FilterJson | None, limit: int) -> list[tuple[Any, int]]:
-    masks = _filter_masks(segments, raw)
+    masks = filter_masks(segments, raw)
     totals: dict[Any, int] = {}
     for seg, mask in zip(segments, masks, strict=True):
         fidx = seg.field_index(key)

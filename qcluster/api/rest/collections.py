@@ -22,7 +22,7 @@ from qcluster.models.collections import (
     config_after_update,
     config_from_create,
 )
-from qcluster.models.config import VectorParams
+from qcluster.models.config import SparseVectorParams, VectorParams
 from qcluster.shards.base import OptimizationProgress, UpdateResult
 from qcluster.shards.operations import CreateFieldIndex, DeleteFieldIndex
 
@@ -64,8 +64,19 @@ async def create_collection(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
     request.app[QUOTAS_KEY].check_write()
     req = await body(request, CreateCollection)
-    if isinstance(req.vectors, dict) and not req.vectors:
+    if isinstance(req.vectors, dict) and not req.vectors and not req.sparse_vectors:
         raise UnprocessableInputError("[vectors: at least one vector must be configured]", "vectors")
+    dense_names = set(req.vectors) if isinstance(req.vectors, dict) else {""}
+    for name in req.sparse_vectors or {}:
+        if not name:
+            raise UnprocessableInputError(
+                "[sparse_vectors: Sparse vector name cannot be empty]", "sparse_vectors"
+            )
+        if name in dense_names:
+            raise UnprocessableInputError(
+                f"[sparse_vectors: Dense and sparse vector names must be unique - duplicate found with '{name}']",
+                "sparse_vectors",
+            )
     config = config_from_create(req, default_shards=toc.default_shard_number(), defaults=toc.defaults())
     await toc.create(_name(request), config, _timeout(request))
     return ok(request, True)
@@ -128,11 +139,13 @@ async def create_vector_name(request: web.Request) -> web.Response:
     """Add a named vector to an existing collection; existing points do not have it."""
     col = request.app[TOC_KEY].get(_name(request))
     req = await body(request, VectorNameConfigIn)
+    params: VectorParams | SparseVectorParams
     if req.sparse is not None:
-        raise BadInputError("sparse vectors are not supported by qcluster", "sparse")
-    if req.dense is None:
-        raise BadInputError('expected {"dense": {"size", "distance"}}', "dense")
-    params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
+        params = req.sparse
+    elif req.dense is not None:
+        params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
+    else:
+        raise BadInputError('expected {"dense": {"size", "distance"}} or {"sparse": {}}', "dense")
     await col.create_vector(request.match_info["vector_name"], params)
     return ok(request, update_json(UpdateResult(0, "completed")))
 

@@ -21,8 +21,6 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from qcluster.collection.collection import Collection
 from qcluster.collection.query import examples
 from qcluster.collection.query.context import (
@@ -33,10 +31,10 @@ from qcluster.collection.query.context import (
     make_context,
     order_by_spec,
     resolve_vector,
-    similarity,
 )
 from qcluster.collection.query.fusion import DEFAULT_RRF_K, dbsf, mmr, rrf
-from qcluster.errors import BadInputError
+from qcluster.collection.query.vectors import QueryVector
+from qcluster.errors import BadInputError, BadRequestError
 from qcluster.models.query import OrderByIn, PrefetchIn, QueryIn
 from qcluster.shards.base import NO_PAYLOAD, ScrollRequest, SearchRequest, VectorSelector
 from qcluster.types import PointId
@@ -44,7 +42,6 @@ from qcluster.types import PointId
 UNSUPPORTED = {
     "formula": "formula queries",
     "relevance_feedback": "relevance feedback queries",
-    "indices": "sparse vectors",
     "text": "inference (document) queries",
     "image": "inference (image) queries",
     "object": "inference (object) queries",
@@ -72,6 +69,7 @@ async def run_query(
     """Run one query (or prefetch) against ``col``; ``lookup`` resolves other collections by
     name (``lookup_from``)."""
     flt = merge_filters(outer_filter, req.filter)
+    _check_combination(req)
     offset, with_payload, with_vector = None, False, False
     if isinstance(req, QueryIn):  # a prefetch returns ids and scores only
         offset, with_payload, with_vector = req.offset, req.with_payload, req.with_vector
@@ -88,12 +86,45 @@ async def run_query(
         with_vector=with_vector,
         lookup_from=req.lookup_from,
         default_payload=default_payload,
+        needs_vector=_needs_vector(req.query),
     )
     pre: list[list[Hit]] | None = None
     if req.prefetch is not None:
         items = req.prefetch if isinstance(req.prefetch, list) else [req.prefetch]
         pre = list(await asyncio.gather(*(run_query(col, p, lookup, outer_filter=flt) for p in items)))
     return await _dispatch(ctx, req.query, pre)
+
+
+_NO_VECTOR_KINDS = ("fusion", "rrf", "order_by", "sample")
+
+
+def _needs_vector(query: Any) -> bool:
+    if query is None:
+        return False
+    return not (isinstance(query, Mapping) and any(k in query for k in _NO_VECTOR_KINDS))
+
+
+def _check_combination(req: PrefetchIn) -> None:
+    """Qdrant's rules on what a query may combine."""
+    query = req.query
+    if query is None:
+        if req.prefetch is not None:
+            raise BadRequestError(
+                "A query is needed to merge the prefetches. Can't have prefetches without defining a query.",
+                "query",
+            )
+        if req.score_threshold is not None:
+            raise BadRequestError(
+                "A query is needed to use the score_threshold. Can't have score_threshold without "
+                "defining a query.",
+                "score_threshold",
+            )
+        return
+    if isinstance(query, Mapping):
+        if "order_by" in query and req.score_threshold is not None:
+            raise BadRequestError("Can't use score_threshold with an order_by query.", "score_threshold")
+        if ("fusion" in query or "rrf" in query) and req.using is not None:
+            raise BadRequestError("Fusion queries cannot be combined with the 'using' field.", "using")
 
 
 def _ids(pre: Sequence[Sequence[Hit]]) -> list[PointId]:
@@ -107,7 +138,7 @@ async def _dispatch(ctx: QueryContext, query: Any, pre: list[list[Hit]] | None) 
             return await scroll_hits(ctx, None)
         merged = {h.id: h.score for hits in pre for h in hits}
         return await hydrate(ctx, list(merged.items())[ctx.offset : ctx.offset + ctx.limit])
-    if isinstance(query, Mapping):
+    if isinstance(query, Mapping) and "indices" not in query:
         for key, what in UNSUPPORTED.items():
             if key in query:
                 raise BadInputError(f"query: {what} are not supported by qcluster", f"query.{key}")
@@ -143,7 +174,7 @@ async def _nearest(ctx: QueryContext, raw: Any, mmr_raw: Any, prefetched: list[P
 
 
 async def _mmr(
-    ctx: QueryContext, vec: Any, raw: Any, prefetched: list[PointId] | None, exclude: set[PointId]
+    ctx: QueryContext, vec: QueryVector, raw: Any, prefetched: list[PointId] | None, exclude: set[PointId]
 ) -> list[Hit]:
     """Candidates (the nearest ``candidates_limit``, or the prefetched points), then MMR picks
     ``offset + limit`` of them; each hit keeps its own query score."""
@@ -175,16 +206,15 @@ async def _mmr(
         )
         scores = {h.id: h.score for h in exact}
     recs = await ctx.col.retrieve(list(scores), NO_PAYLOAD, VectorSelector(True, (ctx.using,)))
-    recs = [r for r in recs if r.vector and ctx.using in r.vector]
+    recs = [r for r in recs if r.vector and ctx.using in r.vector and r.id in scores]
     if not recs:
         return []
-    mat = np.stack([r.vector[ctx.using] for r in recs])  # type: ignore[index]
+    stored = ctx.stored([r.vector[ctx.using] for r in recs if r.vector])
 
     def pick() -> list[int]:
-        relevance = similarity(ctx.distance, mat, vec).astype(np.float64)
-        return mmr(relevance, lambda i: similarity(ctx.distance, mat, mat[i]), float(diversity), wanted)
+        return mmr(stored.sims(vec), stored.sims_to, float(diversity), wanted)
 
-    order = await asyncio.to_thread(pick) if len(mat) > 256 else pick()
+    order = await asyncio.to_thread(pick) if len(stored) > 256 else pick()
     picked = [(recs[i].id, scores[recs[i].id]) for i in order][ctx.offset :]
     return await hydrate(ctx, picked)
 
