@@ -25,12 +25,12 @@ from qcluster.models.collections import (
 from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, WalConfig
 from qcluster.settings import StorageSettings
 from qcluster.shards.clock import next_epoch
-from qcluster.shards.replica_set import ReplicaEnv, SinglePeer
+from qcluster.shards.replica_set import ReplicaEnv, ReplicaSet, SinglePeer
 from qcluster.shards.segment_files import read_json, write_json_atomic
 from qcluster.shards.shard_holder import ShardPlacement, local_placement
 
 if TYPE_CHECKING:
-    from qcluster.metadata_sync import MetadataSync
+    from qcluster.cluster.metadata_sync import MetadataSync
 
 log = get_logger(__name__)
 CLUSTER_TIMEOUT = 30.0  # seconds a metadata change may take through consensus by default
@@ -92,6 +92,11 @@ class TableOfContents:
         if col is None:
             raise NotFoundError(f"Collection `{name}` doesn't exist!")
         return col
+
+    def replica_set(self, collection: str, shard_id: int) -> ReplicaSet | None:
+        """This peer's replica set of a shard (by the collection's own name), for peer calls."""
+        col = self.collections.get(collection)
+        return None if col is None else col.holder.sets.get(shard_id)
 
     def exists(self, name: str) -> bool:
         return self.resolve(name) in self.collections
