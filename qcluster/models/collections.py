@@ -19,6 +19,7 @@ from qcluster.models.config import (
     ShardConfig,
     SparseIndexParams,
     SparseVectorParams,
+    TurboQuantization,
     VectorParams,
     WalConfig,
 )
@@ -27,7 +28,7 @@ from qcluster.types import DEFAULT_VECTOR
 
 def _quantization_kind(value: Any) -> str:
     if isinstance(value, dict):
-        for key in ("scalar", "product", "binary"):
+        for key in ("scalar", "product", "binary", "turbo"):
             if key in value:
                 return key
     if value == "Disabled":
@@ -39,15 +40,17 @@ def _quantization_kind(value: Any) -> str:
 QuantizationIn = Annotated[
     Annotated[ScalarQuantization, tag("scalar")]
     | Annotated[ProductQuantization, tag("product")]
-    | Annotated[BinaryQuantization, tag("binary")],
-    tagged(_quantization_kind, "one of `scalar`, `product`, `binary`"),
+    | Annotated[BinaryQuantization, tag("binary")]
+    | Annotated[TurboQuantization, tag("turbo")],
+    tagged(_quantization_kind, "one of `scalar`, `product`, `binary`, `turbo`"),
 ]
 QuantizationDiffIn = Annotated[
     Annotated[ScalarQuantization, tag("scalar")]
     | Annotated[ProductQuantization, tag("product")]
     | Annotated[BinaryQuantization, tag("binary")]
+    | Annotated[TurboQuantization, tag("turbo")]
     | Annotated[Literal["Disabled"], tag("disabled")],
-    tagged(_quantization_kind, 'one of `scalar`, `product`, `binary` or "Disabled"'),
+    tagged(_quantization_kind, 'one of `scalar`, `product`, `binary`, `turbo` or "Disabled"'),
 ]
 VectorsIn = Annotated[
     Annotated[VectorParams, tag("single")] | Annotated[dict[str, VectorParams], tag("named")],
@@ -170,7 +173,7 @@ class CreateFieldIndexIn(Req):
 class DenseVectorConfigIn(Req):
     size: Annotated[int, Field(ge=1, le=65536)]
     distance: Literal["Cosine", "Euclid", "Dot", "Manhattan"]
-    datatype: Literal["float32", "uint8", "float16"] | None = None
+    datatype: Literal["float32", "uint8", "float16", "turbo4"] | None = None
 
 
 class VectorNameConfigIn(Req):

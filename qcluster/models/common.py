@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
 
 from qcluster.types import MAX_U64, PointId
@@ -53,6 +53,11 @@ PointIdIn = Annotated[PointId, BeforeValidator(_point_id)]
 Limit = Annotated[int, Field(ge=1)]
 Usize = Annotated[int, Field(ge=0)]
 FilterIn = dict[str, Any]
+
+
+def with_vector_field(default: Any) -> Any:
+    """``with_vector``, also spelled ``with_vectors`` (Qdrant's serde alias)."""
+    return Field(default, validation_alias=AliasChoices("with_vector", "with_vectors"))
 
 
 def tagged(choose: Callable[[Any], str], expected: str = "a known variant") -> Discriminator:

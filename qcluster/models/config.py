@@ -59,7 +59,18 @@ class BinaryQuantization(_Model):
     binary: BinaryQuantizationConfig
 
 
-QuantizationConfig = ScalarQuantization | ProductQuantization | BinaryQuantization
+class TurboQuantizationConfig(_Model):
+    bits: Literal["bits1", "bits1_5", "bits2", "bits4"] | None = None
+    always_ram: bool | None = None
+
+
+class TurboQuantization(_Model):
+    """Qdrant's TurboQuant codes; qcluster indexes them as scalar int8 (at least as precise)."""
+
+    turbo: TurboQuantizationConfig
+
+
+QuantizationConfig = ScalarQuantization | ProductQuantization | BinaryQuantization | TurboQuantization
 
 
 class MultiVectorConfig(_Model):
@@ -72,7 +83,8 @@ class VectorParams(_Model):
     hnsw_config: HnswConfigDiff | None = None
     quantization_config: QuantizationConfig | None = None
     on_disk: bool | None = None
-    datatype: Literal["float32", "uint8", "float16"] | None = None
+    # turbo4 (Qdrant's 4-bit storage) is accepted and stored as float32
+    datatype: Literal["float32", "uint8", "float16", "turbo4"] | None = None
     multivector_config: MultiVectorConfig | None = None
 
     @property

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from qcluster.models.common import FilterIn, PointIdIn, Req, tag, tagged
+from qcluster.models.common import FilterIn, PointIdIn, Req, tag, tagged, with_vector_field
 
 UpdateMode = Literal["upsert", "insert_only", "update_only"]
 
@@ -156,4 +156,4 @@ class UpdateOperationsIn(Req):
 class PointRequestIn(Req):
     ids: list[PointIdIn]
     with_payload: Any = True
-    with_vector: Any = False
+    with_vector: Any = with_vector_field(False)

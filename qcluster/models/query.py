@@ -11,7 +11,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from qcluster.models.common import FilterIn, Limit, PointIdIn, Req, Usize, one_or_many, tag, tagged
+from qcluster.models.common import (
+    FilterIn,
+    Limit,
+    PointIdIn,
+    Req,
+    Usize,
+    one_or_many,
+    tag,
+    tagged,
+    with_vector_field,
+)
 
 
 class QuantizationParamsIn(Req):
@@ -76,7 +86,7 @@ PrefetchIn.model_rebuild()
 
 class QueryIn(PrefetchIn):
     offset: Usize | None = None
-    with_vector: Any = None
+    with_vector: Any = with_vector_field(None)
     with_payload: Any = None
 
 
@@ -112,7 +122,7 @@ class _LegacyBase(Req):
     filter: FilterIn | None = None
     params: SearchParamsIn | None = None
     with_payload: Any = None
-    with_vector: Any = None
+    with_vector: Any = with_vector_field(None)
     score_threshold: float | None = None
 
 
@@ -171,7 +181,7 @@ class DiscoverIn(Req):
     limit: Limit
     offset: Usize | None = None
     with_payload: Any = None
-    with_vector: Any = None
+    with_vector: Any = with_vector_field(None)
     using: str | None = None
     lookup_from: LookupLocationIn | None = None
 
@@ -180,13 +190,21 @@ class DiscoverBatchIn(Req):
     searches: list[DiscoverIn]
 
 
+class SearchMatrixIn(Req):
+    shard_key: Any = None
+    filter: FilterIn | None = None
+    sample: Annotated[int, Field(ge=2)] | None = None
+    limit: Limit | None = None
+    using: str | None = None
+
+
 # ------------------------------------------------------------------ scroll / count / facet / retrieve
 class ScrollIn(Req):
     offset: PointIdIn | None = None
     limit: Limit | None = None
     filter: FilterIn | None = None
     with_payload: Any = None
-    with_vector: Any = False
+    with_vector: Any = with_vector_field(False)
     order_by: OrderByInterface | None = None
 
 

@@ -68,10 +68,9 @@ class SegmentSet:
         if isinstance(op, SELECTOR_OPS):
             sel = op.selector
             if sel.filter is not None:
-                from qcluster.shards.filters import check_index_types, evaluate, parse_filter
+                from qcluster.shards.filters import evaluate, parse_filter
 
                 flt = parse_filter(sel.filter)
-                check_index_types(flt, {k: i.schema for k, i in self.appendable.field_indexes.items()})
                 ids: list[PointId] = []
                 for seg in self.segments:
                     if seg.size == 0:

@@ -31,13 +31,13 @@ Hits = list[tuple[float, int, int]]  # (sort key: smaller is better, segment ind
 
 
 def filter_masks(segments: Sequence[Segment], raw: FilterJson | None) -> list[Mask | None]:
+    """The filter's mask per segment. A condition that a key's payload index cannot answer (a
+    text match on a uuid index, ...) is checked on the payloads, as Qdrant does."""
     if raw is None:
         return [None] * len(segments)
-    from qcluster.shards.filters import check_index_types, evaluate, parse_filter
+    from qcluster.shards.filters import evaluate, parse_filter
 
     flt = parse_filter(raw)
-    if segments:
-        check_index_types(flt, {k: i.schema for k, i in segments[-1].field_indexes.items()})
     return [evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_) for seg in segments]
 
 
@@ -58,7 +58,15 @@ def search(
 def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchRequest) -> list[ScoredPoint]:
     if req.limit < 0 or req.offset < 0:
         raise BadInputError("limit and offset must be non-negative", "limit")
-    k = req.limit + req.offset
+    # never more than there are points (a limit of u64::MAX must not allocate u64::MAX slots)
+    k = min(req.limit + req.offset, sum(seg.live_count for seg in segments))
+    sparse = config.sparse_vectors.get(req.using)
+    if req.params.idf_corpus is not None and (sparse is None or not sparse.idf):
+        raise BadInputError(
+            f"params.idf: `{req.using}` is not a sparse vector with the `idf` modifier, so IDF parameters "
+            "do not apply",
+            "params.idf",
+        )
     if req.using in config.sparse_vectors:
         if not isinstance(req.vector, SparseVector):
             raise BadInputError(
@@ -69,12 +77,6 @@ def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchReq
     params = config.vectors.get(req.using)
     if params is None:
         raise BadInputError(f"Not existing vector name error: {req.using}", "using")
-    if req.params.idf_corpus is not None:
-        raise BadInputError(
-            f"params.idf: `{req.using}` is not a sparse vector with the `idf` modifier, so IDF parameters "
-            "do not apply",
-            "params.idf",
-        )
     if isinstance(req.vector, SparseVector):
         raise BadInputError(
             f"Conversion between sparse and regular vectors failed: `{req.using}` is a dense vector", "vector"
@@ -154,10 +156,6 @@ def _sparse_hits(segments: Sequence[Segment], config: ShardConfig, req: SearchRe
     query = req.vector
     assert isinstance(query, SparseVector)
     corpus_raw = req.params.idf_corpus
-    if corpus_raw is not None and not config.sparse_vectors[req.using].idf:
-        raise BadInputError(
-            f"params.idf: `{req.using}` has no `idf` modifier, so IDF parameters do not apply", "params.idf"
-        )
     if config.sparse_vectors[req.using].idf:
         corpus = None if corpus_raw is None else filter_masks(segments, corpus_raw)
         query = shard_idf(segments, req.using, query, corpus)

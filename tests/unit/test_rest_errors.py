@@ -109,7 +109,7 @@ CASES = [
         "/collections/c/points/query",
         {"query": {"formula": {"sum": []}}},
         400,
-        "formula queries are not supported",
+        "formula queries need `prefetch`",
     ),
     ("POST", "/collections/c/points/query", {"query": {"fusion": "rrf"}}, 400, "need `prefetch`"),
     ("POST", "/collections/c/points/query", {"query": {"bogus": 1}}, 400, "unknown query kind"),

@@ -187,7 +187,7 @@ def auth_middleware(settings: Settings) -> Any:
 
 
 def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None = None) -> web.Application:
-    from qcluster.api.rest import collections, points, scroll, search, service, snapshots
+    from qcluster.api.rest import collections, matrix, points, scroll, search, service, snapshots
 
     metrics = metrics or Metrics()
     middlewares = [edge_middleware(metrics, settings.service.enable_cors)]
@@ -205,6 +205,7 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
     collections.register(app)
     points.register(app)
     search.register(app)
+    matrix.register(app)
     scroll.register(app)
     snapshots.register(app)
     return app

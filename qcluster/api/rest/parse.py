@@ -122,9 +122,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def validation_error(exc: pydantic.ValidationError) -> BadInputError:
+def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> BadInputError:
     """One 4xx error for a pydantic failure: format errors first (as serde fails before
-    validation runs), else every range error, ``[field: reason; ...]``."""
+    validation runs), else every range error, ``[field: reason; ...]``. ``prefix`` goes before
+    each range error's field (Qdrant names the fields of a query request ``internal.<field>``)."""
     errors = exc.errors(include_url=False)
     formats = [e for e in errors if _is_format(e)]
     if formats:
@@ -132,19 +133,19 @@ def validation_error(exc: pydantic.ValidationError) -> BadInputError:
         where = location(first["loc"])
         message = _format_message(first)
         return FormatError(f"{where}: {message}" if where else message, where or None)
-    parts = [f"{location(e['loc'])}: {_range_message(e)}" for e in errors]
+    parts = [f"{prefix}{location(e['loc'])}: {_range_message(e)}" for e in errors]
     first_field = location(errors[0]["loc"]) if errors else None
     return UnprocessableInputError("[" + "; ".join(parts) + "]", first_field)
 
 
-def model(cls: type[M], data: Any) -> M:
+def model(cls: type[M], data: Any, prefix: str = "") -> M:
     """Validate a request body (strict, like serde) into ``cls``."""
     if not isinstance(data, dict):
         raise FormatError(f"expected a JSON object, got {_short(data)}")
     try:
         return cls.model_validate(data, strict=True)
     except pydantic.ValidationError as exc:
-        raise validation_error(exc) from None
+        raise validation_error(exc, prefix) from None
 
 
 def adapt(adapter: pydantic.TypeAdapter[Any], data: Any) -> Any:
@@ -157,8 +158,8 @@ def adapt(adapter: pydantic.TypeAdapter[Any], data: Any) -> Any:
         raise validation_error(exc) from None
 
 
-async def body(request: web.Request, cls: type[M], *, required: bool = True) -> M:
-    return model(cls, await body_json(request, required=required))
+async def body(request: web.Request, cls: type[M], *, required: bool = True, prefix: str = "") -> M:
+    return model(cls, await body_json(request, required=required), prefix)
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:

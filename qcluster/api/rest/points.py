@@ -18,7 +18,7 @@ from qcluster.api.rest.quotas import QUOTAS_KEY
 from qcluster.api.rest.render import record_json, update_json
 from qcluster.api.rest.vectors import batch_from_columns, points_batch
 from qcluster.collection import Collection
-from qcluster.errors import NotFoundError
+from qcluster.errors import BadInputError, NotFoundError, UnprocessableInputError
 from qcluster.models.points import (
     BatchOpIn,
     DeleteOp,
@@ -83,11 +83,20 @@ def delete_payload_op(req: DeletePayloadIn) -> DeletePayload:
     return DeletePayload(selector(req.points, req.filter), tuple(req.keys))
 
 
-def delete_vectors_op(req: DeleteVectorsIn) -> DeleteVectors:
+def delete_vectors_op(req: DeleteVectorsIn, col: Collection) -> DeleteVectors:
+    known = {*col.config.params.vectors, *(col.config.params.sparse_vectors or {})}
+    for name in req.vector:
+        if name not in known:
+            raise BadInputError(f"Not existing vector name error: {name}", "vector")
     return DeleteVectors(selector(req.points, req.filter), tuple(req.vector))
 
 
 def vectors_batch(req: UpdateVectorsIn, col: Collection) -> PointsBatch:
+    for i, p in enumerate(req.points):
+        if p.vector == {} or p.vector is None:
+            raise UnprocessableInputError(
+                f"[points[{i}].vector: must specify vectors to update for point]", f"points[{i}].vector"
+            )
     return points_batch([p.id for p in req.points], [p.vector for p in req.points], None, col.config)
 
 
@@ -140,7 +149,7 @@ async def update_vectors(request: web.Request) -> web.Response:
 
 async def delete_vectors(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, delete_vectors_op(await body(request, DeleteVectorsIn)))
+    return await _run(request, col, delete_vectors_op(await body(request, DeleteVectorsIn), col))
 
 
 Step = Callable[[bool], Awaitable[UpdateResult]]
@@ -165,7 +174,7 @@ def _step(col: Collection, item: BatchOpIn) -> Step:
     elif isinstance(item, DeletePayloadOp):
         op = delete_payload_op(item.delete_payload)
     elif isinstance(item, DeleteVectorsOp):
-        op = delete_vectors_op(item.delete_vectors)
+        op = delete_vectors_op(item.delete_vectors, col)
     else:
         op = ClearPayload(selector(item.clear_payload.points, item.clear_payload.filter))
     return lambda wait: col.update(op, wait)

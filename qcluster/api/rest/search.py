@@ -43,7 +43,7 @@ def _lookup(request: web.Request) -> Lookup:
 # ------------------------------------------------------------------------------ query
 async def query(request: web.Request) -> web.Response:
     col = _col(request)
-    req = await body(request, QueryIn, required=False)
+    req = await body(request, QueryIn, required=False, prefix="internal.")
     hits = await run_query(col, req, _lookup(request))
     return ok(request, {"points": hits_json(hits, col)})
 

@@ -201,5 +201,5 @@ def vector_output(vectors: Mapping[str, AnyVector] | None, config: CollectionCon
     if list(vectors) == [DEFAULT_VECTOR]:
         return _output(vectors[DEFAULT_VECTOR])
     if not vectors and config.single_unnamed and not config.params.sparse_vectors:
-        return None
+        return None  # the point's only vector was deleted
     return {name: _output(v) for name, v in vectors.items()}

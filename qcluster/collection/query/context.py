@@ -170,7 +170,10 @@ def make_context(
         raise BadInputError(f"Not existing vector name error: {name}", "using")
     source, source_vector = col, name
     if lookup_from is not None and needs_vector:
-        source = lookup(lookup_from.collection)
+        try:
+            source = lookup(lookup_from.collection)
+        except NotFoundError:
+            raise NotFoundError(f"Collection {lookup_from.collection} not found") from None
         source_vector = lookup_from.vector or name
         if not has_vector(source, source_vector):
             raise BadInputError(f"Not existing vector name error: {source_vector}", "lookup_from.vector")

@@ -14,8 +14,8 @@ Qdrant's graph walk is too. ``average_vector`` needs no rescoring: it is one nea
 ``avg(pos) + (avg(pos) - avg(neg))``. With ``prefetch``, the prefetched points are the candidates.
 Example points are excluded from the results when they come from the queried collection.
 Vectors of every kind work the same way (``vectors.py`` scores them); a nearest query over
-prefetched points on a sparse or multivector name is a search restricted to those ids, so the
-shard scores it (with IDF where the name has it).
+prefetched points is an exact search restricted to those ids, so the shards score it as they
+score any nearest query (IDF included).
 """
 
 from __future__ import annotations
@@ -85,12 +85,9 @@ async def candidates(ctx: QueryContext, seeds: Sequence[QueryVector], exclude: s
     return list(found)
 
 
-async def rescore(
-    ctx: QueryContext, ids: Sequence[PointId], scorer: Scorer, *, distances: bool = False
-) -> list[Hit]:
+async def rescore(ctx: QueryContext, ids: Sequence[PointId], scorer: Scorer) -> list[Hit]:
     """Score ``ids`` exactly on their stored vectors; ``scorer`` returns larger-is-better scores.
-    With ``distances`` the scorer returned negated distances and the hits report distances
-    (ascending), as a nearest query on Euclid / Manhattan does. Then threshold, offset, limit."""
+    Then threshold, offset, limit."""
     if not ids:
         return []
     recs = await ctx.col.retrieve(ids, NO_PAYLOAD, VectorSelector(True, (ctx.using,)))
@@ -104,10 +101,8 @@ async def rescore(
     order = np.argsort(-scores, kind="stable")
     picked: list[tuple[PointId, float]] = []
     for i in order:
-        score = -float(scores[i]) if distances else float(scores[i])
-        if ctx.score_threshold is not None and (
-            score > ctx.score_threshold if distances else score < ctx.score_threshold
-        ):
+        score = float(scores[i])
+        if ctx.score_threshold is not None and score < ctx.score_threshold:
             continue
         picked.append((recs[int(i)].id, score))
         if len(picked) >= ctx.offset + ctx.limit:
@@ -187,14 +182,8 @@ def _recommend_seeds(ctx: QueryContext, pos: list[QueryVector], neg: list[QueryV
 
 
 async def _rescore_nearest(ctx: QueryContext, ids: list[PointId], vec: QueryVector) -> list[Hit]:
-    if ctx.kind != "dense":
-        return await _search_among(ctx, ids, vec)
-    distances = not ctx.higher_better
-    return await rescore(ctx, ids, lambda stored: stored.sims(vec), distances=distances)
-
-
-async def _search_among(ctx: QueryContext, ids: list[PointId], vec: QueryVector) -> list[Hit]:
-    """A nearest query restricted to ``ids`` (and the query's filter), scored by the shards."""
+    """A nearest query restricted to ``ids`` (and the query's filter), scored exactly by the
+    shards: the same scores (and versions) as the query without prefetch, IDF included."""
     if not ids:
         return []
     flt: dict[str, Any] = {"must": [{"has_id": list(ids)}]}
