@@ -13,6 +13,7 @@ cause, classified once by :func:`is_transient`, and translated to HTTP / gRPC on
     ├── ForbiddenError                  403
     ├── UnauthorizedError               401
     ├── NotFoundError                   404  "Not found: ..."
+    ├── MethodNotAllowedError           405  (cluster operations in standalone mode)
     ├── AlreadyExistsError              409
     ├── PayloadTooLargeError            413
     ├── StorageError                    500  an I/O failure on this peer
@@ -75,6 +76,13 @@ class ForbiddenError(QClusterError):
 class NotFoundError(QClusterError):
     http_status = 404
     prefix = "Not found: "
+
+
+class MethodNotAllowedError(QClusterError):
+    """The operation does not apply to this peer's mode (cluster operations on a single peer)."""
+
+    http_status = 405
+    prefix = ""
 
 
 class AlreadyExistsError(QClusterError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from qcluster.models.common import Req, tag, tagged
 from qcluster.models.config import (
@@ -12,6 +12,7 @@ from qcluster.models.config import (
     Distance,
     HnswConfig,
     HnswConfigDiff,
+    Memory,
     OptimizersConfig,
     ProductQuantization,
     QuantizationConfig,
@@ -91,9 +92,23 @@ class CreateCollection(_Body):
     hnsw_config: HnswConfigDiff | None = None
     wal_config: WalConfigDiff | None = None
     optimizers_config: OptimizersConfigDiff | None = None
-    quantization_config: QuantizationIn | None = None
+    quantization_config: QuantizationIn | None = Field(
+        None, validation_alias=AliasChoices("quantization_config", "quantization")
+    )
     sparse_vectors: dict[str, SparseVectorParams] | None = None
     metadata: dict[str, Any] | None = None
+    payload: PayloadStorageIn | None = None
+
+
+class PayloadStorageIn(_Body):
+    memory: Memory | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _not_pinned(cls, value: str | None) -> str | None:
+        if value == "pinned":
+            raise ValueError("`pinned` memory is not supported for payload storage")
+        return value
 
 
 class CollectionParamsDiff(_Body):
@@ -101,12 +116,21 @@ class CollectionParamsDiff(_Body):
     write_consistency_factor: int | None = Field(None, ge=1)
     read_fan_out_factor: int | None = None
     on_disk_payload: bool | None = None
+    payload: PayloadStorageIn | None = None
 
 
 class VectorParamsDiff(_Body):
     hnsw_config: HnswConfigDiff | None = None
     quantization_config: QuantizationDiffIn | None = None
     on_disk: bool | None = None
+    memory: Memory | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _dense_memory(cls, value: str | None) -> str | None:
+        if value == "pinned":
+            raise ValueError("`pinned` memory is not supported for dense vector storage")
+        return value
 
 
 class UpdateCollection(_Body):
@@ -200,6 +224,7 @@ class CollectionParams(BaseModel):
     replication_factor: int = 1
     write_consistency_factor: int = 1
     on_disk_payload: bool = True
+    payload: PayloadStorageIn | None = None
     # How point ids map to shards (qcluster's own; not on the wire). Absent: the scheme of
     # collections created before the consistent-hash ring (see qcluster.shards.routing).
     routing: Literal["hash_mod", "ring"] | None = None
@@ -236,13 +261,22 @@ class CollectionConfig(BaseModel):
             quantization_config=self.quantization_config,
         )
 
+    def warnings(self) -> list[str]:
+        out: list[str] = []
+        for params in self.params.vectors.values():
+            quantized = params.quantization_config is not None or self.quantization_config is not None
+            out.extend(params.warnings(quantized))
+        return out
+
     def to_wire(self) -> dict[str, Any]:
         params = self.params.model_dump(mode="json", exclude_none=True, exclude={"routing"})
         if self.single_unnamed:
             params["vectors"] = self.params.vectors[DEFAULT_VECTOR].model_dump(mode="json", exclude_none=True)
         out: dict[str, Any] = {
             "params": params,
-            "hnsw_config": self.hnsw_config.model_dump(mode="json"),
+            "hnsw_config": _without_unset(
+                self.hnsw_config.model_dump(mode="json"), ("memory", "inline_storage")
+            ),
             "optimizer_config": self.optimizer_config.model_dump(mode="json"),
             "wal_config": self.wal_config.model_dump(mode="json"),
             "quantization_config": None
@@ -252,6 +286,11 @@ class CollectionConfig(BaseModel):
         if self.metadata is not None:
             out["metadata"] = self.metadata
         return out
+
+
+def _without_unset(out: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
+    """Newer optional fields are left out when unset (older clients see an unchanged shape)."""
+    return {k: v for k, v in out.items() if not (k in optional and v is None)}
 
 
 def _apply(base: BaseModel, diff: BaseModel | None) -> Any:
@@ -274,6 +313,7 @@ def config_from_create(
         replication_factor=req.replication_factor or 1,
         write_consistency_factor=req.write_consistency_factor or 1,
         on_disk_payload=True if req.on_disk_payload is None else req.on_disk_payload,
+        payload=req.payload,
     )
     hnsw = defaults.hnsw_config if defaults else HnswConfig()
     optim = defaults.optimizer_config if defaults else OptimizersConfig()
@@ -309,17 +349,24 @@ def config_after_update(cfg: CollectionConfig, req: UpdateCollection) -> Collect
             )
         if diff.on_disk is not None:
             update["on_disk"] = diff.on_disk
+        if diff.memory is not None:
+            update["memory"] = diff.memory
         vectors[name] = vp.model_copy(update=update)
     params = cfg.params.model_copy(
         update={
             "vectors": vectors,
             "sparse_vectors": _sparse_after(cfg.params.sparse_vectors, req.sparse_vectors),
-            **(req.params.model_dump(exclude_none=True) if req.params else {}),
+            **(
+                {k: v for k in type(req.params).model_fields if (v := getattr(req.params, k)) is not None}
+                if req.params
+                else {}
+            ),
         }
     )
     metadata = cfg.metadata
-    if req.metadata is not None:
-        metadata = {**(metadata or {}), **req.metadata}
+    if req.metadata is not None:  # merged key by key; a null value removes its key
+        merged = {**(metadata or {}), **req.metadata}
+        metadata = {k: v for k, v in merged.items() if v is not None}
     return CollectionConfig(
         params=params,
         hnsw_config=_apply(cfg.hnsw_config, req.hnsw_config),

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Distance = Literal["Cosine", "Euclid", "Dot", "Manhattan"]
 CompressionRatio = Literal["x4", "x8", "x16", "x32", "x64"]
+# Memory placement (Qdrant's `memory`): recorded and reported; qcluster keeps its own layout.
+Memory = Literal["cold", "cached", "pinned"]
 
 
 class _Model(BaseModel):
@@ -21,6 +23,8 @@ class HnswConfig(_Model):
     max_indexing_threads: int = Field(0, ge=0)
     on_disk: bool | None = False
     payload_m: int | None = Field(None, ge=0)
+    memory: Memory | None = None
+    inline_storage: bool | None = None
 
 
 class HnswConfigDiff(_Model):
@@ -30,12 +34,15 @@ class HnswConfigDiff(_Model):
     max_indexing_threads: int | None = Field(None, ge=0)
     on_disk: bool | None = None
     payload_m: int | None = Field(None, ge=0)
+    memory: Memory | None = None
+    inline_storage: bool | None = None
 
 
 class ScalarQuantizationConfig(_Model):
     type: Literal["int8"] = "int8"
     quantile: float | None = Field(None, ge=0.5, le=1.0)
     always_ram: bool | None = None
+    memory: Memory | None = None
 
 
 class ScalarQuantization(_Model):
@@ -45,6 +52,7 @@ class ScalarQuantization(_Model):
 class ProductQuantizationConfig(_Model):
     compression: CompressionRatio
     always_ram: bool | None = None
+    memory: Memory | None = None
 
 
 class ProductQuantization(_Model):
@@ -53,6 +61,7 @@ class ProductQuantization(_Model):
 
 class BinaryQuantizationConfig(_Model):
     always_ram: bool | None = None
+    memory: Memory | None = None
 
 
 class BinaryQuantization(_Model):
@@ -62,6 +71,7 @@ class BinaryQuantization(_Model):
 class TurboQuantizationConfig(_Model):
     bits: Literal["bits1", "bits1_5", "bits2", "bits4"] | None = None
     always_ram: bool | None = None
+    memory: Memory | None = None
 
 
 class TurboQuantization(_Model):
@@ -83,16 +93,31 @@ class VectorParams(_Model):
     hnsw_config: HnswConfigDiff | None = None
     quantization_config: QuantizationConfig | None = None
     on_disk: bool | None = None
+    memory: Memory | None = None
     # turbo4 (Qdrant's 4-bit storage) is accepted and stored as float32
     datatype: Literal["float32", "uint8", "float16", "turbo4"] | None = None
     multivector_config: MultiVectorConfig | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _dense_memory(cls, value: str | None) -> str | None:
+        if value == "pinned":
+            raise ValueError("`pinned` memory is not supported for dense vector storage")
+        return value
 
     @property
     def multi(self) -> bool:
         return self.multivector_config is not None
 
-
-Memory = Literal["cold", "cached", "pinned"]
+    def warnings(self, quantized: bool) -> list[str]:
+        """Qdrant's configuration warnings for this vector."""
+        if self.hnsw_config is None or not self.hnsw_config.inline_storage:
+            return []
+        if self.multi:
+            return ["HNSW inline storage is not supported for multivectors: it is ignored"]
+        if not quantized:
+            return ["HNSW inline storage requires quantization to be enabled: it is ignored"]
+        return []
 
 
 class SparseIndexParams(_Model):

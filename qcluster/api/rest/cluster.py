@@ -19,7 +19,7 @@ from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
 from qcluster.api.rest.parse import query_bool, query_int
 from qcluster.consensus import operations as ops
 from qcluster.consensus.peer_calls import peer_health
-from qcluster.errors import BadInputError, NotFoundError
+from qcluster.errors import BadInputError, MethodNotAllowedError, NotFoundError
 
 DEFAULT_TIMEOUT = 10.0
 HEALTH_TIMEOUT = 2.0
@@ -29,7 +29,9 @@ MAX_KEY_LENGTH = 255
 def _service(request: web.Request) -> Any:
     consensus = request.app[CONSENSUS_KEY].get("service")
     if consensus is None:
-        raise BadInputError("cluster mode is disabled on this peer")
+        raise MethodNotAllowedError(
+            "Distributed mode disabled: this operation is not available in standalone mode"
+        )
     return consensus
 
 

@@ -16,7 +16,7 @@ from qcluster.api.rest.app import TOC_KEY, ok
 from qcluster.api.rest.parse import adapt, body, body_json, query_bool, selector
 from qcluster.api.rest.quotas import QUOTAS_KEY
 from qcluster.api.rest.render import record_json, update_json
-from qcluster.api.rest.vectors import batch_from_columns, points_batch
+from qcluster.api.rest.vectors import batch_from_columns, check_vector_names, points_batch
 from qcluster.collection import Collection
 from qcluster.errors import BadInputError, NotFoundError, UnprocessableInputError
 from qcluster.models.points import (
@@ -214,7 +214,7 @@ async def get_points(request: web.Request) -> web.Response:
     recs = await col.retrieve(
         req.ids,
         PayloadSelector.parse(True if req.with_payload is None else req.with_payload),
-        VectorSelector.parse(req.with_vector),
+        check_vector_names(VectorSelector.parse(req.with_vector), col.config),
     )
     return ok(request, [record_json(r, col) for r in recs])
 

@@ -7,8 +7,10 @@ from aiohttp import web
 from qcluster.api.rest.app import TOC_KEY, ok
 from qcluster.api.rest.parse import body
 from qcluster.api.rest.render import record_json
+from qcluster.api.rest.vectors import check_vector_names
 from qcluster.collection import Collection
 from qcluster.collection.query.context import order_by_spec
+from qcluster.errors import BadRequestError
 from qcluster.models.query import CountIn, FacetIn, ScrollIn
 from qcluster.shards.base import CountRequest, PayloadSelector, ScrollRequest, VectorSelector
 
@@ -22,13 +24,20 @@ async def scroll(request: web.Request) -> web.Response:
     which needs a range index on it), where paging goes by ``start_from`` instead."""
     col = _col(request)
     req = await body(request, ScrollIn, required=False)
+    if req.order_by is not None and req.offset is not None:
+        raise BadRequestError(
+            "Cannot use an `offset` when using `order_by`. The alternative for paging is to use "
+            "`order_by.start_from` and a filter to exclude the IDs that you've already seen for the "
+            "`order_by.start_from` value",
+            "offset",
+        )
     res = await col.scroll(
         ScrollRequest(
             offset=req.offset,
             limit=10 if req.limit is None else req.limit,
             filter=req.filter,
             with_payload=PayloadSelector.parse(True if req.with_payload is None else req.with_payload),
-            with_vector=VectorSelector.parse(req.with_vector),
+            with_vector=check_vector_names(VectorSelector.parse(req.with_vector), col.config),
             order_by=None if req.order_by is None else order_by_spec(req.order_by, "order_by"),
         )
     )

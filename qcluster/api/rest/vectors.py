@@ -13,7 +13,7 @@ from qcluster.api.rest.parse import FormatError
 from qcluster.errors import BadInputError, UnprocessableInputError
 from qcluster.models.collections import CollectionConfig
 from qcluster.models.points import BatchIn
-from qcluster.shards.base import AnyVector
+from qcluster.shards.base import AnyVector, VectorSelector
 from qcluster.shards.operations import Column, MultiColumn, NamedVectors, PointsBatch
 from qcluster.shards.sparse.vector import SparseColumn, SparseVector, sparse_vector
 from qcluster.types import DEFAULT_VECTOR, PointId
@@ -191,6 +191,15 @@ def _output(v: AnyVector) -> Any:
     if isinstance(v, SparseVector):
         return {"indices": np.ascontiguousarray(v.indices), "values": np.ascontiguousarray(v.values)}
     return np.ascontiguousarray(v, dtype=np.float32)
+
+
+def check_vector_names(sel: VectorSelector, config: CollectionConfig) -> VectorSelector:
+    """A ``with_vector`` list may only name vectors the collection has (400 otherwise)."""
+    known = {*config.params.vectors, *(config.params.sparse_vectors or {})}
+    for name in sel.names or ():
+        if name not in known:
+            raise BadInputError(f"Not existing vector name error: {name}", "with_vector")
+    return sel
 
 
 def vector_output(vectors: Mapping[str, AnyVector] | None, config: CollectionConfig) -> Any:

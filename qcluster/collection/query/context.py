@@ -175,18 +175,13 @@ def make_context(
         except NotFoundError:
             raise NotFoundError(f"Collection {lookup_from.collection} not found") from None
         source_vector = lookup_from.vector or name
-        if not has_vector(source, source_vector):
-            raise BadInputError(f"Not existing vector name error: {source_vector}", "lookup_from.vector")
-        kind, source_kind = vector_kind(col, name), vector_kind(source, source_vector)
-        own = col.config.params.vectors.get(name)
-        other = source.config.params.vectors.get(source_vector)
-        if kind != source_kind or (own is not None and other is not None and own.size != other.size):
-            expected = own.size if own is not None else 0
-            got = other.size if other is not None else 0
-            raise BadInputError(
-                f"Vector dimension error: expected dim: {expected}, got {got} (lookup_from {lookup_from.collection})",
-                "lookup_from",
-            )
+        # an unknown name is reported once the example points are found (a missing point is a 404 first)
+        if has_vector(source, source_vector):
+            _check_lookup_kind(col, name, source, source_vector, lookup_from.collection)
+    with_vector_sel = VectorSelector.parse(with_vector)
+    for vname in with_vector_sel.names or ():
+        if not has_vector(col, vname):
+            raise BadInputError(f"Not existing vector name error: {vname}", "with_vector")
     return QueryContext(
         col=col,
         using=name,
@@ -196,12 +191,28 @@ def make_context(
         limit=10 if limit is None else limit,
         offset=offset or 0,
         with_payload=PayloadSelector.parse(default_payload if with_payload is None else with_payload),
-        with_vector=VectorSelector.parse(with_vector),
+        with_vector=with_vector_sel,
         lookup=lookup,
         source=source,
         source_vector=source_vector,
         exclude_examples=source is col,
     )
+
+
+def _check_lookup_kind(
+    col: Collection, name: str, source: Collection, source_vector: str, where: str
+) -> None:
+    """The looked-up vector must be of the queried vector's kind and size."""
+    kind, source_kind = vector_kind(col, name), vector_kind(source, source_vector)
+    own = col.config.params.vectors.get(name)
+    other = source.config.params.vectors.get(source_vector)
+    if kind != source_kind or (own is not None and other is not None and own.size != other.size):
+        expected = own.size if own is not None else 0
+        got = other.size if other is not None else 0
+        raise BadInputError(
+            f"Vector dimension error: expected dim: {expected}, got {got} (lookup_from {where})",
+            "lookup_from",
+        )
 
 
 # ---------------------------------------------------------------------------------- examples
@@ -228,6 +239,12 @@ async def resolve_vectors(
         stored = {
             r.id: r.vector[ctx.source_vector] for r in recs if r.vector and ctx.source_vector in r.vector
         }
+        known = {r.id for r in recs}
+        for _, pid in slots:
+            if pid not in known:
+                raise NotFoundError(f"No point with id {pid} found")
+        if not has_vector(ctx.source, ctx.source_vector):
+            raise BadInputError(f"Not existing vector name error: {ctx.source_vector}", "lookup_from.vector")
         for slot, pid in slots:
             if pid not in stored:
                 raise NotFoundError(f"No point with id {pid} found")

@@ -134,8 +134,9 @@ async def recommend(ctx: QueryContext, raw: Any, prefetched: list[PointId] | Non
     pos, neg = vecs[: len(pos_raw)], vecs[len(pos_raw) :]
     if strategy == "average_vector":
         if not pos:
-            raise BadInputError(
-                "Positive vectors should not be empty with `average` strategy", "query.recommend.positive"
+            raise UnprocessableInputError(
+                "[query.recommend.positive: Positive vectors should not be empty with `average` strategy]",
+                "query.recommend.positive",
             )
         kind = ctx.kind
         target = average(kind, pos)
