@@ -1,1 +1,2 @@
-"""See ../shared/DESIGN.md for what this package holds."""
+"""Shard transfers between peers (to come: driver, record streaming, snapshots, WAL delta); see
+docs/architecture.md."""
