@@ -1,8 +1,9 @@
 """Command line: ``qcluster [serve] [--uri URI] [--bootstrap URI] [--config-path FILE] [--reinit]``.
 
 With no subcommand it serves, so it can stand in wherever the ``qdrant`` binary is started. Other
-subcommands: ``probe`` (a container health check, :mod:`qcluster.probe`), ``k8s-entrypoint``
-(serve as a StatefulSet pod, :mod:`qcluster.k8s`).
+subcommands: ``ctl`` (operate a running cluster over REST, :mod:`qcluster.ctl`), ``probe`` (a
+container health check, :mod:`qcluster.probe`), ``k8s-entrypoint`` (serve as a StatefulSet pod,
+:mod:`qcluster.k8s`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from qcluster.logging import get_logger, setup_logging
 from qcluster.settings import load_settings
 
 # Subcommands that are not the server: name -> module with ``main(argv) -> int``.
-TOOLS = {"probe": "qcluster.probe", "k8s-entrypoint": "qcluster.k8s"}
+TOOLS = {"ctl": "qcluster.ctl.cli", "probe": "qcluster.probe", "k8s-entrypoint": "qcluster.k8s"}
 
 
 def build_parser() -> argparse.ArgumentParser:
