@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from qcluster.testing.peer_cluster import ClusterPeer, PeerCluster, rest, wait_for
 from qcluster.testing.server import ServerProcess
@@ -193,3 +194,29 @@ def test_api_key_and_single_peer(tmp_path: Path) -> None:
         assert ready.returncode == 0 and json.loads(ready.stdout)["ready"] is True
     finally:
         server.stop()
+
+
+def test_metrics_agree_with_status(cluster: PeerCluster) -> None:
+    """/metrics (Qdrant's names) tells the same replica and Raft story as ctl status."""
+    url = cluster.peers[1].url
+    view = ctl_json(url, "status")
+    status, text = rest(url, "GET", "/metrics")
+    assert status == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    me = str(view["cluster"]["peer_id"])
+    assert samples[("cluster_peers_total", ())] == len(view["cluster"]["peers"]) == 3
+    assert samples[("cluster_term", ())] >= 1 and samples[("cluster_commit", (("peer_id", me),))] >= 1
+    assert samples[("cluster_working_state", (("state", "working"),))] == 1
+    for name, info in view["collections"].items():
+        shards = info["local_shards"] + info["remote_shards"]
+        active = sum(s["state"] == "Active" for s in shards)
+        assert samples[("collection_replicas", (("id", name), ("state", "Active")))] == active
+    # ctl_solo has one replica per shard, ctl_docs two
+    assert samples[("collection_active_replicas_min", ())] == 1
+    assert samples[("collection_active_replicas_max", ())] == 2
+    assert samples[("collection_dead_replicas", ())] == 0
+    assert samples[("collection_shard_transfer_incoming", (("id", "ctl_docs"),))] == 0
