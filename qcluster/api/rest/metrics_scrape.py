@@ -39,7 +39,7 @@ def replica_stats(toc: TableOfContents, consensus: Any) -> list[ReplicaStats]:
     for name, col in list(toc.collections.items()):
         agreed = state.collections.get(name) if state is not None else None
         if state is None or agreed is None:
-            shards = col.config.params.shard_number
+            shards = len(col.local_shards())
             out.append(ReplicaStats(name, (1,) * shards, {ACTIVE: shards}))
             continue
         states: Counter[str] = Counter()
