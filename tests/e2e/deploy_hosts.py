@@ -21,6 +21,7 @@ import random
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,23 @@ class HostProcess(ServerProcess):
     def environment(self) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("QDRANT__", "QCLUSTER__"))}
         return {**base, **self.container.env, "QDRANT__SERVICE__HOST": self.host}
+
+    def wait_ready_supervised(self, timeout: float, restarts: int = 5) -> int:
+        """Wait until ``/readyz`` answers 200, starting the process again whenever it exits, as the
+        orchestrator's restart policy does (compose ``restart: unless-stopped``, a pod's
+        ``restartPolicy: Always``): a peer that could not join in time exits and is restarted.
+        Returns how many restarts it took."""
+        deadline = time.monotonic() + timeout
+        count = 0
+        while True:
+            try:
+                self.wait_ready(max(1.0, deadline - time.monotonic()))
+                return count
+            except RuntimeError:  # the process exited
+                if count >= restarts or time.monotonic() >= deadline:
+                    raise
+                count += 1
+                self.spawn()
 
     def run_in_container(self, argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run another command of the image (a health check) inside this host."""

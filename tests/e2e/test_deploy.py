@@ -114,7 +114,8 @@ def _restart_first_and_rejoin(hosts: list[HostProcess], key: str, peers: dict[in
     first.stop()
     for h in hosts[1:]:  # two of three keep the quorum: still ready
         wait_for(lambda h=h: rest(h.url, "GET", "/readyz")[0] == 200, 30, f"{h.container.name} ready")
-    first.start(90)
+    first.spawn()
+    first.wait_ready_supervised(120)
     assert _formed(hosts, key) == peers
     assert int(_cluster(first, key)["peer_id"]) == my_id  # type: ignore[index]
 
@@ -130,10 +131,13 @@ def test_compose_cluster(tmp_path: Path, running: list[HostProcess]) -> None:
     containers = compose_containers(compose, image, env_files)
     assert [c.name for c in containers] == ["qcluster-0", "qcluster-1", "qcluster-2"]
     hosts = make_hosts(tmp_path, containers)
+    for name in compose["services"]:
+        if "build" in compose["services"][name]:
+            assert compose["services"][name]["restart"] == "unless-stopped"
     for h in hosts:  # as `docker compose up` does: all at once, the joiners retry until peer 0 is up
         running.append(h.spawn())
     for h in hosts:
-        h.wait_ready(120)
+        h.wait_ready_supervised(180)
     key = containers[0].env["QDRANT__SERVICE__API_KEY"]
     peers = _formed(hosts, key)
     assert sorted(peers.values()) == [f"http://{c.name}:6335" for c in containers]
@@ -176,8 +180,9 @@ def test_kubernetes_statefulset(tmp_path: Path, running: list[HostProcess]) -> N
     # the startup and liveness probes pass while the pod may still be joining
     for h in hosts:
         wait_for(lambda h=h: _probe(h, spec["startupProbe"]) == 200, 60, f"{h.container.name} startup probe")
+    assert sts["spec"]["template"]["spec"].get("restartPolicy", "Always") == "Always"
     for h in hosts:
-        h.wait_ready(120)
+        h.wait_ready_supervised(180)
     key = pods[0].env["QDRANT__SERVICE__API_KEY"]
     peers = _formed(hosts, key)
     service = sts["spec"]["serviceName"]
