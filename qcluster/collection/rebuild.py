@@ -22,26 +22,12 @@ import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from qcluster.models.collections import CollectionConfig
-from qcluster.models.config import ShardConfig
 from qcluster.settings import StorageSettings
-from qcluster.shards.base import ALL_PAYLOAD, ScrollRequest, VectorSelector
 from qcluster.shards.local_shard import LocalShard
-from qcluster.shards.operations import (
-    Column,
-    CreateFieldIndex,
-    MultiColumn,
-    NamedVectors,
-    PointsBatch,
-    UpsertPoints,
-)
-from qcluster.shards.sparse.vector import SparseColumn
+from qcluster.shards.shard_copy import copy_points
 
-PAGE = 1000
 SHARDS_PREFIX = "shards"
 
 
@@ -49,57 +35,10 @@ def new_generation() -> str:
     return f"{SHARDS_PREFIX}-{uuid.uuid4().hex[:12]}"
 
 
-def _column(rows: list[Any], name: str, config: ShardConfig) -> Column | None:
-    """The column of vector ``name`` for a page of stored values (None where absent)."""
-    if not any(v is not None for v in rows):
-        return None
-    if name in config.sparse_vectors:
-        return SparseColumn.from_rows(rows)
-    dim = config.vectors[name].size
-    if config.vectors[name].multi:
-        return MultiColumn.from_rows(rows, dim)
-    present = np.array([v is not None for v in rows], dtype=np.bool_)
-    data = np.zeros((len(rows), dim), dtype=np.float32)
-    for i, v in enumerate(rows):
-        if v is not None:
-            data[i] = v
-    return NamedVectors(data, None if present.all() else present)
-
-
-async def copy_shard(old: LocalShard, new: LocalShard, config: ShardConfig) -> None:
-    """Every point of ``old`` into ``new``, keeping the vectors ``config`` names; then the
+async def copy_shard(old: LocalShard, new: LocalShard, dims: Mapping[str, int]) -> None:
+    """Every point of ``old`` into ``new``, keeping the vectors named in ``dims``; then the
     payload indexes. Points left with no vector at all are kept (an all-absent column)."""
-    offset = None
-    names = [*config.vectors, *config.sparse_vectors]
-    dims = config.dense_dims()
-    keep = VectorSelector(True, tuple(names)) if names else VectorSelector(False)
-    while True:
-        page = await old.scroll(
-            ScrollRequest(offset=offset, limit=PAGE, with_payload=ALL_PAYLOAD, with_vector=keep)
-        )
-        if page.points:
-            vectors: dict[str, Column] = {}
-            for name in names:
-                col = _column([r.vector.get(name) if r.vector else None for r in page.points], name, config)
-                if col is not None:
-                    vectors[name] = col
-            if not vectors and dims:
-                first = next(iter(dims))
-                n = len(page.points)
-                vectors[first] = NamedVectors(
-                    np.zeros((n, dims[first]), dtype=np.float32), np.zeros(n, dtype=np.bool_)
-                )
-            batch = PointsBatch(
-                tuple(r.id for r in page.points), vectors, tuple(r.payload for r in page.points)
-            )
-            await new.update(UpsertPoints(batch), wait=True)
-        if page.next_page_offset is None:
-            break
-        offset = page.next_page_offset
-    info = await old.info()
-    for key, schema in info.payload_schema.items():
-        spec = schema.get("params") or schema.get("data_type")
-        await new.update(CreateFieldIndex(key, spec), wait=True)
+    await copy_points(old.scroll, old.info, lambda op: new.update(op, wait=True), dims)
 
 
 async def build_generation(
@@ -118,8 +57,9 @@ async def build_generation(
             *(LocalShard.load_or_create(root / str(sid), shard_cfg, storage) for sid in old_shards)
         )
         shards = dict(zip(old_shards, opened, strict=True))
+        dims = config.vector_dims()
         for sid, old in old_shards.items():
-            await copy_shard(old, shards[sid], shard_cfg)
+            await copy_shard(old, shards[sid], dims)
     except BaseException:
         await asyncio.gather(*(s.close() for s in shards.values()), return_exceptions=True)
         await asyncio.to_thread(shutil.rmtree, root, True)

@@ -246,6 +246,14 @@ class CollectionConfig(BaseModel):
     def single_unnamed(self) -> bool:
         return list(self.params.vectors) == [DEFAULT_VECTOR]
 
+    def vector_dims(self) -> dict[str, int]:
+        """Every vector name -> its dimension (0 for sparse vectors): what a copy of the points
+        keeps."""
+        return {
+            **{n: p.size for n, p in self.params.vectors.items()},
+            **dict.fromkeys(self.params.sparse_vectors or {}, 0),
+        }
+
     def distance_of(self, name: str) -> Distance:
         """The distance a name's scores follow (sparse vectors score by dot product)."""
         params = self.params.vectors.get(name)

@@ -88,6 +88,7 @@ class QueryIn(PrefetchIn):
     offset: Usize | None = None
     with_vector: Any = with_vector_field(None)
     with_payload: Any = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class QueryBatchIn(Req):
@@ -124,6 +125,7 @@ class _LegacyBase(Req):
     with_payload: Any = None
     with_vector: Any = with_vector_field(None)
     score_threshold: float | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class SearchIn(_LegacyBase):
@@ -184,6 +186,7 @@ class DiscoverIn(Req):
     with_vector: Any = with_vector_field(None)
     using: str | None = None
     lookup_from: LookupLocationIn | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class DiscoverBatchIn(Req):
@@ -206,11 +209,13 @@ class ScrollIn(Req):
     with_payload: Any = None
     with_vector: Any = with_vector_field(False)
     order_by: OrderByInterface | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class CountIn(Req):
     filter: FilterIn | None = None
     exact: bool = True
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class FacetIn(Req):
@@ -218,3 +223,4 @@ class FacetIn(Req):
     limit: Limit | None = None
     filter: FilterIn | None = None
     exact: bool | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
