@@ -58,6 +58,25 @@ class BadRequestError(BadInputError):
     prefix = "Bad request: "
 
 
+class StrictModeError(BadRequestError):
+    """A request beyond one of its collection's strict-mode limits: ``<what>. Help: <how>``."""
+
+    def __init__(self, what: str, help_: str, field: str | None = None) -> None:
+        super().__init__(f"{what}. Help: {help_}", field)
+
+
+class RateLimitedError(QClusterError):
+    """A collection's strict-mode read or write rate limit is spent; ``retry_after`` seconds
+    (when known) until the request would fit."""
+
+    http_status = 429
+    prefix = "Rate limiting exceeded: "
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UnprocessableInputError(BadInputError):
     http_status = 422
     prefix = "Validation error in JSON body: "

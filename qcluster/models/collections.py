@@ -20,6 +20,7 @@ from qcluster.models.config import (
     ShardConfig,
     SparseIndexParams,
     SparseVectorParams,
+    StrictModeConfig,
     TurboQuantization,
     VectorParams,
     WalConfig,
@@ -98,6 +99,7 @@ class CreateCollection(_Body):
     sparse_vectors: dict[str, SparseVectorParams] | None = None
     metadata: dict[str, Any] | None = None
     payload: PayloadStorageIn | None = None
+    strict_mode_config: StrictModeConfig | None = None
 
 
 class PayloadStorageIn(_Body):
@@ -141,6 +143,7 @@ class UpdateCollection(_Body):
     hnsw_config: HnswConfigDiff | None = None
     quantization_config: QuantizationDiffIn | None = None
     metadata: dict[str, Any] | None = None
+    strict_mode_config: StrictModeConfig | None = None
 
 
 class CreateAliasIn(Req):
@@ -241,6 +244,7 @@ class CollectionConfig(BaseModel):
     wal_config: WalConfig = WalConfig()
     quantization_config: QuantizationConfig | None = None
     metadata: dict[str, Any] | None = None
+    strict_mode_config: StrictModeConfig | None = None
 
     @property
     def single_unnamed(self) -> bool:
@@ -291,6 +295,8 @@ class CollectionConfig(BaseModel):
             if self.quantization_config is None
             else self.quantization_config.model_dump(mode="json", exclude_none=True),
         }
+        if self.strict_mode_config is not None:
+            out["strict_mode_config"] = self.strict_mode_config.model_dump(mode="json", exclude_none=True)
         if self.metadata is not None:
             out["metadata"] = self.metadata
         return out
@@ -333,6 +339,7 @@ def config_from_create(
         wal_config=_apply(wal, req.wal_config),
         quantization_config=req.quantization_config,
         metadata=req.metadata,
+        strict_mode_config=req.strict_mode_config,
     )
 
 
@@ -382,7 +389,15 @@ def config_after_update(cfg: CollectionConfig, req: UpdateCollection) -> Collect
         wal_config=cfg.wal_config,
         quantization_config=_quantization_after(cfg.quantization_config, req.quantization_config),
         metadata=metadata,
+        strict_mode_config=_strict_after(cfg.strict_mode_config, req.strict_mode_config),
     )
+
+
+def _strict_after(current: StrictModeConfig | None, diff: StrictModeConfig | None) -> StrictModeConfig | None:
+    """Strict mode after a PATCH: the fields the diff sets replace the current ones."""
+    if diff is None:
+        return current
+    return diff if current is None else current.merged(diff)
 
 
 def _sparse_after(

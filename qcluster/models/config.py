@@ -162,6 +162,47 @@ class WalConfig(_Model):
     wal_segments_ahead: int = Field(0, ge=0)
 
 
+class StrictModeMultivector(_Model):
+    max_vectors: int | None = Field(None, ge=1)
+
+
+class StrictModeSparse(_Model):
+    max_length: int | None = Field(None, ge=1)
+
+
+class StrictModeConfig(_Model):
+    """A collection's ``strict_mode_config``: limits its requests must stay within while
+    ``enabled`` (checked by ``qcluster.collection.strict``). Unset fields are no limit."""
+
+    enabled: bool | None = None
+    max_query_limit: int | None = Field(None, ge=1)
+    max_timeout: int | None = Field(None, ge=1)
+    unindexed_filtering_retrieve: bool | None = None
+    unindexed_filtering_update: bool | None = None
+    search_max_hnsw_ef: int | None = Field(None, ge=0)
+    search_allow_exact: bool | None = None
+    search_max_oversampling: float | None = None
+    upsert_max_batchsize: int | None = Field(None, ge=0)
+    search_max_batchsize: int | None = Field(None, ge=0)
+    max_collection_vector_size_bytes: int | None = Field(None, ge=0)
+    read_rate_limit: int | None = Field(None, ge=1)
+    write_rate_limit: int | None = Field(None, ge=1)
+    max_collection_payload_size_bytes: int | None = Field(None, ge=0)
+    max_points_count: int | None = Field(None, ge=1)
+    filter_max_conditions: int | None = Field(None, ge=0)
+    condition_max_size: int | None = Field(None, ge=0)
+    multivector_config: dict[str, StrictModeMultivector] | None = None
+    sparse_config: dict[str, StrictModeSparse] | None = None
+    max_payload_index_count: int | None = Field(None, ge=0)
+    max_resident_memory_percent: int | None = Field(None, ge=1, le=100)  # deprecated by Qdrant
+
+    def merged(self, diff: StrictModeConfig) -> StrictModeConfig:
+        """This config with the fields ``diff`` sets replaced (a PATCH)."""
+        return StrictModeConfig.model_validate(
+            {**self.model_dump(exclude_none=True), **diff.model_dump(exclude_none=True)}
+        )
+
+
 class ShardConfig(_Model):
     """What one local shard needs to know about its collection."""
 

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from qcluster.collection.read_scope import parse_consistency, read_scope
-from qcluster.errors import QClusterError, UnprocessableInputError, is_transient
+from qcluster.errors import QClusterError, RateLimitedError, UnprocessableInputError, is_transient
 from qcluster.logging import get_logger
 from qcluster.metrics import Metrics
 from qcluster.settings import Settings
@@ -127,7 +127,10 @@ async def _translated(request: web.Request, handler: Handler) -> web.StreamRespo
             log.warning("request failed; retryable", path=request.path, error=exc.message)
         elif exc.http_status >= 500:
             log.error("request failed", path=request.path, error=exc.message)
-        return error_response(request, exc.http_status, error_message(exc))
+        response = error_response(request, exc.http_status, error_message(exc))
+        if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(
             request, 413, f"Payload too large: {exc.text or 'request body exceeds the limit'}"

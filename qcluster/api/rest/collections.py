@@ -12,6 +12,7 @@ from qcluster.api.rest.app import TOC_KEY, ok
 from qcluster.api.rest.parse import body, query_bool, query_int
 from qcluster.api.rest.quotas import QUOTAS_KEY
 from qcluster.api.rest.render import update_json
+from qcluster.collection.strict import StrictMode
 from qcluster.errors import BadInputError, UnprocessableInputError
 from qcluster.models.collections import (
     ChangeAliasesIn,
@@ -126,6 +127,7 @@ async def create_index(request: web.Request) -> web.Response:
             f"field_schema: a payload index on `{req.field_name}` needs a schema (keyword, integer, ...)",
             "field_schema",
         )
+    await StrictMode(col).payload_index(req.field_name)
     result = await col.update(CreateFieldIndex(req.field_name, req.field_schema), query_bool(request, "wait"))
     return ok(request, update_json(result))
 

@@ -9,12 +9,19 @@ from aiohttp import web
 from qcluster.api.rest.app import TOC_KEY, ok
 from qcluster.api.rest.parse import body
 from qcluster.collection.query.matrix import Matrix, search_matrix
+from qcluster.collection.strict import StrictMode, conditions
 from qcluster.models.query import SearchMatrixIn
 
 
 async def _matrix(request: web.Request) -> Matrix:
     col = request.app[TOC_KEY].get(request.match_info["collection_name"])
     req = await body(request, SearchMatrixIn, required=False)
+    sm = StrictMode(col)
+    if sm.on:
+        sm.timeout(request.query.get("timeout"))
+        sm.query_limit((req.sample or 10) * (req.limit or 3))
+        await sm.filter(req.filter, write=False)
+        sm.read_cost(1 + len(conditions(req.filter)))
     return await search_matrix(col, flt=req.filter, sample=req.sample, limit=req.limit, using=req.using)
 
 

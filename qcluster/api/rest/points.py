@@ -20,6 +20,7 @@ from qcluster.api.rest.render import record_json, update_json
 from qcluster.api.rest.vectors import batch_from_columns, check_vector_names, points_batch
 from qcluster.collection import Collection
 from qcluster.collection.read_scope import parse_shard_keys, with_shard_keys
+from qcluster.collection.strict import StrictMode, conditions
 from qcluster.errors import BadInputError, NotFoundError, UnprocessableInputError
 from qcluster.models.points import (
     BatchOpIn,
@@ -87,6 +88,7 @@ def write_options(request: web.Request, shard_key: object) -> WriteOptions:
 
 async def _upsert(col: Collection, req: UpsertBody, wait: bool, options: WriteOptions) -> UpdateResult:
     batch = upsert_batch(req, col)
+    await StrictMode(col).upsert(batch)
     return await col.upsert(batch, wait, req.update_mode or "upsert", req.update_filter, options)
 
 
@@ -115,7 +117,24 @@ def vectors_batch(req: UpdateVectorsIn, col: Collection) -> PointsBatch:
     return points_batch([p.id for p in req.points], [p.vector for p in req.points], None, col.config)
 
 
+async def strict_write(request: web.Request, col: Collection, op: UpdateOperation) -> None:
+    """Strict mode on a write by selector: its filter (indexed keys, sizes) and its cost (the
+    points it names, or 1 + the filter's conditions)."""
+    sm = StrictMode(col)
+    if not sm.on:
+        return
+    sm.timeout(request.query.get("timeout"))
+    sel = getattr(op, "selector", None)
+    if sel is None:
+        await sm.write_cost(1)
+        return
+    await sm.filter(sel.filter, write=True)
+    cost = len(sel.ids) if sel.ids is not None else 0
+    await sm.write_cost(cost + (1 + len(conditions(sel.filter)) if sel.filter is not None else 0))
+
+
 async def _run(request: web.Request, col: Collection, op: UpdateOperation, shard_key: object) -> web.Response:
+    await strict_write(request, col, op)
     options = write_options(request, shard_key)
     return ok(request, update_json(await col.update(op, query_bool(request, "wait"), options)))
 
@@ -166,6 +185,7 @@ async def update_vectors(request: web.Request) -> web.Response:
     req = await body(request, UpdateVectorsIn)
     options = write_options(request, req.shard_key)
     batch = vectors_batch(req, col)
+    await StrictMode(col).upsert(batch, "update")
     result = await col.update_vectors(batch, query_bool(request, "wait"), req.update_filter, options)
     return ok(request, update_json(result))
 
@@ -179,14 +199,16 @@ async def delete_vectors(request: web.Request) -> web.Response:
 Step = Callable[[bool], Awaitable[UpdateResult]]
 
 
-def _step(request: web.Request, col: Collection, item: BatchOpIn) -> Step:
+async def _step(request: web.Request, col: Collection, item: BatchOpIn) -> Step:
     """One batch operation, parsed and checked now, applied when called with ``wait``."""
     if isinstance(item, UpsertOp):
         up, batch = item.upsert, upsert_batch(item.upsert, col)
+        await StrictMode(col).upsert(batch)
         up_options = write_options(request, up.shard_key)
         return lambda wait: col.upsert(batch, wait, up.update_mode or "upsert", up.update_filter, up_options)
     if isinstance(item, UpdateVectorsOp):
         uv, vbatch = item.update_vectors, vectors_batch(item.update_vectors, col)
+        await StrictMode(col).upsert(vbatch, "update")
         uv_options = write_options(request, uv.shard_key)
         return lambda wait: col.update_vectors(vbatch, wait, uv.update_filter, uv_options)
     op: UpdateOperation
@@ -209,6 +231,7 @@ def _step(request: web.Request, col: Collection, item: BatchOpIn) -> Step:
     else:
         part = item.clear_payload
         op = ClearPayload(selector(part.points, part.filter))
+    await strict_write(request, col, op)
     options = write_options(request, part.shard_key)
     return lambda wait: col.update(op, wait, options)
 
@@ -221,7 +244,7 @@ async def batch_update(request: web.Request) -> web.Response:
     request.app[QUOTAS_KEY].check_write()
     req = await body(request, UpdateOperationsIn)
     wait = query_bool(request, "wait")
-    steps = [_step(request, col, item) for item in req.operations]
+    steps = [await _step(request, col, item) for item in req.operations]
     results = []
     for i, step in enumerate(steps):
         result = await step(wait or i < len(steps) - 1)
@@ -244,6 +267,10 @@ async def get_point(request: web.Request) -> web.Response:
 async def get_points(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, PointRequestIn)
+    sm = StrictMode(col)
+    if sm.on:
+        sm.timeout(request.query.get("timeout"))
+        sm.read_cost(len(req.ids))
     work = col.retrieve(
         req.ids,
         PayloadSelector.parse(True if req.with_payload is None else req.with_payload),

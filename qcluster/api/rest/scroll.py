@@ -11,6 +11,7 @@ from qcluster.api.rest.vectors import check_vector_names
 from qcluster.collection import Collection
 from qcluster.collection.query.context import order_by_spec
 from qcluster.collection.read_scope import with_shard_keys
+from qcluster.collection.strict import StrictMode, conditions
 from qcluster.errors import BadRequestError
 from qcluster.models.query import CountIn, FacetIn, ScrollIn
 from qcluster.shards.base import CountRequest, PayloadSelector, ScrollRequest, VectorSelector
@@ -25,6 +26,12 @@ async def scroll(request: web.Request) -> web.Response:
     which needs a range index on it), where paging goes by ``start_from`` instead."""
     col = _col(request)
     req = await body(request, ScrollIn, required=False)
+    sm = StrictMode(col)
+    if sm.on:
+        sm.timeout(request.query.get("timeout"))
+        sm.query_limit(req.limit)
+        await sm.filter(req.filter, write=False)
+        sm.read_cost(1 + len(conditions(req.filter)))
     if req.order_by is not None and req.offset is not None:
         raise BadRequestError(
             "Cannot use an `offset` when using `order_by`. The alternative for paging is to use "
@@ -50,6 +57,12 @@ async def scroll(request: web.Request) -> web.Response:
 async def count(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, CountIn, required=False)
+    sm = StrictMode(col)
+    if sm.on:
+        sm.timeout(request.query.get("timeout"))
+        sm.exact(req.exact)
+        await sm.filter(req.filter, write=False)
+        sm.read_cost(1 + len(conditions(req.filter)))
     counted = await with_shard_keys(
         req.shard_key, col.count(CountRequest(filter=req.filter, exact=req.exact))
     )
@@ -60,6 +73,13 @@ async def facet(request: web.Request) -> web.Response:
     """Counts of the values of ``key`` (which needs a keyword / integer / bool / uuid index)."""
     col = _col(request)
     req = await body(request, FacetIn)
+    sm = StrictMode(col)
+    if sm.on:
+        sm.timeout(request.query.get("timeout"))
+        sm.query_limit(req.limit)
+        sm.exact(req.exact)
+        await sm.filter(req.filter, write=False)
+        sm.read_cost(1 + len(conditions(req.filter)))
     limit = 10 if req.limit is None else req.limit
     hits = await with_shard_keys(req.shard_key, col.facet(req.key, req.filter, limit, bool(req.exact)))
     return ok(request, {"hits": [{"value": v, "count": c} for v, c in hits]})

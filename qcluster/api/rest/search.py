@@ -16,6 +16,7 @@ from qcluster.api.rest.render import group_json, hits_json
 from qcluster.collection import Collection
 from qcluster.collection.query import Group, Hit, Lookup, run_groups, run_query
 from qcluster.collection.read_scope import with_shard_keys
+from qcluster.collection.strict import StrictMode, check_query
 from qcluster.models.query import (
     DiscoverBatchIn,
     DiscoverIn,
@@ -41,10 +42,33 @@ def _lookup(request: web.Request) -> Lookup:
     return request.app[TOC_KEY].get
 
 
+async def _strict(
+    request: web.Request, col: Collection, reqs: list[QueryIn], *, batch: bool = False, group: Any = None
+) -> None:
+    """The collection's strict-mode limits on these queries (and their read cost)."""
+    sm = StrictMode(col)
+    if not sm.on:
+        return
+    sm.timeout(request.query.get("timeout"))
+    if batch:
+        sm.search_batch(len(reqs))
+    cost = 0
+    for q in reqs:
+        if group is not None:
+            group_by, group_size, limit = group
+            await sm.group_by(group_by)
+            sm.query_limit((limit or 10) * (group_size or 3))
+            cost += await check_query(sm, q.model_copy(update={"limit": None}))
+        else:
+            cost += await check_query(sm, q)
+    sm.read_cost(cost)
+
+
 # ------------------------------------------------------------------------------ query
 async def query(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryIn, required=False, prefix="internal.")
+    await _strict(request, col, [req])
     hits = await with_shard_keys(req.shard_key, run_query(col, req, _lookup(request)))
     return ok(request, {"points": hits_json(hits, col)})
 
@@ -52,6 +76,7 @@ async def query(request: web.Request) -> web.Response:
 async def query_batch(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryBatchIn)
+    await _strict(request, col, req.searches, batch=True)
     lookup = _lookup(request)
     results = await asyncio.gather(
         *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in req.searches)
@@ -91,6 +116,7 @@ async def _groups(
 async def query_groups(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryGroupsIn)
+    await _strict(request, col, [req], group=(req.group_by, req.group_size, req.limit))
     return ok(
         request,
         await _groups(
@@ -181,6 +207,7 @@ def _single(model: type[Any], convert: Convert) -> Callable[[web.Request], Await
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
         req = convert(await body(request, model))
+        await _strict(request, col, [req])
         hits: list[Hit] = await with_shard_keys(req.shard_key, run_query(col, req, _lookup(request)))
         return ok(request, hits_json(hits, col))
 
@@ -193,6 +220,7 @@ def _batch(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaita
         req = await body(request, model)
         lookup = _lookup(request)
         queries = [convert(s) for s in req.searches]
+        await _strict(request, col, queries, batch=True)
         results = await asyncio.gather(
             *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in queries)
         )
@@ -205,10 +233,12 @@ def _grouped(model: type[Any], convert: Convert) -> Callable[[web.Request], Awai
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
         req = await body(request, model)
+        query_ = convert(req)
+        await _strict(request, col, [query_], group=(req.group_by, req.group_size, req.limit))
         result = await _groups(
             request,
             col,
-            convert(req),
+            query_,
             group_by=req.group_by,
             group_size=req.group_size,
             limit=req.limit,
