@@ -93,7 +93,7 @@ class MetadataSync:
                 await col.update_config(CollectionConfig.model_validate(merged))
                 log.info("collection config updated through consensus", collection=name, diff=diff)
 
-    def _caught_up(self) -> bool:
+    def caught_up(self) -> bool:
         return self.consensus is not None and self.consensus.is_caught_up()
 
     async def reconcile(self, state: ClusterState | None = None) -> None:
@@ -101,7 +101,7 @@ class MetadataSync:
             if self.consensus is None:
                 return
             state = self.consensus.state
-        destructive = self._caught_up()
+        destructive = self.caught_up()
         async with self._lock:
             for name, info in state.collections.items():
                 await self._reconcile_collection(name, info, destructive)
@@ -204,7 +204,7 @@ class MetadataSync:
 
         async def follow_up() -> None:
             while self._pending_full and self.consensus is not None and self.consensus.running:
-                if self._caught_up():
+                if self.caught_up():
                     self._pending_full = False
                     await self.reconcile()
                     continue
