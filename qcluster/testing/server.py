@@ -47,9 +47,16 @@ class ServerProcess:
         port: int | None = None,
         scheme: str = "http",
         args: list[str] | None = None,
+        host: str = "127.0.0.1",
+        prefix: list[str] | None = None,
     ):
+        """``host``: the address the server is reached at (and binds, unless ``env`` sets
+        ``QDRANT__SERVICE__HOST``); ``prefix``: a command the server runs under, e.g.
+        ``["ip", "netns", "exec", NAME]`` (it must exec the server, so its pid is the server's)."""
         self.workdir = workdir
         self.scheme = scheme
+        self.host = host
+        self.prefix = list(prefix or [])
         self.args = list(args or [])
         self.port = port or free_port()
         self.extra_env = env or {}
@@ -57,7 +64,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Spawn the process and wait until ``/readyz`` answers 200."""
@@ -73,13 +80,13 @@ class ServerProcess:
         env = {
             **os.environ,
             "QDRANT__SERVICE__HTTP_PORT": str(self.port),
-            "QDRANT__SERVICE__HOST": "127.0.0.1",
+            "QDRANT__SERVICE__HOST": self.host,
             "QDRANT__LOG_LEVEL": "WARNING",
             **self.extra_env,
         }
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qcluster", "serve", *self.args],
+            [*self.prefix, sys.executable, "-m", "qcluster", "serve", *self.args],
             cwd=self.workdir,
             env=env,
             stdout=log,

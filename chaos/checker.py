@@ -1,0 +1,230 @@
+"""The checker: a history (see :mod:`chaos.history`) and the final state read from every replica in,
+a list of violations out. Pure: no sockets, no clocks.
+
+Final state::
+
+    {"replicas": [{"replica": "p0", "group": "meta", "objects": {"key:a": 3, "col:c": true}},
+                  {"replica": "p0", "group": "pt:c", "objects": {"pt:c:7": {"w": 12, "p": null}}}],
+     "inactive": [{"replica": "p1", "collection": "c", "shard": 0, "state": "Dead"}],
+     "recovery": {"converged": true, "seconds": 2.5, "deadline": 60.0}}
+
+A replica group holds the objects of one kind of replicated data: ``meta`` (keys, collections,
+aliases: every peer holds all of it) or ``pt:<collection>`` (``pt:<collection>#<shard>`` when the
+reader can tell shards apart: an object then belongs to the shard groups that hold it, or to all of
+them when none does). An object is checked against every replica of its group.
+
+Invariants, and the violation ``kind`` each one reports:
+
+- ``lost``: the last acknowledged write of an object is not what a replica holds (absent, or an
+  older value), and no indeterminate write after it explains what it holds;
+- ``resurrected``: the last acknowledged operation deleted the object, yet a replica holds a value
+  written before that delete;
+- ``failed_applied``: a replica holds a value only a failed (definitely refused) write produced;
+- ``unexpected``: a replica holds a value no operation wrote;
+- ``partial``: an indeterminate write of several objects is visible on some of them but not all (on
+  objects it was the last write of);
+- ``divergent``: replicas of one group hold different objects or values;
+- ``not_active``: a replica is not ``Active`` after recovery;
+- ``not_converged``: the replicas did not converge within the recovery deadline;
+- ``two_leaders``: two peers were seen leading the same Raft term;
+- ``crash``: a peer process died without the harness killing it.
+
+Indeterminate operations may take effect at any moment after they start, even after later
+operations on the same object (a timed-out write can still commit): the checker allows every such
+order, tracking for each object the set of reachable states.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.history import FAILED, INDETERMINATE, OK
+
+ABSENT = "\x00absent"
+MAX_PENDING = 10  # indeterminate ops per object kept as "may still apply" (older ones are dropped)
+
+Value = str  # canonical JSON of an object's value, or ABSENT
+
+
+def canon(value: Any) -> Value:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def group_of(obj: str) -> str:
+    if obj.startswith("pt:"):
+        return "pt:" + obj[3:].rsplit(":", 1)[0]
+    return "meta"
+
+
+@dataclass(frozen=True)
+class Step:
+    op_id: int
+    outcome: str
+    effect: dict[str, Any]
+
+
+def apply(effect: dict[str, Any], value: Value) -> Value:
+    kind = effect["op"]
+    if kind == "put":
+        return canon(effect["value"])
+    if kind == "del":
+        return ABSENT
+    if kind == "merge":
+        if value == ABSENT:
+            return ABSENT
+        base = json.loads(value)
+        return canon({**base, **effect["value"]})
+    raise ValueError(f"unknown effect {kind!r}")
+
+
+def possible_values(steps: list[Step]) -> set[Value]:
+    """Every value the object may hold after ``steps`` (in the client's order)."""
+    states: set[tuple[Value, tuple[int, ...]]] = {(ABSENT, ())}
+
+    def closure(current: set[tuple[Value, tuple[int, ...]]]) -> set[tuple[Value, tuple[int, ...]]]:
+        seen = set(current)
+        todo = list(current)
+        while todo:
+            value, pending = todo.pop()
+            for k, idx in enumerate(pending):
+                nxt = (apply(steps[idx].effect, value), pending[:k] + pending[k + 1 :])
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    for i, step in enumerate(steps):
+        if step.outcome == OK:
+            states = {(apply(step.effect, v), p) for v, p in closure(states)}
+        elif step.outcome == INDETERMINATE:
+            states = {(v, (*p, i)[-MAX_PENDING:]) for v, p in states}
+    return {v for v, _ in closure(states)}
+
+
+def _explain(steps: list[Step], observed: Value) -> str:
+    """Name the violation when ``observed`` is not a possible value."""
+    acked = [s for s in steps if s.outcome == OK]
+    producers = {s.outcome for s in steps if s.effect["op"] == "put" and canon(s.effect["value"]) == observed}
+    if observed != ABSENT and not producers and not any(s.effect["op"] == "merge" for s in steps):
+        return "unexpected"
+    if producers == {FAILED}:
+        return "failed_applied"
+    if acked and acked[-1].effect["op"] == "del" and observed != ABSENT:
+        return "resurrected"
+    if acked:
+        return "lost"
+    return "unexpected"
+
+
+def _histories(records: Iterable[dict[str, Any]]) -> dict[str, list[Step]]:
+    per_obj: dict[str, list[Step]] = defaultdict(list)
+    ops = sorted((r for r in records if r["t"] == "op"), key=lambda r: (r["start"], r["id"]))
+    for r in ops:
+        for obj, effect in (r.get("effects") or {}).items():
+            per_obj[obj].append(Step(int(r["id"]), r["outcome"], effect))
+    return per_obj
+
+
+def check(records: list[dict[str, Any]], final: dict[str, Any]) -> list[dict[str, Any]]:
+    """All violations of the history against the final state (empty: every invariant holds)."""
+    out: list[dict[str, Any]] = []
+    histories = _histories(records)
+    replicas = final.get("replicas", [])
+    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rep in replicas:
+        by_group[rep["group"]].append(rep)
+
+    def covering(obj: str) -> list[dict[str, Any]]:
+        base = group_of(obj)
+        groups = [g for g in by_group if g == base or g.startswith(base + "#")]
+        holding = [g for g in groups if any(obj in rep["objects"] for rep in by_group[g])]
+        return [rep for g in (holding or groups) for rep in by_group[g]]
+
+    objects = set(histories) | {obj for rep in replicas for obj in rep["objects"]}
+    for obj in sorted(objects):
+        steps = histories.get(obj, [])
+        allowed = possible_values(steps)
+        for rep in covering(obj):
+            raw = rep["objects"].get(obj, None)
+            observed = ABSENT if obj not in rep["objects"] else canon(raw)
+            if observed not in allowed:
+                acked = [s.op_id for s in steps if s.outcome == OK]
+                out.append({
+                    "kind": _explain(steps, observed), "object": obj, "replica": rep["replica"],
+                    "observed": None if observed == ABSENT else raw,
+                    "last_acknowledged_op": acked[-1] if acked else None,
+                })  # fmt: skip
+    out += _partial(records, histories, replicas)
+    out += _divergent(by_group)
+    out += [{"kind": "not_active", **entry} for entry in final.get("inactive", [])]
+    recovery = final.get("recovery") or {}
+    if recovery and not recovery.get("converged", True):
+        out.append({"kind": "not_converged", "deadline": recovery.get("deadline"),
+                    "detail": recovery.get("detail")})  # fmt: skip
+    out += _leaders(records)
+    out += [{"kind": "crash", "peer": r["peer"], "rc": r.get("rc"), "at": r.get("at")}
+            for r in records if r["t"] == "crash"]  # fmt: skip
+    return out
+
+
+def _partial(
+    records: list[dict[str, Any]], histories: dict[str, list[Step]], replicas: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Indeterminate multi-object puts must be all-or-nothing where they are still observable."""
+    out = []
+    for r in records:
+        effects = r.get("effects") or {}
+        if r["t"] != "op" or r["outcome"] != INDETERMINATE or len(effects) < 2:
+            continue
+        if any(e["op"] != "put" for e in effects.values()):
+            continue
+        last = all([s.op_id for s in histories[obj] if s.outcome != FAILED][-1] == r["id"] for obj in effects)
+        if not last:
+            continue
+        for rep in replicas:
+            objs = [o for o in effects if group_of(o) == rep["group"].split("#")[0]]
+            if len(objs) < 2:
+                continue
+            seen = [
+                o in rep["objects"] and canon(rep["objects"][o]) == canon(effects[o]["value"]) for o in objs
+            ]
+            if any(seen) and not all(seen):
+                out.append({"kind": "partial", "op": r["id"], "replica": rep["replica"],
+                            "visible": sorted(o for o, s in zip(objs, seen, strict=True) if s),
+                            "missing": sorted(o for o, s in zip(objs, seen, strict=True) if not s)})  # fmt: skip
+    return out
+
+
+def _divergent(by_group: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    out = []
+    for group, reps in sorted(by_group.items()):
+        if len(reps) < 2:
+            continue
+        keys = set().union(*(rep["objects"] for rep in reps))
+        differing = sorted(k for k in keys if len({canon(rep["objects"].get(k, ABSENT)) for rep in reps}) > 1)
+        if differing:
+            out.append({"kind": "divergent", "group": group, "replicas": [rep["replica"] for rep in reps],
+                        "differing": len(differing), "sample": differing[:5]})  # fmt: skip
+    return out
+
+
+def _leaders(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most one leader per term, from peers reporting themselves ``Leader`` (a follower's view of
+    the leader can lag its term during an election, so only self-reports count)."""
+    by_term: dict[int, set[int]] = defaultdict(set)
+    for r in records:
+        if r["t"] == "observe" and r.get("role") == "Leader" and r.get("term") is not None:
+            by_term[int(r["term"])].add(int(r["peer_id"]))
+    return [{"kind": "two_leaders", "term": term, "leaders": sorted(leaders)}
+            for term, leaders in sorted(by_term.items()) if len(leaders) > 1]  # fmt: skip
+
+
+def summarize(violations: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for v in violations:
+        out[v["kind"]] += 1
+    return dict(out)
