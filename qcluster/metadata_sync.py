@@ -70,13 +70,23 @@ class MetadataSync:
             if self.consensus is None:
                 return
             state = self.consensus.state
+        # Each collection on its own, aliases whatever happens to them: one collection that fails
+        # to open here (e.g. files left behind by an interrupted delete) must not hold the rest of
+        # this peer's metadata back from the agreed state forever. The first failure is re-raised
+        # (the reactor logs it); the next event retries.
+        failures: list[Exception] = []
         async with self._lock:
             wanted = {name: info.config for name, info in state.collections.items()}
             for name, raw in wanted.items():
                 if name not in self.toc.collections:
-                    await self.toc.create_local(name, CollectionConfig.model_validate(raw))
+                    try:
+                        await self.toc.create_local(name, CollectionConfig.model_validate(raw))
+                    except Exception as exc:
+                        failures.append(exc)
             if dict(state.aliases) != self.toc.aliases:
                 self.toc.set_aliases(dict(state.aliases))
+        if failures:
+            raise failures[0]
 
     # ------------------------------------------------------------------ proposing side
     def _service(self) -> ConsensusService:
