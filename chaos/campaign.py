@@ -15,7 +15,9 @@ Interrupting a run (Ctrl-C) still stops every peer and removes the network.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import sys
 import threading
 import time
@@ -65,6 +67,7 @@ CAMPAIGNS = {
             "metadata",
             "collections, aliases and metadata keys through random peers",
             ALL_FAULTS,
+            duration=600.0,
             disk_peer_mb=48,
         ),
         Campaign(
@@ -125,7 +128,9 @@ class Run:
             self.stop.set()
             self.cluster.stop()
             self.history.close()
-        violations = checker.check(self.history.records, {**final, "recovery": recovery})
+        final = {**final, "recovery": recovery}
+        (self.workdir / "final.json").write_text(json.dumps(final))  # `python -m chaos check` rereads it
+        violations = checker.check(self.history.records, final)
         report = self._report(violations, recovery, time.monotonic() - started)
         self.log(f"[{c.name}] done: {report['operations']} ops, {report['acknowledged']} acknowledged, "
                  f"{report['faults']} faults, violations {report['violations_by_kind'] or 'none'}, "
@@ -183,6 +188,7 @@ class Run:
                 cl.stop.set()
             for t in threads[: len(clients)]:
                 t.join(timeout=30)
+        self.faults_t0 = None  # progress lines stop: recovery logs its own
         self.log(f"[{c.name}] faults stopped; waiting for the replicas to converge")
         return self._recover()
 
@@ -304,6 +310,7 @@ class Run:
             "fault_mechanisms": sorted(
                 {str(r["detail"].get("mechanism")) for r in fault_records if r["kind"] == "netem"}
             ),
+            "top_errors": _top_errors(records),
             "violations": samples,
             "violations_by_kind": summary,
             "lost": summary.get("lost", 0),
@@ -320,6 +327,17 @@ class Run:
             "recovery": recovery,
             "history": str(self.history.path),
         }
+
+
+def _top_errors(records: list[dict[str, Any]], n: int = 8) -> list[dict[str, Any]]:
+    """The most frequent answers to operations that did not succeed (what clients saw)."""
+    seen: dict[tuple[str, int, str], int] = {}
+    for r in records:
+        if r["t"] == "op" and r["outcome"] != OK:
+            key = (r["outcome"], r["status"], re.sub(r"\d+", "N", str(r["error"]))[:90])
+            seen[key] = seen.get(key, 0) + 1
+    top = sorted(seen.items(), key=lambda kv: -kv[1])[:n]
+    return [{"outcome": o, "status": s, "error": e, "count": c} for (o, s, e), c in top]
 
 
 def _is_point(v: dict[str, Any]) -> bool:

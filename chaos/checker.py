@@ -45,7 +45,7 @@ from typing import Any
 from chaos.history import FAILED, INDETERMINATE, OK
 
 ABSENT = "\x00absent"
-MAX_PENDING = 10  # indeterminate ops per object kept as "may still apply" (older ones are dropped)
+MAX_PENDING = 8  # indeterminate ops per object kept as "may still apply" (older ones are dropped)
 
 Value = str  # canonical JSON of an object's value, or ABSENT
 

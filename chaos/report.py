@@ -23,6 +23,12 @@ Columns: operations sent / acknowledged (ok) / indeterminate (timeouts, 5xx); fa
 kind); violations by kind (lost acknowledged writes, resurrected deletes, divergent replica groups,
 other); time from the end of the faults until every replica group agrees and is Active.
 
+Violations found by these campaigns and fixed in the product (each with a regression test):
+
+- a full disk killed the peer with SIGBUS (pysyncobj's Raft journal wrote through a sparse mmap):
+  the journal now grows into allocated blocks, so a full disk is an error the peer survives
+  (`qcluster/consensus/journal.py`, `tests/unit/test_raft_journal.py`).
+
 """
 
 
