@@ -24,7 +24,8 @@ Invariants, and the violation ``kind`` each one reports:
 - ``partial``: an indeterminate write of several objects is visible on some of them but not all (on
   objects it was the last write of);
 - ``divergent``: replicas of one group hold different objects or values;
-- ``not_active``: a replica is not ``Active`` after recovery;
+- ``not_active``: a replica is not ``Active`` after recovery (the three above are then checked on
+  the Active replicas of its shard only);
 - ``not_converged``: the replicas did not converge within the recovery deadline;
 - ``two_leaders``: two peers were seen leading the same Raft term;
 - ``crash``: a peer process died without the harness killing it.
@@ -138,11 +139,20 @@ def check(records: list[dict[str, Any]], final: dict[str, Any]) -> list[dict[str
     for rep in replicas:
         by_group[rep["group"]].append(rep)
 
+    inactive = {(e["replica"], f"pt:{e['collection']}#{e['shard']}") for e in final.get("inactive", [])}
+
     def covering(obj: str) -> list[dict[str, Any]]:
+        """The replicas that must hold ``obj`` as the history says: the Active ones of its group
+        (a replica known not to be Active is reported as such, not as losing every write it
+        missed), or all of them when none is Active."""
         base = group_of(obj)
         groups = [g for g in by_group if g == base or g.startswith(base + "#")]
         holding = [g for g in groups if any(obj in rep["objects"] for rep in by_group[g])]
-        return [rep for g in (holding or groups) for rep in by_group[g]]
+        out = []
+        for g in holding or groups:
+            active = [rep for rep in by_group[g] if (rep["replica"], g) not in inactive]
+            out += active or by_group[g]
+        return out
 
     objects = set(histories) | {obj for rep in replicas for obj in rep["objects"]}
     for obj in sorted(objects):

@@ -59,8 +59,8 @@ def render(reports: list[dict[str, Any]]) -> str:
     for r in sorted(reports, key=lambda r: r["campaign"]):
         conv = r["recovery"]
         converge = f"{r['recovery_s']} s" if conv.get("converged") else f"not within {conv.get('deadline')} s"
-        if conv.get("points_not_replicated"):
-            converge += " (metadata; points not replicated yet)"
+        if conv.get("points_not_converged"):
+            converge += " (metadata only: point replicas left Dead)"
         lines.append(
             f"| {r['campaign']} | {r['seed']} | {r['duration_s']:.0f} s | {_faults(r)} | {r['operations']} "
             f"| {r['acknowledged']} | {r['indeterminate']} | {r['lost']} | {r['resurrected']} | {r['divergent']} "

@@ -2,10 +2,11 @@
 through random peers, kill -9, pauses, partitions and slow/lossy links, then the checker over the
 history and every replica's final state. Needs root, ``ip``, ``tc`` and ``nft``: skipped otherwise.
 
-Metadata (collections, aliases, keys) must come out with no violation. Point writes are not
-replicated across peers yet, so until the data plane lands the checker must report the point
-replicas' lost writes and divergence (proof that it sees them); once ``DATA_PLANE`` is set it must
-report nothing at all. The long campaigns run with ``make chaos`` and ``-m slow``.
+Metadata (collections, aliases, keys) must come out with no violation, and every acknowledged point
+write must be on every Active replica. Until Dead replicas are recovered (``RECOVERY``: shard
+transfers), a replica marked Dead during the faults stays Dead and behind: the checker must report
+exactly that (not Active, divergent); once recovery lands, nothing at all. The long campaigns run
+with ``make chaos`` and ``-m slow``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.campaign import CAMPAIGNS, DATA_PLANE, QUICK, Run
+from chaos.campaign import CAMPAIGNS, DATA_PLANE, QUICK, RECOVERY, Run
 from chaos.netns import unavailable_reason
 
 REASON = unavailable_reason()
@@ -26,16 +27,16 @@ def test_quick_campaign(tmp_path: Path) -> None:
     report = Run(dataclasses.replace(QUICK, duration=20.0), seed=1601, workdir=tmp_path).execute()
     assert set(report["fault_kinds"]) == {"kill", "pause", "partition", "netem"}
     assert report["acknowledged"] > 100, report
-    meta = {k: n for k, n in report["violations_by_kind"].items() if k not in ("lost", "resurrected",
-                                                                                 "divergent", "partial")}  # fmt: skip
-    assert not meta, report["violations"]
     assert report["unexpected_violations"] == 0, report["violations"]
     assert report["recovery"]["converged"], report["recovery"]
-    if DATA_PLANE:
-        assert report["violations_by_kind"] == {}, report["violations"]
+    found = set(report["violations_by_kind"])
+    if DATA_PLANE and RECOVERY:
+        assert not found, report["violations"]
+    elif DATA_PLANE:
+        assert found <= {"not_active", "divergent"}, report["violations"]
+        assert all(str(v.get("group", "pt:")).startswith("pt:") for v in report["violations"])
     else:
-        assert report["lost"] > 0 and report["divergent"] == 1, report["violations_by_kind"]
-        assert all(str(v.get("object", v.get("group"))).startswith("pt:") for v in report["violations"])
+        assert report["lost"] > 0 and report["divergent"] >= 1, report["violations_by_kind"]
 
 
 @pytest.mark.slow

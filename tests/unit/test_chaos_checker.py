@@ -147,3 +147,18 @@ def test_shard_groups_cover_objects_they_hold() -> None:
     assert check(h.records, state) == []
     h.op(OK, {"pt:c:3": put({"w": 3})})  # acknowledged, on no shard at all
     assert kinds(check(h.records, state)) == {"lost": 4}
+
+
+def test_dead_replica_is_not_active_not_lost() -> None:
+    """A replica known to be Dead is reported once as not Active; lost writes are judged on the
+    Active replicas of its shard (and on all of them when none is Active)."""
+    h = H()
+    h.op(OK, {"pt:c:1": put({"w": 1})})
+    dead = {"replica": "p1", "collection": "c", "shard": 0, "state": "Dead"}
+    state = final(("p0", "pt:c#0", {"pt:c:1": {"w": 1}}), ("p1", "pt:c#0", {}), inactive=[dead])
+    assert kinds(check(h.records, state)) == {"not_active": 1, "divergent": 1}
+    state = final(("p0", "pt:c#0", {}), ("p1", "pt:c#0", {}), inactive=[dead])
+    assert kinds(check(h.records, state)) == {"not_active": 1, "lost": 1}
+    both = [dead, {**dead, "replica": "p0"}]
+    state = final(("p0", "pt:c#0", {}), ("p1", "pt:c#0", {}), inactive=both)
+    assert kinds(check(h.records, state)) == {"not_active": 2, "lost": 2}
