@@ -4,9 +4,10 @@ reported; a clean history with indeterminate operations either way is not."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
-from chaos.checker import check, possible_values, summarize
+from chaos.checker import ABSENT, Step, apply, check, possible_values, summarize
 from chaos.history import FAILED, INDETERMINATE, OK
 
 
@@ -162,3 +163,42 @@ def test_dead_replica_is_not_active_not_lost() -> None:
     both = [dead, {**dead, "replica": "p0"}]
     state = final(("p0", "pt:c#0", {}), ("p1", "pt:c#0", {}), inactive=both)
     assert kinds(check(h.records, state)) == {"not_active": 2, "lost": 2}
+
+
+def _reference(steps: list[Step]) -> set[str]:
+    """Brute force: every subset of the indeterminate ops, each applied at any point at or after
+    its own position (ok ops in order), enumerated over reachable (value, pending) states."""
+    states: set[tuple[str, frozenset[int]]] = {(ABSENT, frozenset())}
+
+    def closure(cur: set[tuple[str, frozenset[int]]]) -> set[tuple[str, frozenset[int]]]:
+        seen, todo = set(cur), list(cur)
+        while todo:
+            value, pending = todo.pop()
+            for i in pending:
+                nxt = (apply(steps[i].effect, value), pending - {i})
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    for i, step in enumerate(steps):
+        if step.outcome == OK:
+            states = {(apply(step.effect, v), p) for v, p in closure(states)}
+        elif step.outcome == INDETERMINATE:
+            states = {(v, p | {i}) for v, p in states}
+    return {v for v, _ in closure(states)}
+
+
+def test_possible_values_matches_brute_force() -> None:
+    rng = random.Random(16)
+    for _ in range(3000):
+        steps = []
+        for i in range(rng.randint(0, 7)):
+            kind = rng.choice(["put", "put", "del", "merge"])
+            effect: dict[str, Any] = {"op": kind}
+            if kind == "put":
+                effect["value"] = {"w": i, "p": None}
+            elif kind == "merge":
+                effect["value"] = {"p": i}
+            steps.append(Step(i, rng.choice([OK, OK, FAILED, INDETERMINATE]), effect))
+        assert possible_values(steps) == _reference(steps), steps
