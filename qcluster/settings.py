@@ -65,6 +65,9 @@ class PerformanceSettings(_Section):
 
 
 class StorageSettings(_Section):
+    # Listener: this peer's replicas take every write but never count for write_consistency_factor
+    # and serve reads only when a shard has no Active replica (Qdrant's storage.node_type).
+    node_type: Literal["Normal", "Listener"] = "Normal"
     storage_path: Path = Path("./storage")
     snapshots_path: Path = Path("./snapshots")
     temp_path: Path | None = None

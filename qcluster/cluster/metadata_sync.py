@@ -149,7 +149,7 @@ class MetadataSync:
                 continue
             if state is ReplicaState.INITIALIZING:
                 fresh.discard(sid)
-                self._propose_state(col.name, sid, ReplicaState.ACTIVE, ReplicaState.INITIALIZING)
+                self._propose_state(col.name, sid, self._serving_state(), ReplicaState.INITIALIZING)
             elif sid in fresh and destructive:
                 fresh.discard(sid)
                 if state is ReplicaState.ACTIVE:
@@ -159,6 +159,11 @@ class MetadataSync:
                         shard=sid,
                     )
                     self._propose_state(col.name, sid, ReplicaState.DEAD, ReplicaState.ACTIVE)
+
+    def _serving_state(self) -> ReplicaState:
+        """The state a new replica of this peer turns into once created."""
+        listener = self.toc.storage.node_type == "Listener"
+        return ReplicaState.LISTENER if listener else ReplicaState.ACTIVE
 
     def _propose_state(self, name: str, sid: int, state: ReplicaState, from_state: ReplicaState) -> None:
         key = (name, sid, state)
@@ -296,7 +301,7 @@ class MetadataSync:
                 f"shard {sid} on peer {peer}: {st.value}"
                 for sid in placement
                 for peer, st in sorted(info.shards[sid].replicas.items() if sid in info.shards else ())
-                if st is not ReplicaState.ACTIVE
+                if st not in (ReplicaState.ACTIVE, ReplicaState.LISTENER)
             ]
 
         async with self._changed:
