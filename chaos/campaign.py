@@ -352,7 +352,7 @@ def _top_errors(records: list[dict[str, Any]], n: int = 8) -> list[dict[str, Any
 def _is_point(v: dict[str, Any]) -> bool:
     """A violation expected of the point data while it cannot converge: without the data plane any
     point violation; with it but without recovery, only Dead replicas left behind."""
-    if v["kind"] == "not_active":
+    if v["kind"] in ("not_active", "partial_across_shards"):
         return True
     if v["kind"] == "divergent":
         return str(v["group"]).startswith("pt:")

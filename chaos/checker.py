@@ -21,11 +21,14 @@ Invariants, and the violation ``kind`` each one reports:
   written before that delete;
 - ``failed_applied``: a replica holds a value only a failed (definitely refused) write produced;
 - ``unexpected``: a replica holds a value no operation wrote;
-- ``partial``: an indeterminate write of several objects is visible on some of them but not all (on
-  objects it was the last write of);
+- ``partial``: an indeterminate write of several objects is visible (on some replica) for some of
+  them and for others on none (judged on objects it was the last write of); reported as
+  ``partial_across_shards`` when the applied and the missing objects live on different shards (a
+  batch is atomic per shard, as in Qdrant: one shard can take it while another fails);
 - ``divergent``: replicas of one group hold different objects or values;
-- ``not_active``: a replica is not ``Active`` after recovery (the three above are then checked on
-  the Active replicas of its shard only);
+- ``not_active``: a replica is not ``Active`` after recovery (lost, resurrected and unexpected
+  values are then judged on the Active replicas of its shard only, or, when none is Active, on the
+  best of its replicas);
 - ``not_converged``: the replicas did not converge within the recovery deadline;
 - ``two_leaders``: two peers were seen leading the same Raft term;
 - ``crash``: a peer process died without the harness killing it.
@@ -38,8 +41,9 @@ order (:func:`possible_values`, linear in the object's history).
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,34 +166,42 @@ def check(records: list[dict[str, Any]], final: dict[str, Any]) -> list[dict[str
 
     inactive = {(e["replica"], f"pt:{e['collection']}#{e['shard']}") for e in final.get("inactive", [])}
 
-    def covering(obj: str) -> list[dict[str, Any]]:
-        """The replicas that must hold ``obj`` as the history says: the Active ones of its group
-        (a replica known not to be Active is reported as such, not as losing every write it
-        missed), or all of them when none is Active."""
+    def covering(obj: str) -> list[list[dict[str, Any]]]:
+        """Who must hold ``obj`` as the history says, as a list of alternatives per group: each
+        Active replica of its group on its own (a replica known not to be Active is reported as
+        such, not as losing every write it missed); when none is Active, all of them together
+        (the object is lost only if no replica holds an allowed value)."""
         base = group_of(obj)
         groups = [g for g in by_group if g == base or g.startswith(base + "#")]
         holding = [g for g in groups if any(obj in rep["objects"] for rep in by_group[g])]
-        out = []
+        out: list[list[dict[str, Any]]] = []
         for g in holding or groups:
             active = [rep for rep in by_group[g] if (rep["replica"], g) not in inactive]
-            out += active or by_group[g]
+            out += [[rep] for rep in active] if active else [by_group[g]]
         return out
+
+    def observed(rep: dict[str, Any], obj: str) -> Value:
+        return ABSENT if obj not in rep["objects"] else canon(rep["objects"][obj])
 
     objects = set(histories) | {obj for rep in replicas for obj in rep["objects"]}
     for obj in sorted(objects):
         steps = histories.get(obj, [])
         allowed = possible_values(steps)
-        for rep in covering(obj):
-            raw = rep["objects"].get(obj, None)
-            observed = ABSENT if obj not in rep["objects"] else canon(raw)
-            if observed not in allowed:
-                acked = [s.op_id for s in steps if s.outcome == OK]
-                out.append({
-                    "kind": _explain(steps, observed), "object": obj, "replica": rep["replica"],
-                    "observed": None if observed == ABSENT else raw,
-                    "last_acknowledged_op": acked[-1] if acked else None,
-                })  # fmt: skip
-    out += _partial(records, histories, replicas)
+        for alternatives in covering(obj):
+            if any(observed(rep, obj) in allowed for rep in alternatives):
+                continue
+            rep = alternatives[0]
+            acked = [s.op_id for s in steps if s.outcome == OK]
+            out.append({
+                "kind": _explain(steps, observed(rep, obj)), "object": obj,
+                "replica": rep["replica"] if len(alternatives) == 1 else "+".join(r["replica"] for r in alternatives),
+                "observed": rep["objects"].get(obj), "last_acknowledged_op": acked[-1] if acked else None,
+            })  # fmt: skip
+
+    def holding(obj: str) -> set[str]:
+        return {g for g, reps in by_group.items() if any(obj in rep["objects"] for rep in reps)}
+
+    out += _partial(records, histories, covering, observed, holding)
     out += _divergent(by_group)
     out += [{"kind": "not_active", **entry} for entry in final.get("inactive", [])]
     recovery = final.get("recovery") or {}
@@ -203,9 +215,15 @@ def check(records: list[dict[str, Any]], final: dict[str, Any]) -> list[dict[str
 
 
 def _partial(
-    records: list[dict[str, Any]], histories: dict[str, list[Step]], replicas: list[dict[str, Any]]
+    records: list[dict[str, Any]],
+    histories: dict[str, list[Step]],
+    covering: Callable[[str], list[list[dict[str, Any]]]],
+    observed: Callable[[dict[str, Any], str], Value],
+    groups: Callable[[str], set[str]],
 ) -> list[dict[str, Any]]:
-    """Indeterminate multi-object puts must be all-or-nothing where they are still observable."""
+    """Indeterminate multi-object puts must be all-or-nothing where they are still observable (on
+    objects they were the last write of): visible somewhere for some objects, nowhere for others,
+    is a partial write."""
     out = []
     for r in records:
         effects = r.get("effects") or {}
@@ -213,20 +231,30 @@ def _partial(
             continue
         if any(e["op"] != "put" for e in effects.values()):
             continue
-        last = all([s.op_id for s in histories[obj] if s.outcome != FAILED][-1] == r["id"] for obj in effects)
-        if not last:
+        if any([s.op_id for s in histories[obj] if s.outcome != FAILED][-1] != r["id"] for obj in effects):
             continue
-        for rep in replicas:
-            objs = [o for o in effects if group_of(o) == rep["group"].split("#")[0]]
-            if len(objs) < 2:
-                continue
-            seen = [
-                o in rep["objects"] and canon(rep["objects"][o]) == canon(effects[o]["value"]) for o in objs
-            ]
-            if any(seen) and not all(seen):
-                out.append({"kind": "partial", "op": r["id"], "replica": rep["replica"],
-                            "visible": sorted(o for o, s in zip(objs, seen, strict=True) if s),
-                            "missing": sorted(o for o, s in zip(objs, seen, strict=True) if not s)})  # fmt: skip
+        seen = {
+            obj: any(observed(rep, obj) == canon(e["value"]) for alt in covering(obj) for rep in alt)
+            for obj, e in effects.items()
+        }
+        if any(seen.values()) and not all(seen.values()):
+            visible = sorted(o for o, v in seen.items() if v)
+            missing = sorted(o for o, v in seen.items() if not v)
+            # which shard holds an object (any value): a batch whose shards are all known and the
+            # applied part on other shards than the rest is atomic per shard, as Qdrant's is
+            shards = {o: {g for g in groups(o) if "#" in g} for o in effects}
+            seen_on = set().union(*(shards[o] for o in visible))
+            split = all(len(shards[o]) == 1 for o in effects) and not (
+                seen_on & set().union(*(shards[o] for o in missing))
+            )
+            # or the answer named the shard that failed, and the applied part is elsewhere
+            failed = {g.split("#")[0] + f"#{n}" for n in re.findall(r"shard (\d+) of", str(r.get("error")))
+                      for g in seen_on}  # fmt: skip
+            split = split or bool(
+                failed and all(len(shards[o]) == 1 for o in visible) and not seen_on & failed
+            )
+            out.append({"kind": "partial_across_shards" if split else "partial", "op": r["id"],
+                        "visible": visible, "missing": missing})  # fmt: skip
     return out
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from chaos.history import History
 from chaos.peers import NsCluster, NsPeer
+from qcluster.testing.peer_cluster import wait_for
 
 FAULT_KINDS = ("kill", "pause", "partition", "netem", "disk")
 PARTITIONS = ("isolate", "leader", "split", "oneway", "flap")
@@ -199,13 +200,20 @@ def fill(path: os.PathLike[str] | str) -> int:
                 chunk = chunk[: len(chunk) // 16]
 
 
-def restart(peer: NsPeer, timeout: float = 90.0) -> None:
-    """Start a peer the harness stopped; it is ready once enough of its peers answer."""
+def restart(peer: NsPeer, timeout: float = 60.0) -> None:
+    """Start a peer the harness stopped and wait (bounded) until its consensus runs and knows a
+    leader. Not ``/readyz``: that stays 503 while any of its replicas is not Active, which a
+    replica left Dead by the faults may never be again."""
     with peer.lock:
         peer.spawn()
         peer.expected_down = False
-    with contextlib.suppress(TimeoutError, RuntimeError):
-        peer.wait_ready(timeout)
+
+    def back() -> bool:
+        info = peer.info(timeout=1.0)
+        return info is not None and info["raft_info"]["leader"] is not None
+
+    with contextlib.suppress(AssertionError):
+        wait_for(back, timeout, f"{peer.name} back in the cluster", every=0.2)
 
 
 def heal_everything(cluster: NsCluster, on_restart: Callable[[NsPeer], None] | None = None) -> None:

@@ -152,7 +152,7 @@ def test_shard_groups_cover_objects_they_hold() -> None:
 
 def test_dead_replica_is_not_active_not_lost() -> None:
     """A replica known to be Dead is reported once as not Active; lost writes are judged on the
-    Active replicas of its shard (and on all of them when none is Active)."""
+    Active replicas of its shard (and on the best of them when none is Active)."""
     h = H()
     h.op(OK, {"pt:c:1": put({"w": 1})})
     dead = {"replica": "p1", "collection": "c", "shard": 0, "state": "Dead"}
@@ -162,7 +162,10 @@ def test_dead_replica_is_not_active_not_lost() -> None:
     assert kinds(check(h.records, state)) == {"not_active": 1, "lost": 1}
     both = [dead, {**dead, "replica": "p0"}]
     state = final(("p0", "pt:c#0", {}), ("p1", "pt:c#0", {}), inactive=both)
-    assert kinds(check(h.records, state)) == {"not_active": 2, "lost": 2}
+    assert kinds(check(h.records, state)) == {"not_active": 2, "lost": 1}
+    # no replica Active, but one still holds the acknowledged write: behind, not lost
+    state = final(("p0", "pt:c#0", {"pt:c:1": {"w": 1}}), ("p1", "pt:c#0", {}), inactive=both)
+    assert kinds(check(h.records, state)) == {"not_active": 2, "divergent": 1}
 
 
 def _reference(steps: list[Step]) -> set[str]:
@@ -202,3 +205,23 @@ def test_possible_values_matches_brute_force() -> None:
                 effect["value"] = {"p": i}
             steps.append(Step(i, rng.choice([OK, OK, FAILED, INDETERMINATE]), effect))
         assert possible_values(steps) == _reference(steps), steps
+
+
+def test_partial_across_shards_is_told_apart() -> None:
+    """A batch applied on one shard and not on another (whose objects the replicas hold with older
+    values) is per-shard atomicity, reported as such; within one shard it is a partial write."""
+    h = H()
+    h.op(OK, {"pt:c:1": put({"w": 1}), "pt:c:2": put({"w": 1})})
+    h.op(INDETERMINATE, {"pt:c:1": put({"w": 2}), "pt:c:2": put({"w": 2})})
+    split = final(("p0", "pt:c#0", {"pt:c:1": {"w": 2}}), ("p0", "pt:c#1", {"pt:c:2": {"w": 1}}))
+    assert kinds(check(h.records, split)) == {"partial_across_shards": 1}
+    same = final(("p0", "pt:c#0", {"pt:c:1": {"w": 2}, "pt:c:2": {"w": 1}}))
+    assert kinds(check(h.records, same)) == {"partial": 1}
+    # a never-written object's shard is unknown, unless the answer named the shard that failed
+    h2 = H()
+    h2.op(OK, {"pt:c:1": put({"w": 1})})
+    h2.op(INDETERMINATE, {"pt:c:1": put({"w": 2}), "pt:c:9": put({"w": 2})})
+    one = final(("p0", "pt:c#0", {"pt:c:1": {"w": 2}}), ("p0", "pt:c#1", {}))
+    assert kinds(check(h2.records, one)) == {"partial": 1}
+    h2.records[-1]["error"] = "shard 1 of `c` has no replica that can take writes"
+    assert kinds(check(h2.records, one)) == {"partial_across_shards": 1}
