@@ -67,7 +67,14 @@ def render(reports: list[dict[str, Any]]) -> str:
             f"| {_other(r)} | {converge} |"
         )
         if r.get("expected_violations_note"):
-            notes.append(f"- `{r['campaign']}`: {r['expected_violations_note']}.")
+            note = r["expected_violations_note"]
+            if "partial_across_shards" in r["violations_by_kind"]:
+                note += (
+                    "; a batch upsert spanning both shards that failed on one shard (no writable replica"
+                    " left) was applied on the other and answered 500 (partial_across_shards: atomic per"
+                    " shard, as in Qdrant)"
+                )
+            notes.append(f"- `{r['campaign']}`: {note}.")
         if r.get("fault_mechanisms"):
             notes.append(f"- `{r['campaign']}` link faults: {', '.join(r['fault_mechanisms'])}.")
     text = HEADER + "\n".join(lines) + "\n"
