@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from qcluster.consensus.service import ConsensusService
     from qcluster.consensus.state import ClusterState, CollectionInfo
     from qcluster.toc import TableOfContents
+    from qcluster.transfer.driver import TransferDriver
+    from qcluster.transfer.recovery import RecoveryWatchdog
 
 log = get_logger(__name__)
 
@@ -66,6 +68,8 @@ class MetadataSync:
         self._pending_full = False
         self._follow_up: asyncio.Task[None] | None = None
         self._proposals: dict[tuple[str, int, ReplicaState], asyncio.Task[None]] = {}
+        self.transfers: TransferDriver | None = None  # runs the transfers this peer sends
+        self.watchdog: RecoveryWatchdog | None = None  # recovers this peer's Dead replicas
 
     # ------------------------------------------------------------------ listener side
     async def on_event(self, event: Any, state: ClusterState, index: int) -> None:
@@ -110,6 +114,10 @@ class MetadataSync:
                 self.toc.set_aliases(dict(state.aliases))
         if not destructive:
             self._schedule_full_reconcile()
+        if self.transfers is not None and destructive:  # not while replaying old entries
+            self.transfers.sync(state)
+        if self.watchdog is not None:
+            self.watchdog.poke()
         async with self._changed:
             self._changed.notify_all()
 
