@@ -36,11 +36,10 @@ from chaos.workload import META_MIX, POINT_MIX, Client, Target
 # clean. (Before it, a write stayed on the peer that received it; with this False, the point
 # campaigns' lost writes and divergent replicas were reported as expected.)
 DATA_PLANE = True
-# Dead replicas are brought back by shard transfers (wal_delta / stream_records), not built yet:
-# until then a replica marked Dead during the faults stays Dead and behind, and the point
-# campaigns report it (not_active, divergent) as expected; acknowledged writes must still be on
-# every Active replica.
-RECOVERY = False
+# Dead replicas are brought back by shard transfers (recovery): every replica must end Active and
+# converged. (Before transfers, a replica marked Dead stayed Dead and behind; with this False, the
+# point campaigns report that (not_active, divergent) as expected.)
+RECOVERY = True
 EXPECTED_NOTE = (
     "Dead replicas are not recovered yet (shard transfers not built): replicas marked Dead during the "
     "faults stay Dead and behind (not_active, divergent); every acknowledged write was checked on the "
@@ -107,7 +106,7 @@ CAMPAIGNS = {
 }
 QUICK = Campaign("quick", "metadata and a small point workload, a few faults of each kind",
                  ("kill", "pause", "partition", "netem"), duration=25.0, clients=3,
-                 point_collections=("pts",), hold=(0.8, 2.0), gap=(0.2, 0.5), recovery_deadline=60.0)  # fmt: skip
+                 point_collections=("pts",), hold=(0.8, 2.0), gap=(0.2, 0.5), recovery_deadline=30.0)  # fmt: skip
 
 
 @dataclass

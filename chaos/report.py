@@ -27,7 +27,15 @@ Violations found by these campaigns and fixed in the product (each with a regres
 
 - a full disk killed the peer with SIGBUS (pysyncobj's Raft journal wrote through a sparse mmap):
   the journal now grows into allocated blocks, so a full disk is an error the peer survives
-  (`qcluster/consensus/journal.py`, `tests/unit/test_raft_journal.py`).
+  (`qcluster/consensus/journal.py`, `tests/unit/test_raft_journal.py`);
+- one collection whose local files could not be opened (left half-deleted by an interrupted delete)
+  stopped every later metadata reconcile on that peer, so its aliases never converged: the
+  reconcile now carries on past it (`tests/unit/test_metadata_sync_reconcile.py`).
+
+Open: with shard transfers and recovery (merged after the point rows below were measured), the
+quick campaign (`python -m chaos run --quick --seed 1601`) finds acknowledged point writes missing
+on a replica that recovery brought back to Active (lost 6; replicas still divergent when the recovery
+deadline passed); `tests/e2e/test_chaos_quick.py` reports it as an expected failure until it is fixed.
 
 """
 
