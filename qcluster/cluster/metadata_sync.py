@@ -136,8 +136,12 @@ class MetadataSync:
                 col = await self.toc.create_local(name, config, placement, info.created_at)
             else:
                 await col.sync(placement, destructive=destructive)
-        except QClusterError as exc:
-            log.error("applying the agreed placement failed; will retry", collection=name, error=exc.message)
+        except (QClusterError, OSError) as exc:
+            # OSError too: a collection whose local files cannot be opened (left half-deleted by
+            # an interrupted delete, a full disk) must not stop the rest of the reconcile, or this
+            # peer's aliases and other collections never converge (found by the chaos harness)
+            message = exc.message if isinstance(exc, QClusterError) else str(exc)
+            log.error("applying the agreed placement failed; will retry", collection=name, error=message)
             self._schedule_full_reconcile()
             return
         self._settle_new_replicas(col, info, destructive)
