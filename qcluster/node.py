@@ -146,7 +146,8 @@ class Node:
         if self.cluster_mode:
             await self._start_consensus()
             await self._sync.reconcile()
-            self._watchdog.start()
+            if self.settings.cluster.auto_recovery:
+                self._watchdog.start()
         self.app[STATE_KEY]["ready"] = True
         log.info("peer ready", storage=str(self.settings.storage.storage_path))
 

@@ -120,6 +120,9 @@ class ClusterSettings(_Section):
     # Deadline of one point operation on another peer's replica (a write, a search, ...); a replica
     # that misses it on a write is marked Dead.
     grpc_timeout_ms: int = Field(30_000, ge=100)
+    # Dead replicas of this peer are recovered by themselves (see qcluster/transfer/recovery.py);
+    # off: only by an operator's replicate_shard (benchmarks compare methods that way).
+    auto_recovery: bool = True
 
 
 LOG_LEVELS = {

@@ -59,6 +59,7 @@ from qcluster.shards.operations import (
     check_vectors,
     decode_record,
     encode_operation,
+    record_tag,
 )
 from qcluster.shards.optimizer import Optimizer
 from qcluster.shards.segment import Segment
@@ -525,8 +526,32 @@ class LocalShard:
             start = self.history.replay_start(target, self._wal.first_version)
             return None if start is None else (self.history.pin(start), start)
 
-        result: tuple[int, int] | None = await self._in_update(decide)
-        return result
+        pinned: tuple[int, int] | None = await self._in_update(decide)
+        if pinned is None:
+            return None
+        pin_id, start = pinned
+        first = await self._first_unseen(start, target)
+        if first == start:
+            return pinned
+        moved = self.history.pin(first)  # keep less: the replay starts at the first write it lacks
+        self.history.unpin(pin_id)
+        return moved, first
+
+    async def _first_unseen(self, start: int, target: ClockMap) -> int:
+        """The first WAL version from ``start`` whose write ``target`` lacks (or untagged)."""
+        wal = self._wal
+        assert wal is not None
+
+        def scan() -> int:
+            for version, data in wal.read_from(start):
+                tag = record_tag(data)
+                if tag is None or not target.seen(tag):
+                    return version
+            return wal.last_version + 1
+
+        loop = asyncio.get_running_loop()
+        first: int = await loop.run_in_executor(self._io_pool, scan)
+        return first
 
     async def read_wal(self, start: int, max_records: int) -> list[tuple[int, bytes]]:
         """Up to ``max_records`` WAL records from version ``start`` (an empty list at the end)."""

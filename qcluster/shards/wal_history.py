@@ -16,31 +16,39 @@ is known, which keeps the test safe.
 from __future__ import annotations
 
 import itertools
+import threading
 
 from qcluster.shards.clock import ClockMap
 
 
 class WalHistory:
+    """Pins come and go from any thread (a transfer on the loop, checkpoints on the update
+    thread): one lock guards them."""
+
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._pins: dict[int, int] = {}  # pin id -> first version to keep
         self._ids = itertools.count(1)
         self._checkpoints: list[tuple[int, ClockMap]] = []  # ascending versions
 
     # ------------------------------------------------------------------ pins
     def pin(self, version: int) -> int:
-        pin_id = next(self._ids)
-        self._pins[pin_id] = version
-        return pin_id
+        with self._lock:
+            pin_id = next(self._ids)
+            self._pins[pin_id] = version
+            return pin_id
 
     def unpin(self, pin_id: int) -> None:
-        self._pins.pop(pin_id, None)
+        with self._lock:
+            self._pins.pop(pin_id, None)
 
     def truncate_bound(self, upto_version: int) -> int:
         """The version up to which the WAL may drop records, given ``upto_version`` is durable
         elsewhere and the pins."""
-        if not self._pins:
-            return upto_version
-        return min(upto_version, min(self._pins.values()) - 1)
+        with self._lock:
+            if not self._pins:
+                return upto_version
+            return min(upto_version, min(self._pins.values()) - 1)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self, version: int, clocks: ClockMap) -> None:

@@ -118,7 +118,7 @@ def _operations(
         method = _method(spec.method, default_method, field)
         ref = _check_transfer(spec, state, name, info, field)
         target_state = info.shards[spec.shard_id].replicas.get(spec.to_peer_id)
-        if target_state is not None:
+        if target_state is not None and target_state is not ReplicaState.DEAD:  # a Dead one is refilled
             raise BadInputError(
                 f"{field}: peer {spec.to_peer_id} already holds a replica of shard {spec.shard_id} "
                 f"({target_state.value})",
