@@ -282,7 +282,13 @@ class MetadataSync:
     async def delete_shard_key(self, name: str, key: ShardKey, timeout: float = DEFAULT_TIMEOUT) -> None:
         service = self._service()
         result = await service.propose(ops.delete_shard_key(name, key), timeout)
-        await service.wait_synced(result.index, timeout)
+        addresses = service.state.peers
+        await service.wait_peers_synced(
+            {p: addresses.get(p, "") for p in sorted(service.live_peers())},
+            SyncTarget(result.index),
+            timeout,
+            f"deletion of shard key {key!r} of `{name}`",
+        )
 
     async def _wait_ready(
         self,
@@ -295,7 +301,9 @@ class MetadataSync:
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        holders = sorted({p for peers in placement.values() for p in peers} | {service.peer_id})
+        # every peer holding a replica, and every other peer reachable now: a client balanced over
+        # the peers finds the change on whichever it asks next
+        holders = sorted({p for peers in placement.values() for p in peers} | service.live_peers())
         addresses = service.state.peers
         await service.wait_peers_synced(
             {p: addresses.get(p, "") for p in holders}, SyncTarget(index, collection=name), timeout, what
