@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint typecheck bench bench-quick install clean qdrant-suite
+.PHONY: run test test-slow lint typecheck bench bench-quick chaos chaos-quick install clean qdrant-suite
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/qcluster serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check qcluster tests bench
-	$(BIN)/ruff format --check qcluster tests bench
+	$(BIN)/ruff check qcluster tests bench chaos
+	$(BIN)/ruff format --check qcluster tests bench chaos
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -47,6 +47,15 @@ $(SUITE_VENV)/.installed: pyproject.toml
 qdrant-suite: $(SUITE_VENV)/.installed
 	@test -n "$(QDRANT_TESTS)" || { echo "usage: make qdrant-suite QDRANT_TESTS=/path/to/qdrant/checkout [SUITE_ARGS=...]"; exit 2; }
 	QC_SUITE_PYTHON=$(SUITE_VENV)/bin/python scripts/qdrant_suite.sh "$(QDRANT_TESTS)" $(SUITE_ARGS)
+
+# Chaos campaigns against peers in network namespaces (root; see chaos/). Results: CHAOS.md.
+# `make chaos CHAOS_ARGS="metadata --duration 120 --seed 7"` runs one campaign.
+CHAOS_ARGS ?=
+chaos: $(STAMP)
+	$(BIN)/python -m chaos run $(CHAOS_ARGS)
+
+chaos-quick: $(STAMP)
+	$(BIN)/python -m chaos run --quick $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SUITE_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -202,6 +202,7 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
         search,
         service,
         shard_keys,
+        shard_snapshots,
         snapshots,
     )
 
@@ -225,5 +226,6 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
     scroll.register(app)
     snapshots.register(app)
     shard_keys.register(app)
+    shard_snapshots.register(app)
     cluster_ops.register(app)
     return app
