@@ -22,75 +22,17 @@ What each limit looks at::
 
 from __future__ import annotations
 
-import math
-import threading
-import time
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from qcluster.collection.collection import Collection
-from qcluster.errors import BadRequestError, RateLimitedError, StrictModeError
+from qcluster.collection.strict_rate import bucket
+from qcluster.errors import BadRequestError, StrictModeError
 from qcluster.models.config import StrictModeConfig
 from qcluster.shards.operations import MultiColumn, PointsBatch
 from qcluster.shards.sparse.vector import SparseColumn
-
-
-# ---------------------------------------------------------------------------------- rate limits
-class TokenBucket:
-    """``per_minute`` tokens a minute, holding at most one minute's worth."""
-
-    def __init__(self, per_minute: int, clock: Any = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self.tokens = float(per_minute)
-        self.at = clock()
-        self.lock = threading.Lock()
-
-    def take(self, cost: int, kind: str) -> None:
-        with self.lock:
-            now = self.clock()
-            rate = self.per_minute / 60.0
-            self.tokens = min(float(self.per_minute), self.tokens + (now - self.at) * rate)
-            self.at = now
-            if cost > self.per_minute:
-                raise RateLimitedError(
-                    f"{kind} rate limit exceeded, request larger than rate limiter capacity, please try to "
-                    "split your request"
-                )
-            if cost > self.tokens:
-                wait = math.ceil((cost - self.tokens) / rate)
-                raise RateLimitedError(
-                    f"{kind} rate limit exceeded: Operation requires {cost} tokens but only "
-                    f"{math.floor(self.tokens * 10) / 10:.1f} were available. Retry after {wait}s",
-                    wait,
-                )
-            self.tokens -= cost
-
-
-@dataclass(slots=True)
-class _Buckets:
-    read: TokenBucket | None = None
-    write: TokenBucket | None = None
-
-
-_buckets: weakref.WeakKeyDictionary[Collection, _Buckets] = weakref.WeakKeyDictionary()
-_buckets_lock = threading.Lock()
-
-
-def _bucket(col: Collection, kind: str, per_minute: int) -> TokenBucket:
-    """The collection's bucket of ``kind``; a new, full one when the limit changed."""
-    with _buckets_lock:
-        held = _buckets.setdefault(col, _Buckets())
-        current = held.read if kind == "Read" else held.write
-        if current is None or current.per_minute != per_minute:
-            current = TokenBucket(per_minute)
-            if kind == "Read":
-                held.read = current
-            else:
-                held.write = current
-        return current
+from qcluster.types import DEFAULT_VECTOR
 
 
 # ---------------------------------------------------------------------------------- filters
@@ -166,7 +108,14 @@ def _kinds_for(leaf: Mapping[str, Any]) -> str:
     return "bool, datetime, float, geo, integer, keyword, text, uuid"
 
 
+def _empty_any(leaf: Mapping[str, Any]) -> bool:
+    match = leaf.get("match")
+    return isinstance(match, Mapping) and any(match.get(k) == [] for k in ("any", "except"))
+
+
 _MATCHABLE = ("keyword", "integer", "uuid", "bool")
+# query kinds that search no vector index: a full scan is not theirs to avoid
+_NOT_VECTOR_SEARCHES = ("fusion", "rrf", "order_by", "formula", "sample")
 
 
 @dataclass
@@ -277,6 +226,8 @@ class StrictMode:
             if schema is None and "[]" in key:
                 schema = schemas.get(key.replace("[]", ""))
             reason = None
+            if schema is not None and _empty_any(leaf):
+                continue  # matches nothing (or, excepted, everything): any index serves it
             if schema is not None:
                 try:
                     parsed = parse_condition(leaf, "filter")
@@ -309,6 +260,70 @@ class StrictMode:
                 "Create an index supporting `match` for this key.",
                 "group_by",
             )
+
+    async def full_scan(self, query: Any, using: str | None, flt: Any) -> None:
+        """With ``search_allow_exact: false``, a vector search on a dense vector without a global
+        HNSW graph (``m = 0``) is refused unless its filter names a tenant-indexed key and the
+        per-payload graphs exist (``payload_m > 0``)."""
+        cfg = self.cfg
+        if cfg is None or cfg.search_allow_exact is not False or query is None:
+            return
+        if isinstance(query, Mapping) and any(k in query for k in _NOT_VECTOR_SEARCHES):
+            return
+        name = using or DEFAULT_VECTOR
+        params = self.col.config.params
+        vector = params.vectors.get(name)
+        if vector is None:  # sparse vectors are always indexed; unknown names are reported later
+            return
+        own = vector.hnsw_config
+        collection_hnsw = self.col.config.hnsw_config
+        m = own.m if own is not None and own.m is not None else collection_hnsw.m
+        if m > 0:
+            return
+        payload_m = (
+            own.payload_m
+            if own is not None and own.payload_m is not None
+            else collection_hnsw.payload_m
+            if collection_hnsw.payload_m is not None
+            else m
+        )
+        label = "" if name == DEFAULT_VECTOR else f" on '{name}'"
+        schemas = await self.schemas() if flt is not None else {}
+        tenant = any(
+            (schema := schemas.get(str(leaf.get("key")))) is not None and schema.flag("is_tenant", False)
+            for leaf in conditions(flt)
+        )
+        if not tenant:
+            raise StrictModeError(
+                f"Request is forbidden{label} because global vector indexing is disabled (hnsw_config.m = 0)",
+                "Use tenant-specific filter, enable global vector indexing or enable strict mode "
+                "`search_allow_exact` option",
+                "query",
+            )
+        if payload_m == 0:
+            raise StrictModeError(
+                f"Request is forbidden{label} because vector indexing is disabled (hnsw_config.m = 0 and "
+                "hnsw_config.payload_m = 0)",
+                "Enable vector indexing, use a prefetch query with indexed vectors or enable strict mode "
+                "`search_allow_exact` option",
+                "query",
+            )
+
+    async def formula(self, query: Any) -> None:
+        """With unindexed filtering off, every payload key a formula reads needs an index."""
+        cfg = self.cfg
+        if cfg is None or cfg.unindexed_filtering_retrieve is not False:
+            return
+        if not isinstance(query, Mapping) or "formula" not in query:
+            return
+        schemas = await self.schemas()
+        for key, kinds in formula_keys(query["formula"]):
+            if key not in schemas:
+                raise StrictModeError(
+                    f'Index required but not found for "{key}" of one of the following types: [{kinds}]',
+                    "Create an index for this key or use a different formula expression.",
+                    "query.formula",
+                )
 
     # ------------------------------------------------------------------ writes
     async def upsert(self, batch: PointsBatch, what: str = "upsert") -> None:
@@ -385,11 +400,11 @@ class StrictMode:
     # ------------------------------------------------------------------ rate limits
     def read_cost(self, cost: int) -> None:
         if self.cfg is not None and self.cfg.read_rate_limit is not None:
-            _bucket(self.col, "Read", self.cfg.read_rate_limit).take(max(1, cost), "Read")
+            bucket(self.col, "Read", self.cfg.read_rate_limit).take(max(1, cost), "Read")
 
     async def write_cost(self, cost: int) -> None:
         if self.cfg is not None and self.cfg.write_rate_limit is not None:
-            _bucket(self.col, "Write", self.cfg.write_rate_limit).take(max(1, cost), "Write")
+            bucket(self.col, "Write", self.cfg.write_rate_limit).take(max(1, cost), "Write")
 
 
 async def check_query(sm: StrictMode, req: Any) -> int:
@@ -404,8 +419,11 @@ async def check_query(sm: StrictMode, req: Any) -> int:
     corpus = getattr(idf, "corpus", None)
     if corpus is not None:
         await sm.filter(corpus, write=False)
-    cost = _examples(req.query) + len(conditions(req.filter))
+    await sm.formula(req.query)
     prefetch = req.prefetch
+    if not prefetch:  # a stage that rescores its prefetches' candidates is no full scan
+        await sm.full_scan(req.query, req.using, req.filter)
+    cost = _examples(req.query) + len(conditions(req.filter))
     for p in prefetch if isinstance(prefetch, list) else [] if prefetch is None else [prefetch]:
         cost += await check_query(sm, p)
     return cost
@@ -426,3 +444,33 @@ def _examples(query: Any) -> int:
     if isinstance(ctx, list):
         return max(1, 2 * len(ctx))
     return 1
+
+
+def formula_keys(raw: Any) -> list[tuple[str, str]]:
+    """Payload keys a formula expression reads, each with the index types that could serve it."""
+    out: list[tuple[str, str]] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, str):
+            if not x.startswith("$score"):
+                out.append((x, "float, integer"))
+        elif isinstance(x, list):
+            for y in x:
+                walk(y)
+        elif isinstance(x, Mapping):
+            if isinstance(x.get("key"), str):  # a condition
+                out.append((x["key"], _kinds_for(x)))
+                return
+            for name, value in x.items():
+                if name == "datetime":  # a literal
+                    continue
+                if name == "datetime_key" and isinstance(value, str):
+                    out.append((value, "datetime"))
+                elif name == "geo_distance" and isinstance(value, Mapping):
+                    if isinstance(value.get("to"), str):
+                        out.append((value["to"], "geo"))
+                else:
+                    walk(value)
+
+    walk(raw)
+    return out

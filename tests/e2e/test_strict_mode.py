@@ -129,3 +129,29 @@ def test_write_rate_limit_is_429(client: QdrantClient, strict: str) -> None:
     assert "Write rate limit exceeded: Operation requires 10 tokens but only" in caught.value.message
     assert 1 <= caught.value.retry_after_s <= 60
     assert client.count(strict).count == 20  # the refused batch wrote nothing
+
+
+def test_full_scan_and_formula_keys(client: QdrantClient, strict: str) -> None:
+    client.update_collection(
+        strict,
+        hnsw_config=models.HnswConfigDiff(m=0),
+        strict_mode_config=models.StrictModeConfig(
+            search_allow_exact=False, unindexed_filtering_retrieve=False
+        ),
+    )
+    _refused(
+        lambda: client.query_points(strict, query=[1.0, 0, 0, 0], limit=3),
+        400,
+        "Request is forbidden because global vector indexing is disabled (hnsw_config.m = 0)",
+    )
+    formula = models.FormulaQuery(formula=models.SumExpression(sum=["$score", "n"]), defaults={"n": 0})
+    rescore = models.Prefetch(query=models.OrderByQuery(order_by="n"), limit=5)
+    _refused(
+        lambda: client.query_points(strict, prefetch=rescore, query=formula, limit=3),
+        400,
+        'Index required but not found for "n"',
+    )
+    client.create_payload_index(strict, "n", models.PayloadSchemaType.INTEGER, wait=True)
+    # ordering by payload searches no vector index; a formula over indexed keys is allowed
+    ids = [p.id for p in client.query_points(strict, prefetch=rescore, query=formula, limit=3).points]
+    assert ids == [4, 3, 2]  # the five lowest n, rescored by n (the order_by score is n too)

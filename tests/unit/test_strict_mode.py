@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from qcluster.collection.strict import TokenBucket, _condition_size, _examples, conditions
+from qcluster.collection.strict import _condition_size, _examples, conditions
+from qcluster.collection.strict_rate import TokenBucket
 from qcluster.errors import RateLimitedError
 from qcluster.models.collections import (
     CollectionConfig,
