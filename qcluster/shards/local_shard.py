@@ -28,7 +28,6 @@ import itertools
 import shutil
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +66,8 @@ from qcluster.shards.segment_files import fsync_dir, read_json, write_json_atomi
 from qcluster.shards.shard_apply import SegmentSet
 from qcluster.shards.wal import Wal
 from qcluster.shards.wal_history import WalHistory
+from qcluster.shards.workers import Lane
+from qcluster.shards.workers import shared as shared_workers
 from qcluster.types import PointId
 
 log = get_logger(__name__)
@@ -85,9 +86,12 @@ class LocalShard:
         self.history = WalHistory()  # WAL pins and clock checkpoints for transfers (update thread)
         self.error: str | None = None
         self._wal: Wal | None = None
-        self._update_pool = ThreadPoolExecutor(1, thread_name_prefix="shard-update")
-        self._search_pool = ThreadPoolExecutor(2, thread_name_prefix="shard-search")
-        self._io_pool = ThreadPoolExecutor(1, thread_name_prefix="shard-io")
+        # lanes on the peer's shared pools (see workers.py): updates and WAL I/O one at a time
+        workers = shared_workers(storage.performance)
+        self.workers = workers
+        self._update_pool = Lane(workers.update)
+        self._search_pool = Lane(workers.search, workers.sizes.search)
+        self._io_pool = Lane(workers.io)
         self._sync_task: asyncio.Future[None] | None = None
         self._closed = False
         self._garbage: list[Segment] = []

@@ -27,7 +27,6 @@ import asyncio
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ import numpy as np
 from qcluster.logging import get_logger
 from qcluster.shards.base import OptimizationProgress
 from qcluster.shards.segment import Segment
+from qcluster.shards.workers import Lane
 
 if TYPE_CHECKING:
     from qcluster.shards.local_shard import LocalShard
@@ -57,7 +57,7 @@ class Optimizer:
         self.shard = shard
         self._event = asyncio.Event()
         self._stopped = False
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="shard-optimize")
+        self._pool = Lane(shard.workers.optimize)  # index builds: one at a time per shard
         self._running: Job | None = None
         self.pending = False
         self.error: str | None = None
