@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -81,6 +82,21 @@ def percentile(lat: list[float], p: float) -> float:
     return float(np.percentile(np.asarray(lat), p)) if lat else 0.0
 
 
+def git_commit() -> str | None:
+    """The checked-out commit of the repository (with ``+dirty`` for uncommitted changes)."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or ""
     try:
@@ -95,6 +111,8 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": git_commit(),
+        "load_avg_1m": os.getloadavg()[0],
     }
 
 
@@ -161,14 +179,19 @@ def fmt_row(cells: list[Any], widths: list[int]) -> str:
     return "  ".join(out)
 
 
-def bench_args(doc: str | None, quick_queries: int, full_queries: int) -> tuple[argparse.Namespace, int, int]:
-    """The options every benchmark takes; returns (args, points, queries) for quick or full size."""
+def bench_args(
+    doc: str | None, quick_queries: int, full_queries: int, repeats: bool = False
+) -> tuple[argparse.Namespace, int, int]:
+    """The options every benchmark takes; returns (args, points, queries) for quick or full size.
+    ``repeats`` adds ``--repeats R`` (default 3): timed loops run R times, figures are medians."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help=f"20k points, {quick_queries:,} queries")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--dataset", choices=["clustered", "minilm"], default="clustered")
     ap.add_argument("--n", type=int, default=None, help="number of points (clustered only)")
     ap.add_argument("--skip-qcluster", action="store_true", help="reference engines only")
+    if repeats:
+        ap.add_argument("--repeats", type=int, default=3, help="timed repeats per figure (median kept)")
     args = ap.parse_args()
     n = args.n or (20_000 if args.quick else 100_000)
     return args, n, quick_queries if args.quick else full_queries

@@ -161,31 +161,55 @@ def render_engine(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _spread(row: dict[str, Any], key: str) -> str:
+    lo, hi = row.get(f"{key}_min"), row.get(f"{key}_max")
+    if lo is None or hi is None:
+        return f(row.get(key))
+    return f"{f(row.get(key))} ({f(lo)} to {f(hi)})"
+
+
 def render_filtered(r: dict[str, Any]) -> list[str]:
+    reps = r.get("repeats")
     lines = [
         f"#### Filtered search (`bench/filtered.py`): ef {r.get('ef', 128)}, limit 10\n",
-        header(r) + "\n",
-        "| filter | selectivity | matching | qcluster recall | qcluster QPS | p50 / p99 ms | short | "
-        "FAISS+selector recall | FAISS QPS | qdrant-edge recall | qdrant-edge QPS | qdrant-edge p99 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        header(r)
+        + (f" Medians of {reps} interleaved repeats (min to max in brackets)." if reps else "")
+        + (f" Commit {r['machine']['commit']}." if r.get("machine", {}).get("commit") else "")
+        + "\n",
+        "| filter | selectivity | matching | qcluster recall | qcluster QPS | short | qdrant-edge recall | "
+        "qdrant-edge QPS | qcluster / qdrant-edge | FAISS+selector recall | FAISS QPS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in r.get("rows", []):
+    rows = list(r.get("rows", []))
+    if r.get("unfiltered"):
+        rows.append(r["unfiltered"])
+    for row in rows:
         kind = row.get("kind") or ("correlated" if row.get("correlated") else "random")
+        ratio_txt = ratio(row.get("qps"), row.get("qdrant_edge_qps"))
+        if row.get("ratio_vs_edge") is not None:
+            ratio_txt = f"{row['ratio_vs_edge']:.2f}x"
+            if row.get("ratio_vs_edge_min") is not None:
+                ratio_txt += f" ({row['ratio_vs_edge_min']:.2f} to {row['ratio_vs_edge_max']:.2f})"
         lines.append(
             f"| {kind} | {row['selectivity']:.1%} | {f(row.get('matching'))} | {f(row.get('recall_at_10'), 3)} | "
-            f"{f(row.get('qps'))} | {f(row.get('p50_ms'), 2)} / {f(row.get('p99_ms'), 2)} | "
-            f"{f(row.get('short_results'))} | {f(row.get('faiss_recall_at_10'), 3)} | {f(row.get('faiss_qps'))} | "
-            f"{f(row.get('qdrant_edge_recall_at_10'), 3)} | {f(row.get('qdrant_edge_qps'))} | "
-            f"{f(row.get('qdrant_edge_p99_ms'), 2)} |"
+            f"{_spread(row, 'qps')} | {f(row.get('short_results'))} | "
+            f"{f(row.get('qdrant_edge_recall_at_10'), 3)} | {_spread(row, 'qdrant_edge_qps')} | {ratio_txt} | "
+            f"{f(row.get('faiss_recall_at_10'), 3)} | {f(row.get('faiss_qps'))} |"
         )
     lines += [
         "",
-        f"Unfiltered QPS: qcluster {f(r.get('unfiltered_qps'))}, FAISS {f(r.get('faiss_unfiltered_qps'))}, "
-        f"qdrant-edge {f(r.get('qdrant_edge_unfiltered_qps'))}. "
-        '"short": queries answered with fewer than 10 hits although at least 10 points matched.',
-        *errors(r, ("qcluster", "faiss", "qdrant_edge")),
-        "",
+        '"short": queries answered with fewer than 10 hits although at least 10 points matched. '
+        '"zipf tenants": query i filters on tenant i % 100 of 100 Zipf-sized tenants (`is_tenant` index '
+        'in both engines); "largest tenant": the biggest of them.',
     ]
+    if not r.get("unfiltered"):
+        lines.append(
+            f"Unfiltered QPS: qcluster {f(r.get('unfiltered_qps'))}, FAISS {f(r.get('faiss_unfiltered_qps'))}, "
+            f"qdrant-edge {f(r.get('qdrant_edge_unfiltered_qps'))}."
+        )
+    errs = r.get("errors") or {}
+    lines += [f"\n*{v['error']}*" for v in errs.values() if isinstance(v, dict) and "error" in v]
+    lines += [*errors(r, ("qcluster", "faiss", "qdrant_edge")), ""]
     return lines
 
 
