@@ -49,6 +49,7 @@ from qcluster.shards.base import (
     UpdateResult,
     VectorSelector,
 )
+from qcluster.shards.filters import parse_filter
 from qcluster.shards.operations import (
     CreateFieldIndex,
     UpdateOperation,
@@ -89,6 +90,7 @@ class LocalShard:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self.optimizer = Optimizer(self)
+        self._indexed_filters: dict[int, tuple[Any, frozenset[str], bool]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -342,25 +344,21 @@ class LocalShard:
         return unindexed <= 20_000
 
     def _indexed_filter(self, raw: Any) -> bool:
-        """Every condition is answered by a payload index (so evaluating it is cheap)."""
-        from qcluster.shards.filters import parse_filter
-        from qcluster.shards.filters.conditions import FieldCondition, Filter, HasId, HasVector
-
+        """Every condition is answered by a payload index (so evaluating it is cheap). Remembered
+        per parsed filter (parses are cached by their JSON) and set of indexed keys."""
         try:
             flt = parse_filter(raw)
         except QClusterError:
             return True  # fails fast inline with the same error
-        indexed = set(self.set.field_schemas)
-
-        def ok(c: Any) -> bool:
-            if isinstance(c, Filter):
-                conds = (*c.must, *c.should, *c.must_not, *(c.min_should.conditions if c.min_should else ()))
-                return all(ok(x) for x in conds)
-            if isinstance(c, FieldCondition):
-                return c.key in indexed
-            return isinstance(c, HasId | HasVector)
-
-        return ok(flt)
+        indexed = self.set.field_schemas
+        hit = self._indexed_filters.get(id(flt))
+        if hit is not None and hit[0] is flt and hit[1] == indexed.keys():
+            return hit[2]
+        answer = _all_indexed(flt, set(indexed))
+        if len(self._indexed_filters) > 1024:
+            self._indexed_filters.clear()
+        self._indexed_filters[id(flt)] = (flt, frozenset(indexed), answer)
+        return answer
 
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         if self._cheap(requests):
@@ -455,3 +453,14 @@ class LocalShard:
     def retire(self, segments: Sequence[Segment]) -> None:
         """Old segments whose files go once a manifest without them is durable (update thread)."""
         self._garbage.extend(segments)
+
+
+def _all_indexed(c: Any, indexed: set[str]) -> bool:
+    from qcluster.shards.filters.conditions import FieldCondition, Filter, HasId, HasVector
+
+    if isinstance(c, Filter):
+        conds = (*c.must, *c.should, *c.must_not, *(c.min_should.conditions if c.min_should else ()))
+        return all(_all_indexed(x, indexed) for x in conds)
+    if isinstance(c, FieldCondition):
+        return c.key in indexed
+    return isinstance(c, HasId | HasVector)

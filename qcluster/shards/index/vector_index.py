@@ -106,6 +106,7 @@ class VectorIndex:
         self._search_c = index.search_c
         self._params_by_ef: dict[int, Any] = {}
         self._pq_codes: npt.NDArray[np.uint8] | None = None
+        self._probe: I64 | None = None
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -222,6 +223,20 @@ class VectorIndex:
         return np.packbits(vectors > 0, axis=1)
 
     # ------------------------------------------------------------------ search
+    def probe_rows(self, count: int = 4096) -> I64:
+        """A fixed pseudo-random sample of up to ``count`` rows (the planner's probe of an
+        allowed set: ``rows[allowed[rows]]``)."""
+        probe = self._probe
+        if probe is None:
+            rng = np.random.default_rng(self.size)
+            probe = (
+                rng.permutation(self.size)[:count].astype(np.int64)
+                if self.size > count
+                else (rng.permutation(self.size).astype(np.int64))
+            )
+            self._probe = probe
+        return probe
+
     def search(
         self,
         queries: F32,

@@ -272,6 +272,58 @@ class FieldIndex:
                 own[off] = True
         return own
 
+    # ------------------------------------------------------------------ planner hooks (cheap)
+    def _own_estimate(self, check: ValueCheck) -> int | None:
+        """Offsets whose own values pass ``check``, counted from the structures' sizes (no mask),
+        or None when that is not cheap. Subclasses override for lookups and ranges."""
+        del check
+        return None
+
+    def _own_offsets(self, check: ValueCheck, size: int, budget: int | None) -> I64 | None:
+        """Sorted offsets (< ``size``) whose own values pass ``check``, without a point-count
+        mask; None when this index cannot list them directly or they number more than
+        ``budget`` (checked before any is gathered)."""
+        del check, size, budget
+        return None
+
+    def estimate(self, condition: FieldCondition | IsEmpty | IsNull | Check) -> int | None:
+        """How many indexed points pass ``condition``, from posting-list sizes or a sorted-value
+        search: O(values asked), never O(points). None when this index cannot tell cheaply (the
+        planner then evaluates the condition). Exact while the index holds no values of other
+        types (``_others``), an upper bound otherwise."""
+        if isinstance(condition, IsEmpty | IsNull):
+            return None
+        check = condition.check if isinstance(condition, FieldCondition) else condition
+        if isinstance(check, ValuesCount | EmptyFlag | NullFlag):
+            return None
+        with self._lock:
+            own = self._own_estimate(check)
+            return None if own is None else own + len(self._others)
+
+    def offsets(
+        self, condition: FieldCondition | IsEmpty | IsNull | Check, size: int, budget: int | None = None
+    ) -> I64 | None:
+        """Sorted offsets (< ``size``) passing ``condition``, exactly as ``mask`` would mark them.
+
+        With a ``budget``: None when more than ``budget`` points may pass (counted from the
+        structures before anything is gathered, so an unselective condition costs O(1)).
+        Without: built from posting lists / sorted values when possible, else from the mask;
+        None only when this index cannot answer the condition at all."""
+        check = None
+        if not isinstance(condition, IsEmpty | IsNull):
+            check = condition.check if isinstance(condition, FieldCondition) else condition
+        direct = check is not None and not isinstance(check, ValuesCount | EmptyFlag | NullFlag)
+        with self._lock:
+            if direct and not self._others:
+                assert check is not None and not isinstance(check, ValuesCount | EmptyFlag | NullFlag)
+                fast = self._own_offsets(check, size, budget)
+                if fast is not None or budget is not None:
+                    return fast
+            elif budget is not None:
+                return None
+            m = self._mask(condition, size)
+        return None if m is None else np.flatnonzero(m)
+
     def count(self, condition: FieldCondition | IsEmpty | IsNull | Check) -> int | None:
         """Exact number of indexed offsets passing ``condition``, None when not answerable."""
         if self._holds_when_absent(condition):
