@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
@@ -94,6 +96,7 @@ async def run_qcluster(ds: Dataset, tmp: Path, mem_sample: int) -> dict[str, Any
     from qcluster.settings import StorageSettings, WalSettings
     from qcluster.shards.base import SearchParams, SearchRequest
     from qcluster.shards.index import VectorIndex
+    from qcluster.shards.index.payload_graph import PayloadGraph
     from qcluster.shards.local_shard import LocalShard
     from qcluster.shards.operations import NamedVectors, PointsBatch, UpsertPoints
 
@@ -156,6 +159,13 @@ async def run_qcluster(ds: Dataset, tmp: Path, mem_sample: int) -> dict[str, Any
                 sample, "Cosine", HnswConfig(m=M, ef_construct=EF_CONSTRUCT), quant, threads=2
             )
         mem[name] = idx.memory_bytes() / len(sample)
+        if name == "plain":  # the extra links of a 20-tenant payload index (every block linked)
+            tenants = np.random.default_rng(0).integers(0, 20, len(sample))
+            blocks = {t: np.flatnonzero(tenants == t) for t in range(20)}
+            graph = PayloadGraph.build(
+                "tenant", "keyword", blocks, sample, idx.metric(), M, EF_CONSTRUCT, 32, threads=2
+            )
+            mem["payload_graph_20_tenants"] = graph.memory_bytes() / len(sample)
     out["memory_bytes_per_vector"] = mem
     return out
 

@@ -287,7 +287,15 @@ class QclusterRun:
             await self.shard.update(UpsertPoints(batch))
             progress("qcluster ingest", start + len(ids), ds.n)
         info = await wait_fully_indexed(self.shard, ds.n)
-        self.info = {"indexed_vectors": info.indexed_vectors_count, "segments": info.segments_count}
+        indexes = [idx for seg in self.shard.set.segments for idx in seg.indexes.values()]
+        graphs = {k: g for idx in indexes for k, g in idx.payload_graphs.items()}
+        self.info = {
+            "indexed_vectors": info.indexed_vectors_count,
+            "segments": info.segments_count,
+            "index_bytes_per_vector": sum(i.memory_bytes() for i in indexes) / ds.n,
+            "payload_graph_bytes_per_vector": {k: g.memory_bytes() / ds.n for k, g in graphs.items()},
+            "payload_graph_values": {k: len(g.values) for k, g in graphs.items()},
+        }
 
     def calls(self, case: dict[str, Any]) -> list[Call]:
         from qcluster.shards.base import SearchParams, SearchRequest

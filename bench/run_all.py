@@ -151,7 +151,8 @@ def render_engine(r: dict[str, Any]) -> list[str]:
         f"qcluster / qdrant-edge = {ratio(at(q, 'qps'), at(e, 'qps'))} (target >= 1.2x).",
         "Index memory per vector in bytes (graph + vectors or codes): "
         f"qcluster plain {f(qm.get('plain'))} / SQ8 {f(qm.get('sq8'))} / PQ x16 {f(qm.get('pq'))} "
-        f"(SQ8 = {ratio(qm.get('sq8'), qm.get('plain'))} of plain, target <= 0.45x; built on "
+        f"(SQ8 = {ratio(qm.get('sq8'), qm.get('plain'))} of plain, target <= 0.45x; payload graphs of a "
+        f"20-tenant keyword field add {f(qm.get('payload_graph_20_tenants'))}; built on "
         f"{f(r.get('memory_sample'))} points); FAISS plain {f(fm.get('plain'))} / SQ8 {f(fm.get('sq8'))} / "
         f"PQ x16 {f(fm.get('pq'))} (all points); qdrant-edge (no memory figure exposed): segments on disk "
         f"{f(e.get('disk_bytes_per_vector'))}.",
@@ -196,6 +197,18 @@ def render_filtered(r: dict[str, Any]) -> list[str]:
             f"{f(row.get('qdrant_edge_recall_at_10'), 3)} | {_spread(row, 'qdrant_edge_qps')} | {ratio_txt} | "
             f"{f(row.get('faiss_recall_at_10'), 3)} | {f(row.get('faiss_qps'))} |"
         )
+    qinfo = (r.get("engines_info") or {}).get("qcluster") or {}
+    graphs = qinfo.get("payload_graph_bytes_per_vector") or {}
+    values = qinfo.get("payload_graph_values") or {}
+    if qinfo:
+        linked = ", ".join(
+            f"{k} {f(v)} B ({values.get(k, 0)} values linked)" for k, v in graphs.items() if values.get(k)
+        )
+        lines += [
+            "",
+            f"qcluster index memory per vector: main graph + vectors {f(qinfo.get('index_bytes_per_vector'))} B; "
+            f"payload graphs: {linked or 'none (no value block above the exact-search limit)'}.",
+        ]
     lines += [
         "",
         '"short": queries answered with fewer than 10 hits although at least 10 points matched. '

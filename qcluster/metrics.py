@@ -21,8 +21,11 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 import qcluster
+from qcluster.shards import search_stats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -35,6 +38,21 @@ class CollectionStats:
     vectors: int
     indexed_vectors: int
     segments: int
+
+
+class SearchPlanCollector(Collector):
+    """``qcluster_search_plans_total{plan}``: segment searches per plan the filtered-search planner
+    chose (see ``shards/search_stats.py``), read from the process-wide counts at scrape time."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "qcluster_search_plans",
+            "Segment searches (queries x segments) per search plan chosen by the planner",
+            labels=["plan"],
+        )
+        for plan, count in search_stats.snapshot().items():
+            family.add_metric([plan], count)
+        yield family
 
 
 class Metrics:
@@ -84,6 +102,7 @@ class Metrics:
         self.cluster_is_leader = Gauge(
             "cluster_is_leader", "Whether this peer is the Raft leader", registry=r
         )
+        r.register(SearchPlanCollector())
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         key = (method, endpoint, status)

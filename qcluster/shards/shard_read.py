@@ -7,6 +7,7 @@ update moves it (copy-on-write): results are de-duplicated by point id, newest v
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -97,7 +98,7 @@ def search(
             return [[]]
         params_v = config.vectors[req.using]
         query = Query(
-            preprocess(vec, params_v.distance),
+            vec,
             req.using,
             req.limit + req.offset,
             params_v.distance,
@@ -124,7 +125,7 @@ def search(
         params_v = config.vectors[using]
         stacked = members[0][1] if len(members) == 1 else np.concatenate([v for _, v in members])
         query = Query(
-            preprocess(stacked, params_v.distance),
+            stacked,
             using,
             k,
             params_v.distance,
@@ -141,20 +142,24 @@ def search(
 
 
 def _query_vector(config: ShardConfig, req: SearchRequest) -> npt.NDArray[np.float32]:
-    """The request's vector as a float32 row, validated (BadInputError naming the field)."""
+    """The request's vector as a float32 row, validated (BadInputError naming the field) and
+    preprocessed for its distance (Cosine: unit length)."""
     params = config.vectors.get(req.using)
     if params is None:
         raise BadInputError(f"Not existing vector name error: {req.using}", "using")
     if req.limit < 0 or req.offset < 0:
         raise BadInputError("limit and offset must be non-negative", "limit")
-    vec = np.asarray(req.vector, dtype=np.float32).reshape(1, -1)
-    if vec.shape[1] != params.size:
-        raise BadInputError(
-            f"Vector dimension error: expected dim: {params.size}, got {vec.shape[1]}", "vector"
-        )
-    if not np.isfinite(vec).all():
+    vec = np.asarray(req.vector, dtype=np.float32)
+    if vec.ndim != 1:
+        vec = vec.reshape(-1)
+    if len(vec) != params.size:
+        raise BadInputError(f"Vector dimension error: expected dim: {params.size}, got {len(vec)}", "vector")
+    sq = float(np.dot(vec, vec))
+    if not math.isfinite(sq) and not np.isfinite(vec).all():
         raise BadInputError("query vector values must be finite numbers", "vector")
-    return vec
+    if params.distance == "Cosine":
+        return preprocess(vec.reshape(1, -1), "Cosine")
+    return np.ascontiguousarray(vec.reshape(1, -1))
 
 
 def _merge(
@@ -166,8 +171,10 @@ def _merge(
     """One query's hits from every segment: best first, one per point id (a point moving between
     segments may show twice for a moment: the first, live copy wins), offset skipped. Only the
     returned hits get their payload and vectors."""
-    picked: list[tuple[float, int, Segment]]
-    if len(per_segment) == 1:  # offsets are distinct within a segment: no de-duplication
+    payload_sel, vector_sel = req.with_payload, req.with_vector
+    if len(per_segment) != 1:
+        picked = _merge_segments(req, per_segment, row, high)
+    elif req.limit + req.offset > 64:  # many hits: numpy selects them
         seg, scores, offs = per_segment[0]
         o = offs[row]
         keep = o >= 0
@@ -175,9 +182,27 @@ def _merge(
         o = o[keep][req.offset : req.offset + req.limit]
         s = scores[row][keep][req.offset : req.offset + req.limit]
         picked = list(zip(s.tolist(), o.tolist(), (seg,) * len(o), strict=True))
-    else:
-        picked = _merge_segments(req, per_segment, row, high)
-    payload_sel, vector_sel = req.with_payload, req.with_vector
+    else:  # offsets are distinct within a segment: no de-duplication, a plain loop is cheapest
+        seg, scores, offs = per_segment[0]
+        o, s = offs[row], scores[row]
+        if o[-1] < 0:
+            keep = o >= 0
+            o, s = o[keep], s[keep]
+        gone = seg.deleted[o]
+        if gone.any():
+            o, s = o[~gone], s[~gone]
+        o, s = o[req.offset : req.offset + req.limit], s[req.offset : req.offset + req.limit]
+        ids, payloads = seg.ids, seg.payloads
+        return [
+            ScoredPoint(
+                ids[off],
+                version,
+                score,
+                select_payload(payloads[off], payload_sel) if payload_sel.enabled else None,
+                _vectors(seg, off, vector_sel) if vector_sel.enabled else None,
+            )
+            for off, version, score in zip(o.tolist(), seg.versions[o].tolist(), s.tolist(), strict=True)
+        ]
     return [
         ScoredPoint(
             seg.ids[off],

@@ -72,6 +72,9 @@ class InvertedIndex(FieldIndex):
         for v in set(own):
             self.postings.discard(v, offset)
 
+    def _restore(self, offsets: I64, values: list[Any]) -> None:
+        self.postings.load(offsets, values)
+
     def _match_mask(self, check: ValueCheck, size: int) -> Mask:
         if not own_type_can_pass(check, self.own_type):
             return np.zeros(size, dtype=np.bool_)
@@ -105,6 +108,10 @@ class InvertedIndex(FieldIndex):
 
     def _facet(self, mask: Mask | None) -> list[tuple[Any, int]]:
         return self.postings.facet(mask)
+
+    def value_blocks(self, min_size: int) -> dict[Any, I64] | None:
+        with self._lock:
+            return self.postings.blocks(min_size)
 
 
 class KeywordIndex(InvertedIndex):

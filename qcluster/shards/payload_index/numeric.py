@@ -46,6 +46,9 @@ class _RangeIndex(FieldIndex):
     def _delete(self, offset: int, own: tuple[Any, ...]) -> None:
         self.sorted.touch(offset)
 
+    def _restore(self, offsets: I64, values: list[Any]) -> None:
+        self.sorted.load(offsets, values)
+
     def _range_mask(self, check: Range, size: int) -> Mask:
         return self.sorted.select(size, gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)
 
@@ -95,6 +98,11 @@ class IntegerIndex(_RangeIndex):
             for v in set(own):
                 self.postings.discard(v, offset)
 
+    def _restore(self, offsets: I64, values: list[Any]) -> None:
+        super()._restore(offsets, values)
+        if self.lookup:
+            self.postings.load(offsets, values)
+
     def _own_mask(self, check: ValueCheck, size: int) -> Mask | None:
         if isinstance(check, Range) and not check.datetime:
             return self._range_mask(check, size) if self.range else None
@@ -122,6 +130,12 @@ class IntegerIndex(_RangeIndex):
             values = (check.value,) if isinstance(check, MatchValue) else check.any
             return self.postings.offsets(values, size, budget)
         return super()._own_offsets(check, size, budget)
+
+    def value_blocks(self, min_size: int) -> dict[Any, I64] | None:
+        if not self.lookup:
+            return None
+        with self._lock:
+            return self.postings.blocks(min_size)
 
     def _facet(self, mask: Mask | None) -> list[tuple[Any, int]]:
         if not self.lookup:

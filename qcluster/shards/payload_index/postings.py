@@ -48,6 +48,25 @@ class Postings:
         self.sets: dict[Any, set[int]] = {}
         self._arrays: dict[Any, I64] = {}
 
+    def load(self, offsets: I64, values: list[Any]) -> None:
+        """Fill from aligned (offset, value) pairs at once (an empty index's bulk restore)."""
+        if not values:
+            return
+        vals = np.asarray(values)
+        order = np.lexsort((offsets, vals))
+        sv, so = vals[order], offsets[order]
+        new_value = np.empty(len(sv), dtype=np.bool_)
+        new_value[0] = True
+        np.not_equal(sv[1:], sv[:-1], out=new_value[1:])
+        repeat = ~new_value
+        repeat[1:] &= so[1:] == so[:-1]  # one value listed twice by one point
+        if repeat.any():
+            sv, so, new_value = sv[~repeat], so[~repeat], new_value[~repeat]
+        starts = np.flatnonzero(new_value)
+        for v, group in zip(sv[starts].tolist(), np.split(so, starts[1:]), strict=True):
+            self.sets[v] = set(group.tolist())
+            self._arrays[v] = group
+
     def add(self, value: Any, offset: int) -> None:
         self.sets.setdefault(value, set()).add(offset)
         self._arrays.pop(value, None)
@@ -99,6 +118,10 @@ class Postings:
                 out[arr[arr < size]] = True
         return out
 
+    def blocks(self, min_size: int) -> dict[Any, I64]:
+        """Value -> sorted offsets, for values with at least ``min_size`` offsets."""
+        return {v: self.array(v) for v, bucket in self.sets.items() if len(bucket) >= min_size}
+
     def facet(self, mask: Mask | None) -> list[tuple[Any, int]]:
         counts: list[tuple[Any, int]] = []
         for value in self.sets:
@@ -132,6 +155,16 @@ class SortedValues:
         self._dirty: set[int] = set()
         self._built = False
         self._single = True
+
+    def load(self, offsets: I64, values: list[Any]) -> None:
+        """Sort every (offset, value) pair of the source at once (an empty index's bulk restore)."""
+        key = self._key
+        vals = np.fromiter((key(v) for v in values), dtype=self._dtype, count=len(values))
+        order = np.argsort(vals, kind="stable")
+        self._vals, self._offs = vals[order], offsets[order]
+        self._single = len(values) == len(self._source)
+        self._dirty.clear()
+        self._built = True
 
     def touch(self, offset: int) -> None:
         if self._built:
