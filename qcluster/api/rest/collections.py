@@ -133,13 +133,17 @@ async def create_vector_name(request: web.Request) -> web.Response:
     if req.dense is None:
         raise BadInputError('expected {"dense": {"size", "distance"}}', "dense")
     params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
-    await col.create_vector(request.match_info["vector_name"], params)
+    await request.app[TOC_KEY].change_vectors(
+        col.name, request.match_info["vector_name"], params, _timeout(request)
+    )
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 
 async def delete_vector_name(request: web.Request) -> web.Response:
     col = request.app[TOC_KEY].get(_name(request))
-    await col.delete_vector(request.match_info["vector_name"])
+    await request.app[TOC_KEY].change_vectors(
+        col.name, request.match_info["vector_name"], None, _timeout(request)
+    )
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 

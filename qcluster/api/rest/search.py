@@ -15,6 +15,7 @@ from qcluster.api.rest.parse import FormatError, body
 from qcluster.api.rest.render import group_json, hits_json
 from qcluster.collection import Collection
 from qcluster.collection.query import Group, Hit, Lookup, run_groups, run_query
+from qcluster.collection.read_scope import with_shard_keys
 from qcluster.models.query import (
     DiscoverBatchIn,
     DiscoverIn,
@@ -44,7 +45,7 @@ def _lookup(request: web.Request) -> Lookup:
 async def query(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryIn, required=False)
-    hits = await run_query(col, req, _lookup(request))
+    hits = await with_shard_keys(req.shard_key, run_query(col, req, _lookup(request)))
     return ok(request, {"points": hits_json(hits, col)})
 
 
@@ -52,7 +53,9 @@ async def query_batch(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryBatchIn)
     lookup = _lookup(request)
-    results = await asyncio.gather(*(run_query(col, q, lookup) for q in req.searches))
+    results = await asyncio.gather(
+        *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in req.searches)
+    )
     return ok(request, [{"points": hits_json(hits, col)} for hits in results])
 
 
@@ -67,14 +70,17 @@ async def _groups(
     with_lookup: str | WithLookupIn | None,
 ) -> dict[str, Any]:
     lookup = _lookup(request)
-    groups: list[Group] = await run_groups(
-        col,
-        req,
-        lookup,
-        group_by=group_by,
-        group_size=group_size or 3,
-        limit=limit or 10,
-        with_lookup=with_lookup,
+    groups: list[Group] = await with_shard_keys(
+        req.shard_key,
+        run_groups(
+            col,
+            req,
+            lookup,
+            group_by=group_by,
+            group_size=group_size or 3,
+            limit=limit or 10,
+            with_lookup=with_lookup,
+        ),
     )
     lookup_col = None
     if with_lookup is not None:
@@ -124,6 +130,7 @@ def from_search(req: SearchIn | SearchGroupsIn) -> QueryIn:
         with_vector=req.with_vector,
         prefetch=None,
         lookup_from=None,
+        shard_key=req.shard_key,
     )
 
 
@@ -141,6 +148,7 @@ def from_recommend(req: RecommendIn | RecommendGroupsIn) -> QueryIn:
         with_vector=req.with_vector,
         prefetch=None,
         lookup_from=req.lookup_from,
+        shard_key=req.shard_key,
     )
 
 
@@ -162,6 +170,7 @@ def from_discover(req: DiscoverIn) -> QueryIn:
         with_vector=req.with_vector,
         prefetch=None,
         lookup_from=req.lookup_from,
+        shard_key=req.shard_key,
     )
 
 
@@ -171,7 +180,8 @@ Convert = Callable[[Any], QueryIn]
 def _single(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
-        hits: list[Hit] = await run_query(col, convert(await body(request, model)), _lookup(request))
+        req = convert(await body(request, model))
+        hits: list[Hit] = await with_shard_keys(req.shard_key, run_query(col, req, _lookup(request)))
         return ok(request, hits_json(hits, col))
 
     return handler
@@ -182,7 +192,10 @@ def _batch(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaita
         col = _col(request)
         req = await body(request, model)
         lookup = _lookup(request)
-        results = await asyncio.gather(*(run_query(col, convert(s), lookup) for s in req.searches))
+        queries = [convert(s) for s in req.searches]
+        results = await asyncio.gather(
+            *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in queries)
+        )
         return ok(request, [hits_json(hits, col) for hits in results])
 
     return handler
