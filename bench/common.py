@@ -195,3 +195,61 @@ def bench_args(
     args = ap.parse_args()
     n = args.n or (20_000 if args.quick else 100_000)
     return args, n, quick_queries if args.quick else full_queries
+
+
+# ---------------------------------------------------------------------------------------------
+# Interleaved timing: every engine answers the same queries in chunks of CHUNK, engine after
+# engine (the order rotating per chunk), so a burst of load on the shared cores hits every engine
+# alike. An engine's QPS is its query count over the sum of its per-query latencies.
+# ---------------------------------------------------------------------------------------------
+CHUNK = 10
+Call = Callable[[], Any]  # returns the ids found, or an awaitable of them (qcluster)
+
+
+def result_row(
+    lat: list[float], res: list[list[int]], gt: np.ndarray, allowed: list[int], k: int = 10
+) -> dict[str, Any]:
+    from bench.datasets import recall_at_k
+
+    return {
+        "qps": 1000.0 * len(lat) / sum(lat),
+        "recall_at_10": recall_at_k(res, gt, k),
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "short_results": sum(1 for r, a in zip(res, allowed, strict=True) if len(r) < a),
+    }
+
+
+async def interleaved(
+    calls: dict[str, Any], gt: np.ndarray, allowed: list[int], label: str, k: int = 10
+) -> dict[str, dict[str, Any]]:
+    """Run ``calls[engine][i]()`` for every query i and engine, interleaved by chunks; one row per
+    engine (``allowed[i]``: the fewest hits query i should return)."""
+    import inspect
+
+    names = list(calls)
+    nq = len(next(iter(calls.values())))
+    lat: dict[str, list[float]] = {n: [] for n in names}
+    res: dict[str, list[list[int]]] = {n: [] for n in names}
+    for ci, start in enumerate(range(0, nq, CHUNK)):
+        order = names[ci % len(names) :] + names[: ci % len(names)]
+        for name in order:
+            for call in calls[name][start : start + CHUNK]:
+                t0 = time.perf_counter()
+                out = call()
+                if inspect.isawaitable(out):
+                    out = await out
+                lat[name].append((time.perf_counter() - t0) * 1000)
+                res[name].append(out)
+        progress(label, min(start + CHUNK, nq), nq)
+    return {n: result_row(lat[n], res[n], gt, allowed, k) for n in names}
+
+
+def stats(values: list[Any]) -> dict[str, Any]:
+    """Median, min and max of the figures that exist (None when none does)."""
+    import statistics
+
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"median": None, "min": None, "max": None}
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}

@@ -30,13 +30,11 @@ Full: 100k x 128, 500 queries; --quick: 20k, 200 queries.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +43,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
+    Call,
     bench_args,
     fmt_row,
+    interleaved,
     machine,
-    percentile,
     progress,
     say,
+    stats,
     unavailable,
     write_json,
 )
-from bench.datasets import Dataset, ground_truth, load, recall_at_k
+from bench.datasets import Dataset, ground_truth, load
 from bench.qcluster_shard import shard_config, wait_fully_indexed
 
 M, EF_CONSTRUCT, EF, K = 16, 100, 128, 10
@@ -157,44 +157,10 @@ def label(case: dict[str, Any]) -> str:
     return f"{case['kind']} {case['selectivity']:.1%}"
 
 
-# ---------------------------------------------------------------------------------------------
-# timing: every engine answers the same queries in chunks of CHUNK, engine after engine (the order
-# rotating per chunk), so a burst of load on the shared cores hits every engine alike. An engine's
-# QPS is its query count over the sum of its per-query latencies.
-# ---------------------------------------------------------------------------------------------
-CHUNK = 10
-Call = Callable[[], Any]  # returns the ids, or (qcluster) an awaitable of them
-
-
-def _row(lat: list[float], res: list[list[int]], case: dict[str, Any]) -> dict[str, Any]:
+def measure(calls: dict[str, Sequence[Call]], case: dict[str, Any]) -> Any:
+    """Every engine's calls for one case, interleaved by chunks (``common.interleaved``)."""
     allowed = [min(K, int(m.sum())) for m in case["masks"]]
-    return {
-        "qps": 1000.0 * len(lat) / sum(lat),
-        "recall_at_10": recall_at_k(res, case["gt"]),
-        "p50_ms": percentile(lat, 50),
-        "p99_ms": percentile(lat, 99),
-        "short_results": sum(1 for r, a in zip(res, allowed, strict=True) if len(r) < a),
-    }
-
-
-async def measure(calls: dict[str, Sequence[Call]], case: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Run every engine's calls for one case, interleaved by chunks; one result row per engine."""
-    names = list(calls)
-    nq = len(next(iter(calls.values())))
-    lat: dict[str, list[float]] = {n: [] for n in names}
-    res: dict[str, list[list[int]]] = {n: [] for n in names}
-    for ci, start in enumerate(range(0, nq, CHUNK)):
-        order = names[ci % len(names) :] + names[: ci % len(names)]
-        for name in order:
-            for call in calls[name][start : start + CHUNK]:
-                t0 = time.perf_counter()
-                out = call()
-                if inspect.isawaitable(out):
-                    out = await out
-                lat[name].append((time.perf_counter() - t0) * 1000)
-                res[name].append(out)
-        progress(label(case), min(start + CHUNK, nq), nq)
-    return {n: _row(lat[n], res[n], case) for n in names}
+    return interleaved(calls, case["gt"], allowed, label(case))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,13 +287,6 @@ class QclusterRun:
 # ---------------------------------------------------------------------------------------------
 # the run: build, repeat interleaved, summarise
 # ---------------------------------------------------------------------------------------------
-def _stats(values: list[float | None]) -> dict[str, float | None]:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return {"median": None, "min": None, "max": None}
-    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
-
-
 def summarise(
     all_cases: list[dict[str, Any]], runs: dict[str, list[list[dict[str, Any]]]], n: int
 ) -> list[dict[str, Any]]:
@@ -348,21 +307,21 @@ def summarise(
             prefix = "" if engine == "qcluster" else f"{engine}_"
             if not reps:
                 continue
-            qps = _stats([r["qps"] for r in reps])
+            qps = stats([r["qps"] for r in reps])
             row[f"{prefix}qps"] = qps["median"]
             row[f"{prefix}qps_min"] = qps["min"]
             row[f"{prefix}qps_max"] = qps["max"]
             for key in ("recall_at_10", "p50_ms", "p99_ms"):
-                row[f"{prefix}{key}"] = _stats([r[key] for r in reps])["median"]
+                row[f"{prefix}{key}"] = stats([r[key] for r in reps])["median"]
             row[f"{prefix}short_results"] = max(r["short_results"] for r in reps)
             row[f"{prefix}runs"] = reps
         q, e = runs.get("qcluster", []), runs.get("qdrant_edge", [])
         ratios = [qr[ci]["qps"] / er[ci]["qps"] for qr, er in zip(q, e, strict=False) if qr and er]
-        stats = _stats(ratios)
+        spread = stats(ratios)
         row["ratio_vs_edge"], row["ratio_vs_edge_min"], row["ratio_vs_edge_max"] = (
-            stats["median"],
-            stats["min"],
-            stats["max"],
+            spread["median"],
+            spread["min"],
+            spread["max"],
         )
         rows.append(row)
     return rows

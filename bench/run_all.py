@@ -145,10 +145,23 @@ def render_engine(r: dict[str, Any]) -> list[str]:
         )
     q, fa, e = r.get("qcluster") or {}, r.get("faiss") or {}, r.get("qdrant_edge") or {}
     qm, fm = q.get("memory_bytes_per_vector") or {}, fa.get("memory_bytes_per_vector") or {}
+
+    def per_run(other: str) -> str:
+        spread = (q.get("ef128") or {}).get(f"ratio_vs_{other}") or {}
+        if spread.get("median") is None:
+            return ratio(at(q, "qps"), at(fa if other == "faiss" else e, "qps"))
+        return f"{spread['median']:.2f}x ({spread['min']:.2f} to {spread['max']:.2f})"
+
+    reps = r.get("repeats")
     lines += [
         "",
-        f"Search QPS at ef 128: qcluster / FAISS = {ratio(at(q, 'qps'), at(fa, 'qps'))} (target >= 0.8x), "
-        f"qcluster / qdrant-edge = {ratio(at(q, 'qps'), at(e, 'qps'))} (target >= 1.2x).",
+        (
+            f"Medians of {reps} interleaved repeats (per-repeat ratios, min to max in brackets). "
+            if reps
+            else ""
+        )
+        + f"Search QPS at ef 128: qcluster / FAISS = {per_run('faiss')} (target >= 0.8x), "
+        f"qcluster / qdrant-edge = {per_run('qdrant_edge')} (target >= 1.2x).",
         "Index memory per vector in bytes (graph + vectors or codes): "
         f"qcluster plain {f(qm.get('plain'))} / SQ8 {f(qm.get('sq8'))} / PQ x16 {f(qm.get('pq'))} "
         f"(SQ8 = {ratio(qm.get('sq8'), qm.get('plain'))} of plain, target <= 0.45x; payload graphs of a "

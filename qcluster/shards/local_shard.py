@@ -36,7 +36,7 @@ from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError
 from qcluster.logging import get_logger
 from qcluster.models.config import ShardConfig
 from qcluster.settings import StorageSettings
-from qcluster.shards import load, shard_read
+from qcluster.shards import batching, load, shard_read
 from qcluster.shards.base import (
     CountRequest,
     PayloadSelector,
@@ -93,6 +93,7 @@ class LocalShard:
         self._stop = asyncio.Event()
         self.optimizer = Optimizer(self)
         self._indexed_filters: dict[int, tuple[Any, frozenset[str], bool]] = {}
+        self._coalescer = batching.Coalescer(self._search_now)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -383,6 +384,11 @@ class LocalShard:
         return answer
 
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
+        if batching.active():  # a batch endpoint: join this turn's searches (``batching.py``)
+            return await self._coalescer.search(requests)
+        return await self._search_now(requests)
+
+    async def _search_now(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         if self._cheap(requests):
             self._check_open()
             return shard_read.search(tuple(self.set.segments), self.config, requests)

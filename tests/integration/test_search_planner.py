@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from qcluster.errors import BadInputError
 from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, VectorParams
-from qcluster.shards import search_stats, shard_read
+from qcluster.shards import batching, search_stats, shard_read
 from qcluster.shards.base import SearchParams, SearchRequest
 from qcluster.shards.distance import exact_top_k, preprocess
 from qcluster.shards.local_shard import LocalShard
@@ -259,3 +260,31 @@ async def test_merged_segments_are_laid_out_tenant_first(shard: LocalShard) -> N
     tail = [(p or {}).get("tenant") for p in seg.payloads[-2000:]]
     changes = sum(1 for a, b in itertools.pairwise(tail) if a != b)
     assert changes <= 9, changes  # ten tenants: nine boundaries (arrival order: ~1,800)
+
+
+async def test_searches_of_a_batch_request_share_one_segment_call(
+    shard: LocalShard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = shard_read.search_segment
+
+    def counting(seg: Any, q: Any) -> Any:
+        calls.append(len(q.vectors))
+        return real(seg, q)
+
+    monkeypatch.setattr(shard_read, "search_segment", counting)
+    flt = {"must": [{"key": "r", "range": {"lt": 0.3}}]}
+    reqs = [
+        SearchRequest(vector=q, limit=5, filter=flt, params=SearchParams(hnsw_ef=64)) for q in QUERIES[:6]
+    ]
+    alone = [(await shard.search([r]))[0] for r in reqs]
+    calls.clear()
+    with batching.batch_scope():
+        joined = await asyncio.gather(*(shard.search([r]) for r in reqs))
+    live = sum(1 for s in shard.set.segments if s.live_count)
+    assert calls == [len(reqs)] * live  # every search of the turn in one call per segment
+    assert [[h.id for h in hits] for (hits,) in joined] == [[h.id for h in hits] for hits in alone]
+    with batching.batch_scope():  # a bad request fails the searches it was joined with
+        bad = SearchRequest(vector=np.zeros(DIM + 1, dtype=np.float32), limit=5)
+        outcome = await asyncio.gather(shard.search([reqs[0]]), shard.search([bad]), return_exceptions=True)
+    assert all(isinstance(o, BadInputError) for o in outcome)
