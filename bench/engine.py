@@ -160,8 +160,12 @@ class QclusterRun:
             ScalarQuantizationConfig,
         )
         from qcluster.shards.index import VectorIndex
-        from qcluster.shards.index.payload_graph import PayloadGraph
         from qcluster.shards.local_shard import LocalShard
+
+        try:
+            from qcluster.shards.index.payload_graph import PayloadGraph
+        except ImportError:  # a qcluster before payload graphs (a baseline run)
+            PayloadGraph = None
 
         await self.shard.close()
         t1 = time.perf_counter()
@@ -184,7 +188,7 @@ class QclusterRun:
                     sample, "Cosine", HnswConfig(m=M, ef_construct=EF_CONSTRUCT), quant, threads=2
                 )
             mem[name] = idx.memory_bytes() / len(sample)
-            if name == "plain":  # the extra links of a 20-tenant payload index (every block linked)
+            if name == "plain" and PayloadGraph is not None:  # links of a 20-tenant payload index
                 tenants = np.random.default_rng(0).integers(0, 20, len(sample))
                 blocks = {t: np.flatnonzero(tenants == t) for t in range(20)}
                 graph = PayloadGraph.build(

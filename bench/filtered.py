@@ -254,7 +254,7 @@ class QclusterRun:
             progress("qcluster ingest", start + len(ids), ds.n)
         info = await wait_fully_indexed(self.shard, ds.n)
         indexes = [idx for seg in self.shard.set.segments for idx in seg.indexes.values()]
-        graphs = {k: g for idx in indexes for k, g in idx.payload_graphs.items()}
+        graphs = {k: g for idx in indexes for k, g in getattr(idx, "payload_graphs", {}).items()}
         self.info = {
             "indexed_vectors": info.indexed_vectors_count,
             "segments": info.segments_count,

@@ -154,9 +154,11 @@ def _query_vector(config: ShardConfig, req: SearchRequest) -> npt.NDArray[np.flo
         vec = vec.reshape(-1)
     if len(vec) != params.size:
         raise BadInputError(f"Vector dimension error: expected dim: {params.size}, got {len(vec)}", "vector")
-    sq = float(np.dot(vec, vec))
-    if not math.isfinite(sq) and not np.isfinite(vec).all():
+    dot = np.dot(vec, vec)
+    if not math.isfinite(dot) and not np.isfinite(vec).all():
         raise BadInputError("query vector values must be finite numbers", "vector")
+    if params.distance == "Cosine" and 0 < dot < math.inf:  # unit length, as ``preprocess`` stores
+        return (vec / np.float32(float(np.sqrt(dot)))).reshape(1, -1)
     if params.distance == "Cosine":
         return preprocess(vec.reshape(1, -1), "Cosine")
     return np.ascontiguousarray(vec.reshape(1, -1))

@@ -86,12 +86,11 @@ def exact_rows(
     )
     if distance == "Euclid":
         np.sqrt(np.maximum(vals, 0.0, out=vals), out=vals)
-    missing = labels < 0
-    if threshold is not None:
-        missing |= (vals < threshold) if higher_is_better(distance) else (vals > threshold)
-    if missing.any():
-        labels[missing] = -1
-        vals[missing] = np.nan
+    if threshold is not None:  # (with kk <= n rows every slot is filled: no -1 to mark)
+        missing = (vals < threshold) if higher_is_better(distance) else (vals > threshold)
+        if missing.any():
+            labels[missing] = -1
+            vals[missing] = np.nan
     if kk < k:
         labels = np.pad(labels, ((0, 0), (0, k - kk)), constant_values=-1)
         vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=np.nan)
