@@ -13,9 +13,10 @@ parameters are one planner decision and one FAISS call per segment.
         └─ within batch_scope()                   └── pending ──┘  (same loop turn)
                                                   one search([r1, r2, ...]) ─► split back
 
-An error in the combined call (a bad vector in one request) fails every search of that turn,
-as the batch endpoint would fail anyway. Outside a scope nothing changes: no extra loop turn on
-the single-query path.
+When the combined call fails (a bad vector in one request), each search of the turn is answered
+on its own, so the error reaches only the request that caused it. A shard also joins searches while several client
+requests are in flight (``load.busy()``): concurrent clients then share calls and thread hops.
+With one request in flight nothing changes: no extra loop turn on the single-query path.
 """
 
 from __future__ import annotations
@@ -69,14 +70,28 @@ class Coalescer:
     async def _answer(self, pending: list[tuple[Sequence[SearchRequest], asyncio.Future[Results]]]) -> None:
         flat = [r for requests, _ in pending for r in requests]
         try:
-            results = await self._run(flat)
-        except BaseException as exc:  # every waiter sees the failure (cancellation included)
+            results = await self._run(flat) if len(pending) > 1 else await self._run(pending[0][0])
+        except Exception as exc:
+            if len(pending) == 1:
+                if not pending[0][1].done():
+                    pending[0][1].set_exception(exc)
+                return
+            # one bad request must not fail the others: answer each on its own
+            for requests, future in pending:
+                try:
+                    alone = await self._run(requests)
+                except Exception as own:
+                    if not future.done():
+                        future.set_exception(own)
+                else:
+                    if not future.done():
+                        future.set_result(alone)
+            return
+        except BaseException as exc:  # cancelled (shard closing): every waiter sees it
             for _, future in pending:
                 if not future.done():
                     future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+            raise
         start = 0
         for requests, future in pending:
             if not future.done():

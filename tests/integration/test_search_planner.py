@@ -284,7 +284,10 @@ async def test_searches_of_a_batch_request_share_one_segment_call(
     live = sum(1 for s in shard.set.segments if s.live_count)
     assert calls == [len(reqs)] * live  # every search of the turn in one call per segment
     assert [[h.id for h in hits] for (hits,) in joined] == [[h.id for h in hits] for hits in alone]
-    with batching.batch_scope():  # a bad request fails the searches it was joined with
+    with batching.batch_scope():  # a bad request fails alone, not the searches joined with it
         bad = SearchRequest(vector=np.zeros(DIM + 1, dtype=np.float32), limit=5)
-        outcome = await asyncio.gather(shard.search([reqs[0]]), shard.search([bad]), return_exceptions=True)
-    assert all(isinstance(o, BadInputError) for o in outcome)
+        good, failed = await asyncio.gather(
+            shard.search([reqs[0]]), shard.search([bad]), return_exceptions=True
+        )
+    assert isinstance(failed, BadInputError)
+    assert not isinstance(good, BaseException) and [h.id for h in good[0]] == [h.id for h in alone[0]]
