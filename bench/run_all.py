@@ -365,9 +365,31 @@ RENDER = {
 }
 
 
-def render() -> str:
+SIZES = ((False, "Full size (`make bench`)"), (True, "Quick (`make bench-quick`)"))
+
+
+def previous_blocks(section: str) -> dict[tuple[bool, str], str]:
+    """The blocks of an existing results section by (quick, benchmark): kept for benchmarks whose
+    JSON is not in ``bench/results/`` (results recorded before the JSON was kept, or on another
+    machine), so rewriting the section never drops them."""
+    out: dict[tuple[bool, str], str] = {}
+    for quick, title in SIZES:
+        start = section.find(f"### {title}")
+        if start < 0:
+            continue
+        end = section.find("\n### ", start + 4)
+        part = section[start : end if end >= 0 else len(section)]
+        pieces = part.split("\n#### ")[1:]
+        for piece in pieces:
+            for name in BENCHMARKS:
+                if f"`bench/{name}.py`" in piece.split("\n", 1)[0]:
+                    out[(quick, name)] = "#### " + piece.rstrip() + "\n"
+    return out
+
+
+def render(previous: dict[tuple[bool, str], str] | None = None) -> str:
     out = ["## Results\n", "Written by `bench/run_all.py` from `bench/results/*.json`.\n"]
-    for quick, title in ((False, "Full size (`make bench`)"), (True, "Quick (`make bench-quick`)")):
+    for quick, title in SIZES:
         blocks: list[str] = []
         for name in BENCHMARKS:
             path = HERE / "results" / f"{name}{'-quick' if quick else ''}.json"
@@ -376,6 +398,8 @@ def render() -> str:
                     blocks += RENDER[name](json.loads(path.read_text()))
                 except (ValueError, KeyError, TypeError) as exc:
                     blocks.append(f"*{path.name}: unreadable ({exc})*\n")
+            elif previous and (quick, name) in previous:
+                blocks.append(previous[(quick, name)])
         if blocks:
             out += [f"### {title}\n", *blocks]
     return "\n".join(out).rstrip() + "\n"
@@ -387,8 +411,8 @@ def write_doc() -> Path:
     if START not in text or END not in text:
         text = text.rstrip() + f"\n\n{START}\n{END}\n"
     head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    doc.write_text(f"{head}{START}\n{render()}{END}{tail}")
+    old, _, tail = rest.partition(END)
+    doc.write_text(f"{head}{START}\n{render(previous_blocks(old))}{END}{tail}")
     return doc
 
 
