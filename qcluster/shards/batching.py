@@ -14,9 +14,9 @@ parameters are one planner decision and one FAISS call per segment.
                                                   one search([r1, r2, ...]) ─► split back
 
 When the combined call fails (a bad vector in one request), each search of the turn is answered
-on its own, so the error reaches only the request that caused it. A shard also joins searches while several client
-requests are in flight (``load.busy()``): concurrent clients then share calls and thread hops.
-With one request in flight nothing changes: no extra loop turn on the single-query path.
+on its own, so the error reaches only the request that caused it. Searches of independent concurrent
+clients are not joined: one call runs on one search thread, and separate calls let both search
+threads (and cores) work at once. Outside a scope nothing changes: no extra loop turn.
 """
 
 from __future__ import annotations

@@ -384,7 +384,7 @@ class LocalShard:
         return answer
 
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
-        if batching.active() or load.busy():  # join this loop turn's searches (``batching.py``)
+        if batching.active():  # a batch endpoint: join this loop turn's searches (``batching.py``)
             return await self._coalescer.search(requests)
         return await self._search_now(requests)
 
