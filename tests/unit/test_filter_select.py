@@ -136,3 +136,35 @@ def test_sorted_union_is_a_sorted_set_union() -> None:
         got = sorted_union([a.astype(np.int64) for a in arrays], size)
         want = np.unique(np.concatenate(arrays)) if arrays else np.empty(0)
         assert got.tolist() == want.tolist()
+
+
+def test_member_lookups_equal_the_mask() -> None:
+    rng = np.random.default_rng(4)
+    payloads: list[dict[str, Any] | None] = [
+        {"price": int(rng.integers(0, 1000)), "f": float(rng.random()), "k": f"v{int(rng.integers(0, 9))}"}
+        for _ in range(N)
+    ]
+    view = PayloadView(payloads)
+    for key, schema in (("price", "integer"), ("f", "float"), ("k", "keyword")):
+        view.add_index(key, schema)
+    conds = [
+        {"key": "price", "range": {"gte": 100, "lt": 300}},
+        {"key": "price", "match": {"any": [5, 17, 999]}},
+        {"key": "f", "range": {"gt": 0.25, "lte": 0.5}},
+        {"key": "k", "match": {"value": "v3"}},
+        {"key": "k", "match": {"any": ["v1", "v8"]}},
+    ]
+    offsets = np.sort(rng.choice(N + 50, 120, replace=False)).astype(np.int64)  # some past the end
+    for raw in conds:
+        c = parse_filter({"must": [raw]}).must[0]
+        idx = view.field_index(raw["key"])
+        assert idx is not None
+        got = idx.member(c, offsets)  # type: ignore[arg-type]
+        mask = idx.mask(c, N + 50)  # type: ignore[arg-type]
+        assert got is not None and mask is not None, raw
+        assert got.tolist() == mask[offsets].tolist(), raw
+    view.set_payload(3, {"price": 150})  # a change since the build: per-offset lookups defer to masks
+    c = parse_filter({"must": [conds[0]]}).must[0]
+    price = view.field_index("price")
+    assert price is not None
+    assert price.member(c, offsets) is None  # type: ignore[arg-type]

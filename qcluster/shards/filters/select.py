@@ -110,6 +110,14 @@ def offsets(flt: Condition, view: SegmentView, size: int, budget: int | None = N
     return None
 
 
+def _member(c: Condition, view: SegmentView, offsets: I64) -> Mask | None:
+    """Which of ``offsets`` pass leaf ``c``, by per-offset index lookups (None: use a mask)."""
+    if isinstance(c, FieldCondition):
+        idx = view.field_index(c.key)
+        return None if idx is None else idx.member(c, offsets)
+    return None
+
+
 def _mask(c: Condition, view: SegmentView, size: int) -> Mask | None:
     """The exact mask of ``c`` from indexes only (None when a leaf needs payloads)."""
     if isinstance(c, FieldCondition | IsEmpty | IsNull):
@@ -140,10 +148,13 @@ def _filter_offsets(flt: Filter, view: SegmentView, size: int, budget: int | Non
         for c in rest:
             if len(result) == 0:
                 return result
-            m = _mask(c, view, size)
-            if m is None:
-                return None
-            result = result[m[result]]
+            keep = _member(c, view, result)
+            if keep is None:
+                m = _mask(c, view, size)
+                if m is None:
+                    return None
+                keep = m[result]
+            result = result[keep]
     if flt.should:
         if result is not None and len(result) == 0:
             return result
@@ -161,10 +172,13 @@ def _filter_offsets(flt: Filter, view: SegmentView, size: int, budget: int | Non
     for c in flt.must_not:
         if len(result) == 0:
             break
-        m = _mask(c, view, size)
-        if m is None:
-            return None
-        result = result[~m[result]]
+        keep = _member(c, view, result)
+        if keep is None:
+            m = _mask(c, view, size)
+            if m is None:
+                return None
+            keep = m[result]
+        result = result[~keep]
     return result
 
 

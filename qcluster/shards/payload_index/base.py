@@ -286,6 +286,23 @@ class FieldIndex:
         del check, size, budget
         return None
 
+    def _own_member(self, check: ValueCheck, offsets: I64) -> Mask | None:
+        """Which of ``offsets`` have an own value passing ``check``, looked up per offset; None
+        when this index cannot (the caller builds a mask)."""
+        del check, offsets
+        return None
+
+    def member(self, condition: FieldCondition | IsEmpty | IsNull | Check, offsets: I64) -> Mask | None:
+        """Which of ``offsets`` pass ``condition``, exactly, in O(len(offsets)) lookups (posting
+        searches, per-offset values); None when only a mask can tell."""
+        if isinstance(condition, IsEmpty | IsNull):
+            return None
+        check = condition.check if isinstance(condition, FieldCondition) else condition
+        if isinstance(check, ValuesCount | EmptyFlag | NullFlag):
+            return None
+        with self._lock:
+            return None if self._others else self._own_member(check, offsets)
+
     def estimate(self, condition: FieldCondition | IsEmpty | IsNull | Check) -> int | None:
         """How many indexed points pass ``condition``, from posting-list sizes or a sorted-value
         search: O(values asked), never O(points). None when this index cannot tell cheaply (the

@@ -97,6 +97,15 @@ class InvertedIndex(FieldIndex):
             return self.postings.count(check.any)
         return None
 
+    def _own_member(self, check: ValueCheck, offsets: I64) -> Mask | None:
+        if not own_type_can_pass(check, self.own_type):
+            return np.zeros(len(offsets), dtype=np.bool_)
+        if isinstance(check, MatchValue):
+            return self.postings.member((check.value,), offsets)
+        if isinstance(check, MatchAny):
+            return self.postings.member(check.any, offsets)
+        return None
+
     def _own_offsets(self, check: ValueCheck, size: int, budget: int | None) -> I64 | None:
         if not own_type_can_pass(check, self.own_type):
             return np.empty(0, dtype=np.int64)

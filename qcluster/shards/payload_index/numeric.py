@@ -56,6 +56,12 @@ class _RangeIndex(FieldIndex):
         """A range this index answers from its sorted values (its own kind: datetime or not)."""
         return isinstance(check, Range) and check.datetime == (self.kind == "datetime")
 
+    def _own_member(self, check: ValueCheck, offsets: I64) -> Mask | None:
+        if self._range_ok(check) and self.schema.flag("range", True):
+            assert isinstance(check, Range)
+            return self.sorted.contains(offsets, gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)
+        return None
+
     def _own_estimate(self, check: ValueCheck) -> int | None:
         if self._range_ok(check) and self.schema.flag("range", True):
             assert isinstance(check, Range)
@@ -122,6 +128,15 @@ class IntegerIndex(_RangeIndex):
                 return 0
             return self.postings.count((check.value,) if isinstance(check, MatchValue) else check.any)
         return super()._own_estimate(check)
+
+    def _own_member(self, check: ValueCheck, offsets: I64) -> Mask | None:
+        if isinstance(check, MatchValue | MatchAny) and self.lookup:
+            if not own_type_can_pass(check, "int"):
+                return np.zeros(len(offsets), dtype=np.bool_)
+            return self.postings.member(
+                (check.value,) if isinstance(check, MatchValue) else check.any, offsets
+            )
+        return super()._own_member(check, offsets)
 
     def _own_offsets(self, check: ValueCheck, size: int, budget: int | None) -> I64 | None:
         if isinstance(check, MatchValue | MatchAny) and self.lookup:

@@ -110,6 +110,18 @@ class Postings:
         ]
         return sorted_union(arrays, size)
 
+    def member(self, values: Iterable[Any], offsets: I64) -> Mask:
+        """Which of ``offsets`` hold any of ``values`` (binary searches in the posting arrays:
+        O(len(offsets) log posting), no point-count mask)."""
+        out = np.zeros(len(offsets), dtype=np.bool_)
+        for v in values:
+            arr = self.array(v)
+            if arr.size:
+                at = np.searchsorted(arr, offsets)
+                np.minimum(at, arr.size - 1, out=at)
+                out |= arr[at] == offsets
+        return out
+
     def mask(self, values: Iterable[Any], size: int) -> Mask:
         out = np.zeros(size, dtype=np.bool_)
         for v in values:
@@ -155,6 +167,7 @@ class SortedValues:
         self._dirty: set[int] = set()
         self._built = False
         self._single = True
+        self._rank: I64 | None = None  # offset -> position in the sorted arrays (single-valued)
 
     def load(self, offsets: I64, values: list[Any]) -> None:
         """Sort every (offset, value) pair of the source at once (an empty index's bulk restore)."""
@@ -163,6 +176,7 @@ class SortedValues:
         order = np.argsort(vals, kind="stable")
         self._vals, self._offs = vals[order], offsets[order]
         self._single = len(values) == len(self._source)
+        self._rank = None
         self._dirty.clear()
         self._built = True
 
@@ -178,6 +192,7 @@ class SortedValues:
         order = np.argsort(vals, kind="stable")
         self._vals, self._offs = vals[order], offs[order]
         self._single = n == len(self._source)  # one value per offset: slices hold distinct offsets
+        self._rank = None
         self._dirty.clear()
         self._built = True
 
@@ -204,6 +219,36 @@ class SortedValues:
         self._fresh()
         lo, hi = self._bounds(gt, gte, lt, lte)
         return max(0, hi - lo)
+
+    def contains(
+        self, offsets: I64, gt: Any = None, gte: Any = None, lt: Any = None, lte: Any = None
+    ) -> Mask | None:
+        """Which of ``offsets`` hold a value within the bounds, looked up per offset (no
+        point-count mask); None when offsets hold several values or changed since the build."""
+        self._fresh()
+        if self._dirty or not self._single:
+            return None
+        rank = self._rank
+        if rank is None:
+            top = int(self._offs.max()) + 1 if len(self._offs) else 0
+            rank = np.full(top, -1, dtype=np.int64)
+            rank[self._offs] = np.arange(len(self._offs), dtype=np.int64)
+            self._rank = rank
+        pos = np.full(len(offsets), -1, dtype=np.int64)
+        inside = offsets < len(rank)
+        pos[inside] = rank[offsets[inside]]
+        has = pos >= 0
+        vals = self._vals[np.maximum(pos, 0)]
+        ok = has
+        if gt is not None:
+            ok = ok & (vals > gt)
+        if gte is not None:
+            ok = ok & (vals >= gte)
+        if lt is not None:
+            ok = ok & (vals < lt)
+        if lte is not None:
+            ok = ok & (vals <= lte)
+        return np.asarray(ok, dtype=np.bool_)
 
     def select_offsets(
         self,
