@@ -28,7 +28,7 @@ from qcluster.shards.base import (
     ShardInfo,
     VectorSelector,
 )
-from qcluster.shards.distance import higher_is_better, preprocess
+from qcluster.shards.distance import UNIT_TOLERANCE, higher_is_better, preprocess
 from qcluster.shards.filters import Filter, check_index_types, evaluate, parse_filter
 from qcluster.shards.payload_ops import select_payload
 from qcluster.shards.segment import Segment
@@ -158,7 +158,10 @@ def _query_vector(config: ShardConfig, req: SearchRequest) -> npt.NDArray[np.flo
     if not math.isfinite(dot) and not np.isfinite(vec).all():
         raise BadInputError("query vector values must be finite numbers", "vector")
     if params.distance == "Cosine" and 0 < dot < math.inf:  # unit length, as ``preprocess`` stores
-        return (vec / np.float32(float(np.sqrt(dot)))).reshape(1, -1)
+        norm = float(np.sqrt(dot))
+        if abs(norm - 1.0) <= UNIT_TOLERANCE:  # kept bit for bit, as ``preprocess`` does
+            return np.ascontiguousarray(vec.reshape(1, -1))
+        return (vec / np.float32(norm)).reshape(1, -1)
     if params.distance == "Cosine":
         return preprocess(vec.reshape(1, -1), "Cosine")
     return np.ascontiguousarray(vec.reshape(1, -1))
