@@ -30,6 +30,7 @@ from qcluster.models.query import (
     SearchIn,
     WithLookupIn,
 )
+from qcluster.shards.batching import batch_scope
 from qcluster.types import DEFAULT_VECTOR
 
 
@@ -53,9 +54,10 @@ async def query_batch(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryBatchIn)
     lookup = _lookup(request)
-    results = await asyncio.gather(
-        *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in req.searches)
-    )
+    with batch_scope():  # one FAISS batch per segment (``shards/batching.py``)
+        results = await asyncio.gather(
+            *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in req.searches)
+        )
     return ok(request, [{"points": hits_json(hits, col)} for hits in results])
 
 
@@ -193,9 +195,10 @@ def _batch(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaita
         req = await body(request, model)
         lookup = _lookup(request)
         queries = [convert(s) for s in req.searches]
-        results = await asyncio.gather(
-            *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in queries)
-        )
+        with batch_scope():  # one FAISS batch per segment (``shards/batching.py``)
+            results = await asyncio.gather(
+                *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in queries)
+            )
         return ok(request, [hits_json(hits, col) for hits in results])
 
     return handler
