@@ -69,6 +69,18 @@ class Metrics:
             registry=r,
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._grpc_responses = Counter("grpc_responses", "Public gRPC responses", ["endpoint"], registry=r)
+        self._grpc_failures = Counter(
+            "grpc_responses_fail", "Public gRPC responses with an error status", ["endpoint"], registry=r
+        )
+        self._grpc_duration = Histogram(
+            "grpc_responses_duration_seconds",
+            "Public gRPC request duration",
+            ["endpoint"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self._grpc_children: dict[str, tuple[Any, Any, Any]] = {}
         self.cluster_enabled = Gauge("cluster_enabled", "Whether cluster mode is enabled", registry=r)
         self.cluster_peers = Gauge("cluster_peers_total", "Peers in the cluster state", registry=r)
         self.cluster_term = Gauge("cluster_term", "Current Raft term", registry=r)
@@ -99,6 +111,22 @@ class Metrics:
         ok, fail, duration = children
         ok.inc()
         if fail is not None:
+            fail.inc()
+        duration.observe(seconds)
+
+    def observe_grpc(self, endpoint: str, ok: bool, seconds: float) -> None:
+        """One public gRPC call (``endpoint``: ``/qdrant.Points/Upsert``)."""
+        children = self._grpc_children.get(endpoint)
+        if children is None:
+            children = (
+                self._grpc_responses.labels(endpoint),
+                self._grpc_failures.labels(endpoint),
+                self._grpc_duration.labels(endpoint),
+            )
+            self._grpc_children[endpoint] = children
+        count, fail, duration = children
+        count.inc()
+        if not ok:
             fail.inc()
         duration.observe(seconds)
 

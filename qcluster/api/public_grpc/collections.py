@@ -1,0 +1,109 @@
+"""``qdrant.Collections``: collections and aliases. Requests become the REST request models and go
+to :mod:`qcluster.api.actions.collections`, as the REST handlers' do."""
+
+from __future__ import annotations
+
+from qdrant_client import grpc as pb
+from qdrant_client.grpc import collections_service_pb2_grpc
+
+from qcluster.api.actions import collections as actions
+from qcluster.api.actions.validate import model
+from qcluster.api.public_grpc.collection_config import create_body, info_out, update_body
+from qcluster.api.public_grpc.edge import Services, Unimplemented, rpc, timeout_of
+from qcluster.models.collections import ChangeAliasesIn, CreateCollection, UpdateCollection
+
+CLUSTER_SETUP = "cluster setup through the gRPC API is not supported by qcluster; use REST /cluster"
+SHARD_KEYS = "custom shard keys are not supported by qcluster"
+
+
+def _alias_action(a: pb.AliasOperations) -> dict[str, dict[str, str]]:
+    kind = a.WhichOneof("action")
+    if kind == "create_alias":
+        return {
+            kind: {"collection_name": a.create_alias.collection_name, "alias_name": a.create_alias.alias_name}
+        }
+    if kind == "rename_alias":
+        r = a.rename_alias
+        return {kind: {"old_alias_name": r.old_alias_name, "new_alias_name": r.new_alias_name}}
+    if kind == "delete_alias":
+        return {kind: {"alias_name": a.delete_alias.alias_name}}
+    return {}
+
+
+def _aliases(pairs: list[tuple[str, str]]) -> list[pb.AliasDescription]:
+    return [pb.AliasDescription(alias_name=a, collection_name=c) for a, c in pairs]
+
+
+class CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @rpc("Collections")
+    async def Get(self, request: pb.GetCollectionInfoRequest) -> pb.GetCollectionInfoResponse:
+        col = self.services.toc.get(request.collection_name)
+        info = await col.info()
+        return pb.GetCollectionInfoResponse(result=info_out(info, col.config))
+
+    @rpc("Collections")
+    async def List(self, request: pb.ListCollectionsRequest) -> pb.ListCollectionsResponse:
+        names = sorted(self.services.toc.collections)
+        return pb.ListCollectionsResponse(collections=[pb.CollectionDescription(name=n) for n in names])
+
+    @rpc("Collections")
+    async def Create(self, request: pb.CreateCollection) -> pb.CollectionOperationResponse:
+        self.services.quotas.check_write()
+        body = model(CreateCollection, create_body(request))
+        await actions.create(self.services.toc, request.collection_name, body, timeout_of(request))
+        return pb.CollectionOperationResponse(result=True)
+
+    @rpc("Collections")
+    async def Update(self, request: pb.UpdateCollection) -> pb.CollectionOperationResponse:
+        body = model(UpdateCollection, update_body(request))
+        await actions.update(self.services.toc, request.collection_name, body, timeout_of(request))
+        return pb.CollectionOperationResponse(result=True)
+
+    @rpc("Collections")
+    async def Delete(self, request: pb.DeleteCollection) -> pb.CollectionOperationResponse:
+        deleted = await self.services.toc.delete(request.collection_name, timeout_of(request))
+        return pb.CollectionOperationResponse(result=deleted)
+
+    @rpc("Collections")
+    async def UpdateAliases(self, request: pb.ChangeAliases) -> pb.CollectionOperationResponse:
+        body = model(ChangeAliasesIn, {"actions": [_alias_action(a) for a in request.actions]})
+        await actions.change_aliases(self.services.toc, body, timeout_of(request))
+        return pb.CollectionOperationResponse(result=True)
+
+    @rpc("Collections")
+    async def ListCollectionAliases(self, request: pb.ListCollectionAliasesRequest) -> pb.ListAliasesResponse:
+        return pb.ListAliasesResponse(
+            aliases=_aliases(actions.aliases(self.services.toc, request.collection_name))
+        )
+
+    @rpc("Collections")
+    async def ListAliases(self, request: pb.ListAliasesRequest) -> pb.ListAliasesResponse:
+        return pb.ListAliasesResponse(aliases=_aliases(actions.aliases(self.services.toc)))
+
+    @rpc("Collections")
+    async def CollectionExists(self, request: pb.CollectionExistsRequest) -> pb.CollectionExistsResponse:
+        exists = self.services.toc.exists(request.collection_name)
+        return pb.CollectionExistsResponse(result=pb.CollectionExists(exists=exists))
+
+    @rpc("Collections")
+    async def CollectionClusterInfo(self, request: pb.CollectionClusterInfoRequest) -> None:
+        raise Unimplemented(CLUSTER_SETUP)
+
+    @rpc("Collections")
+    async def UpdateCollectionClusterSetup(self, request: pb.UpdateCollectionClusterSetupRequest) -> None:
+        raise Unimplemented(CLUSTER_SETUP)
+
+    @rpc("Collections")
+    async def CreateShardKey(self, request: pb.CreateShardKeyRequest) -> None:
+        raise Unimplemented(SHARD_KEYS)
+
+    @rpc("Collections")
+    async def DeleteShardKey(self, request: pb.DeleteShardKeyRequest) -> None:
+        raise Unimplemented(SHARD_KEYS)
+
+    @rpc("Collections")
+    async def ListShardKeys(self, request: pb.ListShardKeysRequest) -> None:
+        raise Unimplemented(SHARD_KEYS)
