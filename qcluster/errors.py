@@ -18,6 +18,7 @@ cause, classified once by :func:`is_transient`, and translated to HTTP / gRPC on
     ├── StorageError                    500  an I/O failure on this peer
     │   └── CorruptedStorageError       500  data on disk is damaged; the shard stops, the peer serves on
     ├── CancelledError                  500  the operation was cancelled (shutdown, shard closed)
+    ├── ReplicationError                500  too few replicas of a shard took a write or answered
     └── TransientError                  503  worth retrying elsewhere or later
         └── TimeoutError_               408 (REST) / DEADLINE_EXCEEDED (gRPC)
 """
@@ -100,6 +101,13 @@ class CancelledError(QClusterError):
     prefix = "Operation cancelled: "
 
 
+class ReplicationError(QClusterError):
+    """Too few replicas of a shard acknowledged a write (or answered a read); the message names
+    the shard and each replica that failed, and why."""
+
+    http_status = 500
+
+
 class TransientError(QClusterError):
     """Retrying later or on another replica may succeed."""
 
@@ -117,3 +125,9 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TransientError):
         return True
     return isinstance(exc, ConnectionError | TimeoutError)
+
+
+def is_definite(exc: BaseException) -> bool:
+    """True when the failure proves the request was refused before anything was applied (it is
+    wrong for the data: bad input, a missing point), as opposed to an outcome nobody knows."""
+    return isinstance(exc, BadInputError | NotFoundError | AlreadyExistsError)

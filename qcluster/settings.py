@@ -107,6 +107,9 @@ class ClusterSettings(_Section):
     consensus: ConsensusSettings = ConsensusSettings()
     secret: str | None = None
     allow_insecure_p2p: bool = False
+    # Deadline of one point operation on another peer's replica (a write, a search, ...); a replica
+    # that misses it on a write is marked Dead.
+    grpc_timeout_ms: int = Field(30_000, ge=100)
 
 
 LOG_LEVELS = {

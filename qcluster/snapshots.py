@@ -77,17 +77,25 @@ class Snapshots:
     async def _pack_collection(self, col: Collection, target: Path) -> None:
         work = Path(tempfile.mkdtemp(dir=self.root, prefix=".pack-"))
         try:
+            local = col.local_shards()
+            keys = {sid: rs.shard_key for sid, rs in col.holder.sets.items()}
             (work / "config.json").write_bytes(
-                orjson.dumps({"name": col.name, "config": col.config.model_dump(mode="json")})
+                orjson.dumps(
+                    {
+                        "name": col.name,
+                        "config": col.config.model_dump(mode="json", exclude_none=True),
+                        "shards": [[sid, keys.get(sid)] for sid in sorted(local)],
+                    }
+                )
             )
-            for i, shard in enumerate(col.shards):
-                await shard.create_snapshot(work / "shards" / f"{i}.tar")
+            for sid, shard in local.items():
+                await shard.create_snapshot(work / "shards" / f"{sid}.tar")
 
             def pack() -> None:
                 with tarfile.open(target, "w") as tar:
                     tar.add(work / "config.json", arcname="config.json")
-                    for i in range(len(col.shards)):
-                        tar.add(work / "shards" / f"{i}.tar", arcname=f"shards/{i}.tar")
+                    for sid in sorted(local):
+                        tar.add(work / "shards" / f"{sid}.tar", arcname=f"shards/{sid}.tar")
 
             await asyncio.to_thread(pack)
         finally:
@@ -179,12 +187,19 @@ class Snapshots:
             config = CollectionConfig.model_validate(raw["config"])
             col_dir = staging / "collection"
             col_dir.mkdir()
-            (col_dir / "config.json").write_bytes(orjson.dumps({"name": name, "config": raw["config"]}))
-            for i in range(config.params.shard_number):
-                shard_archive = staging / "archive" / "shards" / f"{i}.tar"
+            shards = raw.get("shards")
+            if shards is None:  # archives made before shards had ids of their own
+                shards = [[sid, None] for sid in range(config.params.shard_number)]
+            (col_dir / "config.json").write_bytes(
+                orjson.dumps({"name": name, "config": raw["config"], "shards": shards})
+            )
+            for sid, _key in shards:
+                shard_archive = staging / "archive" / "shards" / f"{int(sid)}.tar"
                 if not shard_archive.exists():
-                    raise BadInputError(f"not a valid collection snapshot: shard {i} is missing", "snapshot")
-                await LocalShard.restore_snapshot(shard_archive, col_dir / "shards" / str(i))
+                    raise BadInputError(
+                        f"not a valid collection snapshot: shard {sid} is missing", "snapshot"
+                    )
+                await LocalShard.restore_snapshot(shard_archive, col_dir / "shards" / str(int(sid)))
             await self.toc.replace_collection(name, col_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

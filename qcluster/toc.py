@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +22,16 @@ from qcluster.models.collections import (
     CreateAliasOp,
     DeleteAliasOp,
 )
-from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, WalConfig
+from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, VectorParams, WalConfig
 from qcluster.settings import StorageSettings
+from qcluster.shards.clock import next_epoch
+from qcluster.shards.replica_set import ReplicaEnv, ReplicaSet, SinglePeer
 from qcluster.shards.segment_files import read_json, write_json_atomic
+from qcluster.shards.shard_holder import ShardPlacement, local_placement
+from qcluster.types import ShardKey
 
 if TYPE_CHECKING:
-    from qcluster.metadata_sync import MetadataSync
+    from qcluster.cluster.metadata_sync import MetadataSync
 
 log = get_logger(__name__)
 CLUSTER_TIMEOUT = 30.0  # seconds a metadata change may take through consensus by default
@@ -43,9 +47,11 @@ def check_name(name: str, what: str = "collection name") -> None:
 
 
 class TableOfContents:
-    def __init__(self, storage: StorageSettings):
+    def __init__(self, storage: StorageSettings, env: ReplicaEnv | None = None):
         self.storage = storage
         self.root = Path(storage.storage_path)
+        self.env: ReplicaEnv = env or SinglePeer()  # the cluster's data plane replaces it
+        self.epoch = 0  # this start's clock epoch (see qcluster.shards.clock), set by load()
         self.collections: dict[str, Collection] = {}
         self.aliases: dict[str, str] = {}
         self._lock = asyncio.Lock()
@@ -55,12 +61,17 @@ class TableOfContents:
     def _collections_dir(self) -> Path:
         return self.root / "collections"
 
+    @property
+    def single_peer(self) -> bool:
+        return self.metadata is None
+
     async def load(self) -> None:
         self._collections_dir.mkdir(parents=True, exist_ok=True)
+        self.epoch = await asyncio.to_thread(next_epoch, self.root)
         for path in sorted(self._collections_dir.iterdir()):
             if (path / "config.json").exists():
                 try:
-                    col = await Collection.load(path, self.storage)
+                    col = await Collection.load(path, self.storage, self.env, self.epoch, self.single_peer)
                 except Exception as exc:  # one broken collection must not stop the peer
                     log.error("collection failed to load; it stays offline", path=str(path), error=str(exc))
                     continue
@@ -82,6 +93,11 @@ class TableOfContents:
         if col is None:
             raise NotFoundError(f"Collection `{name}` doesn't exist!")
         return col
+
+    def replica_set(self, collection: str, shard_id: int) -> ReplicaSet | None:
+        """This peer's replica set of a shard (by the collection's own name), for peer calls."""
+        col = self.collections.get(collection)
+        return None if col is None else col.holder.sets.get(shard_id)
 
     def exists(self, name: str) -> bool:
         return self.resolve(name) in self.collections
@@ -131,13 +147,31 @@ class TableOfContents:
             return self.get(name)
         return await self.create_local(name, config)
 
-    async def create_local(self, name: str, config: CollectionConfig) -> Collection:
+    async def create_local(
+        self,
+        name: str,
+        config: CollectionConfig,
+        placement: Mapping[int, ShardPlacement] | None = None,
+        created_at: float | None = None,
+    ) -> Collection:
+        """Create the collection on this peer: every shard local (a single peer), or this peer's
+        part of an agreed ``placement`` (``created_at`` names the agreed incarnation)."""
         check_name(name)
         async with self._lock:
             if name in self.collections or name in self.aliases:
                 raise AlreadyExistsError(f"Collection `{name}` already exists!")
             path = self._collections_dir / _dir_name(name)
-            col = await Collection.create(name, path, config, self.storage)
+            if created_at is not None:  # leftovers of an incarnation dropped while this peer was down
+                shutil.rmtree(path, ignore_errors=True)
+            if placement is None:
+                placement = (
+                    {}
+                    if config.params.sharding_method == "custom"
+                    else local_placement(config.params.shard_number, self.env.peer_id)
+                )
+            col = await Collection.create(
+                name, path, config, self.storage, self.env, self.epoch, placement, created_at
+            )
             self.collections[name] = col
             log.info("collection created", collection=name, shards=config.params.shard_number)
             return col
@@ -149,6 +183,55 @@ class TableOfContents:
             await self.metadata.update_collection(name, config, timeout or CLUSTER_TIMEOUT)
             return
         await self.get(name).update_config(config)
+
+    async def create_shard_key(
+        self,
+        name: str,
+        key: ShardKey,
+        shards_number: int | None = None,
+        replication_factor: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """A new shard key of a collection with custom sharding: ``shards_number`` new shards
+        (default: the collection's ``shard_number``) for points written with that key."""
+        col = self.get(name)
+        if col.config.params.sharding_method != "custom":
+            raise BadInputError(
+                f"Collection `{col.name}` uses automatic sharding; shard keys need sharding_method: custom",
+                "shard_key",
+            )
+        if key in col.holder.shard_keys():
+            raise AlreadyExistsError(f"Shard key {key} already exists")
+        number = shards_number or col.config.params.shard_number
+        if self.metadata is not None:
+            factor = replication_factor or col.config.params.replication_factor
+            await self.metadata.create_shard_key(col.name, key, number, factor, timeout or CLUSTER_TIMEOUT)
+            return
+        await col.add_shard_key(key, number)
+
+    async def delete_shard_key(self, name: str, key: ShardKey, timeout: float | None = None) -> None:
+        col = self.get(name)
+        if key not in col.holder.shard_keys():
+            raise NotFoundError(f"Shard key {key} not found in collection `{col.name}`")
+        if self.metadata is not None:
+            await self.metadata.delete_shard_key(col.name, key, timeout or CLUSTER_TIMEOUT)
+            return
+        await col.drop_shard_key(key)
+
+    async def change_vectors(
+        self, name: str, vector: str, params: VectorParams | None, timeout: float | None = None
+    ) -> None:
+        """Add (``params``) or remove (None) a named vector: a rebuild of every replica, agreed
+        through consensus in cluster mode."""
+        col = self.get(name)
+        if self.metadata is not None:
+            config = col.config_with_vector(vector, params)
+            await self.metadata.update_collection(col.name, config, timeout or CLUSTER_TIMEOUT)
+            return
+        if params is None:
+            await col.delete_vector(vector)
+        else:
+            await col.create_vector(vector, params)
 
     async def delete(self, name: str, timeout: float | None = None) -> bool:
         if self.metadata is not None:
@@ -179,7 +262,7 @@ class TableOfContents:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.move(str(prepared_dir), staging)
             try:
-                probe = await Collection.load(staging, self.storage)
+                probe = await Collection.load(staging, self.storage, self.env, self.epoch, True)
                 await probe.close()
             except Exception:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -189,7 +272,7 @@ class TableOfContents:
                 await old.drop()
             shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)
-            col = await Collection.load(final, self.storage)
+            col = await Collection.load(final, self.storage, self.env, self.epoch, self.single_peer)
             self.collections[name] = col
             return col
 

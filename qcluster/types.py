@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import NewType
 
 from qcluster.errors import BadInputError
@@ -17,6 +18,22 @@ CollectionName = NewType("CollectionName", str)
 DEFAULT_VECTOR = ""
 
 MAX_U64 = 2**64 - 1
+
+# A shard key of a collection with custom sharding (Qdrant: a string or an unsigned integer).
+ShardKey = str | int
+
+
+class ReplicaState(StrEnum):
+    """Qdrant's replica states (the names are its wire values)."""
+
+    ACTIVE = "Active"
+    DEAD = "Dead"
+    PARTIAL = "Partial"
+    INITIALIZING = "Initializing"
+    LISTENER = "Listener"
+    PARTIAL_SNAPSHOT = "PartialSnapshot"
+    RECOVERY = "Recovery"
+    RESHARDING = "Resharding"
 
 
 def parse_point_id(value: object, field: str = "id") -> PointId:

@@ -1,13 +1,18 @@
-"""A collection on this peer: config + ``shard_number`` local shards, points routed by id hash.
+"""A collection on this peer: its config and a :class:`ShardHolder` (shard id -> replica set).
 
-Updates are split per shard (``split.py``) and applied concurrently; operations that name points
-which must exist (payload and vector updates) are checked on every shard first, so a request is
-rejected whole instead of being half-applied across shards. Reads fan out to every shard and
-merge: by score (search), by id or order value (scroll), by sum (count, facet).
+Updates are split per shard over the collection's routing (the consistent-hash ring for new
+collections, see :mod:`qcluster.shards.routing`) and each part goes to its shard's replica set,
+which writes every replica; operations that name points which must exist (payload and vector
+updates) are checked on every shard first, so a request is rejected whole instead of being
+half-applied across shards. Reads fan out to one replica set per shard and merge
+(:mod:`reads`).
 
-``config.json`` holds ``{"name", "config", "shards_dir"}``; ``shards_dir`` names the current shard
-generation (``shards`` unless a vector was added or removed, see ``rebuild.py``). Every operation
-passes a gate (``gate.py``) that a rebuild closes to swap generations.
+``config.json`` holds ``{"name", "config", "shards_dir", "created_at", "shards"}``: ``shards_dir``
+names the current shard generation (``shards`` unless a vector was added or removed, see
+``rebuild.py``); ``created_at`` is the incarnation agreed through consensus (absent on a single
+peer); ``shards`` lists the shard ids and keys of a single peer's collection (absent before custom
+sharding existed: shards ``0..shard_number-1``). Every operation passes a gate (``gate.py``) that a
+rebuild closes to swap generations.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, Literal
 
 from qcluster.collection import rebuild
 from qcluster.collection.gate import Gate
-from qcluster.collection.split import split_operation, sub_batch
+from qcluster.collection.reads import CollectionReads
 from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError
 from qcluster.logging import get_logger
 from qcluster.models.collections import CollectionConfig, with_vector
@@ -40,7 +45,6 @@ from qcluster.shards.base import (
     UpdateResult,
     VectorSelector,
 )
-from qcluster.shards.distance import higher_is_better
 from qcluster.shards.local_shard import LocalShard
 from qcluster.shards.operations import (
     SELECTOR_OPS,
@@ -49,27 +53,48 @@ from qcluster.shards.operations import (
     UpdateOperation,
     UpdateVectors,
     UpsertPoints,
+    sub_batch,
 )
-from qcluster.shards.routing import shard_of
+from qcluster.shards.replica_set import DEFAULT_WRITE, ReplicaEnv, WriteOptions
+from qcluster.shards.routing import LEGACY_SCHEME
 from qcluster.shards.segment_files import read_json, write_json_atomic
-from qcluster.types import DEFAULT_VECTOR, PointId, point_id_sort_key
+from qcluster.shards.shard_holder import ShardHolder, ShardPlacement
+from qcluster.types import DEFAULT_VECTOR, PointId, ReplicaState, ShardKey
 
 log = get_logger(__name__)
 CONFIG_FILE = "config.json"
-Status = Literal["green", "yellow", "grey", "red"]
 UpdateMode = Literal["upsert", "insert_only", "update_only"]
 
 
 class Collection:
     def __init__(
-        self, name: str, path: Path, config: CollectionConfig, storage: StorageSettings, shards_dir: str
+        self,
+        name: str,
+        path: Path,
+        config: CollectionConfig,
+        storage: StorageSettings,
+        shards_dir: str,
+        env: ReplicaEnv,
+        epoch: int,
+        created_at: float | None = None,
     ):
         self.name = name
         self.path = path
         self.config = config
         self.storage = storage
         self.shards_dir = shards_dir
-        self.shards: list[LocalShard] = []
+        self.created_at = created_at
+        self.holder = ShardHolder(
+            name,
+            path / shards_dir,
+            env,
+            epoch,
+            config.params.routing or LEGACY_SCHEME,
+            config.params.sharding_method == "custom",
+            lambda: self.config.params.write_consistency_factor,
+            self._open_local,
+        )
+        self.reads = CollectionReads(self.holder, lambda using: self.config.params.vectors[using].distance)
         self._reads = Gate()
         self._writes = Gate()
         self._schema_lock = asyncio.Lock()
@@ -77,90 +102,174 @@ class Collection:
     # ------------------------------------------------------------------ lifecycle
     @classmethod
     async def create(
-        cls, name: str, path: Path, config: CollectionConfig, storage: StorageSettings
+        cls,
+        name: str,
+        path: Path,
+        config: CollectionConfig,
+        storage: StorageSettings,
+        env: ReplicaEnv,
+        epoch: int,
+        placement: Mapping[int, ShardPlacement],
+        created_at: float | None = None,
     ) -> Collection:
         path.mkdir(parents=True, exist_ok=True)
-        col = cls(name, path, config, storage, rebuild.SHARDS_PREFIX)
-        col._save_config()
-        return await col._open()
+        col = cls(name, path, config, storage, rebuild.SHARDS_PREFIX, env, epoch, created_at)
+        col._save_config(placement if created_at is None else None)
+        await col.holder.sync(placement, destructive=True)
+        return col
 
     @classmethod
-    async def load(cls, path: Path, storage: StorageSettings) -> Collection:
+    async def load(
+        cls,
+        path: Path,
+        storage: StorageSettings,
+        env: ReplicaEnv,
+        epoch: int,
+        single_peer: bool,
+    ) -> Collection:
+        """Open a collection from disk: on a single peer with every shard local; in a cluster with
+        the local shards found on disk, until the agreed placement arrives (``sync``)."""
         raw = read_json(path / CONFIG_FILE)
         shards_dir = str(raw.get("shards_dir") or rebuild.SHARDS_PREFIX)
         await asyncio.to_thread(rebuild.remove_stale_generations, path, shards_dir)
-        col = cls(raw["name"], path, CollectionConfig.model_validate(raw["config"]), storage, shards_dir)
-        return await col._open()
+        config = CollectionConfig.model_validate(raw["config"])
+        created_at = raw.get("created_at")
+        col = cls(raw["name"], path, config, storage, shards_dir, env, epoch, created_at)
+        if single_peer:
+            await col.holder.sync(col.single_peer_placement(raw.get("shards")), destructive=False)
+        else:
+            await col.holder.open_existing()
+        return col
 
-    async def _open(self) -> Collection:
-        self.shards = await rebuild.open_shards(self.path / self.shards_dir, self.config, self.storage)
-        return self
+    def single_peer_placement(self, shards: Any = None) -> dict[int, ShardPlacement]:
+        me = {self.holder.env.peer_id: ReplicaState.ACTIVE}
+        if shards is None:
+            return {sid: ShardPlacement(me) for sid in range(self.config.params.shard_number)}
+        return {int(sid): ShardPlacement(me, key) for sid, key in shards}
 
-    def _save_config(self) -> None:
-        write_json_atomic(
-            self.path / CONFIG_FILE,
-            {"name": self.name, "config": self.config.model_dump(mode="json"), "shards_dir": self.shards_dir},
-        )
+    async def _open_local(self, path: Path) -> LocalShard:
+        return await LocalShard.load_or_create(path, self.config.shard_config(), self.storage)
+
+    def _save_config(self, placement: Mapping[int, ShardPlacement] | None = None) -> None:
+        body: dict[str, Any] = {
+            "name": self.name,
+            "config": self.config.model_dump(mode="json", exclude_none=True),
+            "shards_dir": self.shards_dir,
+        }
+        if self.created_at is not None:
+            body["created_at"] = self.created_at
+        if placement is None and self.created_at is None:
+            placement = {sid: ShardPlacement({}, rs.shard_key) for sid, rs in self.holder.sets.items()}
+        if placement is not None:
+            body["shards"] = [[sid, p.shard_key] for sid, p in sorted(placement.items())]
+        write_json_atomic(self.path / CONFIG_FILE, body)
+
+    async def sync(self, placement: Mapping[int, ShardPlacement], *, destructive: bool) -> list[int]:
+        """Match this peer's local replicas to the agreed placement (cluster mode)."""
+        return await self.holder.sync(placement, destructive=destructive)
 
     async def close(self) -> None:
-        await asyncio.gather(*(s.close() for s in self.shards))
+        await self.holder.close()
 
     async def drop(self) -> None:
         await self.close()
         await asyncio.to_thread(shutil.rmtree, self.path, True)
 
+    def local_shards(self) -> dict[int, LocalShard]:
+        return self.holder.local_shards()
+
     async def update_config(self, config: CollectionConfig) -> None:
+        """Take new settings; a changed set of vector names rebuilds the local shards."""
+        if set(config.params.vectors) != set(self.config.params.vectors):
+            async with self._schema_lock:
+                await self._rebuild(config)
+            return
         self.config = config
         self._save_config()
         shard_cfg = config.shard_config()
-        for shard in self.shards:
+        for shard in self.local_shards().values():
             await shard.update_config(shard_cfg)
+
+    # ------------------------------------------------------------------ shard keys (single peer)
+    async def add_shard_key(self, key: ShardKey, shard_number: int) -> None:
+        placement = {
+            sid: ShardPlacement({self.holder.env.peer_id: ReplicaState.ACTIVE}, rs.shard_key)
+            for sid, rs in self.holder.sets.items()
+        }
+        if any(p.shard_key == key for p in placement.values()):
+            raise AlreadyExistsError(f"Shard key {key} already exists")
+        first = max(placement, default=-1) + 1
+        for sid in range(first, first + shard_number):
+            placement[sid] = ShardPlacement({self.holder.env.peer_id: ReplicaState.ACTIVE}, key)
+        await self.holder.sync(placement, destructive=True)
+        self._save_config(placement)
+
+    async def drop_shard_key(self, key: ShardKey) -> None:
+        placement = {
+            sid: ShardPlacement({self.holder.env.peer_id: ReplicaState.ACTIVE}, rs.shard_key)
+            for sid, rs in self.holder.sets.items()
+            if rs.shard_key != key
+        }
+        if len(placement) == len(self.holder.sets):
+            raise NotFoundError(f"Shard key {key} not found")
+        await self.holder.sync(placement, destructive=True)
+        self._save_config(placement)
 
     # ------------------------------------------------------------------ vector names
     async def create_vector(self, name: str, params: VectorParams) -> None:
         """Add named vector ``name`` (existing points have none of it). A rebuild: writes wait
         until it is done; reads go on, except for the instant of the swap."""
         async with self._schema_lock:
+            await self._rebuild(self.config_with_vector(name, params))
+
+    def config_with_vector(self, name: str, params: VectorParams | None) -> CollectionConfig:
+        """The config with ``name`` added (``params``) or removed (None), validated."""
+        if params is not None:
             if name in self.config.params.vectors:
                 raise AlreadyExistsError(f"Vector name `{name}` already exists in collection `{self.name}`")
             if name == DEFAULT_VECTOR or self.config.single_unnamed:
                 raise BadInputError(
                     "a named vector cannot be added to a collection with an unnamed vector", "vector_name"
                 )
-            await self._rebuild(with_vector(self.config, name, params))
-
-    async def delete_vector(self, name: str) -> None:
-        """Remove named vector ``name`` and its data: a rebuild."""
-        async with self._schema_lock:
+        else:
             if name not in self.config.params.vectors:
                 raise NotFoundError(f"Vector name `{name}` doesn't exist in collection `{self.name}`")
             if len(self.config.params.vectors) == 1:
                 raise BadInputError("the last vector of a collection cannot be deleted", "vector_name")
-            await self._rebuild(with_vector(self.config, name, None))
+        return with_vector(self.config, name, params)
+
+    async def delete_vector(self, name: str) -> None:
+        """Remove named vector ``name`` and its data: a rebuild."""
+        async with self._schema_lock:
+            await self._rebuild(self.config_with_vector(name, None))
 
     async def _rebuild(self, config: CollectionConfig) -> None:
-        """Copy the data into a new shard generation under ``config`` and swap it in (see
+        """Copy the local shards into a new generation under ``config`` and swap it in (see
         ``rebuild.py`` for the steps, the commit point and crash behaviour)."""
         async with self._writes.exclusive():
-            gen, shards = await rebuild.build_generation(self.path, self.shards, config, self.storage)
+            gen, shards = await rebuild.build_generation(self.path, self.local_shards(), config, self.storage)
             async with self._reads.exclusive():
-                old_shards, old_dir = self.shards, self.shards_dir
+                old_dir = self.shards_dir
                 self.config, self.shards_dir = config, gen
+                self.holder.root = self.path / gen
                 self._save_config()
-                self.shards = shards
+                old_shards = await self.holder.replace_locals(shards)
             await asyncio.gather(*(s.close() for s in old_shards), return_exceptions=True)
             await asyncio.to_thread(shutil.rmtree, self.path / old_dir, True)
             log.info("collection rebuilt with a new vector layout", collection=self.name, shards_dir=gen)
 
     # ------------------------------------------------------------------ updates
-    async def update(self, op: UpdateOperation, wait: bool = True) -> UpdateResult:
+    async def update(
+        self, op: UpdateOperation, wait: bool = True, options: WriteOptions = DEFAULT_WRITE
+    ) -> UpdateResult:
         await self._writes.enter()
         try:
-            parts = split_operation(op, len(self.shards))
+            parts = self.holder.split(op, options.shard_keys)
             if len(parts) > 1:
                 await self._require_existing(op)
+            sets = self.holder.sets
             results = await asyncio.gather(
-                *(self.shards[sid].update(part, wait) for sid, part in parts.items())
+                *(sets[sid].update(part, wait, options.ordering) for sid, part in parts.items())
             )
         finally:
             self._writes.leave()
@@ -173,13 +282,14 @@ class Collection:
         wait: bool = True,
         mode: UpdateMode = "upsert",
         update_filter: Mapping[str, Any] | None = None,
+        options: WriteOptions = DEFAULT_WRITE,
     ) -> UpdateResult:
         """Upsert with Qdrant's conditions: ``insert_only`` skips existing points, ``update_only``
         skips new ones, ``update_filter`` updates only existing points matching it (new points are
         inserted regardless). The existence check and the write are two steps: a concurrent write
         of the same ids in between may be overwritten, as with any concurrent upserts."""
         if mode == "upsert" and update_filter is None:
-            return await self.update(UpsertPoints(batch), wait)
+            return await self.update(UpsertPoints(batch), wait, options)
         existing, allowed = await self._existing(batch.ids, update_filter)
         rows = [
             i
@@ -188,13 +298,17 @@ class Collection:
         ]
         if not rows:
             return UpdateResult(0, "completed" if wait else "acknowledged")
-        return await self.update(UpsertPoints(sub_batch(batch, rows)), wait)
+        return await self.update(UpsertPoints(sub_batch(batch, rows)), wait, options)
 
     async def update_vectors(
-        self, batch: PointsBatch, wait: bool = True, update_filter: Mapping[str, Any] | None = None
+        self,
+        batch: PointsBatch,
+        wait: bool = True,
+        update_filter: Mapping[str, Any] | None = None,
+        options: WriteOptions = DEFAULT_WRITE,
     ) -> UpdateResult:
         if update_filter is None:
-            return await self.update(UpdateVectors(batch), wait)
+            return await self.update(UpdateVectors(batch), wait, options)
         existing, allowed = await self._existing(batch.ids, update_filter)
         missing = [pid for pid in batch.ids if pid not in existing]
         if missing:
@@ -202,7 +316,7 @@ class Collection:
         rows = [i for i, pid in enumerate(batch.ids) if pid in allowed]
         if not rows:
             return UpdateResult(0, "completed" if wait else "acknowledged")
-        return await self.update(UpdateVectors(sub_batch(batch, rows)), wait)
+        return await self.update(UpdateVectors(sub_batch(batch, rows)), wait, options)
 
     async def _existing(
         self, ids: Sequence[PointId], flt: Mapping[str, Any] | None
@@ -228,7 +342,7 @@ class Collection:
             ids = op.selector.ids or ()
         if not ids:
             return
-        found = {r.id for r in await self._retrieve(ids, NO_PAYLOAD, NO_VECTORS)}
+        found = {r.id for r in await self.reads.retrieve(ids, NO_PAYLOAD, NO_VECTORS)}
         for pid in ids:
             if pid not in found:
                 raise NotFoundError(f"No point with id {pid} found")
@@ -237,55 +351,21 @@ class Collection:
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         await self._reads.enter()
         try:
-            return await self._search(requests)
+            return await self.reads.search(requests)
         finally:
             self._reads.leave()
-
-    async def _search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
-        if len(self.shards) == 1:
-            return await self.shards[0].search(requests)
-        widened = [
-            SearchRequest(**{**_fields(r), "limit": r.limit + r.offset, "offset": 0}) for r in requests
-        ]
-        per_shard = await asyncio.gather(*(s.search(widened) for s in self.shards))
-        out: list[list[ScoredPoint]] = []
-        for qi, req in enumerate(requests):
-            merged = [p for shard_res in per_shard for p in shard_res[qi]]
-            high = higher_is_better(self.config.params.vectors[req.using].distance)
-            merged.sort(key=lambda p: -p.score if high else p.score)
-            out.append(merged[req.offset : req.offset + req.limit])
-        return out
 
     async def scroll(self, request: ScrollRequest) -> ScrollResult:
         await self._reads.enter()
         try:
-            return await self._scroll(request)
+            return await self.reads.scroll(request)
         finally:
             self._reads.leave()
-
-    async def _scroll(self, request: ScrollRequest) -> ScrollResult:
-        if len(self.shards) == 1:
-            return await self.shards[0].scroll(request)
-        wider = ScrollRequest(**{**_fields(request), "limit": request.limit + 1})
-        pages = await asyncio.gather(*(s.scroll(wider) for s in self.shards))
-        points = [p for page in pages for p in page.points]
-        if request.order_by is not None:
-            desc = request.order_by.direction == "desc"
-            points.sort(
-                key=lambda r: (
-                    -(r.order_value or 0) if desc else (r.order_value or 0),
-                    point_id_sort_key(r.id),
-                )
-            )
-            return ScrollResult(points[: request.limit], None)
-        points.sort(key=lambda r: point_id_sort_key(r.id))
-        nxt = points[request.limit].id if len(points) > request.limit else None
-        return ScrollResult(points[: request.limit], nxt)
 
     async def count(self, request: CountRequest) -> int:
         await self._reads.enter()
         try:
-            return sum(await asyncio.gather(*(s.count(request) for s in self.shards)))
+            return await self.reads.count(request)
         finally:
             self._reads.leave()
 
@@ -294,61 +374,20 @@ class Collection:
     ) -> list[Record]:
         await self._reads.enter()
         try:
-            return await self._retrieve(ids, with_payload, with_vector)
+            return await self.reads.retrieve(ids, with_payload, with_vector)
         finally:
             self._reads.leave()
-
-    async def _retrieve(
-        self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
-    ) -> list[Record]:
-        if len(self.shards) == 1:
-            return await self.shards[0].retrieve(ids, with_payload, with_vector)
-        groups: dict[int, list[PointId]] = {}
-        for pid in ids:
-            groups.setdefault(shard_of(pid, len(self.shards)), []).append(pid)
-        parts = await asyncio.gather(
-            *(self.shards[sid].retrieve(g, with_payload, with_vector) for sid, g in groups.items())
-        )
-        by_id = {r.id: r for part in parts for r in part}
-        return [by_id[pid] for pid in dict.fromkeys(ids) if pid in by_id]
 
     async def facet(self, key: str, filter: Any, limit: int, exact: bool) -> list[tuple[Any, int]]:
         await self._reads.enter()
         try:
-            parts = await asyncio.gather(*(s.facet(key, filter, 2**31, exact) for s in self.shards))
+            return await self.reads.facet(key, filter, limit, exact)
         finally:
             self._reads.leave()
-        totals: dict[Any, int] = {}
-        for part in parts:
-            for value, cnt in part:
-                totals[value] = totals.get(value, 0) + cnt
-        return sorted(totals.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]
 
     async def info(self) -> ShardInfo:
         await self._reads.enter()
         try:
-            infos = await asyncio.gather(*(s.info() for s in self.shards))
+            return await self.reads.info()
         finally:
             self._reads.leave()
-        rank: dict[Status, int] = {"green": 0, "grey": 1, "yellow": 2, "red": 3}
-        status: Status = max((i.status for i in infos), key=lambda s: rank[s], default="green")
-        schema: dict[str, Any] = {}
-        for i in infos:
-            for key, value in i.payload_schema.items():
-                if key in schema:
-                    schema[key]["points"] += value.get("points", 0)
-                else:
-                    schema[key] = dict(value)
-        return ShardInfo(
-            status=status,
-            points_count=sum(i.points_count for i in infos),
-            indexed_vectors_count=sum(i.indexed_vectors_count for i in infos),
-            segments_count=sum(i.segments_count for i in infos),
-            payload_schema=schema,
-            optimizations=[o for i in infos for o in i.optimizations],
-            optimizer_error=next((i.optimizer_error for i in infos if i.optimizer_error), None),
-        )
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}

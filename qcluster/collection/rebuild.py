@@ -3,7 +3,8 @@ removing a named vector: segments fix their vector names when they are created).
 
 Steps (the caller holds the collection's write gate, so no write lands meanwhile)::
 
-    1. open empty shards under <collection>/shards-<gen>/<i> with the new config
+    1. open empty shards under <collection>/shards-<gen>/<i> with the new config, one for each
+       local shard i
     2. copy every point of old shard i into new shard i (same routing: same ids, same count),
        page by page, dropping the removed vector; re-create the payload indexes
     3. (caller) write config.json naming the new generation   <- the commit point
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +37,6 @@ SHARDS_PREFIX = "shards"
 
 def new_generation() -> str:
     return f"{SHARDS_PREFIX}-{uuid.uuid4().hex[:12]}"
-
-
-async def open_shards(root: Path, config: CollectionConfig, storage: StorageSettings) -> list[LocalShard]:
-    shard_cfg = config.shard_config()
-    return list(
-        await asyncio.gather(
-            *(
-                LocalShard.load_or_create(root / str(i), shard_cfg, storage)
-                for i in range(config.params.shard_number)
-            )
-        )
-    )
 
 
 async def copy_shard(old: LocalShard, new: LocalShard, dims: Mapping[str, int]) -> None:
@@ -93,21 +82,25 @@ async def copy_shard(old: LocalShard, new: LocalShard, dims: Mapping[str, int]) 
 
 async def build_generation(
     collection_path: Path,
-    old_shards: Sequence[LocalShard],
+    old_shards: Mapping[int, LocalShard],
     config: CollectionConfig,
     storage: StorageSettings,
-) -> tuple[str, list[LocalShard]]:
-    """Steps 1-2: a new shard generation holding the old data under ``config``."""
+) -> tuple[str, dict[int, LocalShard]]:
+    """Steps 1-2: a new shard generation holding the old local shards' data under ``config``."""
     gen = new_generation()
     root = collection_path / gen
-    shards: list[LocalShard] = []
+    shards: dict[int, LocalShard] = {}
     try:
-        shards = await open_shards(root, config, storage)
+        shard_cfg = config.shard_config()
+        opened = await asyncio.gather(
+            *(LocalShard.load_or_create(root / str(sid), shard_cfg, storage) for sid in old_shards)
+        )
+        shards = dict(zip(old_shards, opened, strict=True))
         dims = {name: p.size for name, p in config.params.vectors.items()}
-        for old, new in zip(old_shards, shards, strict=True):
-            await copy_shard(old, new, dims)
+        for sid, old in old_shards.items():
+            await copy_shard(old, shards[sid], dims)
     except BaseException:
-        await asyncio.gather(*(s.close() for s in shards), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in shards.values()), return_exceptions=True)
         await asyncio.to_thread(shutil.rmtree, root, True)
         raise
     return gen, shards

@@ -18,21 +18,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from qcluster.types import ReplicaState as ReplicaState
+from qcluster.types import ShardKey as ShardKey
+
 MAX_PEER_ID = 2**53
-ShardKey = str | int
 # shard id -> the peers that hold a replica of it
 Placement = Mapping[int, tuple[int, ...]]
-
-
-class ReplicaState(StrEnum):
-    ACTIVE = "Active"
-    DEAD = "Dead"
-    PARTIAL = "Partial"
-    INITIALIZING = "Initializing"
-    LISTENER = "Listener"
-    PARTIAL_SNAPSHOT = "PartialSnapshot"
-    RECOVERY = "Recovery"
-    RESHARDING = "Resharding"
 
 
 class AliasActionKind(StrEnum):

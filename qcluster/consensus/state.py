@@ -280,7 +280,7 @@ def _create_collection(s: ClusterState, op: ops.CreateCollection) -> list[ev.Eve
 
 def _update_collection(s: ClusterState, op: ops.UpdateCollection) -> list[ev.Event]:
     c = s._collection(op.name)
-    c.config = deep_merge(c.config, op.config_diff)
+    c.config = deep_merge(c.config, op.config_diff, drop_none=True)
     return [ev.CollectionUpdated(op.name, dict(op.config_diff))]
 
 

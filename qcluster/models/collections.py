@@ -78,7 +78,7 @@ class WalConfigDiff(_Body):
 class CreateCollection(_Body):
     vectors: VectorsIn = Field(default_factory=dict)
     shard_number: int | None = Field(None, ge=1)
-    sharding_method: str | None = None
+    sharding_method: Literal["auto", "custom"] | None = None
     replication_factor: int | None = Field(None, ge=1)
     write_consistency_factor: int | None = Field(None, ge=1)
     on_disk_payload: bool | None = None
@@ -183,6 +183,17 @@ class VectorNameConfigIn(Req):
     sparse: dict[str, Any] | None = None
 
 
+class CreateShardKeyIn(Req):
+    shard_key: Any
+    shards_number: int | None = Field(None, ge=1)
+    replication_factor: int | None = Field(None, ge=1)
+    placement: list[int] | None = None
+
+
+class DropShardKeyIn(Req):
+    shard_key: Any
+
+
 class SnapshotRecoverIn(Req):
     location: str
     priority: Literal["no_sync", "snapshot", "replica"] | None = None
@@ -195,9 +206,13 @@ class CollectionParams(BaseModel):
 
     vectors: dict[str, VectorParams]
     shard_number: int = 1
+    sharding_method: Literal["auto", "custom"] | None = None
     replication_factor: int = 1
     write_consistency_factor: int = 1
     on_disk_payload: bool = True
+    # How point ids map to shards (qcluster's own; not on the wire). Absent: the scheme of
+    # collections created before the consistent-hash ring (see qcluster.shards.routing).
+    routing: Literal["hash_mod", "ring"] | None = None
 
 
 class CollectionConfig(BaseModel):
@@ -226,7 +241,7 @@ class CollectionConfig(BaseModel):
         )
 
     def to_wire(self) -> dict[str, Any]:
-        params = self.params.model_dump(mode="json", exclude_none=True)
+        params = self.params.model_dump(mode="json", exclude_none=True, exclude={"routing"})
         if self.single_unnamed:
             params["vectors"] = self.params.vectors[DEFAULT_VECTOR].model_dump(mode="json", exclude_none=True)
         out: dict[str, Any] = {
@@ -253,9 +268,12 @@ def config_from_create(
     req: CreateCollection, default_shards: int, defaults: ShardConfig | None = None
 ) -> CollectionConfig:
     vectors = req.vectors if isinstance(req.vectors, dict) else {DEFAULT_VECTOR: req.vectors}
+    custom = req.sharding_method == "custom"
     params = CollectionParams(
         vectors=vectors,
-        shard_number=req.shard_number or default_shards,
+        shard_number=req.shard_number or (1 if custom else default_shards),
+        sharding_method="custom" if custom else None,
+        routing="ring",
         replication_factor=req.replication_factor or 1,
         write_consistency_factor=req.write_consistency_factor or 1,
         on_disk_payload=True if req.on_disk_payload is None else req.on_disk_payload,

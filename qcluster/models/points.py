@@ -28,6 +28,7 @@ class BatchIn(Req):
 class _Upsert(Req):
     update_filter: FilterIn | None = None
     update_mode: UpdateMode | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class PointsListIn(_Upsert):
@@ -53,6 +54,7 @@ class SelectorIn(Req):
 
     points: list[PointIdIn] | None = None
     filter: FilterIn | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class SetPayloadIn(Req):
@@ -60,12 +62,14 @@ class SetPayloadIn(Req):
     points: list[PointIdIn] | None = None
     filter: FilterIn | None = None
     key: str | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class DeletePayloadIn(Req):
     keys: list[str]
     points: list[PointIdIn] | None = None
     filter: FilterIn | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class PointVectorsIn(Req):
@@ -76,12 +80,14 @@ class PointVectorsIn(Req):
 class UpdateVectorsIn(Req):
     points: Annotated[list[PointVectorsIn], Field(min_length=1)]
     update_filter: FilterIn | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class DeleteVectorsIn(Req):
     points: list[PointIdIn] | None = None
     filter: FilterIn | None = None
     vector: Annotated[list[str], Field(min_length=1)]
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class UpsertOp(Req):
@@ -157,3 +163,4 @@ class PointRequestIn(Req):
     ids: list[PointIdIn]
     with_payload: Any = True
     with_vector: Any = False
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)

@@ -66,6 +66,7 @@ class QueryIn(PrefetchIn):
     offset: Usize | None = None
     with_vector: Any = None
     with_payload: Any = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class QueryBatchIn(Req):
@@ -102,6 +103,7 @@ class _LegacyBase(Req):
     with_payload: Any = None
     with_vector: Any = None
     score_threshold: float | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class SearchIn(_LegacyBase):
@@ -162,6 +164,7 @@ class DiscoverIn(Req):
     with_vector: Any = None
     using: str | None = None
     lookup_from: LookupLocationIn | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class DiscoverBatchIn(Req):
@@ -176,11 +179,13 @@ class ScrollIn(Req):
     with_payload: Any = None
     with_vector: Any = False
     order_by: OrderByInterface | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class CountIn(Req):
     filter: FilterIn | None = None
     exact: bool = True
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class FacetIn(Req):
@@ -188,3 +193,4 @@ class FacetIn(Req):
     limit: Limit | None = None
     filter: FilterIn | None = None
     exact: bool | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)

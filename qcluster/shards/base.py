@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from qcluster.shards.clock import ClockTag
 from qcluster.shards.operations import UpdateOperation
 from qcluster.types import DEFAULT_VECTOR, PointId
 
@@ -183,9 +184,12 @@ class ShardInfo:
 
 
 class ShardOperation(Protocol):
-    """What every replica (local, remote, proxy) offers. All methods are coroutines."""
+    """What every replica (local, remote, proxy) offers. All methods are coroutines. ``tag`` is
+    the clock tag of the write (see :mod:`clock`); a replica skips a tag it has applied."""
 
-    async def update(self, op: UpdateOperation, wait: bool = True) -> UpdateResult: ...
+    async def update(
+        self, op: UpdateOperation, wait: bool = True, tag: ClockTag | None = None
+    ) -> UpdateResult: ...
 
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]: ...
 
@@ -196,6 +200,8 @@ class ShardOperation(Protocol):
     async def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
     ) -> list[Record]: ...
+
+    async def facet(self, key: str, filter: Any, limit: int, exact: bool) -> list[tuple[Any, int]]: ...
 
     async def info(self) -> ShardInfo: ...
 

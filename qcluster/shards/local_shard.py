@@ -49,13 +49,14 @@ from qcluster.shards.base import (
     UpdateResult,
     VectorSelector,
 )
+from qcluster.shards.clock import ClockMap, ClockTag
 from qcluster.shards.operations import (
     CreateFieldIndex,
     UpdateOperation,
     UpdateVectors,
     UpsertPoints,
     check_vectors,
-    decode_operation,
+    decode_record,
     encode_operation,
 )
 from qcluster.shards.optimizer import Optimizer
@@ -77,6 +78,7 @@ class LocalShard:
         self.storage = storage
         self.set = SegmentSet([], config)
         self.applied_version = 0
+        self.clocks = ClockMap()  # highest tick applied per coordinator clock (update thread)
         self.error: str | None = None
         self._wal: Wal | None = None
         self._update_pool = ThreadPoolExecutor(1, thread_name_prefix="shard-update")
@@ -116,6 +118,7 @@ class LocalShard:
                 Segment.load(self.path / "segments" / sid, self.config) for sid in manifest["segments"]
             ]
             schemas = dict(manifest.get("field_indexes", {}))
+            self.clocks = ClockMap.from_json(manifest.get("clocks"))
         if not segments or segments[-1].appendable is False:
             segments.append(self._new_segment())
         self.set = SegmentSet(segments, self.config)
@@ -140,8 +143,11 @@ class LocalShard:
         replayed = 0
         if wal.last_version >= start:
             for version, data in wal.read_from(start):
-                self.set.apply(decode_operation(data), version)
+                op, tag = decode_record(data)
+                self.set.apply(op, version)
                 self.applied_version = version
+                if tag is not None:
+                    self.clocks.advance(tag)
                 replayed += 1
         log.info(
             "shard opened",
@@ -231,22 +237,36 @@ class LocalShard:
 
             parse_field_schema(op.field_schema)
 
-    async def update(self, op: UpdateOperation, wait: bool = True) -> UpdateResult:
+    async def update(
+        self, op: UpdateOperation, wait: bool = True, tag: ClockTag | None = None
+    ) -> UpdateResult:
+        """Apply ``op``; with a clock ``tag`` already applied here (a re-send), skip it and answer
+        as if it had been applied now."""
         self._check_open()
         self._validate(op)
-        version: int = await self._in_update(self._update_sync, op)
+        version: int = await self._in_update(self._update_sync, op, tag)
         await self._durable(version)
         self.optimizer.wake()
         return UpdateResult(version, "completed" if wait else "acknowledged")
 
-    def _update_sync(self, op: UpdateOperation) -> int:
+    def _update_sync(self, op: UpdateOperation, tag: ClockTag | None) -> int:
         self._check_open()
         assert self._wal is not None
+        if tag is not None and self.clocks.seen(tag):
+            return self.applied_version
         resolved = self.set.resolve(op)
-        version = self._wal.append(encode_operation(resolved))
+        version = self._wal.append(encode_operation(resolved, tag))
         self.set.apply(resolved, version)
         self.applied_version = version
+        if tag is not None:
+            self.clocks.advance(tag)
         return version
+
+    async def clock_map(self) -> ClockMap:
+        """A copy of the clock map as of now (taken on the update thread)."""
+        self._check_open()
+        result: ClockMap = await self._in_update(self.clocks.copy)
+        return result
 
     async def _durable(self, version: int) -> None:
         wal_cfg = self.storage.wal
@@ -291,6 +311,7 @@ class LocalShard:
             or last["version"] != self.applied_version
             or last["segments"] != [s.id for s in self.set.segments]
             or last["field_indexes"] != self.set.field_schemas
+            or len(last["clocks"]) != len(self.clocks)
             or any(s.dirty for s in self.set.segments)
         )
 
@@ -305,6 +326,7 @@ class LocalShard:
             "version": self.applied_version,
             "segments": [s.id for s in self.set.segments],
             "field_indexes": copy.deepcopy(self.set.field_schemas),
+            "clocks": self.clocks.to_json(),
         }
         if not wrote and not self._garbage and manifest == self._last_manifest:
             return

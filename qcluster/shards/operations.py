@@ -19,6 +19,7 @@ import numpy.typing as npt
 import orjson
 
 from qcluster.errors import BadInputError, CorruptedStorageError
+from qcluster.shards.clock import ClockTag
 from qcluster.types import PointId
 
 Payload = dict[str, Any]
@@ -124,6 +125,17 @@ UpdateOperation = (
 SELECTOR_OPS = (DeletePoints, SetPayload, OverwritePayload, DeletePayload, ClearPayload, DeleteVectors)
 
 
+def sub_batch(batch: PointsBatch, rows: list[int]) -> PointsBatch:
+    """The points of ``batch`` at positions ``rows``, in that order."""
+    idx = np.asarray(rows, dtype=np.int64)
+    vectors = {
+        name: NamedVectors(nv.data[idx], None if nv.present is None else nv.present[idx])
+        for name, nv in batch.vectors.items()
+    }
+    payloads = None if batch.payloads is None else tuple(batch.payloads[i] for i in rows)
+    return PointsBatch(tuple(batch.ids[i] for i in rows), vectors, payloads)
+
+
 def with_ids(op: UpdateOperation, ids: tuple[PointId, ...]) -> UpdateOperation:
     """The same operation with its selector replaced by an explicit id list."""
     from dataclasses import replace
@@ -158,9 +170,12 @@ def _selector_json(sel: PointSelector) -> dict[str, Any]:
     return {"ids": None if sel.ids is None else list(sel.ids), "filter": sel.filter}
 
 
-def encode_operation(op: UpdateOperation) -> bytes:
+def encode_operation(op: UpdateOperation, tag: ClockTag | None = None) -> bytes:
+    """``op`` (and the clock tag of the write it belongs to) as one record."""
     w = _Writer()
     head: dict[str, Any] = {"t": type(op).__name__}
+    if tag is not None:
+        head["tag"] = tag.as_list()
     if isinstance(op, UpsertPoints | UpdateVectors):
         head["batch"] = w.batch(op.batch)
     else:
@@ -190,12 +205,19 @@ _BY_NAME: dict[str, type[Any]] = {
 
 
 def decode_operation(data: bytes) -> UpdateOperation:
+    """Inverse of :func:`encode_operation` (the tag dropped)."""
+    return decode_record(data)[0]
+
+
+def decode_record(data: bytes) -> tuple[UpdateOperation, ClockTag | None]:
     """Inverse of :func:`encode_operation`. Raises CorruptedStorageError on malformed input."""
     try:
         (hlen,) = _U32.unpack_from(data, 0)
         head = orjson.loads(data[4 : 4 + hlen])
         pos = 4 + hlen
         cls = _BY_NAME[head.pop("t")]
+        raw_tag = head.pop("tag", None)
+        tag = None if raw_tag is None else ClockTag.from_list(raw_tag)
         specs = head.pop("vec")
         if cls in (UpsertPoints, UpdateVectors):
             vectors: dict[str, NamedVectors] = {}
@@ -211,7 +233,7 @@ def decode_operation(data: bytes) -> UpdateOperation:
             raw = head["batch"]
             payloads = None if raw["payloads"] is None else tuple(raw["payloads"])
             batch = PointsBatch(tuple(raw["ids"]), vectors, payloads)
-            return cls(batch)  # type: ignore[no-any-return]
+            return cls(batch), tag
         kwargs: dict[str, Any] = {}
         for name, value in head.items():
             if name == "selector":
@@ -221,7 +243,7 @@ def decode_operation(data: bytes) -> UpdateOperation:
                 kwargs[name] = tuple(value)
             else:
                 kwargs[name] = value
-        return cls(**kwargs)  # type: ignore[no-any-return]
+        return cls(**kwargs), tag
     except (KeyError, ValueError, TypeError, struct.error, orjson.JSONDecodeError) as exc:
         raise CorruptedStorageError(f"undecodable operation record: {exc}") from exc
 

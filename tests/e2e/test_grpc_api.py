@@ -273,3 +273,56 @@ def test_tls(tmp_path: Path) -> None:
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         srv.stop()
+
+
+def test_custom_sharding_ordering_and_consistency_through_the_client(server: ServerProcess) -> None:
+    """Shard keys, write ordering and read consistency travel over gRPC into the same requests
+    REST builds: tenants stay on their own shard keys."""
+    client = QdrantClient(
+        url=server.url, grpc_port=server.grpc_port, prefer_grpc=True, timeout=60, check_compatibility=False
+    )
+    try:
+        client.create_collection(
+            "tenants",
+            vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT),
+            sharding_method=models.ShardingMethod.CUSTOM,
+        )
+        assert client.get_collection("tenants").config.params.sharding_method == models.ShardingMethod.CUSTOM
+        for key in ("acme", 7):
+            assert client.create_shard_key("tenants", shard_key=key)
+        assert {k.key for k in client.list_shard_keys("tenants").shard_keys or []} == {"acme", 7}
+        for key, ids in (("acme", range(20)), (7, range(100, 130))):
+            client.upsert(
+                "tenants",
+                points=[
+                    models.PointStruct(id=i, vector=[1.0, float(i)], payload={"t": str(key)}) for i in ids
+                ],
+                shard_key_selector=key,
+                ordering=models.WriteOrdering.STRONG,
+            )
+        assert client.count("tenants", shard_key_selector="acme").count == 20
+        assert client.count("tenants", shard_key_selector=7).count == 30
+        assert client.count("tenants").count == 50
+        hits = client.query_points(
+            "tenants",
+            query=[1.0, 1.0],
+            limit=100,
+            shard_key_selector=7,
+            consistency=models.ReadConsistencyType.MAJORITY,
+            with_payload=True,
+        ).points
+        assert len(hits) == 30 and {h.payload["t"] for h in hits} == {"7"}  # type: ignore[index]
+        with pytest.raises(grpc.RpcError) as info:  # a shard key the collection does not have
+            client.upsert(
+                "tenants", points=[models.PointStruct(id=1, vector=[1, 1])], shard_key_selector="nope"
+            )
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in str(info.value.details())
+        with pytest.raises(grpc.RpcError) as info:  # none on a collection with custom sharding
+            client.upsert("tenants", points=[models.PointStruct(id=1, vector=[1, 1])])
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "shard_key" in str(
+            info.value.details()
+        )
+        assert client.delete_shard_key("tenants", shard_key="acme")
+        assert client.count("tenants").count == 30
+    finally:
+        client.close()

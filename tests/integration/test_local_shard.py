@@ -332,3 +332,29 @@ async def test_an_idle_shard_flush_writes_nothing(tmp_path: Path) -> None:
         assert after[str(tmp_path / "s" / MANIFEST)] != before[str(tmp_path / "s" / MANIFEST)]
     finally:
         await shard.close()
+
+
+async def test_a_resent_tagged_write_is_applied_once_also_after_restart(tmp_path: Path) -> None:
+    from qcluster.shards.clock import ClockTag
+
+    data = clustered(20, 8, seed=3)
+    shard = await LocalShard.load_or_create(tmp_path / "s", shard_config(8), storage())
+    tag = ClockTag(5, 0, 100)
+    await shard.update(upsert_op(list(range(10)), data[:10]), tag=tag)
+    # A re-send of the same write (a retry, a forward proxy) after a later change: skipped.
+    await shard.update(DeletePoints(PointSelector(ids=(1,))), tag=ClockTag(5, 0, 101))
+    before = shard.applied_version
+    await shard.update(upsert_op(list(range(10)), data[:10]), tag=tag)
+    assert shard.applied_version == before
+    assert await shard.count(CountRequest()) == 9
+    clocks = await shard.clock_map()
+    assert clocks.seen(ClockTag(5, 0, 101)) and not clocks.seen(ClockTag(5, 0, 102))
+    await shard.abandon()  # a crash: the clock map comes back from the WAL records' tags
+    again = await LocalShard.load_or_create(tmp_path / "s", shard_config(8), storage())
+    assert (await again.clock_map()) == clocks
+    await again.update(upsert_op([1], data[:1]), tag=ClockTag(5, 0, 101))
+    assert await again.count(CountRequest()) == 9
+    await again.close()  # a clean stop: the clock map is in the checkpoint
+    third = await LocalShard.load_or_create(tmp_path / "s", shard_config(8), storage())
+    assert (await third.clock_map()) == clocks
+    await third.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 from qcluster.collection import Collection
 from qcluster.collection.query import Group, Hit, Lookup, run_groups, run_query
+from qcluster.collection.read_scope import with_shard_keys
 from qcluster.errors import FormatError
 from qcluster.models.query import (
     DiscoverIn,
@@ -23,11 +24,11 @@ from qcluster.types import DEFAULT_VECTOR
 
 
 async def query(col: Collection, req: QueryIn, lookup: Lookup) -> list[Hit]:
-    return await run_query(col, req, lookup)
+    return await with_shard_keys(req.shard_key, run_query(col, req, lookup))
 
 
 async def query_batch(col: Collection, reqs: Sequence[QueryIn], lookup: Lookup) -> list[list[Hit]]:
-    return list(await asyncio.gather(*(run_query(col, q, lookup) for q in reqs)))
+    return list(await asyncio.gather(*(query(col, q, lookup) for q in reqs)))
 
 
 async def groups(
@@ -41,14 +42,17 @@ async def groups(
     with_lookup: str | WithLookupIn | None,
 ) -> tuple[list[Group], Collection | None]:
     """The groups, and the collection their ``lookup`` records come from (None without one)."""
-    found = await run_groups(
-        col,
-        req,
-        lookup,
-        group_by=group_by,
-        group_size=group_size or 3,
-        limit=limit or 10,
-        with_lookup=with_lookup,
+    found = await with_shard_keys(
+        req.shard_key,
+        run_groups(
+            col,
+            req,
+            lookup,
+            group_by=group_by,
+            group_size=group_size or 3,
+            limit=limit or 10,
+            with_lookup=with_lookup,
+        ),
     )
     lookup_col = None
     if with_lookup is not None:
@@ -81,6 +85,7 @@ def from_search(req: SearchIn | SearchGroupsIn) -> QueryIn:
         with_vector=req.with_vector,
         prefetch=None,
         lookup_from=None,
+        shard_key=req.shard_key,
     )
 
 
@@ -98,6 +103,7 @@ def from_recommend(req: RecommendIn | RecommendGroupsIn) -> QueryIn:
         with_vector=req.with_vector,
         prefetch=None,
         lookup_from=req.lookup_from,
+        shard_key=req.shard_key,
     )
 
 
@@ -119,4 +125,5 @@ def from_discover(req: DiscoverIn) -> QueryIn:
         with_vector=req.with_vector,
         prefetch=None,
         lookup_from=req.lookup_from,
+        shard_key=req.shard_key,
     )

@@ -182,6 +182,8 @@ def config_out(cfg: CollectionConfig) -> pb.CollectionConfig:
         wal_config=pb.WalConfigDiff(**cfg.wal_config.model_dump(exclude_none=True)),
         metadata=py_to_payload(cfg.metadata),
     )
+    if p.sharding_method is not None:
+        out.params.sharding_method = pb.Custom if p.sharding_method == "custom" else pb.Auto
     if cfg.quantization_config is not None:
         out.quantization_config.CopyFrom(_quantization(cfg.quantization_config))
     return out

@@ -3,6 +3,8 @@ to :mod:`qcluster.api.actions.collections`, as the REST handlers' do."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from qdrant_client import grpc as pb
 from qdrant_client.grpc import collections_service_pb2_grpc
 
@@ -10,10 +12,16 @@ from qcluster.api.actions import collections as actions
 from qcluster.api.actions.validate import model
 from qcluster.api.public_grpc.collection_config import create_body, info_out, update_body
 from qcluster.api.public_grpc.edge import Services, Unimplemented, rpc, timeout_of
-from qcluster.models.collections import ChangeAliasesIn, CreateCollection, UpdateCollection
+from qcluster.api.public_grpc.values import shard_key, to_shard_key
+from qcluster.models.collections import (
+    ChangeAliasesIn,
+    CreateCollection,
+    CreateShardKeyIn,
+    DropShardKeyIn,
+    UpdateCollection,
+)
 
 CLUSTER_SETUP = "cluster setup through the gRPC API is not supported by qcluster; use REST /cluster"
-SHARD_KEYS = "custom shard keys are not supported by qcluster"
 
 
 def _alias_action(a: pb.AliasOperations) -> dict[str, dict[str, str]]:
@@ -97,13 +105,30 @@ class CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
         raise Unimplemented(CLUSTER_SETUP)
 
     @rpc("Collections")
-    async def CreateShardKey(self, request: pb.CreateShardKeyRequest) -> None:
-        raise Unimplemented(SHARD_KEYS)
+    async def CreateShardKey(self, request: pb.CreateShardKeyRequest) -> pb.CreateShardKeyResponse:
+        r = request.request
+        body: dict[str, Any] = {"shard_key": shard_key(r.shard_key)}
+        for name in ("shards_number", "replication_factor"):
+            if r.HasField(name):
+                body[name] = getattr(r, name)
+        req = model(CreateShardKeyIn, body)
+        toc, name = self.services.toc, request.collection_name
+        await actions.create_shard_key(
+            toc, name, req.shard_key, req.shards_number, req.replication_factor, timeout_of(request)
+        )
+        return pb.CreateShardKeyResponse(result=True)
 
     @rpc("Collections")
-    async def DeleteShardKey(self, request: pb.DeleteShardKeyRequest) -> None:
-        raise Unimplemented(SHARD_KEYS)
+    async def DeleteShardKey(self, request: pb.DeleteShardKeyRequest) -> pb.DeleteShardKeyResponse:
+        req = model(DropShardKeyIn, {"shard_key": shard_key(request.request.shard_key)})
+        await actions.delete_shard_key(
+            self.services.toc, request.collection_name, req.shard_key, timeout_of(request)
+        )
+        return pb.DeleteShardKeyResponse(result=True)
 
     @rpc("Collections")
-    async def ListShardKeys(self, request: pb.ListShardKeysRequest) -> None:
-        raise Unimplemented(SHARD_KEYS)
+    async def ListShardKeys(self, request: pb.ListShardKeysRequest) -> pb.ListShardKeysResponse:
+        keys = actions.shard_keys(self.services.toc, request.collection_name) or []
+        return pb.ListShardKeysResponse(
+            shard_keys=[pb.ShardKeyDescription(key=to_shard_key(k)) for k in keys]
+        )

@@ -13,7 +13,8 @@ into the gRPC status Qdrant returns, with Qdrant's message::
     not implemented by qcluster      UNIMPLEMENTED     (cluster setup, shard keys, matrices)
     anything else                    INTERNAL          "Service internal error: ..." (logged)
 
-Nothing a request carries reaches the process as an unhandled exception.
+A request's ``read_consistency`` applies to every shard read it makes (``read_scope``, as REST's
+``?consistency=``). Nothing a request carries reaches the process as an unhandled exception.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from typing import Any, Protocol
 
 import grpc
 import grpc.aio
+from qdrant_client import grpc as pb
 
-from qcluster.api.grpc.status import status_for
+from qcluster.collection.read_scope import parse_consistency, read_scope
 from qcluster.errors import FormatError, QClusterError, UnprocessableInputError, is_transient
 from qcluster.logging import get_logger
 from qcluster.metrics import Metrics
+from qcluster.p2p.status import status_for
 from qcluster.shards import load
+from qcluster.shards.replica_set import Consistency
 from qcluster.snapshots import Snapshots
 from qcluster.toc import TableOfContents
 
@@ -92,7 +96,12 @@ def rpc(service: str) -> Callable[[Handler], Callable[[Any, Any, grpc.aio.Servic
             ok = False
             load.enter()
             try:
-                response = await fn(self, request)
+                consistency = consistency_of(request)
+                if consistency is None:
+                    response = await fn(self, request)
+                else:
+                    with read_scope(consistency):
+                        response = await fn(self, request)
                 ok = True
             except QClusterError as exc:
                 if is_transient(exc):
@@ -116,9 +125,32 @@ def rpc(service: str) -> Callable[[Handler], Callable[[Any, Any, grpc.aio.Servic
     return wrap
 
 
+_CONSISTENCY: dict[int, Consistency] = {pb.All: "all", pb.Majority: "majority", pb.Quorum: "quorum"}
+_ORDERING = {pb.Weak: "weak", pb.Medium: "medium", pb.Strong: "strong"}
+
+
+def _has(request: Any, field: str) -> bool:
+    return field in request.DESCRIPTOR.fields_by_name and bool(request.HasField(field))
+
+
+def consistency_of(request: Any) -> Consistency | None:
+    """A read's ``read_consistency`` (a number of replicas, majority, quorum or all), if set."""
+    if not _has(request, "read_consistency"):
+        return None
+    rc = request.read_consistency
+    if rc.WhichOneof("value") == "factor":
+        return parse_consistency(rc.factor, "read_consistency")
+    return _CONSISTENCY.get(rc.type) if rc.WhichOneof("value") == "type" else None
+
+
+def ordering_of(request: Any) -> str | None:
+    """A write's ``ordering`` (weak / medium / strong), if set."""
+    return _ORDERING.get(request.ordering.type) if _has(request, "ordering") else None
+
+
 def timeout_of(request: Any) -> float | None:
     """A request's ``timeout`` (seconds) for operations through consensus, when it sets one."""
-    if "timeout" in request.DESCRIPTOR.fields_by_name and request.HasField("timeout"):
+    if _has(request, "timeout"):
         return float(request.timeout) if request.timeout > 0 else None
     return None
 

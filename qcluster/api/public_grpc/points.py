@@ -16,7 +16,7 @@ from qcluster.api.actions import points as actions
 from qcluster.api.actions import query as queries
 from qcluster.api.actions.validate import adapt, model
 from qcluster.api.public_grpc import requests, responses, updates
-from qcluster.api.public_grpc.edge import Services, Unimplemented, rpc, wait_of
+from qcluster.api.public_grpc.edge import Services, Unimplemented, ordering_of, rpc, timeout_of, wait_of
 from qcluster.api.public_grpc.values import to_point_id
 from qcluster.collection import Collection
 from qcluster.collection.query import Hit
@@ -74,8 +74,9 @@ class PointsService(points_service_pb2_grpc.PointsServicer):
     def _col(self, request: Any) -> Collection:
         return self.services.toc.get(request.collection_name)
 
-    async def _update(self, request: Any, op: UpdateOperation) -> pb.PointsOperationResponse:
-        return _done(await self._col(request).update(op, wait_of(request)))
+    async def _update(self, request: Any, op: UpdateOperation, body: Any) -> pb.PointsOperationResponse:
+        col = self._col(request)
+        return _done(await actions.apply(col, op, body, wait_of(request), ordering_of(request)))
 
     # -------------------------------------------------------------------------- writes
     @rpc("Points")
@@ -83,51 +84,51 @@ class PointsService(points_service_pb2_grpc.PointsServicer):
         col = self._col(request)
         self.services.quotas.check_write()
         body = adapt(UPSERT, updates.upsert(request))
-        return _done(await actions.upsert(col, body, wait_of(request)))
+        return _done(await actions.upsert(col, body, wait_of(request), ordering_of(request)))
 
     @rpc("Points")
     async def Delete(self, request: pb.DeletePoints) -> pb.PointsOperationResponse:
-        return await self._update(request, actions.delete_op(model(SelectorIn, updates.delete(request))))
+        body = model(SelectorIn, updates.delete(request))
+        return await self._update(request, actions.delete_op(body), body)
 
     @rpc("Points")
     async def UpdateVectors(self, request: pb.UpdatePointVectors) -> pb.PointsOperationResponse:
         col = self._col(request)
         self.services.quotas.check_write()
         body = model(UpdateVectorsIn, updates.update_vectors(request))
-        return _done(await actions.update_vectors(col, body, wait_of(request)))
+        return _done(await actions.update_vectors(col, body, wait_of(request), ordering_of(request)))
 
     @rpc("Points")
     async def DeleteVectors(self, request: pb.DeletePointVectors) -> pb.PointsOperationResponse:
         body = model(DeleteVectorsIn, updates.delete_vectors(request))
-        return await self._update(request, actions.delete_vectors_op(body))
+        return await self._update(request, actions.delete_vectors_op(body), body)
 
     @rpc("Points")
     async def SetPayload(self, request: pb.SetPayloadPoints) -> pb.PointsOperationResponse:
         body = model(SetPayloadIn, updates.set_payload(request))
-        return await self._update(request, actions.set_payload_op(body))
+        return await self._update(request, actions.set_payload_op(body), body)
 
     @rpc("Points")
     async def OverwritePayload(self, request: pb.SetPayloadPoints) -> pb.PointsOperationResponse:
         body = model(SetPayloadIn, updates.set_payload(request))
-        return await self._update(request, actions.overwrite_payload_op(body))
+        return await self._update(request, actions.overwrite_payload_op(body), body)
 
     @rpc("Points")
     async def DeletePayload(self, request: pb.DeletePayloadPoints) -> pb.PointsOperationResponse:
         body = model(DeletePayloadIn, updates.delete_payload(request))
-        return await self._update(request, actions.delete_payload_op(body))
+        return await self._update(request, actions.delete_payload_op(body), body)
 
     @rpc("Points")
     async def ClearPayload(self, request: pb.ClearPayloadPoints) -> pb.PointsOperationResponse:
-        return await self._update(
-            request, actions.clear_payload_op(model(SelectorIn, updates.delete(request)))
-        )
+        body = model(SelectorIn, updates.delete(request))
+        return await self._update(request, actions.clear_payload_op(body), body)
 
     @rpc("Points")
     async def UpdateBatch(self, request: pb.UpdateBatchPoints) -> pb.UpdateBatchResponse:
         col = self._col(request)
         self.services.quotas.check_write()
         body = model(UpdateOperationsIn, updates.batch(request))
-        results = await actions.batch_update(col, body.operations, wait_of(request))
+        results = await actions.batch_update(col, body.operations, wait_of(request), ordering_of(request))
         return pb.UpdateBatchResponse(result=[responses.update_result(r) for r in results])
 
     @rpc("Points")
@@ -143,12 +144,14 @@ class PointsService(points_service_pb2_grpc.PointsServicer):
     @rpc("Points")
     async def CreateVectorName(self, request: pb.CreateVectorNameRequest) -> pb.PointsOperationResponse:
         body = model(VectorNameConfigIn, _vector_name_body(request))
-        await collection_actions.create_vector(self._col(request), request.vector_name, body)
+        toc, name = self.services.toc, request.collection_name
+        await collection_actions.create_vector(toc, name, request.vector_name, body, timeout_of(request))
         return _done(UpdateResult(0, "completed"))
 
     @rpc("Points")
     async def DeleteVectorName(self, request: pb.DeleteVectorNameRequest) -> pb.PointsOperationResponse:
-        await self._col(request).delete_vector(request.vector_name)
+        toc, name = self.services.toc, request.collection_name
+        await collection_actions.delete_vector(toc, name, request.vector_name, timeout_of(request))
         return _done(UpdateResult(0, "completed"))
 
     # -------------------------------------------------------------------------- reads

@@ -13,7 +13,13 @@ import numpy as np
 from qdrant_client import grpc as pb
 
 from qcluster.api.public_grpc.filters import optional_filter
-from qcluster.api.public_grpc.values import fields_dict, point_id, point_ids, timestamp_text
+from qcluster.api.public_grpc.values import (
+    fields_dict,
+    point_id,
+    point_ids,
+    shard_key_selector,
+    timestamp_text,
+)
 from qcluster.api.public_grpc.vectors import vector_input_json, vector_json
 
 _STRATEGY = {pb.AverageVector: "average_vector", pb.BestScore: "best_score", pb.SumScores: "sum_scores"}
@@ -91,8 +97,15 @@ def order_by(ob: pb.OrderBy) -> dict[str, Any]:
     return out
 
 
+def shard_key(msg: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """``shard_key_selector`` as REST's ``shard_key``, when the request sets one."""
+    put(out, msg, "shard_key_selector", shard_key_selector, key="shard_key")
+    return out
+
+
 def _common(msg: Any, out: dict[str, Any]) -> dict[str, Any]:
     """The fields search-like requests share, under their REST names."""
+    shard_key(msg, out)
     flt = optional_filter(msg)
     if flt is not None:
         out["filter"] = flt
@@ -236,7 +249,7 @@ def grouped(msg: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ scroll / count / facet / get
 def scroll(s: pb.ScrollPoints) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = shard_key(s, {})
     flt = optional_filter(s)
     if flt is not None:
         out["filter"] = flt
@@ -249,7 +262,7 @@ def scroll(s: pb.ScrollPoints) -> dict[str, Any]:
 
 
 def count(c: pb.CountPoints) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = shard_key(c, {})
     flt = optional_filter(c)
     if flt is not None:
         out["filter"] = flt
@@ -258,7 +271,7 @@ def count(c: pb.CountPoints) -> dict[str, Any]:
 
 
 def facet(f: pb.FacetCounts) -> dict[str, Any]:
-    out: dict[str, Any] = {"key": f.key}
+    out: dict[str, Any] = shard_key(f, {"key": f.key})
     flt = optional_filter(f)
     if flt is not None:
         out["filter"] = flt
@@ -268,7 +281,7 @@ def facet(f: pb.FacetCounts) -> dict[str, Any]:
 
 
 def get(g: pb.GetPoints) -> dict[str, Any]:
-    out: dict[str, Any] = {"ids": point_ids(g.ids)}
+    out: dict[str, Any] = shard_key(g, {"ids": point_ids(g.ids)})
     put(out, g, "with_payload", with_payload)
     put(out, g, "with_vectors", with_vectors, key="with_vector")
     return out

@@ -15,7 +15,7 @@ from typing import Any
 from qdrant_client import grpc as pb
 
 from qcluster.api.public_grpc.filters import optional_filter
-from qcluster.api.public_grpc.requests import put, selector_json
+from qcluster.api.public_grpc.requests import put, selector_json, shard_key
 from qcluster.api.public_grpc.values import fields_dict, payload_to_py, point_id
 from qcluster.api.public_grpc.vectors import unnamed_dense, vectors_json
 
@@ -33,6 +33,7 @@ _FIELD_TYPES = {
 
 
 def _conditions(msg: Any, out: dict[str, Any]) -> dict[str, Any]:
+    shard_key(msg, out)
     flt = optional_filter(msg, "update_filter")
     if flt is not None:
         out["update_filter"] = flt
@@ -78,11 +79,12 @@ def upsert(req: Any) -> dict[str, Any]:
 
 
 def delete(req: Any) -> dict[str, Any]:
-    return selector_json(req.points)
+    """``DeletePoints`` / ``ClearPayloadPoints`` (and their batch forms)."""
+    return shard_key(req, selector_json(req.points))
 
 
 def set_payload(req: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"payload": payload_to_py(req.payload)}
+    out: dict[str, Any] = shard_key(req, {"payload": payload_to_py(req.payload)})
     if req.HasField("points_selector"):
         selector_json(req.points_selector, out)
     put(out, req, "key")
@@ -90,7 +92,7 @@ def set_payload(req: Any) -> dict[str, Any]:
 
 
 def delete_payload(req: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"keys": list(req.keys)}
+    out: dict[str, Any] = shard_key(req, {"keys": list(req.keys)})
     if req.HasField("points_selector"):
         selector_json(req.points_selector, out)
     return out
@@ -101,12 +103,15 @@ def update_vectors(req: Any) -> dict[str, Any]:
         {"id": point_id(p.id, f"points[{i}].id"), "vector": vectors_json(p.vectors)}
         for i, p in enumerate(req.points)
     ]
+    out = shard_key(req, {"points": points})
     flt = optional_filter(req, "update_filter")
-    return {"points": points} if flt is None else {"points": points, "update_filter": flt}
+    if flt is not None:
+        out["update_filter"] = flt
+    return out
 
 
 def delete_vectors(req: Any) -> dict[str, Any]:
-    out = selector_json(req.points_selector)
+    out = shard_key(req, selector_json(req.points_selector))
     out["vector"] = list(req.vectors.names)
     return out
 
@@ -126,7 +131,7 @@ def batch_operation(op: pb.PointsUpdateOperation) -> dict[str, Any]:
     if kind == "delete_payload":
         return {"delete_payload": delete_payload(op.delete_payload)}
     if kind == "clear_payload":
-        return {"clear_payload": selector_json(op.clear_payload.points)}
+        return {"clear_payload": delete(op.clear_payload)}
     if kind == "clear_payload_deprecated":
         return {"clear_payload": selector_json(op.clear_payload_deprecated)}
     if kind == "update_vectors":

@@ -84,6 +84,25 @@ def to_point_id(pid: PointId) -> pb.PointId:
     return pb.PointId(num=pid) if isinstance(pid, int) else pb.PointId(uuid=pid)
 
 
+# ------------------------------------------------------------------------------ shard keys
+def shard_key(key: pb.ShardKey) -> Any:
+    kind = key.WhichOneof("key")
+    return None if kind is None else getattr(key, kind)
+
+
+def shard_key_selector(sel: pb.ShardKeySelector) -> Any:
+    """A ShardKeySelector as REST's ``shard_key``: the list of keys (with a ``fallback``, the REST
+    object ``{"target", "fallback"}``, which the shared parser refuses as qcluster has no fallback)."""
+    keys = [shard_key(k) for k in sel.shard_keys]
+    if sel.HasField("fallback"):
+        return {"target": keys, "fallback": shard_key(sel.fallback)}
+    return keys
+
+
+def to_shard_key(key: str | int) -> pb.ShardKey:
+    return pb.ShardKey(keyword=key) if isinstance(key, str) else pb.ShardKey(number=key)
+
+
 # ------------------------------------------------------------------------------ time
 def timestamp_text(ts: Timestamp) -> str:
     """RFC 3339 text of a protobuf timestamp (UTC)."""

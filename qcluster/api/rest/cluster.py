@@ -137,15 +137,23 @@ async def collection_cluster(request: web.Request) -> web.Response:
     states and the transfers that touch the collection."""
     toc = request.app[TOC_KEY]
     col = toc.get(request.match_info["collection_name"])
-    counts = [(await shard.info()).points_count for shard in col.shards]
+    counts = {sid: (await shard.info()).points_count for sid, shard in col.local_shards().items()}
     consensus = request.app[CONSENSUS_KEY].get("service")
     if consensus is None or col.name not in consensus.state.collections:
-        local = [{"shard_id": sid, "points_count": n, "state": "Active"} for sid, n in enumerate(counts)]
+        local = [
+            {
+                "shard_id": sid,
+                "shard_key": col.holder.sets[sid].shard_key,
+                "points_count": n,
+                "state": "Active",
+            }
+            for sid, n in counts.items()
+        ]
         return ok(
             request,
             {
                 "peer_id": 0,
-                "shard_count": len(counts),
+                "shard_count": len(col.holder.sets),
                 "local_shards": local,
                 "remote_shards": [],
                 "shard_transfers": [],
@@ -159,7 +167,7 @@ async def collection_cluster(request: web.Request) -> web.Response:
         for peer, st in sorted(shard.replicas.items()):
             entry: dict[str, Any] = {"shard_id": sid, "shard_key": shard.shard_key, "state": st.value}
             if peer == me:
-                local.append({**entry, "points_count": counts[sid] if sid < len(counts) else 0})
+                local.append({**entry, "points_count": counts.get(sid, 0)})
             else:
                 remote.append({**entry, "peer_id": peer})
     return ok(

@@ -107,16 +107,15 @@ async def delete_index(request: web.Request) -> web.Response:
 
 
 async def create_vector_name(request: web.Request) -> web.Response:
-    """Add a named vector to an existing collection; existing points do not have it."""
-    col = request.app[TOC_KEY].get(_name(request))
     req = await body(request, VectorNameConfigIn)
-    await actions.create_vector(col, request.match_info["vector_name"], req)
+    vector = request.match_info["vector_name"]
+    await actions.create_vector(request.app[TOC_KEY], _name(request), vector, req, _timeout(request))
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 
 async def delete_vector_name(request: web.Request) -> web.Response:
-    col = request.app[TOC_KEY].get(_name(request))
-    await col.delete_vector(request.match_info["vector_name"])
+    vector = request.match_info["vector_name"]
+    await actions.delete_vector(request.app[TOC_KEY], _name(request), vector, _timeout(request))
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 

@@ -1,7 +1,9 @@
 """Point write endpoints (upsert, delete, payload, vectors, batch) and retrieval by id.
 
 ``?wait=true`` answers once the change is applied and durable (``completed``); without it the
-answer comes once the operation is in the WAL (``acknowledged``). What each endpoint does is in
+answer comes once the operation is in the WAL (``acknowledged``). ``?ordering=weak|medium|strong``
+chooses which peer coordinates a replicated write (see ``shards/replica_set.py``); ``shard_key`` in
+the body selects the shards of a collection with custom sharding. What each endpoint does is in
 :mod:`qcluster.api.actions.points` (shared with the gRPC surface).
 """
 
@@ -36,59 +38,74 @@ def _col(request: web.Request) -> Collection:
     return request.app[TOC_KEY].get(request.match_info["collection_name"])
 
 
-async def _run(request: web.Request, col: Collection, op: UpdateOperation) -> web.Response:
-    return ok(request, update_json(await col.update(op, query_bool(request, "wait"))))
+def _ordering(request: web.Request) -> str | None:
+    return request.query.get("ordering")
+
+
+async def _run(
+    request: web.Request, col: Collection, op: UpdateOperation, req: actions.SelectorBody
+) -> web.Response:
+    result = await actions.apply(col, op, req, query_bool(request, "wait"), _ordering(request))
+    return ok(request, update_json(result))
 
 
 async def upsert(request: web.Request) -> web.Response:
     col = _col(request)
     request.app[QUOTAS_KEY].check_write()
     req: actions.UpsertBody = adapt(UPSERT, await body_json(request))
-    return ok(request, update_json(await actions.upsert(col, req, query_bool(request, "wait"))))
+    result = await actions.upsert(col, req, query_bool(request, "wait"), _ordering(request))
+    return ok(request, update_json(result))
 
 
 async def delete(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, actions.delete_op(await body(request, SelectorIn)))
+    req = await body(request, SelectorIn)
+    return await _run(request, col, actions.delete_op(req), req)
 
 
 async def set_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, actions.set_payload_op(await body(request, SetPayloadIn)))
+    req = await body(request, SetPayloadIn)
+    return await _run(request, col, actions.set_payload_op(req), req)
 
 
 async def overwrite_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, actions.overwrite_payload_op(await body(request, SetPayloadIn)))
+    req = await body(request, SetPayloadIn)
+    return await _run(request, col, actions.overwrite_payload_op(req), req)
 
 
 async def delete_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, actions.delete_payload_op(await body(request, DeletePayloadIn)))
+    req = await body(request, DeletePayloadIn)
+    return await _run(request, col, actions.delete_payload_op(req), req)
 
 
 async def clear_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, actions.clear_payload_op(await body(request, SelectorIn)))
+    req = await body(request, SelectorIn)
+    return await _run(request, col, actions.clear_payload_op(req), req)
 
 
 async def update_vectors(request: web.Request) -> web.Response:
     col = _col(request)
     request.app[QUOTAS_KEY].check_write()
     req = await body(request, UpdateVectorsIn)
-    return ok(request, update_json(await actions.update_vectors(col, req, query_bool(request, "wait"))))
+    result = await actions.update_vectors(col, req, query_bool(request, "wait"), _ordering(request))
+    return ok(request, update_json(result))
 
 
 async def delete_vectors(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, actions.delete_vectors_op(await body(request, DeleteVectorsIn)))
+    req = await body(request, DeleteVectorsIn)
+    return await _run(request, col, actions.delete_vectors_op(req), req)
 
 
 async def batch_update(request: web.Request) -> web.Response:
     col = _col(request)
     request.app[QUOTAS_KEY].check_write()
     req = await body(request, UpdateOperationsIn)
-    results = await actions.batch_update(col, req.operations, query_bool(request, "wait"))
+    results = await actions.batch_update(col, req.operations, query_bool(request, "wait"), _ordering(request))
     return ok(request, [update_json(r) for r in results])
 
 

@@ -1,0 +1,437 @@
+"""The replicas of one shard on every peer: the local one (when this peer holds it) and remote ones.
+
+Replica states come from the agreed cluster state (``set_states``); a single peer holds one local
+replica that is always ``Active``. Callers never switch on local/remote: every replica is a
+:class:`ShardOperation`.
+
+Writes (``update``)::
+
+    ordering weak:          this peer coordinates
+    ordering medium/strong: the leader replica's peer coordinates (medium: the highest Active peer
+                            id; strong: the highest peer id of the shard); others forward to it,
+                            and it serialises the shard's writes under one lock
+
+    coordinate: take a clock tick -> send (op, tag) to every updatable replica at once
+             -> every replica answered -> count acknowledgements
+
+    all succeeded                          -> acknowledged
+    some failed, >= 1 Active/Initializing  -> each failed replica is marked Dead through consensus
+      replica took it                         *before* answering (no Active replica misses an
+                                              acknowledged write); then acknowledged if at least
+                                              min(write_consistency_factor, replicas) counted
+                                              replicas took it, else a ReplicationError naming
+                                              the shard and every failed replica
+    no Active/Initializing replica took it -> the refusal itself when every replica refused the
+                                              request as wrong (bad input, missing point), else a
+                                              ReplicationError
+
+Unlike Qdrant, a write that fails for lack of acknowledgements still deactivates the replicas it
+failed on when another replica took it, so a failed write never leaves replicas silently divergent.
+
+Cancellation: the coordination runs in its own task, shielded from the caller; a client that goes
+away does not stop a write half-way through its replicas (or before the failed ones are marked).
+
+Reads go to one readable replica (local first, then the others in random order), moving on to the
+next when one fails for a reason other than the request itself; ``consistency`` asks several and
+merges their answers (see :mod:`resolve`). Never holds a lock across a remote call, except the
+ordering lock, whose whole point is to serialise the shard's writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from qcluster.errors import QClusterError, ReplicationError, TransientError, is_definite
+from qcluster.logging import get_logger
+from qcluster.shards.base import ShardOperation, UpdateResult
+from qcluster.shards.clock import ClockSet, ClockTag
+from qcluster.shards.operations import UpdateOperation
+from qcluster.shards.resolve import Condition
+from qcluster.types import ReplicaState, ShardKey
+
+if TYPE_CHECKING:
+    from qcluster.shards.local_shard import LocalShard
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+Ordering = Literal["weak", "medium", "strong"]
+Consistency = int | Literal["majority", "quorum", "all"]
+
+UPDATABLE = frozenset(
+    {
+        ReplicaState.ACTIVE,
+        ReplicaState.INITIALIZING,
+        ReplicaState.PARTIAL,
+        ReplicaState.LISTENER,
+        ReplicaState.RESHARDING,
+    }
+)
+# Replicas that count for write_consistency_factor and can be the source of truth.
+COUNTED = frozenset({ReplicaState.ACTIVE, ReplicaState.INITIALIZING})
+READABLE = frozenset({ReplicaState.ACTIVE})
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOptions:
+    ordering: Ordering = "weak"
+    shard_keys: tuple[ShardKey, ...] | None = None
+
+
+DEFAULT_WRITE = WriteOptions()
+
+
+class ReplicaEnv(Protocol):
+    """What a replica set needs from the peer it runs on (the consumer's interface)."""
+
+    @property
+    def peer_id(self) -> int: ...
+
+    def remote(self, collection: str, shard_id: int, peer_id: int) -> ShardOperation:
+        """The replica of ``shard_id`` on ``peer_id`` (another peer), reached over the p2p port."""
+        ...
+
+    async def deactivate(
+        self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState, reason: str
+    ) -> None:
+        """Mark the replica Dead through consensus (only if it is still ``from_state``); return
+        once committed, raise when it cannot be (then keep trying in the background)."""
+        ...
+
+    async def forward(
+        self,
+        collection: str,
+        shard_id: int,
+        peer_id: int,
+        op: UpdateOperation,
+        wait: bool,
+        ordering: Ordering,
+    ) -> UpdateResult:
+        """Have ``peer_id`` coordinate the write (it leads the shard for this ordering)."""
+        ...
+
+
+def _retrieve_exception(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def shielded(coro: Awaitable[T]) -> T:
+    """Run ``coro`` in its own task that the caller's cancellation does not stop."""
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(_retrieve_exception)
+    return await asyncio.shield(task)
+
+
+class ReplicaSet:
+    def __init__(
+        self,
+        collection: str,
+        shard_id: int,
+        env: ReplicaEnv,
+        clocks: ClockSet,
+        write_factor: Callable[[], int],
+        shard_key: ShardKey | None = None,
+    ):
+        self.collection = collection
+        self.shard_id = shard_id
+        self.shard_key = shard_key
+        self.env = env
+        self.clocks = clocks
+        self.local: LocalShard | None = None
+        self.states: dict[int, ReplicaState] = {}
+        self._write_factor = write_factor
+        self._remotes: dict[int, ShardOperation] = {}
+        self._disabled: dict[int, ReplicaState] = {}  # peer -> the state it had when a write failed
+        self._order_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ states
+    @property
+    def me(self) -> int:
+        return self.env.peer_id
+
+    def set_states(self, states: Mapping[int, ReplicaState]) -> None:
+        self.states = dict(states)
+        for peer, was in list(self._disabled.items()):
+            if self.states.get(peer) != was:
+                del self._disabled[peer]
+        for peer in list(self._remotes):
+            if peer not in self.states:
+                del self._remotes[peer]
+
+    def state_of(self, peer: int) -> ReplicaState | None:
+        """The agreed state, or Dead once a write failed on it here (until the agreed state moves)."""
+        if peer in self._disabled:
+            return ReplicaState.DEAD
+        return self.states.get(peer)
+
+    def _peers_in(self, wanted: frozenset[ReplicaState]) -> list[int]:
+        return [p for p in sorted(self.states) if self.state_of(p) in wanted]
+
+    def replica(self, peer: int) -> ShardOperation:
+        if peer == self.me:
+            if self.local is None:
+                raise TransientError(
+                    f"shard {self.shard_id} of `{self.collection}` has no local replica on peer {peer} yet"
+                )
+            return self.local
+        remote = self._remotes.get(peer)
+        if remote is None:
+            remote = self._remotes[peer] = self.env.remote(self.collection, self.shard_id, peer)
+        return remote
+
+    def _describe(self) -> str:
+        return ", ".join(f"peer {p}: {self.state_of(p)}" for p in sorted(self.states)) or "no replicas"
+
+    # ------------------------------------------------------------------ writes
+    async def update(
+        self, op: UpdateOperation, wait: bool = True, ordering: Ordering = "weak", *, forwarded: bool = False
+    ) -> UpdateResult:
+        if ordering == "weak":
+            return await shielded(self._replicate(op, wait))
+        leader = self._leader(ordering)
+        if leader is None:
+            raise ReplicationError(
+                f"shard {self.shard_id} of `{self.collection}`: no replica can lead writes with "
+                f"{ordering} ordering ({self._describe()})"
+            )
+        if leader != self.me and not forwarded:
+            return await self.env.forward(self.collection, self.shard_id, leader, op, wait, ordering)
+        async with self._order_lock:
+            return await shielded(self._replicate(op, wait))
+
+    def _leader(self, ordering: Ordering) -> int | None:
+        if ordering == "strong":
+            return max(self.states, default=None)
+        return max(self._peers_in(READABLE), default=None)
+
+    async def _replicate(self, op: UpdateOperation, wait: bool) -> UpdateResult:
+        targets = self._peers_in(UPDATABLE)
+        if not targets:
+            raise ReplicationError(
+                f"shard {self.shard_id} of `{self.collection}` has no replica that can take writes "
+                f"({self._describe()})"
+            )
+        clock, tag = self.clocks.take()
+        try:
+            outcomes = await asyncio.gather(
+                *(self._send(peer, op, wait, tag) for peer in targets), return_exceptions=True
+            )
+        finally:
+            self.clocks.give_back(clock)
+        done: dict[int, UpdateResult] = {}
+        failed: dict[int, BaseException] = {}
+        for peer, outcome in zip(targets, outcomes, strict=True):
+            if isinstance(outcome, UpdateResult):
+                done[peer] = outcome
+            elif isinstance(outcome, Exception):
+                failed[peer] = outcome
+            else:  # CancelledError / KeyboardInterrupt from a replica call: not ours to swallow
+                raise outcome
+        if failed:
+            await self._settle_failures(done, failed)
+        return self._merge(done, wait)
+
+    async def _send(self, peer: int, op: UpdateOperation, wait: bool, tag: ClockTag) -> UpdateResult:
+        replica = self.replica(peer)
+        if self.state_of(peer) is ReplicaState.LISTENER:
+            wait = False
+        return await replica.update(op, wait, tag)
+
+    async def _settle_failures(
+        self, done: Mapping[int, UpdateResult], failed: Mapping[int, BaseException]
+    ) -> None:
+        counted_done = [p for p in done if self.states.get(p) in COUNTED]
+        if not counted_done:
+            errors = list(failed.values())
+            if all(is_definite(e) for e in errors):
+                # Every replica refused the request itself: nothing was applied. Our own words first.
+                raise failed.get(self.me, errors[0])
+            raise ReplicationError(
+                self._failure_text("no Active replica took the write", failed)
+            ) from errors[0]
+        # The replicas in `done` hold the write; every failed one is now behind them.
+        for peer, exc in failed.items():
+            log.warning(
+                "replica failed a write; marking it Dead",
+                collection=self.collection,
+                shard=self.shard_id,
+                peer=peer,
+                error=str(exc),
+            )
+        await self._deactivate(failed)
+        counted = len(self._peers_counted_total())
+        required = min(self._write_factor(), max(counted, 1))
+        if len(counted_done) < required:
+            raise ReplicationError(
+                self._failure_text(
+                    f"{len(counted_done)} of the {required} replicas write_consistency_factor asks for "
+                    "acknowledged the write",
+                    failed,
+                )
+            )
+
+    def _peers_counted_total(self) -> list[int]:
+        return [p for p, st in self.states.items() if st in COUNTED]
+
+    async def _deactivate(self, failed: Mapping[int, BaseException]) -> None:
+        for peer in failed:
+            state = self.states.get(peer)
+            if state is not None:
+                self._disabled[peer] = state
+        results = await asyncio.gather(
+            *(
+                self.env.deactivate(self.collection, self.shard_id, peer, self.states[peer], str(exc))
+                for peer, exc in failed.items()
+                if peer in self.states
+            ),
+            return_exceptions=True,
+        )
+        problems = [r for r in results if isinstance(r, BaseException)]
+        if problems:
+            raise ReplicationError(
+                self._failure_text(
+                    "the write reached some replicas, but the failed ones could not be marked Dead "
+                    f"({problems[0]}); consistency of this write is not guaranteed, retry it",
+                    failed,
+                )
+            ) from problems[0]
+
+    def _failure_text(self, what: str, failed: Mapping[int, BaseException]) -> str:
+        details = "; ".join(f"peer {p}: {_message(e)}" for p, e in sorted(failed.items()))
+        return f"shard {self.shard_id} of collection `{self.collection}`: {what}. Failed replicas: {details}"
+
+    def _merge(self, done: Mapping[int, UpdateResult], wait: bool) -> UpdateResult:
+        own = done.get(self.me)
+        version = (
+            own.operation_id if own is not None else max((r.operation_id for r in done.values()), default=0)
+        )
+        return UpdateResult(version, "completed" if wait else "acknowledged")
+
+    # ------------------------------------------------------------------ reads
+    def read_order(self) -> list[int]:
+        """Readable replicas: this peer's first, the others shuffled (spreads the load)."""
+        peers = self._peers_in(READABLE)
+        if not peers:
+            peers = self._peers_in(frozenset({ReplicaState.LISTENER}))
+        others = [p for p in peers if p != self.me]
+        random.shuffle(others)
+        return ([self.me] if self.me in peers and self.local is not None else []) + others
+
+    async def read(
+        self,
+        fn: Callable[[ShardOperation], Awaitable[T]],
+        consistency: Consistency | None = None,
+        resolver: Callable[[Sequence[T], Condition], T] | None = None,
+    ) -> T:
+        order = self.read_order()
+        if not order:
+            raise ReplicationError(
+                f"shard {self.shard_id} of collection `{self.collection}` has no Active replica to read "
+                f"from ({self._describe()})"
+            )
+        if consistency is None or consistency == 1 or resolver is None:
+            return await self._read_one(fn, order)
+        required, condition = self._plan(consistency)
+        if len(order) < required:
+            raise ReplicationError(
+                f"shard {self.shard_id} of collection `{self.collection}`: read consistency "
+                f"{consistency} needs {required} Active replicas, {len(order)} available ({self._describe()})"
+            )
+        answers = await self._read_many(fn, order, required)
+        return resolver(answers, condition)
+
+    def _plan(self, consistency: Consistency) -> tuple[int, Condition]:
+        total = max(1, len(self.states))
+        if consistency == "all":
+            return total, Condition.ALL
+        if consistency == "majority":
+            return total, Condition.MAJORITY
+        if consistency == "quorum":
+            return total // 2 + 1, Condition.ALL
+        return max(1, min(int(consistency), total)), Condition.ALL
+
+    async def _read_one(self, fn: Callable[[ShardOperation], Awaitable[T]], order: list[int]) -> T:
+        failed: dict[int, BaseException] = {}
+        for peer in order:
+            try:
+                return await fn(self.replica(peer))
+            except QClusterError as exc:
+                if is_definite(exc):
+                    raise
+                failed[peer] = exc
+                log.info(
+                    "read failed on a replica; trying the next",
+                    collection=self.collection,
+                    shard=self.shard_id,
+                    peer=peer,
+                    error=exc.message,
+                )
+        first = next(iter(failed.values()))
+        raise ReplicationError(
+            self._failure_text("every readable replica failed the read", failed)
+        ) from first
+
+    async def _read_many(
+        self, fn: Callable[[ShardOperation], Awaitable[T]], order: list[int], required: int
+    ) -> list[T]:
+        """Answers of ``required`` replicas, asked at once; a failed one is replaced by the next."""
+        answers: dict[int, T] = {}
+        failed: dict[int, BaseException] = {}
+        queue = list(order)
+        while len(answers) < required:
+            batch = queue[: required - len(answers)]
+            queue = queue[len(batch) :]
+            if not batch:
+                first = next(iter(failed.values()), None)
+                raise ReplicationError(
+                    self._failure_text(f"{len(answers)} of {required} replicas answered the read", failed)
+                ) from first
+            results = await asyncio.gather(*(fn(self.replica(p)) for p in batch), return_exceptions=True)
+            for peer, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    if is_definite(result) or not isinstance(result, Exception):
+                        raise result
+                    failed[peer] = result
+                else:
+                    answers[peer] = result
+        return [answers[p] for p in order if p in answers]
+
+    async def close(self) -> None:
+        if self.local is not None:
+            await self.local.close()
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, QClusterError) else f"{type(exc).__name__}: {exc}"
+
+
+class SinglePeer:
+    """The environment of a peer outside any cluster: every replica is local and Active."""
+
+    @property
+    def peer_id(self) -> int:
+        return 0
+
+    def remote(self, collection: str, shard_id: int, peer_id: int) -> ShardOperation:
+        raise TransientError(f"cluster mode is disabled: there is no peer {peer_id} to reach")
+
+    async def deactivate(
+        self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState, reason: str
+    ) -> None:
+        return None
+
+    async def forward(
+        self,
+        collection: str,
+        shard_id: int,
+        peer_id: int,
+        op: UpdateOperation,
+        wait: bool,
+        ordering: Ordering,
+    ) -> UpdateResult:
+        raise TransientError(f"cluster mode is disabled: there is no peer {peer_id} to reach")
