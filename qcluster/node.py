@@ -134,6 +134,7 @@ class Node:
             metrics=self.app[METRICS_KEY],
             quotas=self.app[QUOTAS_KEY],
             snapshots=self.app[SNAPSHOTS_KEY],
+            consensus=lambda: self.consensus,
         )
         server = PublicGrpcServer(svc, self.settings.tls, services)
         try:

@@ -303,6 +303,9 @@ def test_custom_sharding_ordering_and_consistency_through_the_client(server: Ser
         assert client.count("tenants", shard_key_selector="acme").count == 20
         assert client.count("tenants", shard_key_selector=7).count == 30
         assert client.count("tenants").count == 50
+        layout = client.collection_cluster_info("tenants")
+        assert layout.shard_count == 2 and layout.remote_shards == []
+        assert {(s.shard_key, s.points_count) for s in layout.local_shards} == {("acme", 20), (7, 30)}
         hits = client.query_points(
             "tenants",
             query=[1.0, 1.0],

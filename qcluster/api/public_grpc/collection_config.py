@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format
-from qdrant_client import grpc as pb
 
 from qcluster.api.public_grpc.values import fields_dict, payload_to_py, py_to_payload
+from qcluster.api.public_grpc.wire import pb
 from qcluster.models.collections import CollectionConfig
 from qcluster.models.config import (
     HnswConfig,

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from qdrant_client import grpc as pb
-from qdrant_client.grpc import collections_service_pb2_grpc
-
+from qcluster.api.actions import cluster as cluster_actions
 from qcluster.api.actions import collections as actions
 from qcluster.api.actions.validate import model
 from qcluster.api.public_grpc.collection_config import create_body, info_out, update_body
 from qcluster.api.public_grpc.edge import Services, Unimplemented, rpc, timeout_of
 from qcluster.api.public_grpc.values import shard_key, to_shard_key
+from qcluster.api.public_grpc.wire import collections_service_pb2_grpc, pb
 from qcluster.models.collections import (
     ChangeAliasesIn,
     CreateCollection,
@@ -21,7 +20,7 @@ from qcluster.models.collections import (
     UpdateCollection,
 )
 
-CLUSTER_SETUP = "cluster setup through the gRPC API is not supported by qcluster; use REST /cluster"
+CLUSTER_SETUP = "collection cluster setup (moving or replicating shards) is not supported by qcluster yet"
 
 
 def _alias_action(a: pb.AliasOperations) -> dict[str, dict[str, str]]:
@@ -36,6 +35,45 @@ def _alias_action(a: pb.AliasOperations) -> dict[str, dict[str, str]]:
     if kind == "delete_alias":
         return {kind: {"alias_name": a.delete_alias.alias_name}}
     return {}
+
+
+def _shard_key_of(entry: dict[str, Any]) -> pb.ShardKey | None:
+    key = entry.get("shard_key")
+    return None if key is None else to_shard_key(key)
+
+
+def _state(name: str) -> Any:
+    return pb.ReplicaState.Value(name) if name in pb.ReplicaState.keys() else pb.Dead  # noqa: SIM118
+
+
+def cluster_info_out(info: dict[str, Any]) -> pb.CollectionClusterInfoResponse:
+    """``CollectionClusterInfo`` from its REST JSON shape (``actions.cluster``)."""
+    return pb.CollectionClusterInfoResponse(
+        peer_id=info["peer_id"],
+        shard_count=info["shard_count"],
+        local_shards=[
+            pb.LocalShardInfo(
+                shard_id=s["shard_id"],
+                points_count=s["points_count"],
+                state=_state(s["state"]),
+                shard_key=_shard_key_of(s),
+            )
+            for s in info["local_shards"]
+        ],
+        remote_shards=[
+            pb.RemoteShardInfo(
+                shard_id=s["shard_id"],
+                peer_id=s["peer_id"],
+                state=_state(s["state"]),
+                shard_key=_shard_key_of(s),
+            )
+            for s in info["remote_shards"]
+        ],
+        shard_transfers=[
+            pb.ShardTransferInfo(shard_id=t["shard_id"], sync=t["sync"], **{"from": t["from"], "to": t["to"]})
+            for t in info["shard_transfers"]
+        ],
+    )
 
 
 def _aliases(pairs: list[tuple[str, str]]) -> list[pb.AliasDescription]:
@@ -97,8 +135,14 @@ class CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
         return pb.CollectionExistsResponse(result=pb.CollectionExists(exists=exists))
 
     @rpc("Collections")
-    async def CollectionClusterInfo(self, request: pb.CollectionClusterInfoRequest) -> None:
-        raise Unimplemented(CLUSTER_SETUP)
+    async def CollectionClusterInfo(
+        self, request: pb.CollectionClusterInfoRequest
+    ) -> pb.CollectionClusterInfoResponse:
+        consensus = self.services.consensus()
+        info = await cluster_actions.collection_cluster_info(
+            self.services.toc, consensus, request.collection_name
+        )
+        return cluster_info_out(info)
 
     @rpc("Collections")
     async def UpdateCollectionClusterSetup(self, request: pb.UpdateCollectionClusterSetupRequest) -> None:

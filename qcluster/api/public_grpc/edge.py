@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 import grpc
 import grpc.aio
-from qdrant_client import grpc as pb
 
+from qcluster.api.public_grpc.wire import pb
 from qcluster.collection.read_scope import parse_consistency, read_scope
 from qcluster.errors import FormatError, QClusterError, UnprocessableInputError, is_transient
 from qcluster.logging import get_logger
@@ -55,6 +55,7 @@ class Services:
     metrics: Metrics
     quotas: WriteQuota
     snapshots: Snapshots
+    consensus: Callable[[], Any] = lambda: None  # the consensus service in cluster mode, else None
 
 
 class Unimplemented(Exception):

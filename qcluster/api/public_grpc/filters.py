@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from qdrant_client import grpc as pb
-
 from qcluster.api.public_grpc.values import point_ids, timestamp_text
+from qcluster.api.public_grpc.wire import pb
 
 _BOUNDS = ("lt", "gt", "gte", "lte")
 _MATCH_SCALAR = {

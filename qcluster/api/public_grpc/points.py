@@ -8,8 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import TypeAdapter
-from qdrant_client import grpc as pb
-from qdrant_client.grpc import points_service_pb2_grpc
 
 from qcluster.api.actions import collections as collection_actions
 from qcluster.api.actions import points as actions
@@ -18,6 +16,7 @@ from qcluster.api.actions.validate import adapt, model
 from qcluster.api.public_grpc import requests, responses, updates
 from qcluster.api.public_grpc.edge import Services, Unimplemented, ordering_of, rpc, timeout_of, wait_of
 from qcluster.api.public_grpc.values import to_point_id
+from qcluster.api.public_grpc.wire import pb, points_service_pb2_grpc
 from qcluster.collection import Collection
 from qcluster.collection.query import Hit
 from qcluster.models.collections import CreateFieldIndexIn, VectorNameConfigIn

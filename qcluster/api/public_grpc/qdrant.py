@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from qdrant_client import grpc as pb
-from qdrant_client.grpc import qdrant_pb2_grpc
-
 import qcluster
 from qcluster.api.public_grpc.edge import Services, rpc
+from qcluster.api.public_grpc.wire import pb, qdrant_pb2_grpc
 
 TITLE = "qdrant - vector search engine"
 

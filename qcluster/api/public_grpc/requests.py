@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from qdrant_client import grpc as pb
 
 from qcluster.api.public_grpc.filters import optional_filter
 from qcluster.api.public_grpc.values import (
@@ -21,6 +20,7 @@ from qcluster.api.public_grpc.values import (
     timestamp_text,
 )
 from qcluster.api.public_grpc.vectors import vector_input_json, vector_json
+from qcluster.api.public_grpc.wire import pb
 
 _STRATEGY = {pb.AverageVector: "average_vector", pb.BestScore: "best_score", pb.SumScores: "sum_scores"}
 _FUSION = {pb.RRF: "rrf", pb.DBSF: "dbsf"}

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from qdrant_client import grpc as pb
-
 from qcluster.api.public_grpc.values import py_to_payload, to_point_id
 from qcluster.api.public_grpc.vectors import vectors_output
+from qcluster.api.public_grpc.wire import pb
 from qcluster.collection import Collection
 from qcluster.collection.query import Group, Hit
 from qcluster.shards.base import Record, UpdateResult

@@ -22,12 +22,6 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from qdrant_client.grpc import (
-    collections_service_pb2_grpc,
-    points_service_pb2_grpc,
-    qdrant_pb2_grpc,
-    snapshots_service_pb2_grpc,
-)
 
 from qcluster.api.public_grpc.auth import ApiKeyInterceptor
 from qcluster.api.public_grpc.collections import CollectionsService
@@ -35,6 +29,12 @@ from qcluster.api.public_grpc.edge import Services
 from qcluster.api.public_grpc.points import PointsService
 from qcluster.api.public_grpc.qdrant import QdrantService
 from qcluster.api.public_grpc.snapshots import SnapshotsService
+from qcluster.api.public_grpc.wire import (
+    collections_service_pb2_grpc,
+    points_service_pb2_grpc,
+    qdrant_pb2_grpc,
+    snapshots_service_pb2_grpc,
+)
 from qcluster.errors import StorageError
 from qcluster.logging import get_logger
 from qcluster.settings import ServiceSettings, TlsSettings

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from qdrant_client import grpc as pb
-from qdrant_client.grpc import snapshots_service_pb2_grpc
-
 from qcluster.api.actions import snapshots as actions
 from qcluster.api.public_grpc.edge import Services, rpc
 from qcluster.api.public_grpc.values import to_timestamp
+from qcluster.api.public_grpc.wire import pb, snapshots_service_pb2_grpc
 
 
 def description(d: dict[str, Any]) -> pb.SnapshotDescription:

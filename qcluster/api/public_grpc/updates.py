@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from qdrant_client import grpc as pb
-
 from qcluster.api.public_grpc.filters import optional_filter
 from qcluster.api.public_grpc.requests import put, selector_json, shard_key
 from qcluster.api.public_grpc.values import fields_dict, payload_to_py, point_id
 from qcluster.api.public_grpc.vectors import unnamed_dense, vectors_json
+from qcluster.api.public_grpc.wire import pb
 
 _MODE = {pb.Upsert: "upsert", pb.InsertOnly: "insert_only", pb.UpdateOnly: "update_only"}
 _FIELD_TYPES = {

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from qdrant_client import grpc as pb
 
+from qcluster.api.public_grpc.wire import pb
 from qcluster.errors import BadInputError
 from qcluster.types import PointId
 

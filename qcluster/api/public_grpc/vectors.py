@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from qdrant_client import grpc as pb
 
 from qcluster.api.public_grpc.values import point_id, value_to_py
+from qcluster.api.public_grpc.wire import pb
 from qcluster.types import DEFAULT_VECTOR
 
 F32 = npt.NDArray[np.float32]
@@ -45,10 +45,6 @@ def prefix(dim: int, kind: str = "dense") -> bytes:
     return raw[: len(raw) - 4 * dim]
 
 
-def _as_f32(raw: bytes, count: int) -> F32:
-    return np.frombuffer(raw, dtype=_LE_F32, count=count).astype(np.float32, copy=True)
-
-
 # ------------------------------------------------------------------------------ requests
 def dense(v: pb.DenseVector) -> F32:
     """One dense vector's floats, from its packed bytes."""
@@ -57,7 +53,8 @@ def dense(v: pb.DenseVector) -> F32:
     head = prefix(n) if n else b""
     if len(raw) != len(head) + 4 * n:  # unknown fields came along: read the field itself
         return np.asarray(v.data, dtype=np.float32)
-    return _as_f32(raw[len(head) :], n)
+    # astype copies: a writable array that does not pin the message's bytes
+    return np.frombuffer(raw, dtype=_LE_F32, count=n, offset=len(head)).astype(np.float32)
 
 
 def vector_json(v: pb.Vector) -> Any:
