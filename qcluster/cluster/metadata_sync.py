@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from qcluster.consensus.service import ConsensusService
     from qcluster.consensus.state import ClusterState, CollectionInfo
     from qcluster.toc import TableOfContents
+    from qcluster.transfer.driver import TransferDriver
+    from qcluster.transfer.recovery import RecoveryWatchdog
 
 log = get_logger(__name__)
 
@@ -66,6 +68,8 @@ class MetadataSync:
         self._pending_full = False
         self._follow_up: asyncio.Task[None] | None = None
         self._proposals: dict[tuple[str, int, ReplicaState], asyncio.Task[None]] = {}
+        self.transfers: TransferDriver | None = None  # runs the transfers this peer sends
+        self.watchdog: RecoveryWatchdog | None = None  # recovers this peer's Dead replicas
 
     # ------------------------------------------------------------------ listener side
     async def on_event(self, event: Any, state: ClusterState, index: int) -> None:
@@ -110,6 +114,10 @@ class MetadataSync:
                 self.toc.set_aliases(dict(state.aliases))
         if not destructive:
             self._schedule_full_reconcile()
+        if self.transfers is not None and destructive:  # not while replaying old entries
+            self.transfers.sync(state)
+        if self.watchdog is not None:
+            self.watchdog.poke()
         async with self._changed:
             self._changed.notify_all()
 
@@ -145,7 +153,7 @@ class MetadataSync:
                 continue
             if state is ReplicaState.INITIALIZING:
                 fresh.discard(sid)
-                self._propose_state(col.name, sid, ReplicaState.ACTIVE, ReplicaState.INITIALIZING)
+                self._propose_state(col.name, sid, self._serving_state(), ReplicaState.INITIALIZING)
             elif sid in fresh and destructive:
                 fresh.discard(sid)
                 if state is ReplicaState.ACTIVE:
@@ -155,6 +163,11 @@ class MetadataSync:
                         shard=sid,
                     )
                     self._propose_state(col.name, sid, ReplicaState.DEAD, ReplicaState.ACTIVE)
+
+    def _serving_state(self) -> ReplicaState:
+        """The state a new replica of this peer turns into once created."""
+        listener = self.toc.storage.node_type == "Listener"
+        return ReplicaState.LISTENER if listener else ReplicaState.ACTIVE
 
     def _propose_state(self, name: str, sid: int, state: ReplicaState, from_state: ReplicaState) -> None:
         key = (name, sid, state)
@@ -292,7 +305,7 @@ class MetadataSync:
                 f"shard {sid} on peer {peer}: {st.value}"
                 for sid in placement
                 for peer, st in sorted(info.shards[sid].replicas.items() if sid in info.shards else ())
-                if st is not ReplicaState.ACTIVE
+                if st not in (ReplicaState.ACTIVE, ReplicaState.LISTENER)
             ]
 
         async with self._changed:

@@ -47,9 +47,11 @@ class ServerProcess:
         port: int | None = None,
         scheme: str = "http",
         args: list[str] | None = None,
+        host: str = "127.0.0.1",
     ):
         self.workdir = workdir
         self.scheme = scheme
+        self.host = host
         self.args = list(args or [])
         self.port = port or free_port()
         self.extra_env = env or {}
@@ -59,7 +61,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Spawn the process and wait until ``/readyz`` answers 200."""
@@ -72,19 +74,11 @@ class ServerProcess:
         enough of its peers are back)."""
         self.kill9()  # never lose track of a process this object started
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "QDRANT__SERVICE__HTTP_PORT": str(self.port),
-            "QDRANT__SERVICE__GRPC_PORT": str(self.grpc_port),
-            "QDRANT__SERVICE__HOST": "127.0.0.1",
-            "QDRANT__LOG_LEVEL": "WARNING",
-            **self.extra_env,
-        }
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qcluster", "serve", *self.args],
+            self.command(),
             cwd=self.workdir,
-            env=env,
+            env=self.environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -92,6 +86,20 @@ class ServerProcess:
         log.close()
         _LIVE.add(self)
         return self
+
+    def command(self) -> list[str]:
+        """The process's argv (a subclass may run it differently, e.g. in another namespace)."""
+        return [sys.executable, "-m", "qcluster", "serve", *self.args]
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "QDRANT__SERVICE__HTTP_PORT": str(self.port),
+            "QDRANT__SERVICE__GRPC_PORT": str(self.grpc_port),
+            "QDRANT__SERVICE__HOST": self.host,
+            "QDRANT__LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -370,7 +370,7 @@ def test_every_client_response_matched_the_spec(recorder: Recorder, transport: s
         status, text = api.call("GET", "/metrics")
         assert status == 200
         for endpoint in ("/qdrant.Points/Upsert", "/qdrant.Points/Query", "/qdrant.Collections/Create"):
-            assert f'grpc_responses_total{{endpoint="{endpoint}"}}' in text, endpoint
+            assert f'grpc_responses_total{{endpoint="{endpoint}",status="OK"}}' in text, endpoint
         return
     assert recorder.checked >= 100
     assert len(recorder.templates) >= 35, sorted(recorder.templates)

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from qcluster.toc import TableOfContents
 
 
-async def collection_cluster_info(toc: TableOfContents, consensus: Any, name: str) -> dict[str, Any]:
+async def collection_cluster_info(
+    toc: TableOfContents, consensus: Any, name: str, comments: Mapping[Any, str] | None = None
+) -> dict[str, Any]:
     """On a single peer every shard is local and Active; in cluster mode (``consensus`` not None)
     the agreed placement (replicas on this peer are local, with their point counts), the replica
-    states and the transfers that touch the collection. In REST's JSON shape."""
+    states and the transfers that touch the collection, with their progress ``comments`` (by
+    transfer) when the caller has them. In REST's JSON shape."""
     col = toc.get(name)
     counts = {sid: (await shard.info()).points_count for sid, shard in col.local_shards().items()}
     if consensus is None or col.name not in consensus.state.collections:
@@ -47,11 +51,11 @@ async def collection_cluster_info(toc: TableOfContents, consensus: Any, name: st
         "shard_count": len(info.shards),
         "local_shards": local,
         "remote_shards": remote,
-        "shard_transfers": transfers(state, col.name),
+        "shard_transfers": transfers(state, col.name, comments or {}),
     }
 
 
-def transfers(state: Any, name: str) -> list[dict[str, Any]]:
+def transfers(state: Any, name: str, comments: Mapping[Any, str]) -> list[dict[str, Any]]:
     """The shard transfers of collection ``name`` in the agreed state."""
     return [
         {
@@ -60,6 +64,7 @@ def transfers(state: Any, name: str) -> list[dict[str, Any]]:
             "to": ref.to_peer,
             "sync": t.sync,
             "method": t.method,
+            "comment": comments.get(ref),
         }
         for ref, t in sorted(state.transfers.items(), key=lambda kv: (kv[0].shard_id, kv[0].to_peer))
         if ref.collection == name

@@ -102,7 +102,9 @@ class PointsInternalServicer:
             ordering = ORDERINGS.get(request.ordering, "weak")
             result = await self._set(request.shard).update(op, request.wait, ordering, forwarded=True)
         else:
-            result = await self._local(request.shard).update(op, request.wait, codec.tag_in(request))
+            self._local(request.shard)  # this peer must hold a replica
+            writer = self._set(request.shard).local_writer()
+            result = await writer.update(op, request.wait, codec.tag_in(request))
         return pb.UpdateShardResponse(operation_id=result.operation_id, status=result.status)
 
     async def Search(self, request: pb.SearchShardRequest) -> pb.SearchShardResponse:

@@ -20,7 +20,10 @@ from qcluster.models.collections import (
     UpdateCollection,
 )
 
-CLUSTER_SETUP = "collection cluster setup (moving or replicating shards) is not supported by qcluster yet"
+CLUSTER_SETUP = (
+    "collection cluster setup (moving, replicating, dropping shard replicas) is not offered over gRPC "
+    "by qcluster yet; use REST: POST /collections/{collection_name}/cluster"
+)
 
 
 def _alias_action(a: pb.AliasOperations) -> dict[str, dict[str, str]]:

@@ -1,7 +1,7 @@
 """The edge of the public gRPC services: what every RPC shares.
 
 :func:`rpc` wraps a servicer method. It counts the call as in flight (``shards.load``), answers
-with the response's ``time`` filled in, records ``grpc_responses*`` metrics, and turns a failure
+with the response's ``time`` filled in, records the ``grpc_responses*`` metrics (by endpoint and status code), and turns a failure
 into the gRPC status Qdrant returns, with Qdrant's message::
 
     BadInputError (and subclasses)   INVALID_ARGUMENT  "Wrong input: ..." /
@@ -94,7 +94,7 @@ def rpc(service: str) -> Callable[[Handler], Callable[[Any, Any, grpc.aio.Servic
         @functools.wraps(fn)
         async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
-            ok = False
+            code = grpc.StatusCode.OK
             load.enter()
             try:
                 consistency = consistency_of(request)
@@ -103,21 +103,23 @@ def rpc(service: str) -> Callable[[Handler], Callable[[Any, Any, grpc.aio.Servic
                 else:
                     with read_scope(consistency):
                         response = await fn(self, request)
-                ok = True
             except QClusterError as exc:
                 if is_transient(exc):
                     log.warning("gRPC call failed; retryable", endpoint=endpoint, error=exc.message)
                 elif exc.http_status >= 500:
                     log.error("gRPC call failed", endpoint=endpoint, error=exc.message)
-                await context.abort(status_for(exc), message(exc))
+                code = status_for(exc)
+                await context.abort(code, message(exc))
             except Unimplemented as exc:
-                await context.abort(grpc.StatusCode.UNIMPLEMENTED, str(exc))
+                code = grpc.StatusCode.UNIMPLEMENTED
+                await context.abort(code, str(exc))
             except Exception as exc:
                 log.exception("unhandled error in a gRPC call", endpoint=endpoint)
-                await context.abort(grpc.StatusCode.INTERNAL, f"Service internal error: {exc}")
+                code = grpc.StatusCode.INTERNAL
+                await context.abort(code, f"Service internal error: {exc}")
             finally:
                 load.leave()
-                self.services.metrics.observe_grpc(endpoint, ok, time.perf_counter() - started)
+                self.services.metrics.observe_grpc(endpoint, code.name, time.perf_counter() - started)
             _stamp(response, time.perf_counter() - started)
             return response
 

@@ -190,7 +190,16 @@ def auth_middleware(settings: Settings) -> Any:
 
 
 def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None = None) -> web.Application:
-    from qcluster.api.rest import collections, points, scroll, search, service, shard_keys, snapshots
+    from qcluster.api.rest import (
+        cluster_ops,
+        collections,
+        points,
+        scroll,
+        search,
+        service,
+        shard_keys,
+        snapshots,
+    )
 
     metrics = metrics or Metrics()
     middlewares = [edge_middleware(metrics, settings.service.enable_cors)]
@@ -211,4 +220,5 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
     scroll.register(app)
     snapshots.register(app)
     shard_keys.register(app)
+    cluster_ops.register(app)
     return app

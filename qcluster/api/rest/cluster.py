@@ -17,6 +17,7 @@ from aiohttp import web
 
 from qcluster.api.actions import cluster as cluster_actions
 from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
+from qcluster.api.rest.cluster_ops import transfer_comments
 from qcluster.api.rest.parse import query_bool, query_int
 from qcluster.consensus import operations as ops
 from qcluster.consensus.peer_calls import peer_health
@@ -111,7 +112,7 @@ async def telemetry(request: web.Request) -> web.Response:
                 }
                 for sid, shard in sorted(info.shards.items())
             ],
-            "shard_transfers": cluster_actions.transfers(state, name),
+            "shard_transfers": cluster_actions.transfers(state, name, {}),
         }
     return ok(
         request,
@@ -134,8 +135,10 @@ async def _own_health(consensus: Any) -> dict[str, Any]:
 
 async def collection_cluster(request: web.Request) -> web.Response:
     consensus = request.app[CONSENSUS_KEY].get("service")
-    name = request.match_info["collection_name"]
-    return ok(request, await cluster_actions.collection_cluster_info(request.app[TOC_KEY], consensus, name))
+    toc = request.app[TOC_KEY]
+    name = toc.get(request.match_info["collection_name"]).name
+    comments = await transfer_comments(request, name)
+    return ok(request, await cluster_actions.collection_cluster_info(toc, consensus, name, comments))
 
 
 def _key(request: web.Request) -> str:
