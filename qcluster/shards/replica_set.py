@@ -45,7 +45,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from qcluster.errors import QClusterError, ReplicationError, TransientError, is_definite
+from qcluster.errors import (
+    QClusterError,
+    ReplicationError,
+    ShardUnknownError,
+    StaleShardViewError,
+    TransientError,
+    is_definite,
+)
 from qcluster.logging import get_logger
 from qcluster.shards.base import ShardOperation, UpdateResult
 from qcluster.shards.clock import ClockSet, ClockTag
@@ -389,9 +396,10 @@ class ReplicaSet:
                     error=exc.message,
                 )
         first = next(iter(failed.values()))
-        raise ReplicationError(
-            self._failure_text("every readable replica failed the read", failed)
-        ) from first
+        text = self._failure_text("every readable replica failed the read", failed)
+        if all(isinstance(e, ShardUnknownError) for e in failed.values()):
+            raise StaleShardViewError(text, self.shard_id) from first
+        raise ReplicationError(text) from first
 
     async def _read_many(
         self, fn: Callable[[ShardOperation], Awaitable[T]], order: list[int], required: int

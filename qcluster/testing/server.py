@@ -48,10 +48,15 @@ class ServerProcess:
         scheme: str = "http",
         args: list[str] | None = None,
         host: str = "127.0.0.1",
+        prefix: list[str] | None = None,
     ):
+        """``host``: the address the server is reached at (and binds, unless ``env`` sets
+        ``QDRANT__SERVICE__HOST``); ``prefix``: a command the server runs under, e.g.
+        ``["ip", "netns", "exec", NAME]`` (it must exec the server, so its pid is the server's)."""
         self.workdir = workdir
         self.scheme = scheme
         self.host = host
+        self.prefix = list(prefix or [])
         self.args = list(args or [])
         self.port = port or free_port()
         self.extra_env = env or {}
@@ -89,7 +94,7 @@ class ServerProcess:
 
     def command(self) -> list[str]:
         """The process's argv (a subclass may run it differently, e.g. in another namespace)."""
-        return [sys.executable, "-m", "qcluster", "serve", *self.args]
+        return [*self.prefix, sys.executable, "-m", "qcluster", "serve", *self.args]
 
     def environment(self) -> dict[str, str]:
         return {

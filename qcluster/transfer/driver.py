@@ -192,15 +192,21 @@ class TransferDriver:
             raise StorageError(f"the source replica is {state} now, not Active: it may miss writes")
 
     async def _wait_everyone(self, index: int) -> None:
-        """Until every peer applied ``index`` (then no coordinator skips the new replica); a peer
-        that does not answer in time is logged, not waited for."""
-        peers = dict(self.consensus.state.peers)
-        try:
-            await self.consensus.wait_peers_synced(
-                peers, SyncTarget(index), FINISH_SYNC_TIMEOUT, "transfer finish"
-            )
-        except QClusterError as exc:
-            log.warning("not every peer confirmed the finished transfer in time", error=exc.message)
+        """Until every peer applied ``index`` (then no coordinator skips the new replica, and the
+        forward proxy may go). A peer that does not answer is waited for as long as it is a
+        member: a partitioned coordinator with the old view would otherwise acknowledge writes
+        the new replica never sees."""
+        while True:
+            peers = dict(self.consensus.state.peers)
+            try:
+                await self.consensus.wait_peers_synced(
+                    peers, SyncTarget(index), FINISH_SYNC_TIMEOUT, "transfer finish"
+                )
+                return
+            except QClusterError as exc:
+                log.warning(
+                    "not every peer confirmed the finished transfer yet; still forwarding", error=exc.message
+                )
 
     async def _abort(self, ref: TransferRef, reason: str) -> None:
         try:

@@ -20,11 +20,12 @@ from qcluster.errors import QClusterError
 from qcluster.shards.base import ShardOperation, UpdateResult
 from qcluster.shards.clock import ClockTag
 from qcluster.shards.operations import UpdateOperation
+from qcluster.shards.remote_shard import RemoteShard
 
 
 class ForwardProxy:
     def __init__(
-        self, local: ShardOperation, target: ShardOperation, on_failure: Callable[[QClusterError], None]
+        self, local: ShardOperation, target: RemoteShard, on_failure: Callable[[QClusterError], None]
     ):
         self.local = local
         self.target = target
@@ -40,7 +41,7 @@ class ForwardProxy:
             result = await self.local.update(op, wait, tag)
             if self.forwarding and self.failure is None:
                 try:
-                    await self.target.update(op, True, tag)
+                    await self.target.update(op, True, tag, forwarded=True)
                 except QClusterError as exc:
                     self.failure = exc
                     self._on_failure(exc)

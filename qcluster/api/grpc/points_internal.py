@@ -15,7 +15,7 @@ import grpc
 import grpc.aio
 import orjson
 
-from qcluster.errors import QClusterError, TransientError
+from qcluster.errors import QClusterError, ShardUnknownError, TransientError
 from qcluster.logging import get_logger
 from qcluster.p2p.status import status_for
 from qcluster.proto_gen.v1 import points_internal_pb2 as pb
@@ -23,11 +23,13 @@ from qcluster.shards import remote_codec as codec
 from qcluster.shards.base import CountRequest, ShardOperation
 from qcluster.shards.operations import decode_operation
 from qcluster.shards.replica_set import Ordering, ReplicaSet
+from qcluster.types import ReplicaState
 
 log = get_logger(__name__)
 
 SERVICE_NAME = "qcluster.v1.PointsInternal"
 ORDERINGS: dict[str, Ordering] = {"weak": "weak", "medium": "medium", "strong": "strong"}
+REFUSING = frozenset({ReplicaState.PARTIAL, ReplicaState.DEAD})
 
 
 class ShardBackend(Protocol):
@@ -82,7 +84,7 @@ class PointsInternalServicer:
     def _set(self, ref: pb.ShardRef) -> ReplicaSet:
         rs = self._backend.replica_set(ref.collection, ref.shard_id)
         if rs is None:
-            raise TransientError(
+            raise ShardUnknownError(
                 f"peer {self._peer_id()} does not know shard {ref.shard_id} of collection `{ref.collection}`"
             )
         return rs
@@ -103,7 +105,16 @@ class PointsInternalServicer:
             result = await self._set(request.shard).update(op, request.wait, ordering, forwarded=True)
         else:
             self._local(request.shard)  # this peer must hold a replica
-            writer = self._set(request.shard).local_writer()
+            rs = self._set(request.shard)
+            mine = rs.states.get(self._peer_id())
+            if not request.forwarded and mine in REFUSING:
+                # A coordinator with a stale view: this replica is fed by its transfer (or will
+                # be recovered); a direct write could land out of the source's order.
+                raise TransientError(
+                    f"the replica of shard {request.shard.shard_id} on peer {self._peer_id()} is {mine}; "
+                    "it takes writes only through its transfer"
+                )
+            writer = rs.local_writer()
             result = await writer.update(op, request.wait, codec.tag_in(request))
         return pb.UpdateShardResponse(operation_id=result.operation_id, status=result.status)
 

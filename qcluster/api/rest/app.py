@@ -198,6 +198,7 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
         search,
         service,
         shard_keys,
+        shard_snapshots,
         snapshots,
     )
 
@@ -220,5 +221,6 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
     scroll.register(app)
     snapshots.register(app)
     shard_keys.register(app)
+    shard_snapshots.register(app)
     cluster_ops.register(app)
     return app
