@@ -172,6 +172,18 @@ def test_unsupported_rpcs_are_unimplemented(stubs: Stubs, collection: str) -> No
     assert "not supported" in msg
 
 
+def test_cluster_setup_on_a_single_peer(stubs: Stubs, collection: str) -> None:
+    def setup(name: str = collection, **op: object) -> pb.UpdateCollectionClusterSetupResponse:
+        request = pb.UpdateCollectionClusterSetupRequest(collection_name=name, **op)  # type: ignore[arg-type]
+        return stubs.collections.UpdateCollectionClusterSetup(request)
+
+    move = pb.MoveShard(shard_id=0, from_peer_id=1, to_peer_id=2)
+    msg = _refused(lambda: setup(move_shard=move), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "cluster mode is disabled" in msg
+    assert "exactly one of" in _refused(setup, grpc.StatusCode.INVALID_ARGUMENT)
+    _refused(lambda: setup("nope", move_shard=move), grpc.StatusCode.NOT_FOUND)
+
+
 def test_garbage_never_takes_the_peer_down(stubs: Stubs, server: ServerProcess, collection: str) -> None:
     raw = stubs.channel.unary_unary("/qdrant.Points/Upsert")
     for junk in (b"\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f", b"\x1a\x05\x0a\x03\x08\x01"):

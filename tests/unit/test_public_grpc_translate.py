@@ -8,10 +8,12 @@ import pytest
 from qdrant_client import grpc as pb
 from qdrant_client.conversions.conversion import GrpcToRest
 
+from qcluster.api.actions.cluster_ops import ClusterOperationIn
 from qcluster.api.actions.points import upsert_batch
 from qcluster.api.actions.validate import adapt, model
 from qcluster.api.public_grpc import auth, collection_config, requests, updates
-from qcluster.api.public_grpc.edge import message
+from qcluster.api.public_grpc.collections import cluster_setup_body
+from qcluster.api.public_grpc.edge import Unimplemented, message
 from qcluster.api.public_grpc.filters import filter_json
 from qcluster.api.public_grpc.points import UPSERT
 from qcluster.api.public_grpc.values import payload_to_py, py_to_payload, py_to_value, value_to_py
@@ -296,3 +298,47 @@ def test_api_key_decisions() -> None:
     assert both.decide(upsert, (("authorization", "Bearer full"),)) is None
     only_ro = auth.ApiKeyInterceptor(None, "ro")
     assert only_ro.decide(upsert, (("api-key", "full"),))[0].name == "UNAUTHENTICATED"  # type: ignore[index]
+
+
+# ------------------------------------------------------------------------------ cluster setup
+def test_cluster_setup_is_the_rest_cluster_operation_body() -> None:
+    def body(**op: object) -> dict[str, object]:
+        return cluster_setup_body(pb.UpdateCollectionClusterSetupRequest(collection_name="c", **op))  # type: ignore[arg-type]
+
+    move = body(move_shard=pb.MoveShard(shard_id=1, from_peer_id=2, to_peer_id=3))
+    assert move == {"move_shard": {"shard_id": 1, "from_peer_id": 2, "to_peer_id": 3}}
+    rep = body(
+        replicate_shard=pb.ReplicateShard(shard_id=0, from_peer_id=2, to_peer_id=3, method=pb.WalDelta)
+    )
+    assert rep["replicate_shard"] == {
+        "shard_id": 0,
+        "from_peer_id": 2,
+        "to_peer_id": 3,
+        "method": "wal_delta",
+    }
+    req = model(ClusterOperationIn, rep)
+    assert req.replicate_shard is not None and req.replicate_shard.method == "wal_delta"
+    # a restart's method is not optional on the wire: its default is stream_records
+    restart = body(restart_transfer=pb.RestartTransfer(shard_id=0, from_peer_id=2, to_peer_id=3))
+    assert restart["restart_transfer"] == {
+        "shard_id": 0,
+        "from_peer_id": 2,
+        "to_peer_id": 3,
+        "method": "stream_records",
+    }
+    abort = body(
+        abort_transfer=pb.AbortShardTransfer(shard_id=0, to_shard_id=4, from_peer_id=2, to_peer_id=3)
+    )
+    assert abort == {"abort_transfer": {"shard_id": 0, "to_shard_id": 4, "from_peer_id": 2, "to_peer_id": 3}}
+    assert body(drop_replica=pb.Replica(shard_id=5, peer_id=6)) == {
+        "drop_replica": {"shard_id": 5, "peer_id": 6}
+    }
+    create = body(create_shard_key=pb.CreateShardKey(shard_key=pb.ShardKey(keyword="eu"), shards_number=2))
+    assert create == {"create_sharding_key": {"shard_key": "eu", "shards_number": 2}}
+    drop = body(delete_shard_key=pb.DeleteShardKey(shard_key=pb.ShardKey(number=7)))
+    assert drop == {"drop_sharding_key": {"shard_key": 7}}
+    assert body() == {}
+    with pytest.raises(Unimplemented, match="replicate_points"):
+        body(replicate_points=pb.ReplicatePoints(from_shard_key=pb.ShardKey(keyword="a")))
+    with pytest.raises(FormatError, match=r"drop_replica\.shard_id"):
+        model(ClusterOperationIn, {"drop_replica": {"shard_id": -1, "peer_id": 1}})

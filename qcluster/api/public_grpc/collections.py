@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from qcluster.api.actions import cluster as cluster_actions
+from qcluster.api.actions import cluster_ops
 from qcluster.api.actions import collections as actions
 from qcluster.api.actions.validate import model
 from qcluster.api.public_grpc.collection_config import create_body, info_out, update_body
@@ -20,10 +21,16 @@ from qcluster.models.collections import (
     UpdateCollection,
 )
 
-CLUSTER_SETUP = (
-    "collection cluster setup (moving, replicating, dropping shard replicas) is not offered over gRPC "
-    "by qcluster yet; use REST: POST /collections/{collection_name}/cluster"
-)
+REPLICATE_POINTS = "replicate_points (copying points between shard keys) is not supported by qcluster"
+CLUSTER_TIMEOUT = 30.0  # seconds, as REST's POST /collections/{c}/cluster without ?timeout=
+_METHODS = {
+    pb.StreamRecords: "stream_records",
+    pb.Snapshot: "snapshot",
+    pb.WalDelta: "wal_delta",
+    pb.ReshardingStreamRecords: "resharding_stream_records",  # refused by the shared check
+}
+# gRPC's oneof field -> REST's operation name
+_SETUP_OPS = {"create_shard_key": "create_sharding_key", "delete_shard_key": "drop_sharding_key"}
 
 
 def _alias_action(a: pb.AliasOperations) -> dict[str, dict[str, str]]:
@@ -77,6 +84,36 @@ def cluster_info_out(info: dict[str, Any]) -> pb.CollectionClusterInfoResponse:
             for t in info["shard_transfers"]
         ],
     )
+
+
+def _transfer(t: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"shard_id": t.shard_id, "from_peer_id": t.from_peer_id, "to_peer_id": t.to_peer_id}
+    if t.HasField("to_shard_id"):
+        out["to_shard_id"] = t.to_shard_id
+    method = t.DESCRIPTOR.fields_by_name.get("method")  # optional in moves, plain in restarts
+    if method is not None and (not method.has_presence or t.HasField("method")):
+        out["method"] = _METHODS.get(t.method, str(t.method))
+    return out
+
+
+def cluster_setup_body(request: pb.UpdateCollectionClusterSetupRequest) -> dict[str, Any]:
+    """The body of REST's ``POST /collections/{c}/cluster`` for an ``UpdateCollectionClusterSetup``
+    (no operation set: an empty body, which the shared check refuses)."""
+    kind = request.WhichOneof("operation")
+    if kind is None:
+        return {}
+    if kind == "replicate_points":
+        raise Unimplemented(REPLICATE_POINTS)
+    op = getattr(request, kind)
+    if kind == "drop_replica":
+        return {kind: {"shard_id": op.shard_id, "peer_id": op.peer_id}}
+    if kind in _SETUP_OPS:
+        key: dict[str, Any] = {"shard_key": shard_key(op.shard_key)}
+        for name in ("shards_number", "replication_factor"):
+            if name in op.DESCRIPTOR.fields_by_name and op.HasField(name):
+                key[name] = getattr(op, name)
+        return {_SETUP_OPS[kind]: key}
+    return {kind: _transfer(op)}
 
 
 def _aliases(pairs: list[tuple[str, str]]) -> list[pb.AliasDescription]:
@@ -148,8 +185,15 @@ class CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
         return cluster_info_out(info)
 
     @rpc("Collections")
-    async def UpdateCollectionClusterSetup(self, request: pb.UpdateCollectionClusterSetupRequest) -> None:
-        raise Unimplemented(CLUSTER_SETUP)
+    async def UpdateCollectionClusterSetup(
+        self, request: pb.UpdateCollectionClusterSetupRequest
+    ) -> pb.UpdateCollectionClusterSetupResponse:
+        req = model(cluster_ops.ClusterOperationIn, cluster_setup_body(request))
+        timeout = timeout_of(request) or CLUSTER_TIMEOUT
+        await cluster_ops.apply(
+            self.services.toc, self.services.consensus(), request.collection_name, req, timeout
+        )
+        return pb.UpdateCollectionClusterSetupResponse(result=True)
 
     @rpc("Collections")
     async def CreateShardKey(self, request: pb.CreateShardKeyRequest) -> pb.CreateShardKeyResponse:

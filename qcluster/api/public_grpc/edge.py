@@ -10,7 +10,7 @@ into the gRPC status Qdrant returns, with Qdrant's message::
     AlreadyExistsError               ALREADY_EXISTS
     TransientError                   UNAVAILABLE       (no quorum, quota reached: retry later)
     TimeoutError_                    DEADLINE_EXCEEDED
-    not implemented by qcluster      UNIMPLEMENTED     (cluster setup, shard keys, matrices)
+    not implemented by qcluster      UNIMPLEMENTED     (replicate_points, search matrices)
     anything else                    INTERNAL          "Service internal error: ..." (logged)
 
 A request's ``read_consistency`` applies to every shard read it makes (``read_scope``, as REST's
