@@ -103,7 +103,8 @@ class MetadataSync:
             state = self.consensus.state
         destructive = self.caught_up()
         async with self._lock:
-            for name, info in state.collections.items():
+            # a copy: the state changes while this awaits
+            for name, info in list(state.collections.items()):
                 await self._reconcile_collection(name, info, destructive)
             if destructive:
                 for name, col in list(self.toc.collections.items()):

@@ -130,6 +130,13 @@ class ReplicaEnv(Protocol):
         """Have ``peer_id`` coordinate the write (it leads the shard for this ordering)."""
         ...
 
+    def check_view(self) -> None:
+        """Raise TransientError while this peer's view of the replica states may be older than
+        the cluster's (after a start, until it caught up with the leader once): coordinating a
+        write then could apply it to a local replica the cluster already marked Dead, ahead of
+        the older writes its recovery replays later."""
+        ...
+
 
 def _retrieve_exception(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
@@ -234,6 +241,7 @@ class ReplicaSet:
         return max(self._peers_in(READABLE), default=None)
 
     async def _replicate(self, op: UpdateOperation, wait: bool) -> UpdateResult:
+        self.env.check_view()
         targets = self._peers_in(UPDATABLE)
         if not targets:
             raise ReplicationError(
@@ -448,6 +456,9 @@ class SinglePeer:
     async def deactivate(
         self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState, reason: str
     ) -> None:
+        return None
+
+    def check_view(self) -> None:
         return None
 
     async def forward(
