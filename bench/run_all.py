@@ -1,12 +1,13 @@
 """Run every benchmark in the benchmark virtual environment and record the results.
 
-    python bench/run_all.py [--quick] [--only engine|filtered|rest|consensus|cluster|transfer] [--skip-qcluster] [--no-doc]
+    python bench/run_all.py [--quick] [--only engine|filtered|rest|grpc_api|consensus|cluster|transfer]
+                            [--skip-qcluster] [--no-doc]
 
 1. Creates ``bench/.venv`` once (qcluster installed editable, plus the benchmark-only reference
    packages qdrant-edge-py, chromadb, faiss-cpu and the pinned qdrant-client used for loading;
    none of them is a dependency of the package). A stamp file records what was installed, so a
    second run installs nothing unless this list or pyproject.toml changed.
-2. Runs engine.py, filtered.py, rest.py and consensus.py with that interpreter (``--quick`` passed through),
+2. Runs engine.py, filtered.py, rest.py, grpc_api.py and consensus.py with that interpreter (``--quick`` passed through),
    each bounded by a timeout; their JSON goes to ``bench/results/<name>[-quick].json``.
 3. Rewrites the section of BENCHMARKS.md between ``<!-- results:start -->`` and
    ``<!-- results:end -->`` from every results file present (full-size and quick runs are kept
@@ -38,7 +39,7 @@ REFERENCE_PACKAGES = [
     "faiss-cpu>=1.8,<2",
     "qdrant-client==1.20.0",
 ]
-BENCHMARKS = ("engine", "filtered", "rest", "consensus", "cluster", "transfer")
+BENCHMARKS = ("engine", "filtered", "rest", "grpc_api", "consensus", "cluster", "transfer")
 TIMEOUT_S = {True: 300, False: 3600}  # per benchmark, quick / full
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -285,6 +286,39 @@ def render_rest(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_grpc_api(r: dict[str, Any]) -> list[str]:
+    rounds = r.get("rounds", "?")
+    lines = [
+        "#### qdrant-client over gRPC vs over REST (`bench/grpc_api.py`): one `qcluster serve` peer\n",
+        header(r) + f" Median of {rounds} rounds, transports alternating.\n",
+        "| through qdrant-client | REST | gRPC (`prefer_grpc=True`) | gRPC / REST |",
+        "|---|---|---|---|",
+    ]
+    rows = [
+        (f"upsert pts/s, `upload_collection`, batch {b}", f"upsert_batch_{b}") for b in r.get("batches", [])
+    ]
+    for label, key in (*rows, ("search QPS, `query_points`, 1 client, ef 128", "search_qps")):
+        d = r.get(key) or {}
+        lines.append(
+            f"| {label} | {f(d.get('rest'))} | {f(d.get('grpc'))} | {ratio(d.get('grpc'), d.get('rest'))} |"
+        )
+    rec = r.get("recall_at_10") or {}
+    up = [(r.get(f"upsert_batch_{b}") or {}).get("ratio") for b in r.get("batches", [])]
+    lines += [
+        "",
+        f"recall@10: REST {f(rec.get('rest'), 4)}, gRPC {f(rec.get('grpc'), 4)} (the same engine answers both). "
+        f"Targets: gRPC upsert >= 2x REST ({', '.join(f'{u:.2f}x' for u in up if u) or 'n/a'}), "
+        f"search QPS >= REST ({ratio((r.get('search_qps') or {}).get('grpc'), (r.get('search_qps') or {}).get('rest'))}). "
+        f"The peer runs with `storage.wal.durability={r.get('durability', 'os')}` (no fsync per batch): the figures are "
+        "the API path, client encoding to storage write.",
+        *errors(r, ()),
+        "",
+    ]
+    if "error" in r:
+        lines.insert(-1, f"*{r['error']}*")
+    return lines
+
+
 def render_consensus(r: dict[str, Any]) -> list[str]:
     m = r.get("machine", {})
     fo = r.get("failover") or {}
@@ -386,6 +420,7 @@ RENDER = {
     "engine": render_engine,
     "filtered": render_filtered,
     "rest": render_rest,
+    "grpc_api": render_grpc_api,
     "consensus": render_consensus,
     "cluster": render_cluster,
     "transfer": render_transfer,
