@@ -9,6 +9,8 @@ cause, classified once by :func:`is_transient`, and translated to HTTP / gRPC on
     QClusterError                       500  generic service error
     ├── BadInputError                   400  "Wrong input: ..."  (names the field)
     │   ├── BadRequestError             400  "Bad request: ..."  (a request that contradicts itself)
+    │   │   └── StrictModeError         400  "Bad request: <what>. Help: <how>"
+    │   ├── FormatError                 400  "Format error in JSON body: ..." (not the shape asked for)
     │   └── UnprocessableInputError     422  "Validation error in JSON body: ..."
     ├── ForbiddenError                  403
     ├── UnauthorizedError               401
@@ -75,6 +77,13 @@ class RateLimitedError(QClusterError):
     def __init__(self, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class FormatError(BadInputError):
+    """A request is not the shape the endpoint takes: a wrong type, a missing field, an unknown
+    enum variant (Qdrant's serde deserialization error)."""
+
+    prefix = "Format error in JSON body: "
 
 
 class UnprocessableInputError(BadInputError):

@@ -149,7 +149,7 @@ class StrictMode:
         if self.cfg is not None:
             self._limit(value, self.cfg.max_query_limit, "limit")
 
-    def timeout(self, raw: str | None) -> None:
+    def timeout(self, raw: str | float | None) -> None:
         """``?timeout=`` of a request (seconds)."""
         if self.cfg is None or raw is None or self.cfg.max_timeout is None:
             return

@@ -4,11 +4,16 @@
 (exact MaxSim, ``multivector``) or a sparse name (inverted index, exact dot products, IDF when the
 name has ``modifier: idf``; ``sparse/search``). Per-segment results are merged by score and
 de-duplicated by point id (a point being moved between segments may show up twice for a moment).
+
+Dense requests that share vector name, filter, parameters, threshold and depth run as one batch:
+one planner decision and one FAISS call per segment (``segment_search.Query``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,11 +21,12 @@ import numpy.typing as npt
 from qcluster.errors import BadInputError
 from qcluster.models.config import ShardConfig, VectorParams
 from qcluster.shards.base import FilterJson, ScoredPoint, SearchRequest, VectorSelector
-from qcluster.shards.distance import higher_is_better, preprocess
+from qcluster.shards.distance import UNIT_TOLERANCE, higher_is_better, preprocess
+from qcluster.shards.filters import Filter, evaluate, parse_filter
 from qcluster.shards.multivector import search_multi
 from qcluster.shards.payload_ops import select_payload
 from qcluster.shards.segment import Segment, StoredVector
-from qcluster.shards.segment_search import search_segment
+from qcluster.shards.segment_search import Query, search_segment
 from qcluster.shards.sparse.search import search_sparse, shard_idf
 from qcluster.shards.sparse.vector import SparseVector
 from qcluster.types import PointId
@@ -35,10 +41,13 @@ def filter_masks(segments: Sequence[Segment], raw: FilterJson | None) -> list[Ma
     text match on a uuid index, ...) is checked on the payloads, as Qdrant does."""
     if raw is None:
         return [None] * len(segments)
-    from qcluster.shards.filters import evaluate, parse_filter
-
     flt = parse_filter(raw)
     return [evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_) for seg in segments]
+
+
+def parsed_filter(raw: FilterJson | None) -> Filter | None:
+    """The parsed filter (parses are cached by their JSON in ``parse_filter``)."""
+    return None if raw is None else parse_filter(raw)
 
 
 def point_vectors(seg: Segment, off: int, sel: VectorSelector) -> dict[str, StoredVector] | None:
@@ -52,7 +61,137 @@ def point_vectors(seg: Segment, off: int, sel: VectorSelector) -> dict[str, Stor
 def search(
     segments: Sequence[Segment], config: ShardConfig, requests: Sequence[SearchRequest]
 ) -> list[list[ScoredPoint]]:
-    return [_search_one(segments, config, req) for req in requests]
+    """Answer every request: plain dense ones grouped into batches (one planner decision and one
+    FAISS call per segment per group), sparse, multivector and IDF requests one by one."""
+    out: list[list[ScoredPoint]] = [[] for _ in requests]
+    groups: dict[tuple[Any, ...], list[tuple[int, F32]]] = {}
+    filters: dict[int, Filter | None] = {}
+    live_total = sum(seg.live_count for seg in segments)
+    for i, req in enumerate(requests):
+        if not _plain_dense(config, req):
+            out[i] = _search_one(segments, config, req)
+            continue
+        vec = _query_vector(config, req)
+        k = min(req.limit + req.offset, live_total)
+        if k == 0:
+            continue
+        flt = parsed_filter(req.filter)
+        filters[id(flt)] = flt
+        key = (req.using, id(flt), req.params, req.score_threshold, k)
+        groups.setdefault(key, []).append((i, vec))
+    live = [seg for seg in segments if seg.live_count]
+    for (using, fid, params, threshold, k), members in groups.items():
+        params_v = config.vectors[using]
+        stacked = members[0][1] if len(members) == 1 else np.concatenate([v for _, v in members])
+        query = Query(
+            stacked, using, k, params_v.distance, config.hnsw_for(using), params, threshold, filters[fid]
+        )
+        per_segment = [(seg, *search_segment(seg, query)) for seg in live]
+        high = higher_is_better(params_v.distance)
+        for row, (i, _) in enumerate(members):
+            out[i] = _merge_dense(requests[i], per_segment, row, high)
+    return out
+
+
+def _plain_dense(config: ShardConfig, req: SearchRequest) -> bool:
+    """A request for a single-vector dense name without IDF parameters (the batched path)."""
+    params = config.vectors.get(req.using)
+    return (
+        params is not None
+        and not params.multi
+        and not isinstance(req.vector, SparseVector)
+        and req.params.idf_corpus is None
+        and req.limit >= 0
+        and req.offset >= 0
+    )
+
+
+def _query_vector(config: ShardConfig, req: SearchRequest) -> F32:
+    """The request's vector as a float32 row, validated (BadInputError naming the field) and
+    preprocessed for its distance (Cosine: unit length)."""
+    params = config.vectors[req.using]
+    vec = np.asarray(req.vector, dtype=np.float32)
+    if vec.ndim != 1:
+        raise BadInputError(f"`{req.using or 'vector'}` is not a multivector: expected one vector", "vector")
+    if len(vec) != params.size:
+        raise BadInputError(f"Vector dimension error: expected dim: {params.size}, got {len(vec)}", "vector")
+    dot = np.dot(vec, vec)
+    if not math.isfinite(dot) and not np.isfinite(vec).all():
+        raise BadInputError("query vector values must be finite numbers", "vector")
+    if params.distance == "Cosine" and 0 < dot < math.inf:  # unit length, as ``preprocess`` stores
+        norm = float(np.sqrt(dot))
+        if abs(norm - 1.0) <= UNIT_TOLERANCE:  # kept bit for bit, as ``preprocess`` does
+            return np.ascontiguousarray(vec.reshape(1, -1))
+        return (vec / np.float32(norm)).reshape(1, -1)
+    if params.distance == "Cosine":
+        return preprocess(vec.reshape(1, -1), "Cosine")
+    return np.ascontiguousarray(vec.reshape(1, -1))
+
+
+def _merge_dense(
+    req: SearchRequest,
+    per_segment: list[tuple[Segment, F32, npt.NDArray[np.int64]]],
+    row: int,
+    high: bool,
+) -> list[ScoredPoint]:
+    """One query's hits from every segment: best first, one per point id (a point moving between
+    segments may show twice for a moment: the first, live copy wins), offset skipped. Only the
+    returned hits get their payload and vectors."""
+    payload_sel, vector_sel = req.with_payload, req.with_vector
+    if len(per_segment) != 1:
+        picked = _merge_segments(req, per_segment, row, high)
+    else:
+        seg, scores, offs = per_segment[0]
+        o, s = offs[row], scores[row]
+        keep = o >= 0
+        o, s = o[keep], s[keep]
+        gone = seg.deleted[o]
+        if gone.any():
+            o, s = o[~gone], s[~gone]
+        o, s = o[req.offset : req.offset + req.limit], s[req.offset : req.offset + req.limit]
+        picked = list(zip(s.tolist(), o.tolist(), (seg,) * len(o), strict=True))
+    return [
+        ScoredPoint(
+            seg.ids[off],
+            int(seg.versions[off]),
+            score,
+            select_payload(seg.payloads[off], payload_sel) if payload_sel.enabled else None,
+            point_vectors(seg, off, vector_sel) if vector_sel.enabled else None,
+        )
+        for score, off, seg in picked
+    ]
+
+
+def _merge_segments(
+    req: SearchRequest,
+    per_segment: list[tuple[Segment, F32, npt.NDArray[np.int64]]],
+    row: int,
+    high: bool,
+) -> list[tuple[float, int, Segment]]:
+    hits: list[tuple[float, int, Segment]] = []
+    for seg, scores, offs in per_segment:
+        o = offs[row]
+        keep = o >= 0
+        o, s = o[keep], scores[row][keep]
+        if len(o):
+            hits.extend(zip(s.tolist(), o.tolist(), (seg,) * len(o), strict=True))
+    hits.sort(key=(lambda h: -h[0]) if high else (lambda h: h[0]))
+    picked: list[tuple[float, int, Segment]] = []
+    seen: set[PointId] = set()
+    skipped = 0
+    for hit in hits:
+        seg, off = hit[2], hit[1]
+        pid = seg.ids[off]
+        if pid in seen or seg.deleted[off]:
+            continue
+        seen.add(pid)
+        if skipped < req.offset:
+            skipped += 1
+            continue
+        picked.append(hit)
+        if len(picked) >= req.limit:
+            break
+    return picked
 
 
 def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchRequest) -> list[ScoredPoint]:
@@ -87,7 +226,7 @@ def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchReq
     high = higher_is_better(params.distance)
     if params.multi:
         return _merge(segments, _multi_hits(segments, params, req, query, k), req, high)
-    return _merge(segments, _dense_hits(segments, config, req, query, k), req, high)
+    return search(segments, config, [req])[0]  # the batched dense path
 
 
 def _dense_query(name: str, params: VectorParams, raw: F32) -> F32:
@@ -108,26 +247,6 @@ def _dense_query(name: str, params: VectorParams, raw: F32) -> F32:
     if not np.isfinite(vec).all():
         raise BadInputError("query vector values must be finite numbers", "vector")
     return preprocess(vec, params.distance)
-
-
-def _dense_hits(
-    segments: Sequence[Segment], config: ShardConfig, req: SearchRequest, query: F32, k: int
-) -> Hits:
-    params = config.vectors[req.using]
-    hnsw = config.hnsw_for(req.using)
-    masks = filter_masks(segments, req.filter)
-    sign = -1.0 if higher_is_better(params.distance) else 1.0
-    hits: Hits = []
-    for si, seg in enumerate(segments):
-        if seg.live_count == 0:
-            continue
-        scores, offs = search_segment(
-            seg, query, req.using, k, params.distance, hnsw, req.params, req.score_threshold, masks[si]
-        )
-        valid = offs[0] >= 0
-        for s, off in zip((scores[0][valid] * sign).tolist(), offs[0][valid].tolist(), strict=True):
-            hits.append((s, si, off))
-    return hits
 
 
 def _multi_hits(

@@ -1,6 +1,6 @@
 """Sparse vectors, hybrid search and multivectors through the official qdrant-client against a
-real ``qcluster serve``: results checked against numpy, every response validated against the
-OpenAPI spec by the module's recorder."""
+real ``qcluster serve``, over REST and over gRPC: results checked against numpy, every REST
+response validated against the OpenAPI spec by the module's recorder."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import math
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
+
+# Every test runs twice: qdrant-client over REST, then over gRPC (prefer_grpc=True), each against
+# a peer of its own.
+pytestmark = pytest.mark.parametrize("transport", ["rest", "grpc"], indirect=True, scope="module")
 
 VOCAB = 500
 DIM = 8
@@ -195,10 +199,12 @@ def test_multivector_maxsim_rerank(client: QdrantClient) -> None:
     assert np.allclose(np.asarray(stored["late"]), multi[7])  # type: ignore[index]
 
 
-def test_sparse_validation_errors(client: QdrantClient, hybrid: tuple) -> None:
+def test_sparse_validation_errors(client: QdrantClient, hybrid: tuple, transport: str) -> None:
+    import grpc
     from qdrant_client.http.exceptions import UnexpectedResponse
 
-    with pytest.raises(UnexpectedResponse) as err:
+    refused = UnexpectedResponse if transport == "rest" else grpc.RpcError
+    with pytest.raises(refused) as err:
         client.upsert(
             "hybrid",
             points=[
@@ -207,7 +213,16 @@ def test_sparse_validation_errors(client: QdrantClient, hybrid: tuple) -> None:
                 )
             ],
         )
-    assert err.value.status_code == 422 and "must be unique" in str(err.value.content)
-    with pytest.raises(UnexpectedResponse) as err:
+    if isinstance(err.value, UnexpectedResponse):
+        assert err.value.status_code == 422 and "must be unique" in str(err.value.content)
+    else:
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert "must be unique" in err.value.details()  # type: ignore[attr-defined]
+    with pytest.raises(refused) as err:
         client.query_points("hybrid", query=[0.1] * DIM, using="text")
-    assert err.value.status_code == 400
+    if isinstance(err.value, UnexpectedResponse):
+        assert err.value.status_code == 400
+    else:
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert "Conversion between sparse and regular vectors failed" in err.value.details()  # type: ignore[attr-defined]
+    assert client.count("hybrid", exact=True).count == 300  # nothing of the refused upsert stored

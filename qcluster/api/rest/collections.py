@@ -8,24 +8,20 @@ from typing import Any
 
 from aiohttp import web
 
+from qcluster.api.actions import collections as actions
+from qcluster.api.actions import points as point_actions
 from qcluster.api.rest.app import TOC_KEY, ok
 from qcluster.api.rest.parse import body, query_bool, query_int
 from qcluster.api.rest.quotas import QUOTAS_KEY
 from qcluster.api.rest.render import update_json
-from qcluster.collection.strict import StrictMode
-from qcluster.errors import BadInputError, UnprocessableInputError
 from qcluster.models.collections import (
     ChangeAliasesIn,
     CreateCollection,
     CreateFieldIndexIn,
     UpdateCollection,
     VectorNameConfigIn,
-    config_after_update,
-    config_from_create,
 )
-from qcluster.models.config import SparseVectorParams, VectorParams
 from qcluster.shards.base import OptimizationProgress, UpdateResult
-from qcluster.shards.operations import CreateFieldIndex, DeleteFieldIndex
 
 
 def _name(request: web.Request) -> str:
@@ -63,32 +59,15 @@ async def get_collection(request: web.Request) -> web.Response:
 
 
 async def create_collection(request: web.Request) -> web.Response:
-    toc = request.app[TOC_KEY]
     request.app[QUOTAS_KEY].check_write()
     req = await body(request, CreateCollection)
-    if isinstance(req.vectors, dict) and not req.vectors and not req.sparse_vectors:
-        raise UnprocessableInputError("[vectors: at least one vector must be configured]", "vectors")
-    dense_names = set(req.vectors) if isinstance(req.vectors, dict) else {""}
-    for name in req.sparse_vectors or {}:
-        if not name:
-            raise UnprocessableInputError(
-                "[sparse_vectors: Sparse vector name cannot be empty]", "sparse_vectors"
-            )
-        if name in dense_names:
-            raise UnprocessableInputError(
-                f"[sparse_vectors: Dense and sparse vector names must be unique - duplicate found with '{name}']",
-                "sparse_vectors",
-            )
-    config = config_from_create(req, default_shards=toc.default_shard_number(), defaults=toc.defaults())
-    await toc.create(_name(request), config, _timeout(request))
+    await actions.create(request.app[TOC_KEY], _name(request), req, _timeout(request))
     return ok(request, True)
 
 
 async def update_collection(request: web.Request) -> web.Response:
-    toc = request.app[TOC_KEY]
-    col = toc.get(_name(request))
     req = await body(request, UpdateCollection, required=False)
-    await toc.update_config(col.name, config_after_update(col.config, req), _timeout(request))
+    await actions.update(request.app[TOC_KEY], _name(request), req, _timeout(request))
     return ok(request, True)
 
 
@@ -103,63 +82,41 @@ async def collection_exists(request: web.Request) -> web.Response:
 
 async def update_aliases(request: web.Request) -> web.Response:
     req = await body(request, ChangeAliasesIn)
-    await request.app[TOC_KEY].change_aliases(req.actions, _timeout(request))
+    await actions.change_aliases(request.app[TOC_KEY], req, _timeout(request))
     return ok(request, True)
 
 
 async def list_aliases(request: web.Request) -> web.Response:
-    toc = request.app[TOC_KEY]
-    name = request.match_info.get("collection_name")
-    target = None if name is None else toc.get(name).name
-    aliases = [
-        {"alias_name": a, "collection_name": c}
-        for a, c in sorted(toc.aliases.items())
-        if target is None or c == target
-    ]
-    return ok(request, {"aliases": aliases})
+    pairs = actions.aliases(request.app[TOC_KEY], request.match_info.get("collection_name"))
+    return ok(request, {"aliases": [{"alias_name": a, "collection_name": c} for a, c in pairs]})
 
 
 async def create_index(request: web.Request) -> web.Response:
     col = request.app[TOC_KEY].get(_name(request))
     req = await body(request, CreateFieldIndexIn)
-    if req.field_schema is None:
-        raise BadInputError(
-            f"field_schema: a payload index on `{req.field_name}` needs a schema (keyword, integer, ...)",
-            "field_schema",
-        )
-    await StrictMode(col).payload_index(req.field_name)
-    result = await col.update(CreateFieldIndex(req.field_name, req.field_schema), query_bool(request, "wait"))
+    result = await point_actions.create_index(
+        col, req.field_name, req.field_schema, query_bool(request, "wait")
+    )
     return ok(request, update_json(result))
 
 
 async def delete_index(request: web.Request) -> web.Response:
     col = request.app[TOC_KEY].get(_name(request))
-    result = await col.update(DeleteFieldIndex(request.match_info["field_name"]), query_bool(request, "wait"))
+    field = request.match_info["field_name"]
+    result = await point_actions.delete_index(col, field, query_bool(request, "wait"))
     return ok(request, update_json(result))
 
 
 async def create_vector_name(request: web.Request) -> web.Response:
-    """Add a named vector to an existing collection; existing points do not have it."""
-    col = request.app[TOC_KEY].get(_name(request))
     req = await body(request, VectorNameConfigIn)
-    params: VectorParams | SparseVectorParams
-    if req.sparse is not None:
-        params = req.sparse
-    elif req.dense is not None:
-        params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
-    else:
-        raise BadInputError('expected {"dense": {"size", "distance"}} or {"sparse": {}}', "dense")
-    await request.app[TOC_KEY].change_vectors(
-        col.name, request.match_info["vector_name"], params, _timeout(request)
-    )
+    vector = request.match_info["vector_name"]
+    await actions.create_vector(request.app[TOC_KEY], _name(request), vector, req, _timeout(request))
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 
 async def delete_vector_name(request: web.Request) -> web.Response:
-    col = request.app[TOC_KEY].get(_name(request))
-    await request.app[TOC_KEY].change_vectors(
-        col.name, request.match_info["vector_name"], None, _timeout(request)
-    )
+    vector = request.match_info["vector_name"]
+    await actions.delete_vector(request.app[TOC_KEY], _name(request), vector, _timeout(request))
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 

@@ -1,28 +1,22 @@
 """``/points/search/matrix/pairs`` and ``/points/search/matrix/offsets``: the distance matrix of a
-sample of points (``collection/query/matrix.py``), in Qdrant's two response shapes."""
+sample of points (``api/actions/query.py``), in Qdrant's two response shapes."""
 
 from __future__ import annotations
 
 import numpy as np
 from aiohttp import web
 
+from qcluster.api.actions import query as actions
 from qcluster.api.rest.app import TOC_KEY, ok
 from qcluster.api.rest.parse import body
-from qcluster.collection.query.matrix import Matrix, search_matrix
-from qcluster.collection.strict import StrictMode, conditions
+from qcluster.collection.query.matrix import Matrix
 from qcluster.models.query import SearchMatrixIn
 
 
 async def _matrix(request: web.Request) -> Matrix:
     col = request.app[TOC_KEY].get(request.match_info["collection_name"])
     req = await body(request, SearchMatrixIn, required=False)
-    sm = StrictMode(col)
-    if sm.on:
-        sm.timeout(request.query.get("timeout"))
-        sm.query_limit((req.sample or 10) * (req.limit or 3))
-        await sm.filter(req.filter, write=False)
-        sm.read_cost(1 + len(conditions(req.filter)))
-    return await search_matrix(col, flt=req.filter, sample=req.sample, limit=req.limit, using=req.using)
+    return await actions.matrix(col, req, request.query.get("timeout"))
 
 
 async def pairs(request: web.Request) -> web.Response:

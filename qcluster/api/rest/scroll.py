@@ -1,53 +1,28 @@
-"""Scroll, count and facet endpoints."""
+"""Scroll, count and facet endpoints (what they do: :mod:`qcluster.api.actions.points`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from qcluster.api.actions import points as actions
 from qcluster.api.rest.app import TOC_KEY, ok
 from qcluster.api.rest.parse import body
 from qcluster.api.rest.render import record_json
-from qcluster.api.rest.vectors import check_vector_names
 from qcluster.collection import Collection
-from qcluster.collection.query.context import order_by_spec
-from qcluster.collection.read_scope import with_shard_keys
-from qcluster.collection.strict import StrictMode, conditions
-from qcluster.errors import BadRequestError
 from qcluster.models.query import CountIn, FacetIn, ScrollIn
-from qcluster.shards.base import CountRequest, PayloadSelector, ScrollRequest, VectorSelector
 
 
 def _col(request: web.Request) -> Collection:
     return request.app[TOC_KEY].get(request.match_info["collection_name"])
 
 
+def _timeout(request: web.Request) -> str | None:
+    return request.query.get("timeout")
+
+
 async def scroll(request: web.Request) -> web.Response:
-    """Pages in id order with ``next_page_offset``; or ordered by a payload field (``order_by``,
-    which needs a range index on it), where paging goes by ``start_from`` instead."""
     col = _col(request)
-    req = await body(request, ScrollIn, required=False)
-    sm = StrictMode(col)
-    if sm.on:
-        sm.timeout(request.query.get("timeout"))
-        sm.query_limit(req.limit)
-        await sm.filter(req.filter, write=False)
-        sm.read_cost(1 + len(conditions(req.filter)))
-    if req.order_by is not None and req.offset is not None:
-        raise BadRequestError(
-            "Cannot use an `offset` when using `order_by`. The alternative for paging is to use "
-            "`order_by.start_from` and a filter to exclude the IDs that you've already seen for the "
-            "`order_by.start_from` value",
-            "offset",
-        )
-    scroll_req = ScrollRequest(
-        offset=req.offset,
-        limit=10 if req.limit is None else req.limit,
-        filter=req.filter,
-        with_payload=PayloadSelector.parse(True if req.with_payload is None else req.with_payload),
-        with_vector=check_vector_names(VectorSelector.parse(req.with_vector), col.config),
-        order_by=None if req.order_by is None else order_by_spec(req.order_by, "order_by"),
-    )
-    res = await with_shard_keys(req.shard_key, col.scroll(scroll_req))
+    res = await actions.scroll(col, await body(request, ScrollIn, required=False), _timeout(request))
     return ok(
         request,
         {"points": [record_json(r, col) for r in res.points], "next_page_offset": res.next_page_offset},
@@ -56,32 +31,13 @@ async def scroll(request: web.Request) -> web.Response:
 
 async def count(request: web.Request) -> web.Response:
     col = _col(request)
-    req = await body(request, CountIn, required=False)
-    sm = StrictMode(col)
-    if sm.on:
-        sm.timeout(request.query.get("timeout"))
-        sm.exact(req.exact)
-        await sm.filter(req.filter, write=False)
-        sm.read_cost(1 + len(conditions(req.filter)))
-    counted = await with_shard_keys(
-        req.shard_key, col.count(CountRequest(filter=req.filter, exact=req.exact))
-    )
+    counted = await actions.count(col, await body(request, CountIn, required=False), _timeout(request))
     return ok(request, {"count": counted})
 
 
 async def facet(request: web.Request) -> web.Response:
-    """Counts of the values of ``key`` (which needs a keyword / integer / bool / uuid index)."""
     col = _col(request)
-    req = await body(request, FacetIn)
-    sm = StrictMode(col)
-    if sm.on:
-        sm.timeout(request.query.get("timeout"))
-        sm.query_limit(req.limit)
-        sm.exact(req.exact)
-        await sm.filter(req.filter, write=False)
-        sm.read_cost(1 + len(conditions(req.filter)))
-    limit = 10 if req.limit is None else req.limit
-    hits = await with_shard_keys(req.shard_key, col.facet(req.key, req.filter, limit, bool(req.exact)))
+    hits = await actions.facet(col, await body(request, FacetIn), _timeout(request))
     return ok(request, {"hits": [{"value": v, "count": c} for v, c in hits]})
 
 

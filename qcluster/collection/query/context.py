@@ -227,7 +227,7 @@ async def resolve_vectors(
     slots: list[tuple[int, PointId]] = []
     kind = ctx.kind
     for raw, where in items:
-        if isinstance(raw, list | Mapping):
+        if isinstance(raw, list | Mapping | np.ndarray):
             found.append(parse_inline(kind, ctx.dim, raw, where))
             continue
         pid = parse_point_id(raw, where)

@@ -44,6 +44,8 @@ def parse_inline(kind: Kind, dim: int, raw: Any, field: str) -> QueryVector:
         return sparse_vector(raw.get("indices"), raw.get("values"), field)
     if kind == "sparse":
         raise BadInputError(f"{field}: Conversion between sparse and regular vectors failed", field)
+    if isinstance(raw, np.ndarray):  # gRPC: decoded from packed floats
+        return _inline_array(kind, dim, raw, field)
     if not isinstance(raw, list):
         raise BadInputError(f"{field}: expected a list of numbers", field)
     nested = bool(raw) and isinstance(raw[0], list)
@@ -62,6 +64,20 @@ def parse_inline(kind: Kind, dim: int, raw: Any, field: str) -> QueryVector:
     if not np.isfinite(vec).all():
         raise BadInputError(f"{field}: values must be finite numbers", field)
     return vec if kind == "multi" else vec[0]
+
+
+def _inline_array(kind: Kind, dim: int, raw: npt.NDArray[Any], field: str) -> QueryVector:
+    if raw.ndim == 2 and kind == "dense":
+        raise BadInputError(f"{field}: Conversion between multi and regular vectors failed", field)
+    vec = np.asarray(raw, dtype=np.float32)
+    rows = vec.reshape(1, -1) if vec.ndim == 1 else vec
+    if rows.ndim != 2 or rows.size == 0:
+        raise BadInputError(f"{field}: vectors must be non-empty", field)
+    if rows.shape[1] != dim:
+        raise BadInputError(f"Vector dimension error: expected dim: {dim}, got {rows.shape[1]}", field)
+    if not np.isfinite(rows).all():
+        raise BadInputError(f"{field}: values must be finite numbers", field)
+    return rows if kind == "multi" else rows[0]
 
 
 def check_stored(kind: Kind, value: Any, field: str) -> QueryVector:
