@@ -26,6 +26,7 @@ import qcluster
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,16 @@ class Metrics:
         self.cluster_is_leader = Gauge(
             "cluster_is_leader", "Whether this peer is the Raft leader", registry=r
         )
+        self._loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late the event loop woke a task that asked to sleep (loop_lag.py)",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self._loop_lag_max = Gauge(
+            "event_loop_lag_max_seconds", "Largest event loop lag since the previous scrape", registry=r
+        )
+        self._lag_window = 0.0
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         key = (method, endpoint, status)
@@ -101,6 +112,10 @@ class Metrics:
         if fail is not None:
             fail.inc()
         duration.observe(seconds)
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        self._loop_lag.observe(seconds)
+        self._lag_window = max(self._lag_window, seconds)
 
     def set_collections(self, stats: Iterable[CollectionStats]) -> None:
         stats = list(stats)
@@ -129,5 +144,7 @@ class Metrics:
         self.cluster_is_leader.set(1 if health["leader_peer_id"] == health["peer_id"] else 0)
 
     def exposition(self) -> bytes:
+        self._loop_lag_max.set(self._lag_window)
+        self._lag_window = 0.0
         out: bytes = generate_latest(self.registry)
         return out

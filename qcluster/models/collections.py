@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qcluster.models.common import Req, tag, tagged
+from qcluster.models.bounds import bounded_length
+from qcluster.models.common import JsonObjectIn, Req, tag, tagged
 from qcluster.models.config import (
     BinaryQuantization,
     HnswConfig,
@@ -87,7 +88,7 @@ class CreateCollection(_Body):
     optimizers_config: OptimizersConfigDiff | None = None
     quantization_config: QuantizationIn | None = None
     sparse_vectors: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObjectIn | None = None
 
     @field_validator("sparse_vectors")
     @classmethod
@@ -116,7 +117,7 @@ class UpdateCollection(_Body):
     params: CollectionParamsDiff | None = None
     hnsw_config: HnswConfigDiff | None = None
     quantization_config: QuantizationDiffIn | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObjectIn | None = None
 
 
 class CreateAliasIn(Req):
@@ -162,7 +163,9 @@ AliasOperationIn = Annotated[
 
 
 class ChangeAliasesIn(Req):
-    actions: list[AliasOperationIn]
+    actions: Annotated[
+        list[AliasOperationIn], bounded_length("max_batch_operations", "number of alias actions")
+    ]
 
 
 class CreateFieldIndexIn(Req):

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from qcluster import deadline
 from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError, QClusterError
 from qcluster.logging import get_logger
 from qcluster.models.config import ShardConfig
@@ -347,9 +348,12 @@ class LocalShard:
 
     # ------------------------------------------------------------------ reads
     async def _read(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` on a search thread under the caller's deadline (``qcluster.deadline``): the
+        read stops at its next check once the request's deadline has passed; a read still queued
+        when its request is cancelled never starts."""
         self._check_open()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._search_pool, fn, *args)
+        return await loop.run_in_executor(self._search_pool, deadline.context().run, fn, *args)
 
     def _cheap(self, requests: Sequence[SearchRequest]) -> bool:
         """One unfiltered query of modest size, and little unindexed data to scan exactly."""

@@ -32,14 +32,42 @@ def set_payload(current: Payload | None, values: Payload, key: str | None = None
     return out
 
 
+_GROUPED: dict[int, tuple[Sequence[str], dict[str, list[list[str]]]]] = {}
+
+
+def _by_first_key(keys: Sequence[str]) -> dict[str, list[list[str]]]:
+    """Key paths grouped by their first key, parsed once per key list (remembered by identity: a
+    selector's tuple is the same object for every point of a request, and hashing a long tuple
+    per point would cost what this saves)."""
+    hit = _GROUPED.get(id(keys))
+    if hit is not None and hit[0] is keys:
+        return hit[1]
+    groups: dict[str, list[list[str]]] = {}
+    for key in keys:
+        parts = _split(key)
+        if parts:
+            groups.setdefault(parts[0], []).append(parts)
+    if len(_GROUPED) >= 256:
+        _GROUPED.clear()
+    _GROUPED[id(keys)] = (keys, groups)  # holding ``keys`` keeps its id from being reused
+    return groups
+
+
+def _paths_in(payload: Payload, keys: Sequence[str]) -> list[list[str]]:
+    """The paths of ``keys`` whose first key ``payload`` has: the work per point follows the
+    smaller of the payload and the key list, so a request listing many keys costs no more on
+    small payloads."""
+    groups = _by_first_key(keys)
+    if len(groups) <= len(payload):
+        return [parts for first, paths in groups.items() if first in payload for parts in paths]
+    return [parts for first in payload for parts in groups.get(first, ())]
+
+
 def delete_keys(current: Payload | None, keys: Sequence[str]) -> Payload | None:
     if current is None:
         return None
     out: Payload = copy.deepcopy(current)
-    for key in keys:
-        parts = _split(key)
-        if not parts:
-            continue
+    for parts in _paths_in(out, keys):
         node: Any = out
         for part in parts[:-1]:
             node = node.get(part) if isinstance(node, dict) else None
@@ -73,9 +101,8 @@ def select_payload(payload: Payload | None, selector: PayloadSelector) -> Payloa
     payload = payload or {}
     if selector.include is not None:
         out: Payload = {}
-        for key in selector.include:
-            parts = _split(key)
-            found, value = _get_path(payload, parts) if parts else (False, None)
+        for parts in _paths_in(payload, selector.include):
+            found, value = _get_path(payload, parts)
             if found:
                 _put_path(out, parts, value)
         return out

@@ -70,7 +70,8 @@ def search_segment(
     size = seg.size
     nq = len(queries)
     if size == 0 or using not in seg.vectors:
-        return _empty(nq, k)
+        return _empty(nq, 0)
+    k = min(k, size)  # never allocate for more results than the segment has points
     base = seg.searchable_mask(using)
     allowed: Mask | None
     if filter_mask is None:
@@ -86,7 +87,8 @@ def search_segment(
     if card == 0:
         return _empty(nq, k)
     dim = vectors.shape[1]
-    ef = max(params.hnsw_ef or hnsw.ef_construct, k)
+    # A beam wider than the segment visits nothing more: clamp before FAISS allocates for it.
+    ef = min(max(params.hnsw_ef or hnsw.ef_construct, k), size)
     if allowed is not None and filter_mask is not None:
         if card * dim * 4 / 1024 < hnsw.full_scan_threshold or card <= 4 * k:
             return _exact_subset(queries, vectors, size, k, distance, allowed, threshold)
@@ -105,7 +107,7 @@ def search_segment(
         want = min(k, card)
         redo = (offs >= 0).sum(axis=1) < want
         if filter_mask is not None:
-            redo |= _excluded_region(index, queries, k, hnsw.ef_construct, base, allowed, params)
+            redo |= _excluded_region(index, queries, k, min(hnsw.ef_construct, size), base, allowed, params)
         rows = np.flatnonzero(redo)
         if len(rows):
             s2, o2 = _exact_subset(queries[rows], vectors, size, k, distance, allowed, threshold)

@@ -2,6 +2,10 @@
 
 Run on the shard's search threads. A point is live in one segment, except for a moment while an
 update moves it (copy-on-write): results are de-duplicated by point id, newest version first.
+
+Work follows the data, not the numbers in a request: a search's ``limit + offset`` is clamped to
+the points the shard holds before anything is allocated (a larger limit returns every match), and
+every loop over segments or queries checks the request's deadline (``qcluster.deadline``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from qcluster import deadline
 from qcluster.errors import BadInputError
 from qcluster.models.config import ShardConfig
 from qcluster.shards.base import (
@@ -47,7 +52,11 @@ def _filter_masks(segments: Sequence[Segment], raw: FilterJson | None) -> list[M
     flt = parse_filter(raw)
     if segments:
         check_index_types(flt, {k: i.schema for k, i in segments[-1].field_indexes.items()})
-    return [evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_) for seg in segments]
+    masks: list[Mask | None] = []
+    for seg in segments:
+        deadline.check()
+        masks.append(evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_))
+    return masks
 
 
 def _vectors(seg: Segment, off: int, sel: VectorSelector) -> dict[str, npt.NDArray[np.float32]] | None:
@@ -61,7 +70,11 @@ def _vectors(seg: Segment, off: int, sel: VectorSelector) -> dict[str, npt.NDArr
 def search(
     segments: Sequence[Segment], config: ShardConfig, requests: Sequence[SearchRequest]
 ) -> list[list[ScoredPoint]]:
-    return [_search_one(segments, config, req) for req in requests]
+    out = []
+    for req in requests:
+        deadline.check()
+        out.append(_search_one(segments, config, req))
+    return out
 
 
 def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchRequest) -> list[ScoredPoint]:
@@ -77,7 +90,8 @@ def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchReq
         )
     if not np.isfinite(vec).all():
         raise BadInputError("query vector values must be finite numbers", "vector")
-    k = req.limit + req.offset
+    # Never more candidates than live points: a limit beyond them returns every match.
+    k = min(req.limit + req.offset, sum(seg.live_count for seg in segments))
     if k == 0:
         return []
     query = preprocess(vec, params.distance)
@@ -88,6 +102,7 @@ def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchReq
     for si, seg in enumerate(segments):
         if seg.live_count == 0:
             continue
+        deadline.check()
         scores, offs = search_segment(
             seg, query, req.using, k, params.distance, hnsw, req.params, req.score_threshold, masks[si]
         )
@@ -128,6 +143,7 @@ def _matching(segments: Sequence[Segment], raw: FilterJson | None) -> list[tuple
     masks = _filter_masks(segments, raw)
     found: list[tuple[PointId, int, int]] = []
     for si, seg in enumerate(segments):
+        deadline.check()
         mask = masks[si]
         if mask is None:
             found.extend((pid, si, off) for pid, off in seg.iter_live())
@@ -223,7 +239,9 @@ def retrieve(
 ) -> list[Record]:
     out: list[Record] = []
     seen: set[PointId] = set()
-    for pid in ids:
+    for i, pid in enumerate(ids):
+        if i % 4096 == 4095:
+            deadline.check()
         if pid in seen:
             continue
         for seg in segments:

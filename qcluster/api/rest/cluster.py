@@ -16,10 +16,11 @@ import orjson
 from aiohttp import web
 
 from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
-from qcluster.api.rest.parse import query_bool, query_int
+from qcluster.api.rest.parse import limits, query_bool, query_int, read_body
 from qcluster.consensus import operations as ops
 from qcluster.consensus.peer_calls import peer_health
 from qcluster.errors import BadInputError, NotFoundError
+from qcluster.models.bounds import json_depth
 
 DEFAULT_TIMEOUT = 10.0
 HEALTH_TIMEOUT = 2.0
@@ -218,13 +219,20 @@ async def metadata_get(request: web.Request) -> web.Response:
 async def metadata_put(request: web.Request) -> web.Response:
     consensus = _service(request)
     key = _key(request)
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         raise BadInputError("request body: expected a JSON value to store", "body")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadInputError(f"request body: invalid JSON ({exc})", "body") from None
+    bound = limits(request).max_json_depth
+    depth = json_depth(value, bound)
+    if depth > bound:  # stored in the agreed state, which must always serialise
+        raise BadInputError(
+            f"body: nesting depth is {depth}, above the bound of {bound} (service.limits.max_json_depth)",
+            "body",
+        )
     timeout = _timeout(request)
     result = await consensus.propose(ops.set_metadata(key, value), timeout)
     await consensus.wait_synced(result.index, timeout)

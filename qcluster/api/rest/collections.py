@@ -8,27 +8,72 @@ from typing import Any
 
 from aiohttp import web
 
-from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import body, query_bool, query_int
+from qcluster.api.rest.app import SETTINGS_KEY, TOC_KEY, ok
+from qcluster.api.rest.parse import body, limits, query_bool, query_int
 from qcluster.api.rest.quotas import QUOTAS_KEY
 from qcluster.api.rest.render import update_json
 from qcluster.errors import BadInputError, UnprocessableInputError
 from qcluster.models.collections import (
     ChangeAliasesIn,
+    CollectionConfig,
     CreateCollection,
     CreateFieldIndexIn,
     UpdateCollection,
     VectorNameConfigIn,
     config_after_update,
     config_from_create,
+    with_vector,
 )
-from qcluster.models.config import VectorParams
+from qcluster.models.config import HnswConfig, HnswConfigDiff, VectorParams
+from qcluster.settings import LimitsSettings
 from qcluster.shards.base import OptimizationProgress, UpdateResult
 from qcluster.shards.operations import CreateFieldIndex, DeleteFieldIndex
+from qcluster.types import DEFAULT_VECTOR
 
 
 def _name(request: web.Request) -> str:
     return request.match_info["collection_name"]
+
+
+def _bounded_values(config: CollectionConfig) -> dict[str, tuple[int | None, str]]:
+    """field -> (value, the ``service.limits`` setting bounding it), for the parts of a collection
+    config whose size costs the peer (threads and files per shard, memory per graph link)."""
+    p = config.params
+    out: dict[str, tuple[int | None, str]] = {
+        "shard_number": (p.shard_number, "max_shard_number"),
+        "replication_factor": (p.replication_factor, "max_replication_factor"),
+        "write_consistency_factor": (p.write_consistency_factor, "max_replication_factor"),
+        "vectors": (len(p.vectors), "max_named_vectors"),
+    }
+    hnsw: list[tuple[str, HnswConfig | HnswConfigDiff | None]] = [("hnsw_config", config.hnsw_config)]
+    hnsw += [
+        (f"vectors.{n}.hnsw_config" if n != DEFAULT_VECTOR else "vectors.hnsw_config", v.hnsw_config)
+        for n, v in p.vectors.items()
+    ]
+    for where, h in hnsw:
+        if h is None:
+            continue
+        out[f"{where}.m"] = (h.m, "max_hnsw_m")
+        out[f"{where}.payload_m"] = (h.payload_m, "max_hnsw_m")
+        out[f"{where}.ef_construct"] = (h.ef_construct, "max_hnsw_ef_construct")
+    return out
+
+
+def check_config_bounds(
+    config: CollectionConfig, bounds: LimitsSettings, current: CollectionConfig | None = None
+) -> None:
+    """Refuse (400, naming the field and the bound) a collection config whose sizes no
+    legitimate use needs. On an update only the values it changes are checked, so a collection
+    created under looser bounds can still be changed otherwise."""
+    before = {} if current is None else _bounded_values(current)
+    for field, (value, setting) in _bounded_values(config).items():
+        bound = getattr(bounds, setting)
+        if value is None or value <= bound or before.get(field, (None, ""))[0] == value:
+            continue
+        what = "number of named vectors" if field == "vectors" else field.rsplit(".", 1)[-1]
+        raise BadInputError(
+            f"{field}: {what} is {value}, above the bound of {bound} (service.limits.{setting})", field
+        )
 
 
 def _timeout(request: web.Request) -> float | None:
@@ -67,6 +112,18 @@ async def create_collection(request: web.Request) -> web.Response:
     if isinstance(req.vectors, dict) and not req.vectors:
         raise UnprocessableInputError("[vectors: at least one vector must be configured]", "vectors")
     config = config_from_create(req, default_shards=toc.default_shard_number(), defaults=toc.defaults())
+    check_config_bounds(config, limits(request))
+    max_collections = request.app[SETTINGS_KEY].storage.max_collections
+    if (
+        max_collections is not None
+        and len(toc.collections) >= max_collections
+        and not toc.exists(_name(request))
+    ):
+        raise BadInputError(
+            f"Can't create collection with name {_name(request)}. Max collections limit reached: "
+            f"{max_collections} (storage.max_collections)",
+            "collection_name",
+        )
     await toc.create(_name(request), config, _timeout(request))
     return ok(request, True)
 
@@ -75,7 +132,9 @@ async def update_collection(request: web.Request) -> web.Response:
     toc = request.app[TOC_KEY]
     col = toc.get(_name(request))
     req = await body(request, UpdateCollection, required=False)
-    await toc.update_config(col.name, config_after_update(col.config, req), _timeout(request))
+    config = config_after_update(col.config, req)
+    check_config_bounds(config, limits(request), col.config)
+    await toc.update_config(col.name, config, _timeout(request))
     return ok(request, True)
 
 
@@ -133,7 +192,9 @@ async def create_vector_name(request: web.Request) -> web.Response:
     if req.dense is None:
         raise BadInputError('expected {"dense": {"size", "distance"}}', "dense")
     params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
-    await col.create_vector(request.match_info["vector_name"], params)
+    name = request.match_info["vector_name"]
+    check_config_bounds(with_vector(col.config, name, params), limits(request), col.config)
+    await col.create_vector(name, params)
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 

@@ -6,7 +6,10 @@ selectors. Every failure is a 4xx naming the field, sorted the way Qdrant sorts 
 - ``UnprocessableInputError`` (422 ``Validation error in JSON body: [field: reason; ...]``): a
   well-typed value out of its range (``limit: 0``, ``size: 70000``);
 - ``BadInputError`` (400 ``Wrong input: ...``): valid JSON that makes no sense for the data
-  (wrong vector dimension, unknown vector name, unknown filter key).
+  (wrong vector dimension, unknown vector name, unknown filter key), or a body beyond one of the
+  bounds of ``service.limits`` (``models/bounds.py``: the message names the field and the bound);
+- ``PayloadTooLargeError`` (413): a body larger than its endpoint's size limit, refused before
+  it is read (the limit depends on the endpoint, see :func:`body_limit`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import orjson
 import pydantic
 from aiohttp import web
 
-from qcluster.errors import BadInputError, UnprocessableInputError
+from qcluster.api.rest.app import READ_ONLY_POST, SETTINGS_KEY, endpoint_of
+from qcluster.errors import BadInputError, PayloadTooLargeError, UnprocessableInputError
+from qcluster.models.bounds import BOUND, DEFAULT_LIMITS, context
 from qcluster.models.common import FORMAT_ERROR, TAG
+from qcluster.settings import LimitsSettings
 from qcluster.shards.operations import PointSelector
 from qcluster.types import PointId
 
@@ -49,8 +55,67 @@ class FormatError(BadInputError):
     prefix = "Format error in JSON body: "
 
 
+# Endpoints whose bodies carry points (vectors, payloads): ``service.max_request_size_mb``.
+_C = "/collections/{collection_name}/points"
+POINT_WRITES = frozenset(
+    {
+        _C,  # PUT: upsert (POST, retrieval by ids, is a read)
+        f"{_C}/batch",
+        f"{_C}/vectors",
+        f"{_C}/vectors/delete",
+        f"{_C}/delete",
+        f"{_C}/payload",
+        f"{_C}/payload/delete",
+        f"{_C}/payload/clear",
+    }
+)
+
+
+def limits(request: web.Request) -> LimitsSettings:
+    """The bounds for this request: ``service.limits`` (strict mode, when it lands, will
+    tighten them per collection here)."""
+    return request.app[SETTINGS_KEY].service.limits
+
+
+def body_limit(request: web.Request) -> tuple[int, str]:
+    """(bytes, setting) the body of this request may take: point writes the most, reads less,
+    changes to collections, aliases and the cluster the least."""
+    service = request.app[SETTINGS_KEY].service
+    endpoint = endpoint_of(request)
+    if request.method == "POST" and endpoint in READ_ONLY_POST:
+        return service.limits.max_query_request_size_mb * 2**20, "service.limits.max_query_request_size_mb"
+    if endpoint in POINT_WRITES:
+        return service.max_request_size_mb * 2**20, "service.max_request_size_mb"
+    return service.limits.max_admin_request_size_mb * 2**20, "service.limits.max_admin_request_size_mb"
+
+
+def _too_large(size: int, limit: int, setting: str) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the request body ({size} bytes or more) exceeds the limit of {limit} bytes for this "
+        f"endpoint ({setting})"
+    )
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, refused (413) before it is read when larger than :func:`body_limit`."""
+    limit, setting = body_limit(request)
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise _too_large(length, limit, setting)
+        return await request.read()
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await request.content.readany():  # no length given: count as it arrives
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(total, limit, setting)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def body_json(request: web.Request, *, required: bool = True) -> Any:
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         if required:
             raise FormatError("EOF while parsing a value at line 1 column 0")
@@ -123,9 +188,15 @@ def _short(value: Any) -> str:
 
 
 def validation_error(exc: pydantic.ValidationError) -> BadInputError:
-    """One 4xx error for a pydantic failure: format errors first (as serde fails before
-    validation runs), else every range error, ``[field: reason; ...]``."""
+    """One 4xx error for a pydantic failure: a bound of ``service.limits`` passed first (400
+    naming the field and the bound), then format errors (as serde fails before validation
+    runs), else every range error, ``[field: reason; ...]``."""
     errors = exc.errors(include_url=False)
+    bounds = [e for e in errors if e["type"] == BOUND]
+    if bounds:
+        where = location(bounds[0]["loc"])
+        message = str(bounds[0]["msg"])
+        return BadInputError(f"{where}: {message}" if where else message, where or None)
     formats = [e for e in errors if _is_format(e)]
     if formats:
         first = formats[0]
@@ -137,28 +208,29 @@ def validation_error(exc: pydantic.ValidationError) -> BadInputError:
     return UnprocessableInputError("[" + "; ".join(parts) + "]", first_field)
 
 
-def model(cls: type[M], data: Any) -> M:
-    """Validate a request body (strict, like serde) into ``cls``."""
+def model(cls: type[M], data: Any, bounds: LimitsSettings | None = None) -> M:
+    """Validate a request body (strict, like serde) into ``cls``, within ``bounds`` (default:
+    the default ``service.limits``)."""
     if not isinstance(data, dict):
         raise FormatError(f"expected a JSON object, got {_short(data)}")
     try:
-        return cls.model_validate(data, strict=True)
+        return cls.model_validate(data, strict=True, context=context(bounds or DEFAULT_LIMITS))
     except pydantic.ValidationError as exc:
         raise validation_error(exc) from None
 
 
-def adapt(adapter: pydantic.TypeAdapter[Any], data: Any) -> Any:
+def adapt(adapter: pydantic.TypeAdapter[Any], data: Any, bounds: LimitsSettings | None = None) -> Any:
     """Validate a request body (strict) with a type adapter (for bodies that are unions)."""
     if not isinstance(data, dict):
         raise FormatError(f"expected a JSON object, got {_short(data)}")
     try:
-        return adapter.validate_python(data, strict=True)
+        return adapter.validate_python(data, strict=True, context=context(bounds or DEFAULT_LIMITS))
     except pydantic.ValidationError as exc:
         raise validation_error(exc) from None
 
 
 async def body(request: web.Request, cls: type[M], *, required: bool = True) -> M:
-    return model(cls, await body_json(request, required=required))
+    return model(cls, await body_json(request, required=required), limits(request))
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:

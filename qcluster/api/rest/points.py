@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import adapt, body, body_json, query_bool, selector
+from qcluster.api.rest.app import TOC_KEY, ok, ok_built
+from qcluster.api.rest.parse import adapt, body, body_json, limits, query_bool, selector
 from qcluster.api.rest.quotas import QUOTAS_KEY
 from qcluster.api.rest.render import record_json, update_json
 from qcluster.api.rest.vectors import batch_from_columns, points_batch
 from qcluster.collection import Collection
+from qcluster.collection.query.budget import check_budget, records_want
 from qcluster.errors import NotFoundError
 from qcluster.models.points import (
     BatchOpIn,
@@ -98,7 +99,7 @@ async def _run(request: web.Request, col: Collection, op: UpdateOperation) -> we
 async def upsert(request: web.Request) -> web.Response:
     col = _col(request)
     request.app[QUOTAS_KEY].check_write()
-    req: UpsertBody = adapt(UPSERT, await body_json(request))
+    req: UpsertBody = adapt(UPSERT, await body_json(request), limits(request))
     return ok(request, update_json(await _upsert(col, req, query_bool(request, "wait"))))
 
 
@@ -202,12 +203,13 @@ async def get_point(request: web.Request) -> web.Response:
 async def get_points(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, PointRequestIn)
+    with_payload = True if req.with_payload is None else req.with_payload
+    want = records_want(col, len(req.ids), with_payload, req.with_vector, "ids")
+    await check_budget(col, [want], limits(request))
     recs = await col.retrieve(
-        req.ids,
-        PayloadSelector.parse(True if req.with_payload is None else req.with_payload),
-        VectorSelector.parse(req.with_vector),
+        req.ids, PayloadSelector.parse(with_payload), VectorSelector.parse(req.with_vector)
     )
-    return ok(request, [record_json(r, col) for r in recs])
+    return await ok_built(request, lambda: [record_json(r, col) for r in recs], len(recs))
 
 
 def register(app: web.Application) -> None:

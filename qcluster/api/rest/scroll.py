@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import body
+from qcluster.api.rest.app import TOC_KEY, ok, ok_built
+from qcluster.api.rest.parse import body, limits
 from qcluster.api.rest.render import record_json
 from qcluster.collection import Collection
+from qcluster.collection.query.budget import check_budget, records_want
 from qcluster.collection.query.context import order_by_spec
 from qcluster.models.query import CountIn, FacetIn, ScrollIn
 from qcluster.shards.base import CountRequest, PayloadSelector, ScrollRequest, VectorSelector
@@ -22,19 +23,27 @@ async def scroll(request: web.Request) -> web.Response:
     which needs a range index on it), where paging goes by ``start_from`` instead."""
     col = _col(request)
     req = await body(request, ScrollIn, required=False)
+    limit = 10 if req.limit is None else req.limit
+    with_payload = True if req.with_payload is None else req.with_payload
+    want = records_want(col, limit, with_payload, req.with_vector, "limit")
+    await check_budget(col, [want], limits(request))
     res = await col.scroll(
         ScrollRequest(
             offset=req.offset,
-            limit=10 if req.limit is None else req.limit,
+            limit=limit,
             filter=req.filter,
-            with_payload=PayloadSelector.parse(True if req.with_payload is None else req.with_payload),
+            with_payload=PayloadSelector.parse(with_payload),
             with_vector=VectorSelector.parse(req.with_vector),
             order_by=None if req.order_by is None else order_by_spec(req.order_by, "order_by"),
         )
     )
-    return ok(
+    return await ok_built(
         request,
-        {"points": [record_json(r, col) for r in res.points], "next_page_offset": res.next_page_offset},
+        lambda: {
+            "points": [record_json(r, col) for r in res.points],
+            "next_page_offset": res.next_page_offset,
+        },
+        len(res.points),
     )
 
 

@@ -10,11 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
-from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import FormatError, body
+from qcluster.api.rest.app import TOC_KEY, ok_built
+from qcluster.api.rest.parse import FormatError, body, limits
 from qcluster.api.rest.render import group_json, hits_json
 from qcluster.collection import Collection
 from qcluster.collection.query import Group, Hit, Lookup, run_groups, run_query
+from qcluster.collection.query.budget import Want, check_budget, groups_wants, query_wants
+from qcluster.collection.query.groups import MAX_CANDIDATES
 from qcluster.models.query import (
     DiscoverBatchIn,
     DiscoverIn,
@@ -41,19 +43,30 @@ def _lookup(request: web.Request) -> Lookup:
 
 
 # ------------------------------------------------------------------------------ query
+async def _within_budget(request: web.Request, col: Collection, queries: list[QueryIn], batch: bool) -> None:
+    wants: list[Want] = []
+    for i, q in enumerate(queries):
+        wants += query_wants(col, q, f"searches[{i}]." if batch else "")
+    await check_budget(col, wants, limits(request))
+
+
 async def query(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryIn, required=False)
+    await _within_budget(request, col, [req], batch=False)
     hits = await run_query(col, req, _lookup(request))
-    return ok(request, {"points": hits_json(hits, col)})
+    return await ok_built(request, lambda: {"points": hits_json(hits, col)}, len(hits))
 
 
 async def query_batch(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryBatchIn)
+    await _within_budget(request, col, list(req.searches), batch=True)
     lookup = _lookup(request)
     results = await asyncio.gather(*(run_query(col, q, lookup) for q in req.searches))
-    return ok(request, [{"points": hits_json(hits, col)} for hits in results])
+    return await ok_built(
+        request, lambda: [{"points": hits_json(hits, col)} for hits in results], sum(map(len, results))
+    )
 
 
 async def _groups(
@@ -65,8 +78,10 @@ async def _groups(
     group_size: int | None,
     limit: int | None,
     with_lookup: str | WithLookupIn | None,
-) -> dict[str, Any]:
+) -> web.Response:
     lookup = _lookup(request)
+    wants = groups_wants(col, req, group_size or 3, limit or 10, MAX_CANDIDATES)
+    await check_budget(col, wants, limits(request))
     groups: list[Group] = await run_groups(
         col,
         req,
@@ -79,23 +94,24 @@ async def _groups(
     lookup_col = None
     if with_lookup is not None:
         lookup_col = lookup(with_lookup if isinstance(with_lookup, str) else with_lookup.collection)
-    return {"groups": [group_json(g, col, lookup_col) for g in groups]}
+    return await ok_built(
+        request,
+        lambda: {"groups": [group_json(g, col, lookup_col) for g in groups]},
+        sum(len(g.hits) for g in groups),
+    )
 
 
 async def query_groups(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryGroupsIn)
-    return ok(
+    return await _groups(
         request,
-        await _groups(
-            request,
-            col,
-            req,
-            group_by=req.group_by,
-            group_size=req.group_size,
-            limit=req.limit,
-            with_lookup=req.with_lookup,
-        ),
+        col,
+        req,
+        group_by=req.group_by,
+        group_size=req.group_size,
+        limit=req.limit,
+        with_lookup=req.with_lookup,
     )
 
 
@@ -171,8 +187,10 @@ Convert = Callable[[Any], QueryIn]
 def _single(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
-        hits: list[Hit] = await run_query(col, convert(await body(request, model)), _lookup(request))
-        return ok(request, hits_json(hits, col))
+        req = convert(await body(request, model))
+        await _within_budget(request, col, [req], batch=False)
+        hits: list[Hit] = await run_query(col, req, _lookup(request))
+        return await ok_built(request, lambda: hits_json(hits, col), len(hits))
 
     return handler
 
@@ -181,9 +199,11 @@ def _batch(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaita
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
         req = await body(request, model)
+        queries = [convert(s) for s in req.searches]
+        await _within_budget(request, col, queries, batch=True)
         lookup = _lookup(request)
-        results = await asyncio.gather(*(run_query(col, convert(s), lookup) for s in req.searches))
-        return ok(request, [hits_json(hits, col) for hits in results])
+        results = await asyncio.gather(*(run_query(col, q, lookup) for q in queries))
+        return await ok_built(request, lambda: [hits_json(h, col) for h in results], sum(map(len, results)))
 
     return handler
 
@@ -192,7 +212,7 @@ def _grouped(model: type[Any], convert: Convert) -> Callable[[web.Request], Awai
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
         req = await body(request, model)
-        result = await _groups(
+        return await _groups(
             request,
             col,
             convert(req),
@@ -201,7 +221,6 @@ def _grouped(model: type[Any], convert: Convert) -> Callable[[web.Request], Awai
             limit=req.limit,
             with_lookup=req.with_lookup,
         )
-        return ok(request, result)
 
     return handler
 
