@@ -34,11 +34,21 @@ def limits_of(info: ValidationInfo | None) -> LimitsSettings:
     return found if isinstance(found, LimitsSettings) else DEFAULT_LIMITS
 
 
-def bound_error(what: str, value: int, setting: str, bound: int) -> PydanticCustomError:
+def bound_error(
+    what: str, value: int, setting: str, bound: int, *, walked: bool = False
+) -> PydanticCustomError:
+    """``walked``: ``value`` comes from a walk that stopped once past the bound (the real figure
+    may be larger)."""
     return PydanticCustomError(
         BOUND,
-        "{what} is {value}, above the bound of {bound} (service.limits.{setting})",
-        {"what": what, "value": value, "bound": bound, "setting": setting},
+        "{what} is {at_least}{value}, above the bound of {bound} (service.limits.{setting})",
+        {
+            "what": what,
+            "at_least": "at least " if walked else "",
+            "value": value,
+            "bound": bound,
+            "setting": setting,
+        },
     )
 
 
@@ -68,7 +78,7 @@ def check_json_depth(value: Any, info: ValidationInfo) -> Any:
     bound = limits_of(info).max_json_depth
     depth = json_depth(value, bound)
     if depth > bound:
-        raise bound_error("nesting depth", depth, "max_json_depth", bound)
+        raise bound_error("nesting depth", depth, "max_json_depth", bound, walked=True)
     return value
 
 
@@ -84,6 +94,7 @@ def check_filter(value: Any, info: ValidationInfo) -> Any:
             shape.conditions,
             "max_filter_conditions",
             limits.max_filter_conditions,
+            walked=True,
         )
     return value
 
@@ -125,9 +136,11 @@ def check_prefetch(value: Any, info: ValidationInfo) -> Any:
     limits = limits_of(info)
     depth, count = prefetch_shape(value, limits.max_prefetch_depth, limits.max_prefetches)
     if depth > limits.max_prefetch_depth:
-        raise bound_error("prefetch nesting depth", depth, "max_prefetch_depth", limits.max_prefetch_depth)
+        raise bound_error(
+            "prefetch nesting depth", depth, "max_prefetch_depth", limits.max_prefetch_depth, walked=True
+        )
     if count > limits.max_prefetches:
-        raise bound_error("number of prefetches", count, "max_prefetches", limits.max_prefetches)
+        raise bound_error("number of prefetches", count, "max_prefetches", limits.max_prefetches, walked=True)
     return value
 
 

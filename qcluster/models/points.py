@@ -72,7 +72,9 @@ class SetPayloadIn(Req):
             bound = limits_of(info).max_json_depth
             depth = key_depth(self.key) + json_depth(self.payload, bound)
             if depth > bound:
-                raise bound_error("nesting depth of `key` plus `payload`", depth, "max_json_depth", bound)
+                raise bound_error(
+                    "nesting depth of `key` plus `payload`", depth, "max_json_depth", bound, walked=True
+                )
         return self
 
 

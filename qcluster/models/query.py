@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
-from qcluster.models.bounds import bound_error, bounded_length, check_prefetch, limits_of
+from qcluster.models.bounds import bound_error, bounded_length, check_prefetch, limits_of, prefetch_shape
 from qcluster.models.common import FilterIn, Limit, PointIdIn, Req, Usize, one_or_many, tag, tagged
 
 QUERIES = bounded_length("max_batch_queries", "number of queries")
@@ -103,6 +103,24 @@ class QueryIn(PrefetchIn):
 
 class QueryBatchIn(Req):
     searches: Annotated[list[QueryIn], QUERIES]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _queries_with_prefetches(cls, data: Any, info: ValidationInfo) -> Any:
+        """Every prefetch is a search too: the batch bound counts them."""
+        limits = limits_of(info)
+        bound = limits.max_batch_queries
+        searches = data.get("searches") if isinstance(data, dict) else None
+        if not isinstance(searches, list) or len(searches) > bound:
+            return data  # the list's own bound reports it
+        total = len(searches)
+        for search in searches:
+            total += prefetch_shape(search, limits.max_prefetch_depth, limits.max_prefetches)[1]
+            if total > bound:
+                raise bound_error(
+                    "number of queries, prefetches included", total, "max_batch_queries", bound, walked=True
+                )
+        return data
 
 
 class WithLookupIn(Req):

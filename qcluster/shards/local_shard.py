@@ -70,6 +70,7 @@ from qcluster.types import PointId
 log = get_logger(__name__)
 T = TypeVar("T")
 MANIFEST = "manifest.json"
+CHEAP_FILTER_CONDITIONS = 32  # at most this many conditions for a filtered search on the loop
 
 
 class LocalShard:
@@ -368,10 +369,14 @@ class LocalShard:
         return unindexed <= 20_000
 
     def _indexed_filter(self, raw: Any) -> bool:
-        """Every condition is answered by a payload index (so evaluating it is cheap)."""
+        """A small filter whose every condition is answered by a payload index (so evaluating it
+        is cheap); a large one goes to the search threads whatever its conditions."""
         from qcluster.shards.filters import parse_filter
         from qcluster.shards.filters.conditions import FieldCondition, Filter, HasId, HasVector
+        from qcluster.shards.filters.shape import filter_shape
 
+        if filter_shape(raw, 2**31, CHEAP_FILTER_CONDITIONS).conditions > CHEAP_FILTER_CONDITIONS:
+            return False
         try:
             flt = parse_filter(raw)
         except QClusterError:

@@ -10,8 +10,8 @@ seconds, and :func:`assert_healthy` that the peer still serves and lost no point
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -233,37 +233,39 @@ def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
 
 @dataclass
 class Sweep:
-    """Every (template, numeric field, huge value) combination, as requests."""
+    """Every (template, numeric field, huge value) combination, as requests; with ``cycle``, one
+    value per field, taken in turn from ``values`` (every value still meets many fields)."""
 
     templates: list[tuple[str, dict[str, Any]]]
     values: tuple[Any, ...]
-    seen: list[str] = field(default_factory=list)
+    cycle: bool = False
 
     def __iter__(self) -> Iterator[tuple[str, dict[str, Any], str]]:
+        turn = 0
         for path, body in self.templates:
             for where in numeric_paths(body):
-                for v in self.values:
+                chosen = (self.values[turn % len(self.values)],) if self.cycle else self.values
+                turn += 1
+                for v in chosen:
                     name = f"{path} {'.'.join(map(str, where))}={v!r}"
                     yield path, replaced(body, where, v), name
 
 
-def sweep_reads(base: str, collection: str, values: tuple[Any, ...]) -> dict[int, int]:
+def sweep_reads(base: str, collection: str, values: tuple[Any, ...], cycle: bool = False) -> dict[int, int]:
     """Every read template with each of its numbers replaced by each huge value: all answer below
     500. Returns a histogram of the statuses."""
     statuses: dict[int, int] = {}
-    for path, body, _ in Sweep(READ_TEMPLATES, values):
+    for path, body, _ in Sweep(READ_TEMPLATES, values, cycle):
         status, _ = send(base, "POST", f"/collections/{collection}{path}", body)
         statuses[status] = statuses.get(status, 0) + 1
     return statuses
 
 
-def sweep_configs(
-    base: str, values: tuple[Any, ...], check: Callable[[str], None] | None = None
-) -> dict[int, int]:
+def sweep_configs(base: str, values: tuple[Any, ...], cycle: bool = False) -> dict[int, int]:
     """Collection configs with each number replaced by each huge value: refused with a 4xx, or
     created, usable (upsert, index build, query) and then deleted."""
     statuses: dict[int, int] = {}
-    for i, (_, body, name) in enumerate(Sweep([("", CONFIG_TEMPLATE)], values)):
+    for i, (_, body, name) in enumerate(Sweep([("", CONFIG_TEMPLATE)], values, cycle)):
         coll = f"sweep{i}"
         status, out = send(base, "PUT", f"/collections/{coll}", body)
         statuses[status] = statuses.get(status, 0) + 1
@@ -274,7 +276,5 @@ def sweep_configs(
         assert send(base, "PUT", f"/collections/{coll}/points?wait=true", {"points": points})[0] == 200, name
         status, out = send(base, "POST", f"/collections/{coll}/points/query", {"query": VEC, "limit": 3})
         assert status == 200 and len(out["result"]["points"]) == 3, (name, out)
-        if check is not None:
-            check(coll)
         assert send(base, "DELETE", f"/collections/{coll}")[0] == 200
     return statuses

@@ -23,7 +23,7 @@ from qcluster.testing.server import ServerProcess
 
 from .hostile import error_of, send, vec, wide_filter
 
-SIMPLE_READ_WITHIN = 5.0  # seconds; a stalled peer took > 30 s before the fix
+SIMPLE_READ_WITHIN = 10.0  # seconds; generous (shared cores): before the fix a stalled peer took > 30 s
 BIG = 4000
 
 
@@ -89,7 +89,7 @@ def test_a_write_past_its_deadline_answers_408_and_applies_whole(base: str) -> N
     send(base, "PUT", "/collections/w", {"vectors": {"size": 8, "distance": "Cosine"}})
     points = [{"id": i, "vector": vec(i), "payload": {"g": i % 10}} for i in range(1000)]
     assert send(base, "PUT", "/collections/w/points?wait=true", {"points": points})[0] == 200
-    flt = wide_filter(3000, key="unindexed")
+    flt = wide_filter(2000, key="unindexed")
     flt["should"].append({"key": "g", "match": {"value": 1}})  # deletes the tenth with g == 1
     status, out = send(base, "POST", "/collections/w/points/delete?wait=true&timeout=1", {"filter": flt})
     if status == 200:  # the machine was quick enough: nothing to observe

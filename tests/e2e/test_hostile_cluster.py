@@ -90,7 +90,7 @@ def test_bounds_and_huge_numbers_round_robin(peers: list[ClusterPeer]) -> None:
         raw=with_raw({"vectors": {"size": 4, "distance": "Dot"}}, metadata=hostile.deep_value(100)),
     )
     assert status == 400 and "max_json_depth" in error_of(out)
-    for path, body, _ in hostile.Sweep(hostile.READ_TEMPLATES, (2**64 - 1,)):
+    for path, body, _ in hostile.Sweep(hostile.READ_TEMPLATES, (2**64 - 1, -(2**63), 1e308), cycle=True):
         send(next(ring).url, "POST", "/collections/c" + path, body)
     _assert_cluster_healthy(peers)
 
@@ -101,7 +101,7 @@ def test_full_sweep_and_fuzz_on_every_peer(peers: list[ClusterPeer]) -> None:
 
     for p in peers:
         hostile.sweep_reads(p.url, "c", hostile.HUGE_INTS + hostile.HUGE_FLOATS)
-    hostile.sweep_configs(peers[1].url, (2**63 - 1, 1e308))
+    hostile.sweep_configs(peers[1].url, (2**63 - 1, 1e308, 2**64 - 1))
     ring = itertools.cycle(peers)
 
     @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -142,6 +142,9 @@ def test_request_bounds_name_the_field_and_the_setting() -> None:
     )
     assert err.field == "searches[0].prefetch.filter"
     refused(lambda: model(QueryBatchIn, {"searches": [{}, {}, {}]}, TIGHT), "max_batch_queries")
+    with_prefetch = {"searches": [{"prefetch": {"query": [1]}}, {}]}  # 2 searches + 1 prefetch
+    refused(lambda: model(QueryBatchIn, with_prefetch, TIGHT), "prefetches included", "max_batch_queries")
+    model(QueryBatchIn, {"searches": [{"prefetch": {"query": [1]}}]}, TIGHT)
     refused(lambda: model(PointRequestIn, {"ids": [1, 2, 3, 4]}, TIGHT), "ids", "max_points_per_request")
     refused(lambda: model(RecommendIn, {"positive": [1, 2, 3, 4], "limit": 1}, TIGHT), "positive")
     refused(

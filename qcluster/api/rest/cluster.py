@@ -230,7 +230,8 @@ async def metadata_put(request: web.Request) -> web.Response:
     depth = json_depth(value, bound)
     if depth > bound:  # stored in the agreed state, which must always serialise
         raise BadInputError(
-            f"body: nesting depth is {depth}, above the bound of {bound} (service.limits.max_json_depth)",
+            f"body: nesting depth is at least {depth}, above the bound of {bound} "
+            "(service.limits.max_json_depth)",
             "body",
         )
     timeout = _timeout(request)

@@ -91,25 +91,29 @@ async def rescore(
     (ascending), as a nearest query on Euclid / Manhattan does. Then threshold, offset, limit."""
     if not ids:
         return []
-    recs = await ctx.col.retrieve(ids, NO_PAYLOAD, VectorSelector(True, (ctx.using,)))
-    recs = [r for r in recs if r.vector and ctx.using in r.vector]
+    found = await ctx.col.retrieve(ids, NO_PAYLOAD, VectorSelector(True, (ctx.using,)))
+    recs = [r for r in found if r.vector and ctx.using in r.vector]
     if not recs:
         return []
-    mat = np.stack([r.vector[ctx.using] for r in recs])  # type: ignore[index]
-    # numpy releases the GIL: big candidate sets are scored off the event loop
-    raw = await asyncio.to_thread(scorer, mat) if len(mat) > 2048 else scorer(mat)
-    scores = np.asarray(raw, dtype=np.float64)
-    order = np.argsort(-scores, kind="stable")
-    picked: list[tuple[PointId, float]] = []
-    for i in order:
-        score = -float(scores[i]) if distances else float(scores[i])
-        if ctx.score_threshold is not None and (
-            score > ctx.score_threshold if distances else score < ctx.score_threshold
-        ):
-            continue
-        picked.append((recs[int(i)].id, score))
-        if len(picked) >= ctx.offset + ctx.limit:
-            break
+
+    def pick() -> list[tuple[PointId, float]]:
+        mat = np.stack([r.vector[ctx.using] for r in recs])  # type: ignore[index]
+        scores = np.asarray(scorer(mat), dtype=np.float64)
+        order = np.argsort(-scores, kind="stable")
+        picked: list[tuple[PointId, float]] = []
+        for i in order:
+            score = -float(scores[i]) if distances else float(scores[i])
+            if ctx.score_threshold is not None and (
+                score > ctx.score_threshold if distances else score < ctx.score_threshold
+            ):
+                continue
+            picked.append((recs[int(i)].id, score))
+            if len(picked) >= ctx.offset + ctx.limit:
+                break
+        return picked
+
+    # big candidate sets are scored and ranked off the event loop (numpy releases the GIL)
+    picked = await asyncio.to_thread(pick) if len(recs) > 2048 else pick()
     return await hydrate(ctx, picked[ctx.offset :])
 
 
