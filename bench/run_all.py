@@ -1,6 +1,6 @@
 """Run every benchmark in the benchmark virtual environment and record the results.
 
-    python bench/run_all.py [--quick] [--only engine|filtered|rest|consensus] [--skip-qcluster] [--no-doc]
+    python bench/run_all.py [--quick] [--only engine|filtered|rest|consensus|cluster] [--skip-qcluster] [--no-doc]
 
 1. Creates ``bench/.venv`` once (qcluster installed editable, plus the benchmark-only reference
    packages qdrant-edge-py, chromadb, faiss-cpu and the pinned qdrant-client used for loading;
@@ -38,7 +38,7 @@ REFERENCE_PACKAGES = [
     "faiss-cpu>=1.8,<2",
     "qdrant-client==1.20.0",
 ]
-BENCHMARKS = ("engine", "filtered", "rest", "consensus")
+BENCHMARKS = ("engine", "filtered", "rest", "consensus", "cluster")
 TIMEOUT_S = {True: 300, False: 3600}  # per benchmark, quick / full
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -271,11 +271,47 @@ def render_consensus(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_cluster(r: dict[str, Any]) -> list[str]:
+    s, c = r.get("single") or {}, r.get("cluster") or {}
+    m = r.get("machine", {})
+    lines = [
+        f"#### Cluster (`bench/cluster.py`): 3 peers, {r.get('shards', 6)} shards, replication factor "
+        f"{r.get('replication_factor', 2)}, next to one peer with the same {r.get('shards', 6)} shards\n",
+        f"{r.get('dataset', '?')}: {f(r.get('n'))} x {r.get('dim', '?')}, {f(r.get('queries'))} queries, ef 128; "
+        f"median of {r.get('repeats', '?')} runs; measured {m.get('date', '?')} on {m.get('nproc', '?')} cores.\n",
+        "| setup | QPS | p50 ms | p99 ms | recall@10 |",
+        "|---|---|---|---|---|",
+    ]
+    for label, d in (
+        ("one peer, 1 client", s.get("1_client") or {}),
+        ("cluster through one peer, 1 client", c.get("1_client") or {}),
+        ("one peer, 16 clients", s.get("16_clients") or {}),
+        ("cluster through one peer, 16 clients", c.get("16_clients") or {}),
+        ("cluster spread over 3 peers, 16 clients", c.get("16_clients_spread") or {}),
+    ):
+        lines.append(
+            f"| {label} | {f(d.get('qps'))} | {f(d.get('p50_ms'), 2)} | {f(d.get('p99_ms'), 2)} | "
+            f"{f(d.get('recall_at_10'), 4)} |"
+        )
+    lines += [
+        "",
+        f"Upsert (batches of 500, wait=true, through one peer): one peer {f(s.get('upsert_points_per_s'))} "
+        f"points/s; cluster {f(c.get('upsert_points_per_s_wcf1'))} with write_consistency_factor 1, "
+        f"{f(c.get('upsert_points_per_s_wcf2'))} with 2 "
+        f"({ratio(c.get('upsert_points_per_s_wcf1'), s.get('upsert_points_per_s'))} of one peer; target >= 0.5x). "
+        f"Search p50 through the cluster minus one peer: "
+        f"{f((r.get('cluster_p50_ms') or 0) - (r.get('single_p50_ms') or 0), 2)} ms (target <= 1 ms).",
+        "",
+    ]
+    return lines
+
+
 RENDER = {
     "engine": render_engine,
     "filtered": render_filtered,
     "rest": render_rest,
     "consensus": render_consensus,
+    "cluster": render_cluster,
 }
 
 

@@ -46,6 +46,7 @@ class Node:
         self._p2p: Any = None
         self._pool: Any = None
         self._sync: Any = None
+        self._data_plane: Any = None
         self._tls: Any = None
 
     @property
@@ -55,8 +56,9 @@ class Node:
     def _build_consensus(self) -> None:
         """Create (not start) the consensus service, so ``/cluster`` answers from the first
         moment the HTTP port is open (``consensus_thread_status: stopped`` until it runs)."""
+        from qcluster.cluster.data_plane import ClusterDataPlane
+        from qcluster.cluster.metadata_sync import MetadataSync
         from qcluster.consensus.service import ConsensusService
-        from qcluster.metadata_sync import MetadataSync
         from qcluster.p2p.channels import ChannelPool
         from qcluster.p2p.tls import P2pTls
 
@@ -72,6 +74,8 @@ class Node:
             has_collection=self.toc.collections.__contains__,
         )
         self._sync.consensus = self.consensus
+        self._data_plane = ClusterDataPlane(self.consensus, self._pool, cluster.grpc_timeout_ms / 1000)
+        self.toc.env = self._data_plane
         # From the first request on, collection changes go through consensus (and fail with 503
         # until it runs), never to this peer alone.
         self.toc.metadata = self._sync
@@ -84,6 +88,7 @@ class Node:
         127.0.0.1 only, so a local test cluster runs as Qdrant's harness starts it, and nothing
         off this machine can reach an unauthenticated peer port."""
         from qcluster.api.grpc.cluster import ClusterServicer
+        from qcluster.api.grpc.points_internal import PointsInternalServicer
         from qcluster.api.grpc.server import P2pServer
 
         cluster = self.settings.cluster
@@ -92,6 +97,7 @@ class Node:
             host = "127.0.0.1"
         self._p2p = P2pServer(host, cluster.p2p.port, cluster.secret, self._tls)
         ClusterServicer(self.consensus).register(self._p2p.grpc)
+        PointsInternalServicer(self.toc, lambda: self.consensus.peer_id).register(self._p2p.grpc)
         port = await self._p2p.start()
         args = self.cluster_args
         await self.consensus.start(p2p_port=port, uri=args.uri, bootstrap=args.bootstrap, reinit=args.reinit)
@@ -126,6 +132,10 @@ class Node:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._sync is not None:
+            await self._sync.close()
+        if self._data_plane is not None:
+            await self._data_plane.close()
         if self.consensus is not None:
             await self.consensus.stop()
         if self._p2p is not None:

@@ -65,6 +65,9 @@ class PerformanceSettings(_Section):
 
 
 class StorageSettings(_Section):
+    # Listener: this peer's replicas take every write but never count for write_consistency_factor
+    # and serve reads only when a shard has no Active replica (Qdrant's storage.node_type).
+    node_type: Literal["Normal", "Listener"] = "Normal"
     storage_path: Path = Path("./storage")
     snapshots_path: Path = Path("./snapshots")
     temp_path: Path | None = None
@@ -143,6 +146,9 @@ class ClusterSettings(_Section):
     consensus: ConsensusSettings = ConsensusSettings()
     secret: str | None = None
     allow_insecure_p2p: bool = False
+    # Deadline of one point operation on another peer's replica (a write, a search, ...); a replica
+    # that misses it on a write is marked Dead.
+    grpc_timeout_ms: int = Field(30_000, ge=100)
 
 
 LOG_LEVELS = {

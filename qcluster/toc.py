@@ -22,15 +22,16 @@ from qcluster.models.collections import (
     CreateAliasOp,
     DeleteAliasOp,
 )
-from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, WalConfig
+from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, VectorParams, WalConfig
 from qcluster.settings import StorageSettings
 from qcluster.shards.clock import next_epoch
-from qcluster.shards.replica_set import ReplicaEnv, SinglePeer
+from qcluster.shards.replica_set import ReplicaEnv, ReplicaSet, SinglePeer
 from qcluster.shards.segment_files import read_json, write_json_atomic
 from qcluster.shards.shard_holder import ShardPlacement, local_placement
+from qcluster.types import ShardKey
 
 if TYPE_CHECKING:
-    from qcluster.metadata_sync import MetadataSync
+    from qcluster.cluster.metadata_sync import MetadataSync
 
 log = get_logger(__name__)
 CLUSTER_TIMEOUT = 30.0  # seconds a metadata change may take through consensus by default
@@ -92,6 +93,11 @@ class TableOfContents:
         if col is None:
             raise NotFoundError(f"Collection `{name}` doesn't exist!")
         return col
+
+    def replica_set(self, collection: str, shard_id: int) -> ReplicaSet | None:
+        """This peer's replica set of a shard (by the collection's own name), for peer calls."""
+        col = self.collections.get(collection)
+        return None if col is None else col.holder.sets.get(shard_id)
 
     def exists(self, name: str) -> bool:
         return self.resolve(name) in self.collections
@@ -177,6 +183,55 @@ class TableOfContents:
             await self.metadata.update_collection(name, config, timeout or CLUSTER_TIMEOUT)
             return
         await self.get(name).update_config(config)
+
+    async def create_shard_key(
+        self,
+        name: str,
+        key: ShardKey,
+        shards_number: int | None = None,
+        replication_factor: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """A new shard key of a collection with custom sharding: ``shards_number`` new shards
+        (default: the collection's ``shard_number``) for points written with that key."""
+        col = self.get(name)
+        if col.config.params.sharding_method != "custom":
+            raise BadInputError(
+                f"Collection `{col.name}` uses automatic sharding; shard keys need sharding_method: custom",
+                "shard_key",
+            )
+        if key in col.holder.shard_keys():
+            raise AlreadyExistsError(f"Shard key {key} already exists")
+        number = shards_number or col.config.params.shard_number
+        if self.metadata is not None:
+            factor = replication_factor or col.config.params.replication_factor
+            await self.metadata.create_shard_key(col.name, key, number, factor, timeout or CLUSTER_TIMEOUT)
+            return
+        await col.add_shard_key(key, number)
+
+    async def delete_shard_key(self, name: str, key: ShardKey, timeout: float | None = None) -> None:
+        col = self.get(name)
+        if key not in col.holder.shard_keys():
+            raise NotFoundError(f"Shard key {key} not found in collection `{col.name}`")
+        if self.metadata is not None:
+            await self.metadata.delete_shard_key(col.name, key, timeout or CLUSTER_TIMEOUT)
+            return
+        await col.drop_shard_key(key)
+
+    async def change_vectors(
+        self, name: str, vector: str, params: VectorParams | None, timeout: float | None = None
+    ) -> None:
+        """Add (``params``) or remove (None) a named vector: a rebuild of every replica, agreed
+        through consensus in cluster mode."""
+        col = self.get(name)
+        if self.metadata is not None:
+            config = col.config_with_vector(vector, params)
+            await self.metadata.update_collection(col.name, config, timeout or CLUSTER_TIMEOUT)
+            return
+        if params is None:
+            await col.delete_vector(vector)
+        else:
+            await col.create_vector(vector, params)
 
     async def delete(self, name: str, timeout: float | None = None) -> bool:
         if self.metadata is not None:

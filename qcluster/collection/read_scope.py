@@ -9,13 +9,16 @@ tasks a request starts, so concurrent requests never see each other's scope.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 from qcluster.errors import BadInputError
 from qcluster.shards.replica_set import Consistency
 from qcluster.types import ShardKey
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,15 @@ def read_scope(
         yield scope
     finally:
         _SCOPE.reset(token)
+
+
+async def with_shard_keys(raw: object, work: Awaitable[T]) -> T:
+    """Await ``work`` with the request's shard key selector ``raw`` (a key, a list, or None)."""
+    keys = parse_shard_keys(raw)
+    if keys is None:
+        return await work
+    with read_scope(current().consistency, keys):
+        return await work
 
 
 def parse_consistency(raw: str | int | None, field: str = "consistency") -> Consistency | None:

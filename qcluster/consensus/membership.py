@@ -21,12 +21,12 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from qcluster.api.grpc.status import error_from_rpc
 from qcluster.consensus.info import JoinAnswer, RaftStatus
 from qcluster.consensus.raft import FAIL_NAMES, SUCCESS
 from qcluster.errors import TimeoutError_, is_transient
 from qcluster.logging import get_logger
 from qcluster.p2p.channels import ChannelPool
+from qcluster.p2p.status import error_from_rpc
 from qcluster.proto_gen.v1 import cluster_pb2 as pb
 
 log = get_logger(__name__)

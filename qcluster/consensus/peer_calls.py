@@ -18,9 +18,9 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from qcluster.api.grpc.status import error_from_rpc
 from qcluster.errors import QClusterError, TimeoutError_
 from qcluster.p2p.channels import ChannelPool
+from qcluster.p2p.status import error_from_rpc
 from qcluster.proto_gen.v1 import cluster_pb2 as pb
 
 WAIT_METHOD = "/qcluster.v1.Cluster/WaitApplied"

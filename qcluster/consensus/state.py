@@ -280,7 +280,7 @@ def _create_collection(s: ClusterState, op: ops.CreateCollection) -> list[ev.Eve
 
 def _update_collection(s: ClusterState, op: ops.UpdateCollection) -> list[ev.Event]:
     c = s._collection(op.name)
-    c.config = deep_merge(c.config, op.config_diff)
+    c.config = deep_merge(c.config, op.config_diff, drop_none=True)
     return [ev.CollectionUpdated(op.name, dict(op.config_diff))]
 
 
@@ -396,12 +396,15 @@ def _finish_transfer(s: ClusterState, op: ops.FinishTransfer) -> list[ev.Event]:
     t = op.transfer
     info = _find_transfer(s, t)
     shard = s._shard(t.collection, t.shard_id)
+    old = shard.replicas.get(t.to_peer)
+    if old is not ReplicaState.PARTIAL:
+        # The target was marked Dead (or removed) meanwhile: it may miss writes, so it must not be
+        # promoted (nor the source of a move dropped). The driver aborts instead.
+        raise _Reject("bad_input", f"the target replica on peer {t.to_peer} is {old}, no longer Partial")
     del s.transfers[t]
     out: list[ev.Event] = [ev.TransferFinished(t)]
-    old = shard.replicas.get(t.to_peer)
-    if old is not ReplicaState.ACTIVE:
-        shard.replicas[t.to_peer] = ReplicaState.ACTIVE
-        out.append(ev.ReplicaStateChanged(t.collection, t.shard_id, t.to_peer, old, ReplicaState.ACTIVE))
+    shard.replicas[t.to_peer] = ReplicaState.ACTIVE
+    out.append(ev.ReplicaStateChanged(t.collection, t.shard_id, t.to_peer, old, ReplicaState.ACTIVE))
     if not info.sync and t.from_peer in shard.replicas:
         out.append(ev.ReplicaRemoved(t.collection, t.shard_id, t.from_peer, shard.replicas.pop(t.from_peer)))
     return out

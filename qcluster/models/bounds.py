@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BeforeValidator, ValidationInfo
 from pydantic_core import PydanticCustomError
 
+from qcluster.errors import BadInputError
 from qcluster.settings import LimitsSettings
 from qcluster.shards.filters.shape import filter_shape
 
@@ -50,6 +51,15 @@ def bound_error(
             "setting": setting,
         },
     )
+
+
+def refuse_above(field: str, what: str, value: int, setting: str, limits: LimitsSettings) -> None:
+    """The same refusal outside pydantic (checks that need the collection): 400 naming the field."""
+    bound: int = getattr(limits, setting)
+    if value > bound:
+        raise BadInputError(
+            f"{field}: {what} is {value}, above the bound of {bound} (service.limits.{setting})", field
+        )
 
 
 def json_depth(value: Any, stop: int) -> int:

@@ -32,6 +32,7 @@ class BatchIn(Req):
 class _Upsert(Req):
     update_filter: FilterIn | None = None
     update_mode: UpdateMode | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class PointsListIn(_Upsert):
@@ -57,6 +58,7 @@ class SelectorIn(Req):
 
     points: PointIdsIn | None = None
     filter: FilterIn | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class SetPayloadIn(Req):
@@ -64,6 +66,7 @@ class SetPayloadIn(Req):
     points: PointIdsIn | None = None
     filter: FilterIn | None = None
     key: str | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
     @model_validator(mode="after")
     def _stored_depth(self, info: ValidationInfo) -> SetPayloadIn:
@@ -82,6 +85,7 @@ class DeletePayloadIn(Req):
     keys: list[str]
     points: PointIdsIn | None = None
     filter: FilterIn | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class PointVectorsIn(Req):
@@ -92,12 +96,14 @@ class PointVectorsIn(Req):
 class UpdateVectorsIn(Req):
     points: Annotated[list[PointVectorsIn], Field(min_length=1), POINTS]
     update_filter: FilterIn | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class DeleteVectorsIn(Req):
     points: PointIdsIn | None = None
     filter: FilterIn | None = None
     vector: Annotated[list[str], Field(min_length=1)]
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class UpsertOp(Req):
@@ -173,3 +179,4 @@ class PointRequestIn(Req):
     ids: PointIdsIn
     with_payload: Any = True
     with_vector: Any = False
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)

@@ -93,6 +93,7 @@ class QueryIn(PrefetchIn):
     offset: Usize | None = None
     with_vector: Any = None
     with_payload: Any = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
     @model_validator(mode="before")
     @classmethod
@@ -153,6 +154,7 @@ class _LegacyBase(Req):
     with_payload: Any = None
     with_vector: Any = None
     score_threshold: float | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class SearchIn(_LegacyBase):
@@ -213,6 +215,7 @@ class DiscoverIn(Req):
     with_vector: Any = None
     using: str | None = None
     lookup_from: LookupLocationIn | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class DiscoverBatchIn(Req):
@@ -227,11 +230,13 @@ class ScrollIn(Req):
     with_payload: Any = None
     with_vector: Any = False
     order_by: OrderByInterface | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class CountIn(Req):
     filter: FilterIn | None = None
     exact: bool = True
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class FacetIn(Req):
@@ -239,3 +244,4 @@ class FacetIn(Req):
     limit: Limit | None = None
     filter: FilterIn | None = None
     exact: bool | None = None
+    shard_key: Any = None  # a shard key or a list of keys (custom sharding)

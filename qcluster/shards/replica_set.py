@@ -249,7 +249,8 @@ class ReplicaSet:
         if not counted_done:
             errors = list(failed.values())
             if all(is_definite(e) for e in errors):
-                raise errors[0]  # every replica refused the request itself: nothing was applied
+                # Every replica refused the request itself: nothing was applied. Our own words first.
+                raise failed.get(self.me, errors[0])
             raise ReplicationError(
                 self._failure_text("no Active replica took the write", failed)
             ) from errors[0]

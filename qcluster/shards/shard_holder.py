@@ -75,6 +75,7 @@ class ShardHolder:
         self.custom = custom
         self.sets: dict[int, ReplicaSet] = {}
         self.synced = False
+        self.created_fresh: set[int] = set()  # local replicas created empty by this process
         self._write_factor = write_factor
         self._open_local = open_local
         self._routers: dict[tuple[int, ...], Router] = {}
@@ -124,6 +125,7 @@ class ShardHolder:
                     rs.local = await self._open_local(path)
                     if fresh:
                         created.append(sid)
+                        self.created_fresh.add(sid)
             if destructive:
                 for sid, rs in list(self.sets.items()):
                     held = sid in placement and me in placement[sid].replicas

@@ -96,6 +96,7 @@ def test_bounds_and_huge_numbers_round_robin(peers: list[ClusterPeer]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_full_sweep_and_fuzz_on_every_peer(peers: list[ClusterPeer]) -> None:
     from .test_hostile_fuzz import REQUESTS
 

@@ -208,7 +208,9 @@ def _fuzz(base: str, request: tuple[str, str, dict[str, Any]]) -> None:
 
 
 @pytest.mark.parametrize(
-    "budget", [40, pytest.param(800, marks=pytest.mark.slow)], ids=["small-budget", "big-budget"]
+    "budget",
+    [40, pytest.param(800, marks=[pytest.mark.slow, pytest.mark.timeout(1800)])],
+    ids=["small-budget", "big-budget"],
 )
 def test_large_values_never_get_a_5xx(base: str, budget: int) -> None:
     @settings(

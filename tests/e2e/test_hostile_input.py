@@ -256,7 +256,9 @@ HUGE = (2**64 - 1, -(2**63), 1e308, 2**63 - 1, -1e308)
 
 
 @pytest.mark.parametrize(
-    "cycle", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["one-per-field", "all"]
+    "cycle",
+    [True, pytest.param(False, marks=[pytest.mark.slow, pytest.mark.timeout(1800)])],
+    ids=["one-per-field", "all"],
 )
 def test_huge_numbers_in_every_numeric_field_of_every_read(base: str, cycle: bool) -> None:
     statuses = hostile.sweep_reads(base, "c", HUGE, cycle)
@@ -265,7 +267,9 @@ def test_huge_numbers_in_every_numeric_field_of_every_read(base: str, cycle: boo
 
 
 @pytest.mark.parametrize(
-    "cycle", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["one-per-field", "all"]
+    "cycle",
+    [True, pytest.param(False, marks=[pytest.mark.slow, pytest.mark.timeout(1800)])],
+    ids=["one-per-field", "all"],
 )
 def test_huge_numbers_in_every_numeric_field_of_a_collection_config(base: str, cycle: bool) -> None:
     statuses = hostile.sweep_configs(base, (2**63 - 1, 1e308, 2**64 - 1), cycle)
@@ -422,6 +426,19 @@ def test_absurd_collection_configs(base: str) -> None:
         assert 400 <= status < 500, (body, out)
         refused(out, *words)
     assert send(base, "GET", "/collections/absurd")[0] == 404
+    custom = {"vectors": {"size": 4, "distance": "Dot"}, "sharding_method": "custom"}
+    assert send(base, "PUT", "/collections/custom", custom)[0] == 200
+    try:
+        status, out = send(
+            base, "PUT", "/collections/custom/shards", {"shard_key": "a", "shards_number": 10**6}
+        )
+        assert status == 400
+        refused(out, "shards_number", "max_shard_number")
+        assert (
+            send(base, "PUT", "/collections/custom/shards", {"shard_key": "a", "shards_number": 2})[0] == 200
+        )
+    finally:
+        send(base, "DELETE", "/collections/custom")
     send(
         base,
         "PUT",
@@ -438,7 +455,9 @@ def test_absurd_collection_configs(base: str) -> None:
         send(base, "DELETE", "/collections/named")
 
 
-@pytest.mark.parametrize("count", [20, pytest.param(300, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "count", [20, pytest.param(300, marks=[pytest.mark.slow, pytest.mark.timeout(1800)])]
+)
 def test_many_collections(base: str, count: int) -> None:
     names = [f"many{i}" for i in range(count)]
     for name in names:

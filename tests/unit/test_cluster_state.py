@@ -197,6 +197,18 @@ def test_transfer_replicate_keeps_source_and_abort_restores() -> None:
     assert s.collections["c"].shards[0].replicas == {A: RS.ACTIVE, B: RS.ACTIVE}
 
 
+def test_finishing_only_promotes_a_target_that_is_still_partial() -> None:
+    s = with_collection(cluster(A, B, C))
+    ref = TransferRef("c", 0, A, C)
+    s.apply(ops.start_transfer(ref, sync=False))
+    # a write failed on the target meanwhile: it was marked Dead and may miss that write
+    s.apply(ops.set_replica_state("c", 0, C, RS.DEAD, RS.PARTIAL))
+    assert rejected(s.apply(ops.finish_transfer(ref)), "bad_input")
+    replicas = s.collections["c"].shards[0].replicas
+    assert replicas[A] is RS.ACTIVE and replicas[C] is RS.DEAD  # the move's source is kept
+    assert ref in s.transfers  # still there for the driver to abort
+
+
 def test_transfer_rejections() -> None:
     s = with_collection(cluster(A, B, C))
     assert rejected(s.apply(ops.start_transfer(TransferRef("c", 0, A, A))), "bad_input")

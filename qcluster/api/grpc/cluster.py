@@ -13,11 +13,11 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
-from qcluster.api.grpc.status import status_for
 from qcluster.consensus.info import JoinAnswer, RaftStatus
 from qcluster.errors import BadInputError, QClusterError
 from qcluster.logging import get_logger
 from qcluster.p2p.channels import PEER_ID_HEADER, PEER_URI_HEADER, make_uri
+from qcluster.p2p.status import status_for
 from qcluster.proto_gen.v1 import cluster_pb2 as pb
 
 log = get_logger(__name__)

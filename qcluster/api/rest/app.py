@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from qcluster.collection.read_scope import parse_consistency, read_scope
 from qcluster.errors import QClusterError, UnprocessableInputError, is_transient
 from qcluster.logging import get_logger
 from qcluster.metrics import Metrics
@@ -139,7 +140,9 @@ def edge_middleware(metrics: Metrics, cors: bool) -> Any:
 
 async def _translated(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        # ?consistency= applies to every shard read the request makes (see collection/read_scope.py)
+        with read_scope(parse_consistency(request.query.get("consistency"))):
+            return await handler(request)
     except QClusterError as exc:
         if is_transient(exc):  # no quorum, starting up, a peer away: the client retries
             log.warning("request failed; retryable", path=request.path, error=exc.message)
@@ -208,7 +211,7 @@ def auth_middleware(settings: Settings) -> Any:
 
 
 def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None = None) -> web.Application:
-    from qcluster.api.rest import collections, points, scroll, search, service, snapshots
+    from qcluster.api.rest import collections, points, scroll, search, service, shard_keys, snapshots
     from qcluster.api.rest.deadlines import BACKGROUND_KEY, deadline_middleware, drain_writes
     from qcluster.loop_lag import LoopLagMonitor
 
@@ -247,4 +250,5 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
     search.register(app)
     scroll.register(app)
     snapshots.register(app)
+    shard_keys.register(app)
     return app

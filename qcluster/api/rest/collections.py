@@ -13,6 +13,7 @@ from qcluster.api.rest.parse import body, limits, query_bool, query_int
 from qcluster.api.rest.quotas import QUOTAS_KEY
 from qcluster.api.rest.render import update_json
 from qcluster.errors import BadInputError, UnprocessableInputError
+from qcluster.models.bounds import refuse_above
 from qcluster.models.collections import (
     ChangeAliasesIn,
     CollectionConfig,
@@ -67,13 +68,10 @@ def check_config_bounds(
     created under looser bounds can still be changed otherwise."""
     before = {} if current is None else _bounded_values(current)
     for field, (value, setting) in _bounded_values(config).items():
-        bound = getattr(bounds, setting)
-        if value is None or value <= bound or before.get(field, (None, ""))[0] == value:
+        if value is None or before.get(field, (None, ""))[0] == value:
             continue
         what = "number of named vectors" if field == "vectors" else field.rsplit(".", 1)[-1]
-        raise BadInputError(
-            f"{field}: {what} is {value}, above the bound of {bound} (service.limits.{setting})", field
-        )
+        refuse_above(field, what, value, setting, bounds)
 
 
 def _timeout(request: web.Request) -> float | None:
@@ -194,13 +192,15 @@ async def create_vector_name(request: web.Request) -> web.Response:
     params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
     name = request.match_info["vector_name"]
     check_config_bounds(with_vector(col.config, name, params), limits(request), col.config)
-    await col.create_vector(name, params)
+    await request.app[TOC_KEY].change_vectors(col.name, name, params, _timeout(request))
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 
 async def delete_vector_name(request: web.Request) -> web.Response:
     col = request.app[TOC_KEY].get(_name(request))
-    await col.delete_vector(request.match_info["vector_name"])
+    await request.app[TOC_KEY].change_vectors(
+        col.name, request.match_info["vector_name"], None, _timeout(request)
+    )
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 

@@ -1,8 +1,9 @@
 """Point write endpoints (upsert, delete, payload, vectors, batch) and retrieval by id.
 
 ``?wait=true`` answers once the change is applied and durable (``completed``); without it the
-answer comes once the operation is in the WAL (``acknowledged``). ``ordering`` and ``timeout``
-are accepted (a single peer has one ordering).
+answer comes once the operation is in the WAL (``acknowledged``). ``?ordering=weak|medium|strong``
+chooses which peer coordinates a replicated write (see ``shards/replica_set.py``); ``shard_key`` in
+the body selects the shards of a collection with custom sharding.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from qcluster.api.rest.render import record_json, update_json
 from qcluster.api.rest.vectors import batch_from_columns, points_batch
 from qcluster.collection import Collection
 from qcluster.collection.query.budget import check_budget, records_want
-from qcluster.errors import NotFoundError
+from qcluster.collection.read_scope import parse_shard_keys, with_shard_keys
+from qcluster.errors import BadInputError, NotFoundError
 from qcluster.models.points import (
     BatchOpIn,
     DeleteOp,
@@ -51,6 +53,7 @@ from qcluster.shards.operations import (
     SetPayload,
     UpdateOperation,
 )
+from qcluster.shards.replica_set import Ordering, WriteOptions
 from qcluster.types import parse_point_id
 
 UpsertBody = PointsListIn | PointsBatchIn
@@ -72,8 +75,20 @@ def upsert_batch(req: UpsertBody, col: Collection) -> PointsBatch:
     )
 
 
-async def _upsert(col: Collection, req: UpsertBody, wait: bool) -> UpdateResult:
-    return await col.upsert(upsert_batch(req, col), wait, req.update_mode or "upsert", req.update_filter)
+ORDERINGS: dict[str, Ordering] = {"weak": "weak", "medium": "medium", "strong": "strong"}
+
+
+def write_options(request: web.Request, shard_key: object) -> WriteOptions:
+    raw = request.query.get("ordering", "weak")
+    ordering = ORDERINGS.get(raw)
+    if ordering is None:
+        raise BadInputError(f"ordering: expected weak, medium or strong, got {raw!r}", "ordering")
+    return WriteOptions(ordering, parse_shard_keys(shard_key))
+
+
+async def _upsert(col: Collection, req: UpsertBody, wait: bool, options: WriteOptions) -> UpdateResult:
+    batch = upsert_batch(req, col)
+    return await col.upsert(batch, wait, req.update_mode or "upsert", req.update_filter, options)
 
 
 def set_payload_op(req: SetPayloadIn) -> SetPayload:
@@ -92,84 +107,102 @@ def vectors_batch(req: UpdateVectorsIn, col: Collection) -> PointsBatch:
     return points_batch([p.id for p in req.points], [p.vector for p in req.points], None, col.config)
 
 
-async def _run(request: web.Request, col: Collection, op: UpdateOperation) -> web.Response:
-    return ok(request, update_json(await col.update(op, query_bool(request, "wait"))))
+async def _run(request: web.Request, col: Collection, op: UpdateOperation, shard_key: object) -> web.Response:
+    options = write_options(request, shard_key)
+    return ok(request, update_json(await col.update(op, query_bool(request, "wait"), options)))
 
 
 async def upsert(request: web.Request) -> web.Response:
     col = _col(request)
     request.app[QUOTAS_KEY].check_write()
     req: UpsertBody = adapt(UPSERT, await body_json(request), limits(request))
-    return ok(request, update_json(await _upsert(col, req, query_bool(request, "wait"))))
+    options = write_options(request, req.shard_key)
+    return ok(request, update_json(await _upsert(col, req, query_bool(request, "wait"), options)))
 
 
 async def delete(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, SelectorIn)
-    return await _run(request, col, DeletePoints(selector(req.points, req.filter)))
+    return await _run(request, col, DeletePoints(selector(req.points, req.filter)), req.shard_key)
 
 
 async def set_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, set_payload_op(await body(request, SetPayloadIn)))
+    req = await body(request, SetPayloadIn)
+    return await _run(request, col, set_payload_op(req), req.shard_key)
 
 
 async def overwrite_payload(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, SetPayloadIn)
-    return await _run(request, col, OverwritePayload(selector(req.points, req.filter), req.payload))
+    return await _run(
+        request, col, OverwritePayload(selector(req.points, req.filter), req.payload), req.shard_key
+    )
 
 
 async def delete_payload(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, delete_payload_op(await body(request, DeletePayloadIn)))
+    req = await body(request, DeletePayloadIn)
+    return await _run(request, col, delete_payload_op(req), req.shard_key)
 
 
 async def clear_payload(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, SelectorIn)
-    return await _run(request, col, ClearPayload(selector(req.points, req.filter)))
+    return await _run(request, col, ClearPayload(selector(req.points, req.filter)), req.shard_key)
 
 
 async def update_vectors(request: web.Request) -> web.Response:
     col = _col(request)
     request.app[QUOTAS_KEY].check_write()
     req = await body(request, UpdateVectorsIn)
-    result = await col.update_vectors(vectors_batch(req, col), query_bool(request, "wait"), req.update_filter)
+    options = write_options(request, req.shard_key)
+    batch = vectors_batch(req, col)
+    result = await col.update_vectors(batch, query_bool(request, "wait"), req.update_filter, options)
     return ok(request, update_json(result))
 
 
 async def delete_vectors(request: web.Request) -> web.Response:
     col = _col(request)
-    return await _run(request, col, delete_vectors_op(await body(request, DeleteVectorsIn)))
+    req = await body(request, DeleteVectorsIn)
+    return await _run(request, col, delete_vectors_op(req), req.shard_key)
 
 
 Step = Callable[[bool], Awaitable[UpdateResult]]
 
 
-def _step(col: Collection, item: BatchOpIn) -> Step:
+def _step(request: web.Request, col: Collection, item: BatchOpIn) -> Step:
     """One batch operation, parsed and checked now, applied when called with ``wait``."""
     if isinstance(item, UpsertOp):
         up, batch = item.upsert, upsert_batch(item.upsert, col)
-        return lambda wait: col.upsert(batch, wait, up.update_mode or "upsert", up.update_filter)
+        up_options = write_options(request, up.shard_key)
+        return lambda wait: col.upsert(batch, wait, up.update_mode or "upsert", up.update_filter, up_options)
     if isinstance(item, UpdateVectorsOp):
         uv, vbatch = item.update_vectors, vectors_batch(item.update_vectors, col)
-        return lambda wait: col.update_vectors(vbatch, wait, uv.update_filter)
+        uv_options = write_options(request, uv.shard_key)
+        return lambda wait: col.update_vectors(vbatch, wait, uv.update_filter, uv_options)
     op: UpdateOperation
+    part: SelectorIn | SetPayloadIn | DeletePayloadIn | DeleteVectorsIn
     if isinstance(item, DeleteOp):
-        op = DeletePoints(selector(item.delete.points, item.delete.filter))
+        part = item.delete
+        op = DeletePoints(selector(part.points, part.filter))
     elif isinstance(item, SetPayloadOp):
-        op = set_payload_op(item.set_payload)
+        part = item.set_payload
+        op = set_payload_op(part)
     elif isinstance(item, OverwritePayloadOp):
-        sp = item.overwrite_payload
-        op = OverwritePayload(selector(sp.points, sp.filter), sp.payload)
+        part = item.overwrite_payload
+        op = OverwritePayload(selector(part.points, part.filter), part.payload)
     elif isinstance(item, DeletePayloadOp):
-        op = delete_payload_op(item.delete_payload)
+        part = item.delete_payload
+        op = delete_payload_op(part)
     elif isinstance(item, DeleteVectorsOp):
-        op = delete_vectors_op(item.delete_vectors)
+        part = item.delete_vectors
+        op = delete_vectors_op(part)
     else:
-        op = ClearPayload(selector(item.clear_payload.points, item.clear_payload.filter))
-    return lambda wait: col.update(op, wait)
+        part = item.clear_payload
+        op = ClearPayload(selector(part.points, part.filter))
+    options = write_options(request, part.shard_key)
+    return lambda wait: col.update(op, wait, options)
 
 
 async def batch_update(request: web.Request) -> web.Response:
@@ -180,7 +213,7 @@ async def batch_update(request: web.Request) -> web.Response:
     request.app[QUOTAS_KEY].check_write()
     req = await body(request, UpdateOperationsIn)
     wait = query_bool(request, "wait")
-    steps = [_step(col, item) for item in req.operations]
+    steps = [_step(request, col, item) for item in req.operations]
     results = []
     for i, step in enumerate(steps):
         result = await step(wait or i < len(steps) - 1)
@@ -206,9 +239,8 @@ async def get_points(request: web.Request) -> web.Response:
     with_payload = True if req.with_payload is None else req.with_payload
     want = records_want(col, len(req.ids), with_payload, req.with_vector, "ids")
     await check_budget(col, [want], limits(request))
-    recs = await col.retrieve(
-        req.ids, PayloadSelector.parse(with_payload), VectorSelector.parse(req.with_vector)
-    )
+    work = col.retrieve(req.ids, PayloadSelector.parse(with_payload), VectorSelector.parse(req.with_vector))
+    recs = await with_shard_keys(req.shard_key, work)
     return await ok_built(request, lambda: [record_json(r, col) for r in recs], len(recs))
 
 

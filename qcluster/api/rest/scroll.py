@@ -10,6 +10,7 @@ from qcluster.api.rest.render import record_json
 from qcluster.collection import Collection
 from qcluster.collection.query.budget import check_budget, records_want
 from qcluster.collection.query.context import order_by_spec
+from qcluster.collection.read_scope import with_shard_keys
 from qcluster.models.query import CountIn, FacetIn, ScrollIn
 from qcluster.shards.base import CountRequest, PayloadSelector, ScrollRequest, VectorSelector
 
@@ -27,16 +28,15 @@ async def scroll(request: web.Request) -> web.Response:
     with_payload = True if req.with_payload is None else req.with_payload
     want = records_want(col, limit, with_payload, req.with_vector, "limit")
     await check_budget(col, [want], limits(request))
-    res = await col.scroll(
-        ScrollRequest(
-            offset=req.offset,
-            limit=limit,
-            filter=req.filter,
-            with_payload=PayloadSelector.parse(with_payload),
-            with_vector=VectorSelector.parse(req.with_vector),
-            order_by=None if req.order_by is None else order_by_spec(req.order_by, "order_by"),
-        )
+    scroll_req = ScrollRequest(
+        offset=req.offset,
+        limit=limit,
+        filter=req.filter,
+        with_payload=PayloadSelector.parse(with_payload),
+        with_vector=VectorSelector.parse(req.with_vector),
+        order_by=None if req.order_by is None else order_by_spec(req.order_by, "order_by"),
     )
+    res = await with_shard_keys(req.shard_key, col.scroll(scroll_req))
     return await ok_built(
         request,
         lambda: {
@@ -50,14 +50,18 @@ async def scroll(request: web.Request) -> web.Response:
 async def count(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, CountIn, required=False)
-    return ok(request, {"count": await col.count(CountRequest(filter=req.filter, exact=req.exact))})
+    counted = await with_shard_keys(
+        req.shard_key, col.count(CountRequest(filter=req.filter, exact=req.exact))
+    )
+    return ok(request, {"count": counted})
 
 
 async def facet(request: web.Request) -> web.Response:
     """Counts of the values of ``key`` (which needs a keyword / integer / bool / uuid index)."""
     col = _col(request)
     req = await body(request, FacetIn)
-    hits = await col.facet(req.key, req.filter, 10 if req.limit is None else req.limit, bool(req.exact))
+    limit = 10 if req.limit is None else req.limit
+    hits = await with_shard_keys(req.shard_key, col.facet(req.key, req.filter, limit, bool(req.exact)))
     return ok(request, {"hits": [{"value": v, "count": c} for v, c in hits]})
 
 

@@ -17,6 +17,7 @@ from qcluster.collection import Collection
 from qcluster.collection.query import Group, Hit, Lookup, run_groups, run_query
 from qcluster.collection.query.budget import Want, check_budget, groups_wants, query_wants
 from qcluster.collection.query.groups import MAX_CANDIDATES
+from qcluster.collection.read_scope import with_shard_keys
 from qcluster.models.query import (
     DiscoverBatchIn,
     DiscoverIn,
@@ -54,7 +55,7 @@ async def query(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryIn, required=False)
     await _within_budget(request, col, [req], batch=False)
-    hits = await run_query(col, req, _lookup(request))
+    hits = await with_shard_keys(req.shard_key, run_query(col, req, _lookup(request)))
     return await ok_built(request, lambda: {"points": hits_json(hits, col)}, len(hits))
 
 
@@ -63,7 +64,9 @@ async def query_batch(request: web.Request) -> web.Response:
     req = await body(request, QueryBatchIn)
     await _within_budget(request, col, list(req.searches), batch=True)
     lookup = _lookup(request)
-    results = await asyncio.gather(*(run_query(col, q, lookup) for q in req.searches))
+    results = await asyncio.gather(
+        *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in req.searches)
+    )
     return await ok_built(
         request, lambda: [{"points": hits_json(hits, col)} for hits in results], sum(map(len, results))
     )
@@ -82,14 +85,17 @@ async def _groups(
     lookup = _lookup(request)
     wants = groups_wants(col, req, group_size or 3, limit or 10, MAX_CANDIDATES)
     await check_budget(col, wants, limits(request))
-    groups: list[Group] = await run_groups(
-        col,
-        req,
-        lookup,
-        group_by=group_by,
-        group_size=group_size or 3,
-        limit=limit or 10,
-        with_lookup=with_lookup,
+    groups: list[Group] = await with_shard_keys(
+        req.shard_key,
+        run_groups(
+            col,
+            req,
+            lookup,
+            group_by=group_by,
+            group_size=group_size or 3,
+            limit=limit or 10,
+            with_lookup=with_lookup,
+        ),
     )
     lookup_col = None
     if with_lookup is not None:
@@ -140,6 +146,7 @@ def from_search(req: SearchIn | SearchGroupsIn) -> QueryIn:
         with_vector=req.with_vector,
         prefetch=None,
         lookup_from=None,
+        shard_key=req.shard_key,
     )
 
 
@@ -157,6 +164,7 @@ def from_recommend(req: RecommendIn | RecommendGroupsIn) -> QueryIn:
         with_vector=req.with_vector,
         prefetch=None,
         lookup_from=req.lookup_from,
+        shard_key=req.shard_key,
     )
 
 
@@ -178,6 +186,7 @@ def from_discover(req: DiscoverIn) -> QueryIn:
         with_vector=req.with_vector,
         prefetch=None,
         lookup_from=req.lookup_from,
+        shard_key=req.shard_key,
     )
 
 
@@ -189,7 +198,7 @@ def _single(model: type[Any], convert: Convert) -> Callable[[web.Request], Await
         col = _col(request)
         req = convert(await body(request, model))
         await _within_budget(request, col, [req], batch=False)
-        hits: list[Hit] = await run_query(col, req, _lookup(request))
+        hits: list[Hit] = await with_shard_keys(req.shard_key, run_query(col, req, _lookup(request)))
         return await ok_built(request, lambda: hits_json(hits, col), len(hits))
 
     return handler
@@ -202,7 +211,9 @@ def _batch(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaita
         queries = [convert(s) for s in req.searches]
         await _within_budget(request, col, queries, batch=True)
         lookup = _lookup(request)
-        results = await asyncio.gather(*(run_query(col, q, lookup) for q in queries))
+        results = await asyncio.gather(
+            *(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in queries)
+        )
         return await ok_built(request, lambda: [hits_json(h, col) for h in results], sum(map(len, results)))
 
     return handler

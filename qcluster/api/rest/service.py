@@ -10,6 +10,7 @@ from aiohttp import web
 import qcluster
 from qcluster.api.rest import cluster, quotas
 from qcluster.api.rest.app import CONSENSUS_KEY, METRICS_KEY, STATE_KEY, TOC_KEY, json_response, ok
+from qcluster.cluster.readiness import unready_replicas
 from qcluster.metrics import CONTENT_TYPE, CollectionStats
 
 
@@ -38,8 +39,12 @@ async def readyz(request: web.Request) -> web.Response:
     if not request.app[STATE_KEY].get("ready"):
         return web.Response(status=503, text="storage is loading")
     consensus = request.app[CONSENSUS_KEY].get("service")
-    if consensus is not None and not consensus.is_caught_up():
-        return web.Response(status=503, text="consensus is catching up with the leader")
+    if consensus is not None:
+        if not consensus.is_caught_up():
+            return web.Response(status=503, text="consensus is catching up with the leader")
+        waiting = unready_replicas(consensus.state, consensus.peer_id, request.app[TOC_KEY])
+        if waiting:
+            return web.Response(status=503, text="replicas not ready: " + "; ".join(waiting))
     return web.Response(text="all shards are ready")
 
 

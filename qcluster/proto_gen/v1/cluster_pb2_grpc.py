@@ -5,7 +5,7 @@ import warnings
 
 from qcluster.proto_gen.v1 import cluster_pb2 as qcluster_dot_proto__gen_dot_v1_dot_cluster__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

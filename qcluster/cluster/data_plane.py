@@ -1,0 +1,134 @@
+"""The data plane's view of the cluster (:class:`ReplicaEnv` for replica sets in cluster mode).
+
+* ``remote(collection, shard, peer)``: the replica on another peer, a :class:`RemoteShard` whose
+  address is read from the agreed peer list at every call;
+* ``deactivate(...)``: mark a replica that failed a write ``Dead`` through consensus, naming the
+  state it replaces, and return once this peer has applied it (so the next write and read here
+  already skip it). When consensus cannot take it now (no quorum), the error goes back to the
+  write (its client learns consistency is not guaranteed) and a background task keeps proposing
+  until it is taken or the replica's state moved on;
+* ``forward(...)``: have the peer that leads a shard for medium/strong ordering coordinate a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from qcluster.consensus import operations as ops
+from qcluster.errors import QClusterError, TransientError
+from qcluster.logging import get_logger
+from qcluster.p2p.channels import ChannelPool
+from qcluster.retry import until_done
+from qcluster.shards.base import ShardOperation, UpdateResult
+from qcluster.shards.operations import UpdateOperation
+from qcluster.shards.remote_shard import RemoteShard
+from qcluster.shards.replica_set import Ordering
+from qcluster.types import ReplicaState
+
+if TYPE_CHECKING:
+    from qcluster.consensus.service import ConsensusService
+
+log = get_logger(__name__)
+DEACTIVATE_TIMEOUT = 10.0
+DEACTIVATE_RETRY_FOR = 600.0
+
+
+class ClusterDataPlane:
+    def __init__(self, consensus: ConsensusService, pool: ChannelPool, timeout: float):
+        self._consensus = consensus
+        self._pool = pool
+        self._timeout = timeout
+        self._retries: dict[tuple[str, int, int], asyncio.Task[None]] = {}
+
+    @property
+    def peer_id(self) -> int:
+        return self._consensus.peer_id
+
+    def _address(self, peer_id: int) -> str:
+        uri = self._consensus.state.peers.get(peer_id)
+        if uri is None:
+            raise TransientError(f"peer {peer_id} is not a member of the cluster")
+        return uri
+
+    def remote(self, collection: str, shard_id: int, peer_id: int) -> ShardOperation:
+        return RemoteShard(
+            collection, shard_id, peer_id, lambda: self._address(peer_id), self._pool, self._timeout
+        )
+
+    async def forward(
+        self,
+        collection: str,
+        shard_id: int,
+        peer_id: int,
+        op: UpdateOperation,
+        wait: bool,
+        ordering: Ordering,
+    ) -> UpdateResult:
+        leader = RemoteShard(
+            collection, shard_id, peer_id, lambda: self._address(peer_id), self._pool, self._timeout
+        )
+        return await leader.coordinate(op, wait, ordering)
+
+    async def deactivate(
+        self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState, reason: str
+    ) -> None:
+        try:
+            await self._mark_dead(collection, shard_id, peer_id, from_state)
+        except QClusterError as exc:
+            log.warning(
+                "could not mark a failed replica Dead yet; retrying in the background",
+                collection=collection,
+                shard=shard_id,
+                peer=peer_id,
+                error=exc.message,
+            )
+            self._retry_later(collection, shard_id, peer_id, from_state)
+            raise
+        log.info(
+            "replica marked Dead after a failed write; it will be recovered from another replica",
+            collection=collection,
+            shard=shard_id,
+            peer=peer_id,
+            was=from_state.value,
+            reason=reason,
+        )
+
+    async def _mark_dead(
+        self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState
+    ) -> None:
+        consensus = self._consensus
+        if consensus.state.replica_state(collection, shard_id, peer_id) != from_state:
+            return  # already moved on (another coordinator marked it, or it is being recovered)
+        op = ops.set_replica_state(collection, shard_id, peer_id, ReplicaState.DEAD, from_state)
+        result = await consensus.propose(op, DEACTIVATE_TIMEOUT)
+        await consensus.wait_synced(result.index, DEACTIVATE_TIMEOUT)
+
+    def _retry_later(self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState) -> None:
+        key = (collection, shard_id, peer_id)
+        if key in self._retries and not self._retries[key].done():
+            return
+
+        async def retry() -> None:
+            try:
+                async for attempt in until_done(DEACTIVATE_RETRY_FOR):
+                    with attempt:
+                        await self._mark_dead(collection, shard_id, peer_id, from_state)
+            except QClusterError as exc:
+                log.error(
+                    "gave up marking a failed replica Dead; it may miss acknowledged writes",
+                    collection=collection,
+                    shard=shard_id,
+                    peer=peer_id,
+                    error=exc.message,
+                )
+            finally:
+                self._retries.pop(key, None)
+
+        self._retries[key] = asyncio.get_running_loop().create_task(retry(), name=f"deactivate:{key}")
+
+    async def close(self) -> None:
+        tasks = list(self._retries.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

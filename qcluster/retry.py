@@ -1,0 +1,18 @@
+"""Retry policies, named in one place (tenacity). Only transient failures are retried."""
+
+from __future__ import annotations
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from qcluster.errors import is_transient
+
+
+def until_done(max_seconds: float, max_wait: float = 5.0) -> AsyncRetrying:
+    """Keep retrying transient failures with exponential back-off (0.1 s doubling up to
+    ``max_wait``) for up to ``max_seconds``; a non-transient failure ends it at once."""
+    return AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_exponential(multiplier=0.1, max=max_wait),
+        stop=stop_after_delay(max_seconds),
+        reraise=True,
+    )
