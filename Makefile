@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint typecheck bench bench-quick install clean
+.PHONY: run test test-slow lint typecheck bench bench-quick chaos chaos-quick install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/qcluster serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check qcluster tests bench
-	$(BIN)/ruff format --check qcluster tests bench
+	$(BIN)/ruff check qcluster tests bench chaos
+	$(BIN)/ruff format --check qcluster tests bench chaos
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -35,6 +35,15 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run_all.py --quick
+
+# Chaos campaigns against peers in network namespaces (root; see chaos/). Results: CHAOS.md.
+# `make chaos CHAOS_ARGS="metadata --duration 120 --seed 7"` runs one campaign.
+CHAOS_ARGS ?=
+chaos: $(STAMP)
+	$(BIN)/python -m chaos run $(CHAOS_ARGS)
+
+chaos-quick: $(STAMP)
+	$(BIN)/python -m chaos run --quick $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ base points.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-MINILM_DIR = REPO.parent / "shared" / "datasets" / "minilm-20k"
+# The MiniLM set is not kept in the repo (35 MB): put it under bench/data/minilm-20k (ignored by
+# git) or point QCLUSTER_MINILM_DIR at a copy. Files: base.npy, queries.npy, gt_cosine.npy.
+MINILM_DIR = Path(os.environ.get("QCLUSTER_MINILM_DIR", REPO / "bench" / "data" / "minilm-20k"))
 GT_K = 100
 
 
@@ -129,7 +132,9 @@ def minilm(nq: int | None = None, clusters: int = 100) -> Dataset:
     Labels come from a few k-means iterations (for cluster-correlated filters). The ground truth is
     recomputed to top-100 and checked against the shipped top-10."""
     if not (MINILM_DIR / "base.npy").exists():
-        raise FileNotFoundError(f"MiniLM dataset not found at {MINILM_DIR}")
+        raise FileNotFoundError(
+            f"MiniLM dataset not found at {MINILM_DIR} (set QCLUSTER_MINILM_DIR to its folder)"
+        )
     base = np.ascontiguousarray(np.load(MINILM_DIR / "base.npy"), dtype=np.float32)
     queries = np.ascontiguousarray(np.load(MINILM_DIR / "queries.npy"), dtype=np.float32)
     shipped = np.load(MINILM_DIR / "gt_cosine.npy")

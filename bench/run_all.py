@@ -1,6 +1,6 @@
 """Run every benchmark in the benchmark virtual environment and record the results.
 
-    python bench/run_all.py [--quick] [--only engine|filtered|rest|consensus|cluster] [--skip-qcluster] [--no-doc]
+    python bench/run_all.py [--quick] [--only engine|filtered|rest|consensus|cluster|transfer] [--skip-qcluster] [--no-doc]
 
 1. Creates ``bench/.venv`` once (qcluster installed editable, plus the benchmark-only reference
    packages qdrant-edge-py, chromadb, faiss-cpu and the pinned qdrant-client used for loading;
@@ -38,7 +38,7 @@ REFERENCE_PACKAGES = [
     "faiss-cpu>=1.8,<2",
     "qdrant-client==1.20.0",
 ]
-BENCHMARKS = ("engine", "filtered", "rest", "consensus", "cluster")
+BENCHMARKS = ("engine", "filtered", "rest", "consensus", "cluster", "transfer")
 TIMEOUT_S = {True: 300, False: 3600}  # per benchmark, quick / full
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -306,12 +306,39 @@ def render_cluster(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_transfer(r: dict[str, Any]) -> list[str]:
+    c, h = r.get("copies") or {}, r.get("heal") or {}
+    m = r.get("machine", {})
+    lines = [
+        f"#### Shard transfers (`bench/transfer.py`): 3 peers, one shard of {f(r.get('n'))} x {r.get('dim', '?')} "
+        f"({f(r.get('vector_mb'), 1)} MB of vectors)\n",
+        f"Median of {r.get('repeats', '?')} runs; measured {m.get('date', '?')} on {m.get('nproc', '?')} cores; "
+        "time from the request until the new replica is Active.\n",
+        "| method | seconds | points/s | MB/s |",
+        "|---|---|---|---|",
+    ]
+    for method in ("stream_records", "snapshot", "wal_delta"):
+        d = c.get(method) or {}
+        lines.append(
+            f"| {method} | {f(d.get('seconds'), 2)} | {f(d.get('points_per_s'))} | {f(d.get('mb_per_s'), 1)} |"
+        )
+    wd, sr = (h.get("wal_delta") or {}).get("seconds"), (h.get("stream_records") or {}).get("seconds")
+    lines += [
+        "",
+        f"Healing a replica that missed {f(h.get('missed_updates'))} updates (1 %): wal_delta {f(wd, 2)} s, "
+        f"stream_records {f(sr, 2)} s ({ratio(sr, wd)} faster by wal_delta; target >= 10x).",
+        "",
+    ]
+    return lines
+
+
 RENDER = {
     "engine": render_engine,
     "filtered": render_filtered,
     "rest": render_rest,
     "consensus": render_consensus,
     "cluster": render_cluster,
+    "transfer": render_transfer,
 }
 
 

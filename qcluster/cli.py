@@ -1,7 +1,9 @@
 """Command line: ``qcluster [serve] [--uri URI] [--bootstrap URI] [--config-path FILE] [--reinit]``.
 
-With no subcommand it serves, so it can stand in wherever the ``qdrant`` binary is started.
-Cluster flags are accepted now and act once the Raft metadata plane is wired in.
+With no subcommand it serves, so it can stand in wherever the ``qdrant`` binary is started. Other
+subcommands: ``ctl`` (operate a running cluster over REST, :mod:`qcluster.ctl`), ``probe`` (a
+container health check, :mod:`qcluster.probe`), ``k8s-entrypoint`` (serve as a StatefulSet pod,
+:mod:`qcluster.k8s`).
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import sys
 import warnings
 
 from qcluster.logging import get_logger, setup_logging
 from qcluster.settings import load_settings
+
+# Subcommands that are not the server: name -> module with ``main(argv) -> int``.
+TOOLS = {"ctl": "qcluster.ctl.cli", "probe": "qcluster.probe", "k8s-entrypoint": "qcluster.k8s"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        module = importlib.import_module(TOOLS[argv[0]])
+        return int(module.main(argv[1:]))
+    args = build_parser().parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         settings = load_settings(args.config_path)

@@ -47,6 +47,9 @@ class Node:
         self._pool: Any = None
         self._sync: Any = None
         self._data_plane: Any = None
+        self._transfers: Any = None
+        self._watchdog: Any = None
+        self._transfer_targets: Any = None
         self._tls: Any = None
 
     @property
@@ -58,9 +61,12 @@ class Node:
         moment the HTTP port is open (``consensus_thread_status: stopped`` until it runs)."""
         from qcluster.cluster.data_plane import ClusterDataPlane
         from qcluster.cluster.metadata_sync import MetadataSync
+        from qcluster.cluster.transfer_target import TransferTargets
         from qcluster.consensus.service import ConsensusService
         from qcluster.p2p.channels import ChannelPool
         from qcluster.p2p.tls import P2pTls
+        from qcluster.transfer.driver import TransferDriver
+        from qcluster.transfer.recovery import RecoveryWatchdog
 
         cluster = self.settings.cluster
         self._tls = P2pTls.from_settings(self.settings)
@@ -74,8 +80,20 @@ class Node:
             has_collection=self.toc.collections.__contains__,
         )
         self._sync.consensus = self.consensus
-        self._data_plane = ClusterDataPlane(self.consensus, self._pool, cluster.grpc_timeout_ms / 1000)
+        timeout = cluster.grpc_timeout_ms / 1000
+        self._data_plane = ClusterDataPlane(self.consensus, self._pool, timeout)
         self.toc.env = self._data_plane
+        scratch = Path(self.settings.storage.storage_path) / "transfer-tmp"
+        self._transfers = TransferDriver(self.toc, self.consensus, self._pool, timeout, scratch)
+        perf = self.settings.storage.performance
+        self._watchdog = RecoveryWatchdog(
+            self.consensus, perf.incoming_shard_transfers_limit, perf.outgoing_shard_transfers_limit
+        )
+        self._sync.transfers = self._transfers
+        self._transfers.after_transfer = self._sync.reconcile
+        self._sync.watchdog = self._watchdog
+        self._transfer_targets = TransferTargets(self.toc, self.consensus, self._transfers, scratch)
+        self.app[CONSENSUS_KEY]["transfers"] = self._transfers
         # From the first request on, collection changes go through consensus (and fail with 503
         # until it runs), never to this peer alone.
         self.toc.metadata = self._sync
@@ -90,6 +108,7 @@ class Node:
         from qcluster.api.grpc.cluster import ClusterServicer
         from qcluster.api.grpc.points_internal import PointsInternalServicer
         from qcluster.api.grpc.server import P2pServer
+        from qcluster.api.grpc.transfer import TransferServicer
 
         cluster = self.settings.cluster
         host = self.settings.service.host
@@ -98,6 +117,7 @@ class Node:
         self._p2p = P2pServer(host, cluster.p2p.port, cluster.secret, self._tls)
         ClusterServicer(self.consensus).register(self._p2p.grpc)
         PointsInternalServicer(self.toc, lambda: self.consensus.peer_id).register(self._p2p.grpc)
+        TransferServicer(self._transfer_targets).register(self._p2p.grpc)
         port = await self._p2p.start()
         args = self.cluster_args
         await self.consensus.start(p2p_port=port, uri=args.uri, bootstrap=args.bootstrap, reinit=args.reinit)
@@ -126,12 +146,18 @@ class Node:
         if self.cluster_mode:
             await self._start_consensus()
             await self._sync.reconcile()
+            if self.settings.cluster.auto_recovery:
+                self._watchdog.start()
         self.app[STATE_KEY]["ready"] = True
         log.info("peer ready", storage=str(self.settings.storage.storage_path))
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._watchdog is not None:
+            await self._watchdog.close()
+        if self._transfers is not None:
+            await self._transfers.close()
         if self._sync is not None:
             await self._sync.close()
         if self._data_plane is not None:

@@ -62,12 +62,19 @@ class PerformanceSettings(_Section):
     max_search_threads: int = Field(0, ge=0)
     optimizer_cpu_budget: int = 0
     update_rate_limit: int | None = None
+    # Shard transfers a peer takes part in at once, as target / as source (automatic recovery
+    # respects them; operator-started transfers are not limited).
+    incoming_shard_transfers_limit: int = Field(1, ge=1)
+    outgoing_shard_transfers_limit: int = Field(1, ge=1)
 
 
 class StorageSettings(_Section):
     # Listener: this peer's replicas take every write but never count for write_consistency_factor
     # and serve reads only when a shard has no Active replica (Qdrant's storage.node_type).
     node_type: Literal["Normal", "Listener"] = "Normal"
+    # Method of transfers that name none (move / replicate without "method"); automatic recovery
+    # of a Dead replica always tries wal_delta first.
+    shard_transfer_method: Literal["stream_records", "snapshot", "wal_delta"] = "stream_records"
     storage_path: Path = Path("./storage")
     snapshots_path: Path = Path("./snapshots")
     temp_path: Path | None = None
@@ -149,6 +156,9 @@ class ClusterSettings(_Section):
     # Deadline of one point operation on another peer's replica (a write, a search, ...); a replica
     # that misses it on a write is marked Dead.
     grpc_timeout_ms: int = Field(30_000, ge=100)
+    # Dead replicas of this peer are recovered by themselves (see qcluster/transfer/recovery.py);
+    # off: only by an operator's replicate_shard (benchmarks compare methods that way).
+    auto_recovery: bool = True
 
 
 LOG_LEVELS = {

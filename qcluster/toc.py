@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qcluster.collection import Collection
-from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError
+from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError, TransientError
 from qcluster.logging import get_logger
 from qcluster.models.collections import (
     AliasOperationIn,
@@ -54,6 +54,7 @@ class TableOfContents:
         self.epoch = 0  # this start's clock epoch (see qcluster.shards.clock), set by load()
         self.collections: dict[str, Collection] = {}
         self.aliases: dict[str, str] = {}
+        self.loaded = False  # until then a lookup is "starting up" (503), not "does not exist" (404)
         self._lock = asyncio.Lock()
         self.metadata: MetadataSync | None = None  # set in cluster mode
 
@@ -79,6 +80,7 @@ class TableOfContents:
         aliases = self.root / "aliases.json"
         if aliases.exists():
             self.aliases = dict(read_json(aliases))
+        self.loaded = True
         log.info("storage loaded", collections=len(self.collections), aliases=len(self.aliases))
 
     async def close(self) -> None:
@@ -91,6 +93,10 @@ class TableOfContents:
     def get(self, name: str) -> Collection:
         col = self.collections.get(self.resolve(name))
         if col is None:
+            if not self.loaded:
+                raise TransientError("this peer is still loading its collections; retry shortly")
+            if self.metadata is not None and not self.metadata.caught_up():
+                raise TransientError("this peer is catching up with the cluster; retry shortly")
             raise NotFoundError(f"Collection `{name}` doesn't exist!")
         return col
 

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from qcluster.consensus.service import ConsensusService
     from qcluster.consensus.state import ClusterState, CollectionInfo
     from qcluster.toc import TableOfContents
+    from qcluster.transfer.driver import TransferDriver
+    from qcluster.transfer.recovery import RecoveryWatchdog
 
 log = get_logger(__name__)
 
@@ -66,6 +68,8 @@ class MetadataSync:
         self._pending_full = False
         self._follow_up: asyncio.Task[None] | None = None
         self._proposals: dict[tuple[str, int, ReplicaState], asyncio.Task[None]] = {}
+        self.transfers: TransferDriver | None = None  # runs the transfers this peer sends
+        self.watchdog: RecoveryWatchdog | None = None  # recovers this peer's Dead replicas
 
     # ------------------------------------------------------------------ listener side
     async def on_event(self, event: Any, state: ClusterState, index: int) -> None:
@@ -89,7 +93,7 @@ class MetadataSync:
                 await col.update_config(CollectionConfig.model_validate(merged))
                 log.info("collection config updated through consensus", collection=name, diff=diff)
 
-    def _caught_up(self) -> bool:
+    def caught_up(self) -> bool:
         return self.consensus is not None and self.consensus.is_caught_up()
 
     async def reconcile(self, state: ClusterState | None = None) -> None:
@@ -97,7 +101,7 @@ class MetadataSync:
             if self.consensus is None:
                 return
             state = self.consensus.state
-        destructive = self._caught_up()
+        destructive = self.caught_up()
         async with self._lock:
             for name, info in state.collections.items():
                 await self._reconcile_collection(name, info, destructive)
@@ -110,6 +114,10 @@ class MetadataSync:
                 self.toc.set_aliases(dict(state.aliases))
         if not destructive:
             self._schedule_full_reconcile()
+        if self.transfers is not None and destructive:  # not while replaying old entries
+            self.transfers.sync(state)
+        if self.watchdog is not None:
+            self.watchdog.poke()
         async with self._changed:
             self._changed.notify_all()
 
@@ -128,8 +136,12 @@ class MetadataSync:
                 col = await self.toc.create_local(name, config, placement, info.created_at)
             else:
                 await col.sync(placement, destructive=destructive)
-        except QClusterError as exc:
-            log.error("applying the agreed placement failed; will retry", collection=name, error=exc.message)
+        except (QClusterError, OSError) as exc:
+            # OSError too: a collection whose local files cannot be opened (left half-deleted by
+            # an interrupted delete, a full disk) must not stop the rest of the reconcile, or this
+            # peer's aliases and other collections never converge (found by the chaos harness)
+            message = exc.message if isinstance(exc, QClusterError) else str(exc)
+            log.error("applying the agreed placement failed; will retry", collection=name, error=message)
             self._schedule_full_reconcile()
             return
         self._settle_new_replicas(col, info, destructive)
@@ -196,7 +208,7 @@ class MetadataSync:
 
         async def follow_up() -> None:
             while self._pending_full and self.consensus is not None and self.consensus.running:
-                if self._caught_up():
+                if self.caught_up():
                     self._pending_full = False
                     await self.reconcile()
                     continue

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -174,6 +175,10 @@ class Collection:
     async def drop(self) -> None:
         await self.close()
         await asyncio.to_thread(shutil.rmtree, self.path, True)
+
+    def writes_paused(self) -> AbstractAsyncContextManager[None]:
+        """Hold the collection's writes (in flight ones finish first) while the block runs."""
+        return self._writes.exclusive()
 
     def local_shards(self) -> dict[int, LocalShard]:
         return self.holder.local_shards()

@@ -23,15 +23,11 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
 from qcluster.models.collections import CollectionConfig
 from qcluster.settings import StorageSettings
-from qcluster.shards.base import ALL_PAYLOAD, ScrollRequest, VectorSelector
 from qcluster.shards.local_shard import LocalShard
-from qcluster.shards.operations import CreateFieldIndex, NamedVectors, PointsBatch, UpsertPoints
+from qcluster.shards.shard_copy import copy_points
 
-PAGE = 1000
 SHARDS_PREFIX = "shards"
 
 
@@ -42,42 +38,7 @@ def new_generation() -> str:
 async def copy_shard(old: LocalShard, new: LocalShard, dims: Mapping[str, int]) -> None:
     """Every point of ``old`` into ``new``, keeping the vectors named in ``dims``; then the
     payload indexes. Points left with no vector at all are kept (an all-absent column)."""
-    offset = None
-    names = list(dims)
-    keep = VectorSelector(True, tuple(names)) if names else VectorSelector(False)
-    while True:
-        page = await old.scroll(
-            ScrollRequest(offset=offset, limit=PAGE, with_payload=ALL_PAYLOAD, with_vector=keep)
-        )
-        if page.points:
-            vectors: dict[str, NamedVectors] = {}
-            for name in names:
-                rows = [r.vector.get(name) if r.vector else None for r in page.points]
-                present = np.array([v is not None for v in rows], dtype=np.bool_)
-                if not present.any():
-                    continue
-                dim = next(v for v in rows if v is not None).shape[0]
-                data = np.zeros((len(rows), dim), dtype=np.float32)
-                for i, v in enumerate(rows):
-                    if v is not None:
-                        data[i] = v
-                vectors[name] = NamedVectors(data, None if present.all() else present)
-            if not vectors and names:
-                n = len(page.points)
-                vectors[names[0]] = NamedVectors(
-                    np.zeros((n, dims[names[0]]), dtype=np.float32), np.zeros(n, dtype=np.bool_)
-                )
-            batch = PointsBatch(
-                tuple(r.id for r in page.points), vectors, tuple(r.payload for r in page.points)
-            )
-            await new.update(UpsertPoints(batch), wait=True)
-        if page.next_page_offset is None:
-            break
-        offset = page.next_page_offset
-    info = await old.info()
-    for key, schema in info.payload_schema.items():
-        spec = schema.get("params") or schema.get("data_type")
-        await new.update(CreateFieldIndex(key, spec), wait=True)
+    await copy_points(old.scroll, old.info, lambda op: new.update(op, wait=True), dims)
 
 
 async def build_generation(

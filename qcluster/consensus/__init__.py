@@ -1,1 +1,3 @@
-"""See ../shared/DESIGN.md for what this package holds."""
+"""Raft and the agreed cluster state: pure ``ClusterState.apply`` over typed operations, placement,
+the proposer, membership, the pysyncobj wrapper and its transport on the p2p port; see
+docs/architecture.md."""

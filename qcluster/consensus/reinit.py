@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pysyncobj.journal import FileJournal
-
 from qcluster.consensus import operations as ops
 from qcluster.consensus import wire
 from qcluster.consensus.bridge import SnapshotImage, read_dump_file, write_dump_file
+from qcluster.consensus.journal import FileJournal
 from qcluster.consensus.op_codec import decode_op
 from qcluster.consensus.raft import DUMP_FILE, JOURNAL_FILE
 from qcluster.consensus.state import ClusterState
@@ -49,7 +48,7 @@ def recover_state(raft_dir: Path) -> tuple[ClusterState, int]:
         state, applied = image.materialise(), image.index
     journal_path = raft_dir / JOURNAL_FILE
     if journal_path.exists():
-        journal = FileJournal(str(journal_path))
+        journal = FileJournal(str(journal_path))  # same format as pysyncobj's
         try:
             for i in range(len(journal)):
                 command, index, _term = journal[i]

@@ -222,6 +222,10 @@ def install() -> None:
     # follower (never closed). Read the former properly, the latter into memory (dumps are small).
     pysyncobj.journal.MetaStorer.getMeta = _get_meta
     pysyncobj.serializer.open = _serializer_open
+    # and its journal file dies of SIGBUS on a full disk: ours grows into allocated blocks
+    from qcluster.consensus import journal
+
+    journal.install()
     _installed = True
 
 

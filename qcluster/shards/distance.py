@@ -36,19 +36,24 @@ def check_distance(distance: str) -> Distance:
     return distance
 
 
+UNIT_TOLERANCE = 1e-6
+
+
 def preprocess(vectors: npt.ArrayLike, distance: Distance) -> F32:
-    """float32, C-contiguous; rows L2-normalised for Cosine (a zero vector stays zero)."""
+    """float32, C-contiguous; rows L2-normalised for Cosine (a zero vector stays zero). Rows
+    already of unit length (within ``UNIT_TOLERANCE``) are kept bit for bit, so normalising a
+    stored vector again (a copy to another replica) changes nothing."""
     arr = np.ascontiguousarray(vectors, dtype=np.float32)
     if distance != "Cosine":
         return arr
-    if arr.ndim == 1:
-        norm = float(np.sqrt(np.dot(arr, arr)))
-        return arr / np.float32(norm) if norm > 0 else arr.copy()
-    if arr.shape[0] == 1:  # the single-query hot path
-        norm = float(np.sqrt(np.dot(arr[0], arr[0])))
-        return arr / np.float32(norm) if norm > 0 else arr.copy()
+    if arr.ndim == 1 or arr.shape[0] == 1:  # one vector: the single-query hot path
+        row = arr if arr.ndim == 1 else arr[0]
+        norm = float(np.sqrt(np.dot(row, row)))
+        if norm == 0 or abs(norm - 1.0) <= UNIT_TOLERANCE:
+            return arr.copy()
+        return arr / np.float32(norm)
     norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
-    norms[norms == 0] = 1.0
+    norms[(norms == 0) | (np.abs(norms - 1.0) <= UNIT_TOLERANCE)] = 1.0
     out: F32 = arr / norms[:, None]
     return out
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import itertools
 import shutil
-import tarfile
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +37,7 @@ from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError
 from qcluster.logging import get_logger
 from qcluster.models.config import ShardConfig
 from qcluster.settings import StorageSettings
-from qcluster.shards import load, shard_read
+from qcluster.shards import load, shard_read, shard_snapshot
 from qcluster.shards.base import (
     CountRequest,
     PayloadSelector,
@@ -52,6 +52,7 @@ from qcluster.shards.base import (
 )
 from qcluster.shards.clock import ClockMap, ClockTag
 from qcluster.shards.operations import (
+    SELECTOR_OPS,
     CreateFieldIndex,
     UpdateOperation,
     UpdateVectors,
@@ -59,12 +60,14 @@ from qcluster.shards.operations import (
     check_vectors,
     decode_record,
     encode_operation,
+    record_tag,
 )
 from qcluster.shards.optimizer import Optimizer
 from qcluster.shards.segment import Segment
 from qcluster.shards.segment_files import fsync_dir, read_json, write_json_atomic
 from qcluster.shards.shard_apply import SegmentSet
 from qcluster.shards.wal import Wal
+from qcluster.shards.wal_history import WalHistory
 from qcluster.types import PointId
 
 log = get_logger(__name__)
@@ -81,6 +84,7 @@ class LocalShard:
         self.set = SegmentSet([], config)
         self.applied_version = 0
         self.clocks = ClockMap()  # highest tick applied per coordinator clock (update thread)
+        self.history = WalHistory()  # WAL pins and clock checkpoints for transfers (update thread)
         self.error: str | None = None
         self._wal: Wal | None = None
         self._update_pool = ThreadPoolExecutor(1, thread_name_prefix="shard-update")
@@ -121,13 +125,15 @@ class LocalShard:
             ]
             schemas = dict(manifest.get("field_indexes", {}))
             self.clocks = ClockMap.from_json(manifest.get("clocks"))
+            self.history.checkpoint(self.applied_version, self.clocks.copy())
         if not segments or segments[-1].appendable is False:
             segments.append(self._new_segment())
         self.set = SegmentSet(segments, self.config)
         for key, raw in schemas.items():
             self.set.create_field_index(key, raw)
         self._dedup_points()
-        self._wal = Wal.open(self.path / "wal", retain_bytes=self.config.wal_config.wal_capacity_mb * 2**20)
+        capacity = self.config.wal_config.wal_capacity_mb * 2**20  # Qdrant's WAL file size
+        self._wal = Wal.open(self.path / "wal", segment_bytes=capacity, retain_bytes=capacity)
         wal = self._wal
         if wal.last_version < self.applied_version:
             if wal.last_version == 0 or wal.last_version + 1 == wal.first_version:
@@ -257,12 +263,56 @@ class LocalShard:
         if tag is not None and self.clocks.seen(tag):
             return self.applied_version
         resolved = self.set.resolve(op)
-        version = self._wal.append(encode_operation(resolved, tag))
+        version = self._append(encode_operation(resolved, tag))
         self.set.apply(resolved, version)
         self.applied_version = version
         if tag is not None:
             self.clocks.advance(tag)
         return version
+
+    def _append(self, record: bytes) -> int:
+        """Append to the WAL; when the record opens a new WAL file, remember the clock map as of
+        the record before it (the exact map a wal_delta replay from that file must start from)."""
+        assert self._wal is not None
+        version = self._wal.append(record)
+        if self._wal.newest_segment_first == version:
+            self.history.checkpoint(version - 1, self.clocks.copy())
+        return version
+
+    async def apply_records(
+        self, items: Sequence[tuple[UpdateOperation, ClockTag | None]]
+    ) -> tuple[int, int]:
+        """Apply already-resolved operations in order (a transfer's WAL replay or point batches),
+        skipping tags applied here, with one durability wait for all; returns (applied, skipped).
+        Ids that no longer exist are skipped, not refused: the records replay history over a
+        newer state."""
+        self._check_open()
+        for op, _ in items:
+            self._validate(op)
+        applied, skipped, version = await self._in_update(self._apply_records_sync, items)
+        await self._durable(version)
+        self.optimizer.wake()
+        return applied, skipped
+
+    def _apply_records_sync(
+        self, items: Sequence[tuple[UpdateOperation, ClockTag | None]]
+    ) -> tuple[int, int, int]:
+        self._check_open()
+        assert self._wal is not None
+        applied = skipped = 0
+        for op, tag in items:
+            if tag is not None and self.clocks.seen(tag):
+                skipped += 1
+                continue
+            if isinstance(op, SELECTOR_OPS) and op.selector.filter is not None:
+                op = self.set.resolve(op)
+            version = self._append(encode_operation(op, tag))
+            self.set.apply(op, version)
+            self.applied_version = version
+            if tag is not None:
+                self.clocks.advance(tag)
+            applied += 1
+        return applied, skipped, self.applied_version
 
     async def clock_map(self) -> ClockMap:
         """A copy of the clock map as of now (taken on the update thread)."""
@@ -313,7 +363,7 @@ class LocalShard:
             or last["version"] != self.applied_version
             or last["segments"] != [s.id for s in self.set.segments]
             or last["field_indexes"] != self.set.field_schemas
-            or len(last["clocks"]) != len(self.clocks)
+            or last["clocks"] != self.clocks.to_json()
             or any(s.dirty for s in self.set.segments)
         )
 
@@ -340,8 +390,10 @@ class LocalShard:
         for seg in self._garbage:
             seg.remove_files()
         self._garbage.clear()
+        self.history.checkpoint(self.applied_version, self.clocks.copy())
         if self._wal is not None:
-            self._wal.truncate_prefix(self.applied_version)
+            self._wal.truncate_prefix(self.history.truncate_bound(self.applied_version))
+            self.history.prune(self._wal.first_version)
 
     async def flush(self) -> None:
         self._check_open()
@@ -438,46 +490,104 @@ class LocalShard:
         self.optimizer.wake()
 
     # ------------------------------------------------------------------ snapshots
-    async def create_snapshot(self, target: Path) -> None:
-        """One tar archive of the flushed shard: manifest + segments (the WAL position is the
-        manifest's version). Writes pause while the archive is packed."""
+    async def create_snapshot(self, target: Path) -> int:
+        """One tar archive of the flushed shard (see :mod:`shard_snapshot`); returns the version it
+        stands for. Writes pause while the archive is packed."""
         self._check_open()
-        await self._in_update(self._snapshot_sync, target)
+        version: int = await self._in_update(self._snapshot_sync, target)
+        return version
 
-    def _snapshot_sync(self, target: Path) -> None:
+    def _snapshot_sync(self, target: Path) -> int:
         self._flush_sync()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        with tarfile.open(tmp, "w") as tar:
-            tar.add(self.path / MANIFEST, arcname=MANIFEST)
-            for seg in self.set.segments:
-                tar.add(seg.path, arcname=f"segments/{seg.id}")
-        tmp.replace(target)
-        log.info(
-            "shard snapshot created", path=str(self.path), target=str(target), version=self.applied_version
-        )
+        shard_snapshot.pack(self.path, self.set.segments, target, self.applied_version)
+        return self.applied_version
 
     @classmethod
     async def restore_snapshot(cls, archive: Path, path: Path) -> None:
         """Unpack a shard archive into ``path`` (which must be empty or absent)."""
+        await asyncio.to_thread(shard_snapshot.unpack, archive, path)
 
-        def unpack() -> None:
-            if path.exists() and any(path.iterdir()):
-                raise BadInputError(f"cannot restore into non-empty directory {path}")
-            path.mkdir(parents=True, exist_ok=True)
-            try:
-                with tarfile.open(archive, "r") as tar:
-                    tar.extractall(path, filter="data")
-            except (tarfile.TarError, OSError) as exc:
-                shutil.rmtree(path, ignore_errors=True)
-                raise BadInputError(
-                    f"snapshot archive {archive.name} is not a valid shard snapshot: {exc}"
-                ) from exc
-            if not (path / MANIFEST).exists():
-                shutil.rmtree(path, ignore_errors=True)
-                raise BadInputError(f"snapshot archive {archive.name} holds no shard manifest")
+    # ------------------------------------------------------------------ for transfers
+    async def pin_wal(self) -> tuple[int, int]:
+        """Keep every WAL record after the current version until ``unpin_wal``; returns
+        (pin id, first version kept)."""
+        self._check_open()
+        pinned: tuple[int, int] = await self._in_update(self._pin_sync)
+        return pinned
 
-        await asyncio.to_thread(unpack)
+    def _pin_sync(self) -> tuple[int, int]:
+        start = self.applied_version + 1
+        return self.history.pin(start), start
+
+    def unpin_wal(self, pin_id: int) -> None:
+        self.history.unpin(pin_id)
+
+    async def pin_for_replay(self, target: ClockMap) -> tuple[int, int] | None:
+        """Pin the WAL from where a replica at ``target`` must replay it to catch up: (pin id,
+        first version). None when the WAL no longer holds everything ``target`` lacks, or
+        ``target`` holds writes this replica lacks (a replay cannot remove them)."""
+        self._check_open()
+
+        def decide() -> tuple[int, int] | None:
+            assert self._wal is not None
+            if self.clocks.behind(target):
+                return None
+            start = self.history.replay_start(target, self._wal.first_version)
+            return None if start is None else (self.history.pin(start), start)
+
+        pinned: tuple[int, int] | None = await self._in_update(decide)
+        if pinned is None:
+            return None
+        pin_id, start = pinned
+        first = await self._first_unseen(start, target)
+        if first == start:
+            return pinned
+        moved = self.history.pin(first)  # keep less: the replay starts at the first write it lacks
+        self.history.unpin(pin_id)
+        return moved, first
+
+    async def _first_unseen(self, start: int, target: ClockMap) -> int:
+        """The first WAL version from ``start`` whose write ``target`` lacks (or untagged)."""
+        wal = self._wal
+        assert wal is not None
+
+        def scan() -> int:
+            for version, data in wal.read_from(start):
+                tag = record_tag(data)
+                if tag is None or not target.seen(tag):
+                    return version
+            return wal.last_version + 1
+
+        loop = asyncio.get_running_loop()
+        first: int = await loop.run_in_executor(self._io_pool, scan)
+        return first
+
+    async def read_wal(self, start: int, max_records: int) -> list[tuple[int, bytes]]:
+        """Up to ``max_records`` WAL records from version ``start`` (an empty list at the end)."""
+        self._check_open()
+        wal = self._wal
+        assert wal is not None
+
+        def read() -> list[tuple[int, bytes]]:
+            if start > wal.last_version:
+                return []
+            return list(itertools.islice(wal.read_from(start), max_records))
+
+        loop = asyncio.get_running_loop()
+        result: list[tuple[int, bytes]] = await loop.run_in_executor(self._io_pool, read)
+        return result
+
+    async def merge_clocks(self, clocks: ClockMap) -> ClockMap:
+        """Raise this replica's clock map to at least ``clocks``; returns the result."""
+        self._check_open()
+
+        def merge() -> ClockMap:
+            for tag in clocks:
+                self.clocks.advance(tag)
+            return self.clocks.copy()
+
+        result: ClockMap = await self._in_update(merge)
+        return result
 
     # ------------------------------------------------------------------ for the optimizer
     def run_in_update(self, fn: Any, *args: Any) -> Any:

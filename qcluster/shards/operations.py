@@ -204,6 +204,16 @@ _BY_NAME: dict[str, type[Any]] = {
 }
 
 
+def record_tag(data: bytes) -> ClockTag | None:
+    """The clock tag of a record, reading only its header (no vector blobs)."""
+    try:
+        (hlen,) = _U32.unpack_from(data, 0)
+        raw = orjson.loads(data[4 : 4 + hlen]).get("tag")
+        return None if raw is None else ClockTag.from_list(raw)
+    except (ValueError, TypeError, struct.error, orjson.JSONDecodeError) as exc:
+        raise CorruptedStorageError(f"undecodable operation record: {exc}") from exc
+
+
 def decode_operation(data: bytes) -> UpdateOperation:
     """Inverse of :func:`encode_operation` (the tag dropped)."""
     return decode_record(data)[0]

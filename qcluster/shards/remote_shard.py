@@ -101,9 +101,12 @@ class RemoteShard:
 
     # ------------------------------------------------------------------ writes
     async def update(
-        self, op: UpdateOperation, wait: bool = True, tag: ClockTag | None = None
+        self, op: UpdateOperation, wait: bool = True, tag: ClockTag | None = None, *, forwarded: bool = False
     ) -> UpdateResult:
-        request = pb.UpdateShardRequest(shard=self._ref, operation=encode_operation(op), wait=wait)
+        """``forwarded``: sent by a transfer's source to its target (see the proto)."""
+        request = pb.UpdateShardRequest(
+            shard=self._ref, operation=encode_operation(op), wait=wait, forwarded=forwarded
+        )
         clock = codec.tag_out(tag)
         if clock is not None:
             request.clock.CopyFrom(clock)

@@ -62,11 +62,12 @@ T = TypeVar("T")
 Ordering = Literal["weak", "medium", "strong"]
 Consistency = int | Literal["majority", "quorum", "all"]
 
+# A Partial replica (the target of a transfer) is not written by coordinators: the transfer's
+# source feeds it, in the source's order (see qcluster/transfer/proxy.py).
 UPDATABLE = frozenset(
     {
         ReplicaState.ACTIVE,
         ReplicaState.INITIALIZING,
-        ReplicaState.PARTIAL,
         ReplicaState.LISTENER,
         ReplicaState.RESHARDING,
     }
@@ -83,6 +84,14 @@ class WriteOptions:
 
 
 DEFAULT_WRITE = WriteOptions()
+
+
+class ShardWriter(Protocol):
+    """What takes writes for this peer's replica (the replica, or a transfer's proxy of it)."""
+
+    async def update(
+        self, op: UpdateOperation, wait: bool = True, tag: ClockTag | None = None
+    ) -> UpdateResult: ...
 
 
 class ReplicaEnv(Protocol):
@@ -143,6 +152,8 @@ class ReplicaSet:
         self.env = env
         self.clocks = clocks
         self.local: LocalShard | None = None
+        # While this replica is the source of a transfer: writes to it go through this proxy.
+        self.forward: ShardWriter | None = None
         self.states: dict[int, ReplicaState] = {}
         self._write_factor = write_factor
         self._remotes: dict[int, ShardOperation] = {}
@@ -171,6 +182,12 @@ class ReplicaSet:
 
     def _peers_in(self, wanted: frozenset[ReplicaState]) -> list[int]:
         return [p for p in sorted(self.states) if self.state_of(p) in wanted]
+
+    def local_writer(self) -> ShardWriter:
+        """Where writes to this peer's replica go: the transfer proxy while one runs."""
+        if self.forward is not None:
+            return self.forward
+        return self.replica(self.me)
 
     def replica(self, peer: int) -> ShardOperation:
         if peer == self.me:
@@ -237,7 +254,7 @@ class ReplicaSet:
         return self._merge(done, wait)
 
     async def _send(self, peer: int, op: UpdateOperation, wait: bool, tag: ClockTag) -> UpdateResult:
-        replica = self.replica(peer)
+        replica = self.local_writer() if peer == self.me else self.replica(peer)
         if self.state_of(peer) is ReplicaState.LISTENER:
             wait = False
         return await replica.update(op, wait, tag)

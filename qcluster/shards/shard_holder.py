@@ -129,6 +129,8 @@ class ShardHolder:
             if destructive:
                 for sid, rs in list(self.sets.items()):
                     held = sid in placement and me in placement[sid].replicas
+                    if rs.forward is not None:
+                        continue  # the source of a finishing move: kept until every peer knows
                     if not held and rs.local is not None:
                         await self._drop_local(rs)
                     if sid not in placement:
@@ -150,6 +152,24 @@ class ShardHolder:
         )
         await shard.close()
         await asyncio.to_thread(shutil.rmtree, shard.path, True)
+
+    async def reset_local(self, sid: int, archive: Path | None = None) -> LocalShard:
+        """Replace this peer's replica of ``sid`` by an empty one, or by the contents of a shard
+        snapshot ``archive`` (the target of a transfer; nothing writes to it meanwhile)."""
+        from qcluster.shards.local_shard import LocalShard
+
+        async with self._lock:
+            rs = self.sets[sid]
+            path = self.root / str(sid)
+            if rs.local is not None:
+                old, rs.local = rs.local, None
+                await old.close()
+            await asyncio.to_thread(shutil.rmtree, path, True)
+            if archive is not None:
+                await LocalShard.restore_snapshot(archive, path)
+            rs.local = await self._open_local(path)
+            self.created_fresh.discard(sid)
+            return rs.local
 
     async def replace_locals(self, shards: Mapping[int, LocalShard]) -> list[LocalShard]:
         """Swap in new local shards (a rebuild); returns the ones replaced."""

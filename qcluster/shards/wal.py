@@ -145,6 +145,12 @@ class Wal:
             return self._segments[0].first if self._segments else self._next
 
     @property
+    def newest_segment_first(self) -> int:
+        """First version of the file appends currently go to (a rollover starts a new one)."""
+        with self._lock:
+            return self._segments[-1].first if self._segments else self._next
+
+    @property
     def last_version(self) -> int:
         """Newest appended version (0 for a brand new log)."""
         return self._next - 1

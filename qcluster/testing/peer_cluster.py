@@ -18,10 +18,17 @@ from typing import Any
 from qcluster.testing.server import ServerProcess, free_port
 
 
-def rest(url: str, method: str, path: str, body: Any = None, timeout: float = 60.0) -> tuple[int, Any]:
+def rest(
+    url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    timeout: float = 60.0,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     """One JSON request; (status, decoded body or text). Connection errors give (0, reason)."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, method=method)
+    req = urllib.request.Request(url + path, data=data, method=method, headers=headers or {})
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:

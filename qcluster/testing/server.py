@@ -47,9 +47,16 @@ class ServerProcess:
         port: int | None = None,
         scheme: str = "http",
         args: list[str] | None = None,
+        host: str = "127.0.0.1",
+        prefix: list[str] | None = None,
     ):
+        """``host``: the address the server is reached at (and binds, unless ``env`` sets
+        ``QDRANT__SERVICE__HOST``); ``prefix``: a command the server runs under, e.g.
+        ``["ip", "netns", "exec", NAME]`` (it must exec the server, so its pid is the server's)."""
         self.workdir = workdir
         self.scheme = scheme
+        self.host = host
+        self.prefix = list(prefix or [])
         self.args = list(args or [])
         self.port = port or free_port()
         self.extra_env = env or {}
@@ -57,7 +64,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Spawn the process and wait until ``/readyz`` answers 200."""
@@ -70,18 +77,11 @@ class ServerProcess:
         enough of its peers are back)."""
         self.kill9()  # never lose track of a process this object started
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "QDRANT__SERVICE__HTTP_PORT": str(self.port),
-            "QDRANT__SERVICE__HOST": "127.0.0.1",
-            "QDRANT__LOG_LEVEL": "WARNING",
-            **self.extra_env,
-        }
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qcluster", "serve", *self.args],
+            self.command(),
             cwd=self.workdir,
-            env=env,
+            env=self.environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -89,6 +89,19 @@ class ServerProcess:
         log.close()
         _LIVE.add(self)
         return self
+
+    def command(self) -> list[str]:
+        """The process's argv (a subclass may run it differently, e.g. in another namespace)."""
+        return [*self.prefix, sys.executable, "-m", "qcluster", "serve", *self.args]
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "QDRANT__SERVICE__HTTP_PORT": str(self.port),
+            "QDRANT__SERVICE__HOST": self.host,
+            "QDRANT__LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -1,4 +1,4 @@
-"""Validate response bodies against Qdrant's OpenAPI spec (``../shared/reference``).
+"""Validate response bodies against Qdrant's OpenAPI spec (``tests/reference``, kept in the repo).
 
 The spec is OpenAPI 3.0: ``nullable`` is turned into JSON Schema ``null`` types, ``$ref`` resolves
 into ``components`` through a ``referencing`` registry. A concrete request path is matched to its
@@ -20,7 +20,7 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 VERSIONS = ("1.19", "1.18")
 # Bodies without Qdrant's envelope (the spec says so too).
 UNWRAPPED = frozenset({"/", "/issues"})

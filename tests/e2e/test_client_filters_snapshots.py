@@ -202,4 +202,4 @@ def test_more_client_methods(client: QdrantClient, api: Api) -> None:
         status, out = api.call("GET", path)
         assert status == 200
     status, text = api.call("GET", "/metrics")
-    assert status == 200 and 'collection_points{collection="m"} 60.0' in text
+    assert status == 200 and 'collection_points{id="m"} 60.0' in text

@@ -53,23 +53,23 @@ def test_collections_are_agreed_through_raft(tmp_path: Path) -> None:
         peers = list(cluster.peers)
         cluster.wait_formed(peers)
         status, body = call(
-            peers[1].url, "PUT", "/collections/shared", {"vectors": {"size": 4, "distance": "Dot"}}
+            peers[1].url, "PUT", "/collections/everyone", {"vectors": {"size": 4, "distance": "Dot"}}
         )
         assert status == 200, body
-        _everywhere(peers, lambda p: call(p.url, "GET", "/collections/shared")[0] == 200, "collection")
-        status, body = call(peers[2].url, "GET", "/collections/shared")
+        _everywhere(peers, lambda p: call(p.url, "GET", "/collections/everyone")[0] == 200, "collection")
+        status, body = call(peers[2].url, "GET", "/collections/everyone")
         assert body["result"]["config"]["params"]["shard_number"] == 3  # defaults to the number of peers
         status, body = call(
-            peers[0].url, "PUT", "/collections/shared", {"vectors": {"size": 4, "distance": "Dot"}}
+            peers[0].url, "PUT", "/collections/everyone", {"vectors": {"size": 4, "distance": "Dot"}}
         )
         assert status == 409, body
-        actions = {"actions": [{"create_alias": {"collection_name": "shared", "alias_name": "al"}}]}
+        actions = {"actions": [{"create_alias": {"collection_name": "everyone", "alias_name": "al"}}]}
         assert call(peers[2].url, "POST", "/collections/aliases", actions)[0] == 200
         _everywhere(
             peers, lambda p: call(p.url, "GET", "/collections/al/exists")[1]["result"]["exists"], "alias"
         )
-        assert call(peers[0].url, "DELETE", "/collections/shared")[0] == 200
-        _everywhere(peers, lambda p: call(p.url, "GET", "/collections/shared")[0] == 404, "deleted")
+        assert call(peers[0].url, "DELETE", "/collections/everyone")[0] == 200
+        _everywhere(peers, lambda p: call(p.url, "GET", "/collections/everyone")[0] == 404, "deleted")
         # remove a follower from the cluster through another peer's REST API
         leader = cluster.agreed_leader(peers)
         info = [call(p.url, "GET", "/cluster")[1]["result"] for p in peers]

@@ -216,7 +216,7 @@ async def test_service_endpoints(tmp_path: Path) -> None:
         assert opt["summary"]["queued_optimizations"] == 0 and opt["queued"] == [] and opt["completed"] == []
         code, text = await rest.call("GET", "/metrics")
         assert code == 200
-        assert 'collection_points{collection="c"} 1.0' in text and "collections_total 1.0" in text
+        assert 'collection_points{id="c"} 1.0' in text and "collections_total 1.0" in text
         assert (
             'rest_responses_total{endpoint="/collections/{collection_name}/points",method="PUT",status="200"} 1.0'
             in text

@@ -25,11 +25,13 @@ from qcluster.shards import remote_codec as codec
 from qcluster.shards.base import CountRequest, ShardOperation
 from qcluster.shards.operations import decode_operation
 from qcluster.shards.replica_set import Ordering, ReplicaSet
+from qcluster.types import ReplicaState
 
 log = get_logger(__name__)
 
 SERVICE_NAME = "qcluster.v1.PointsInternal"
 ORDERINGS: dict[str, Ordering] = {"weak": "weak", "medium": "medium", "strong": "strong"}
+REFUSING = frozenset({ReplicaState.PARTIAL, ReplicaState.DEAD})
 
 
 class ShardBackend(Protocol):
@@ -106,7 +108,18 @@ class PointsInternalServicer:
             ordering = ORDERINGS.get(request.ordering, "weak")
             result = await self._set(request.shard).update(op, request.wait, ordering, forwarded=True)
         else:
-            result = await self._local(request.shard).update(op, request.wait, codec.tag_in(request))
+            self._local(request.shard)  # this peer must hold a replica
+            rs = self._set(request.shard)
+            mine = rs.states.get(self._peer_id())
+            if not request.forwarded and mine in REFUSING:
+                # A coordinator with a stale view: this replica is fed by its transfer (or will
+                # be recovered); a direct write could land out of the source's order.
+                raise TransientError(
+                    f"the replica of shard {request.shard.shard_id} on peer {self._peer_id()} is {mine}; "
+                    "it takes writes only through its transfer"
+                )
+            writer = rs.local_writer()
+            result = await writer.update(op, request.wait, codec.tag_in(request))
         return pb.UpdateShardResponse(operation_id=result.operation_id, status=result.status)
 
     async def Search(self, request: pb.SearchShardRequest) -> pb.SearchShardResponse:

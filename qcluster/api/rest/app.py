@@ -211,7 +211,17 @@ def auth_middleware(settings: Settings) -> Any:
 
 
 def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None = None) -> web.Application:
-    from qcluster.api.rest import collections, points, scroll, search, service, shard_keys, snapshots
+    from qcluster.api.rest import (
+        cluster_ops,
+        collections,
+        points,
+        scroll,
+        search,
+        service,
+        shard_keys,
+        shard_snapshots,
+        snapshots,
+    )
     from qcluster.api.rest.deadlines import BACKGROUND_KEY, deadline_middleware, drain_writes
     from qcluster.loop_lag import LoopLagMonitor
 
@@ -251,4 +261,6 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
     scroll.register(app)
     snapshots.register(app)
     shard_keys.register(app)
+    shard_snapshots.register(app)
+    cluster_ops.register(app)
     return app

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
+from qcluster.api.rest.cluster_ops import transfer_comments
 from qcluster.api.rest.parse import limits, query_bool, query_int, read_body
 from qcluster.consensus import operations as ops
 from qcluster.consensus.peer_calls import peer_health
@@ -111,7 +112,7 @@ async def telemetry(request: web.Request) -> web.Response:
                 }
                 for sid, shard in sorted(info.shards.items())
             ],
-            "shard_transfers": _transfers(state, name),
+            "shard_transfers": _transfers(state, name, {}),
         }
     return ok(
         request,
@@ -178,12 +179,12 @@ async def collection_cluster(request: web.Request) -> web.Response:
             "shard_count": len(info.shards),
             "local_shards": local,
             "remote_shards": remote,
-            "shard_transfers": _transfers(state, col.name),
+            "shard_transfers": _transfers(state, col.name, await transfer_comments(request, col.name)),
         },
     )
 
 
-def _transfers(state: Any, name: str) -> list[dict[str, Any]]:
+def _transfers(state: Any, name: str, comments: dict[Any, str]) -> list[dict[str, Any]]:
     return [
         {
             "shard_id": ref.shard_id,
@@ -191,6 +192,7 @@ def _transfers(state: Any, name: str) -> list[dict[str, Any]]:
             "to": ref.to_peer,
             "sync": t.sync,
             "method": t.method,
+            "comment": comments.get(ref),
         }
         for ref, t in sorted(state.transfers.items(), key=lambda kv: (kv[0].shard_id, kv[0].to_peer))
         if ref.collection == name

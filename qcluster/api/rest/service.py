@@ -8,10 +8,10 @@ import datetime as dt
 from aiohttp import web
 
 import qcluster
-from qcluster.api.rest import cluster, quotas
+from qcluster.api.rest import cluster, metrics_scrape, quotas
 from qcluster.api.rest.app import CONSENSUS_KEY, METRICS_KEY, STATE_KEY, TOC_KEY, json_response, ok
 from qcluster.cluster.readiness import unready_replicas
-from qcluster.metrics import CONTENT_TYPE, CollectionStats
+from qcluster.metrics import CONTENT_TYPE
 
 
 async def root(request: web.Request) -> web.Response:
@@ -62,27 +62,9 @@ async def telemetry(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    toc = request.app[TOC_KEY]
-    stats = []
-    for name, col in list(toc.collections.items()):
-        info = await col.info()
-        stats.append(
-            CollectionStats(
-                name=name,
-                points=info.points_count,
-                vectors=info.points_count * len(col.config.params.vectors),
-                indexed_vectors=info.indexed_vectors_count,
-                segments=info.segments_count,
-            )
-        )
-    registry = request.app[METRICS_KEY]
-    registry.set_collections(stats)
     consensus = request.app[CONSENSUS_KEY].get("service")
-    registry.set_cluster(
-        consensus.health() if consensus is not None else None,
-        len(consensus.state.peers) if consensus is not None else 0,
-    )
-    return web.Response(body=registry.exposition(), headers={"Content-Type": CONTENT_TYPE})
+    body = await metrics_scrape.scrape(request.app[METRICS_KEY], request.app[TOC_KEY], consensus)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def issues(request: web.Request) -> web.Response:

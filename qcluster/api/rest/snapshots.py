@@ -51,7 +51,8 @@ async def delete(request: web.Request) -> web.Response:
     return ok(request, True)
 
 
-async def _fetch(location: str, into: Path, api_key: str | None = None) -> Path:
+async def fetch_archive(location: str, into: Path, api_key: str | None = None) -> Path:
+    """The archive at an http(s) URL (downloaded into ``into``) or a file:// path."""
     parsed = urlparse(location)
     if parsed.scheme == "file":
         path = Path(unquote(parsed.path))
@@ -81,34 +82,40 @@ async def recover(request: web.Request) -> web.Response:
     snaps = _snaps(request)
     snaps.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=snaps.root, prefix=".fetch-") as tmp:
-        archive = await _fetch(req.location, Path(tmp), req.api_key)
+        archive = await fetch_archive(req.location, Path(tmp), req.api_key)
         await snaps.recover_collection(_col_name(request), archive, req.checksum)
     return ok(request, True)
 
 
-async def upload(request: web.Request) -> web.Response:
-    snaps = _snaps(request)
-    snaps.root.mkdir(parents=True, exist_ok=True)
+async def receive_upload(request: web.Request, into: Path) -> Path:
+    """The ``snapshot`` file of a multipart/form-data body, written into ``into``."""
     try:
         reader = await request.multipart()
     except (AssertionError, ValueError) as exc:
         raise BadInputError(
             f"expected a multipart/form-data body with a `snapshot` file: {exc}", "snapshot"
         ) from exc
+    target = into / "upload.snapshot"
+    found = False
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if isinstance(part, aiohttp.BodyPartReader) and part.name == "snapshot":
+            with open(target, "wb") as fh:
+                while chunk := await part.read_chunk(1 << 20):
+                    fh.write(chunk)
+            found = True
+    if not found:
+        raise BadInputError("expected a `snapshot` file field in the multipart body", "snapshot")
+    return target
+
+
+async def upload(request: web.Request) -> web.Response:
+    snaps = _snaps(request)
+    snaps.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=snaps.root, prefix=".upload-") as tmp:
-        target = Path(tmp) / "upload.snapshot"
-        found = False
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if isinstance(part, aiohttp.BodyPartReader) and part.name == "snapshot":
-                with open(target, "wb") as fh:
-                    while chunk := await part.read_chunk(1 << 20):
-                        fh.write(chunk)
-                found = True
-        if not found:
-            raise BadInputError("expected a `snapshot` file field in the multipart body", "snapshot")
+        target = await receive_upload(request, Path(tmp))
         await snaps.recover_collection(_col_name(request), target, request.query.get("checksum"))
     return ok(request, True)
 

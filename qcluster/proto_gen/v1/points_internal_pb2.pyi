@@ -69,20 +69,22 @@ class VectorSelector(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., has_names: _Optional[bool] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpdateShardRequest(_message.Message):
-    __slots__ = ("shard", "operation", "wait", "clock", "coordinate", "ordering")
+    __slots__ = ("shard", "operation", "wait", "clock", "coordinate", "ordering", "forwarded")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     CLOCK_FIELD_NUMBER: _ClassVar[int]
     COORDINATE_FIELD_NUMBER: _ClassVar[int]
     ORDERING_FIELD_NUMBER: _ClassVar[int]
+    FORWARDED_FIELD_NUMBER: _ClassVar[int]
     shard: ShardRef
     operation: bytes
     wait: bool
     clock: ClockTag
     coordinate: bool
     ordering: str
-    def __init__(self, shard: _Optional[_Union[ShardRef, _Mapping]] = ..., operation: _Optional[bytes] = ..., wait: _Optional[bool] = ..., clock: _Optional[_Union[ClockTag, _Mapping]] = ..., coordinate: _Optional[bool] = ..., ordering: _Optional[str] = ...) -> None: ...
+    forwarded: bool
+    def __init__(self, shard: _Optional[_Union[ShardRef, _Mapping]] = ..., operation: _Optional[bytes] = ..., wait: _Optional[bool] = ..., clock: _Optional[_Union[ClockTag, _Mapping]] = ..., coordinate: _Optional[bool] = ..., ordering: _Optional[str] = ..., forwarded: _Optional[bool] = ...) -> None: ...
 
 class UpdateShardResponse(_message.Message):
     __slots__ = ("operation_id", "status")
