@@ -79,11 +79,12 @@ class NsCluster:
     """``n`` peers on a fresh :class:`Network`: the first with ``--uri``, the others joining it."""
 
     def __init__(
-        self, root: Path, n: int, log_level: str = "WARNING", disk_peer_mb: int | None = None
+        self, root: Path, n: int, log_level: str | None = None, disk_peer_mb: int | None = None
     ) -> None:
         self.root = root
         self.n = n
-        self.log_level = log_level
+        # CHAOS_PEER_LOG_LEVEL=INFO keeps the peers' transfer and recovery steps in their logs
+        self.log_level = log_level or os.environ.get("CHAOS_PEER_LOG_LEVEL", "WARNING")
         self.disk_peer_mb = disk_peer_mb
         self.net: Network | None = None
         self.peers: list[NsPeer] = []

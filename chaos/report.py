@@ -32,10 +32,16 @@ Violations found by these campaigns and fixed in the product (each with a regres
   stopped every later metadata reconcile on that peer, so its aliases never converged: the
   reconcile now carries on past it (`tests/unit/test_metadata_sync_reconcile.py`).
 
-Open: with shard transfers and recovery (merged after the point rows below were measured), the
-quick campaign (`python -m chaos run --quick --seed 1601`) finds acknowledged point writes missing
-on a replica that recovery brought back to Active (lost 6; replicas still divergent when the recovery
-deadline passed); `tests/e2e/test_chaos_quick.py` reports it as an expected failure until it is fixed.
+- a peer restarted by `kill -9` coordinated writes before it had caught up with the cluster
+  state: with its old view it applied them to its own replica, which the cluster had marked Dead;
+  the recovery then replayed the older writes it had missed on top, and points went back to older
+  values on that replica only (lost + divergent, quick campaign seeds 1601/1602). Now a peer
+  coordinates writes only once it caught up with the leader after its start (503 before), and a
+  `wal_delta` recovery falls back to a full copy when the target holds a write applied ahead of
+  ones it lacks (`tests/integration/test_local_shard.py`, and the quick campaign is strict in
+  `tests/e2e/test_chaos_quick.py`);
+- the metadata reconcile iterated the live collection map across awaits ("dictionary changed size
+  during iteration" in the peers' logs): it walks a copy.
 
 """
 

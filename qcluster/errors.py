@@ -107,6 +107,20 @@ class TransientError(QClusterError):
     prefix = "Service unavailable: "
 
 
+class ShardUnknownError(TransientError):
+    """The peer asked holds no shard by that id: it has not created it yet, or already dropped it
+    (the asking peer's view of the agreed state is behind or ahead of the answering one's)."""
+
+
+class StaleShardViewError(ReplicationError):
+    """Every replica asked about a shard says it does not know it: the shard is likely gone from
+    the agreed state and this peer has not applied that yet."""
+
+    def __init__(self, message: str, shard_id: int):
+        super().__init__(message)
+        self.shard_id = shard_id
+
+
 class TimeoutError_(TransientError):  # trailing underscore: not the builtin
     http_status = 408
     prefix = "Timeout error: "

@@ -40,10 +40,20 @@ class ClusterDataPlane:
         self._pool = pool
         self._timeout = timeout
         self._retries: dict[tuple[str, int, int], asyncio.Task[None]] = {}
+        self._view_current = False  # caught up with the leader once since this peer started
 
     @property
     def peer_id(self) -> int:
         return self._consensus.peer_id
+
+    def check_view(self) -> None:
+        if self._view_current:
+            return
+        if not self._consensus.is_caught_up():
+            raise TransientError(
+                "this peer is catching up with the cluster state after its start; retry shortly"
+            )
+        self._view_current = True
 
     def _address(self, peer_id: int) -> str:
         uri = self._consensus.state.peers.get(peer_id)

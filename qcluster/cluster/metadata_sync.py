@@ -103,7 +103,8 @@ class MetadataSync:
             state = self.consensus.state
         destructive = self.caught_up()
         async with self._lock:
-            for name, info in state.collections.items():
+            # a copy: the state changes while this awaits
+            for name, info in list(state.collections.items()):
                 await self._reconcile_collection(name, info, destructive)
             if destructive:
                 for name, col in list(self.toc.collections.items()):
@@ -282,7 +283,13 @@ class MetadataSync:
     async def delete_shard_key(self, name: str, key: ShardKey, timeout: float = DEFAULT_TIMEOUT) -> None:
         service = self._service()
         result = await service.propose(ops.delete_shard_key(name, key), timeout)
-        await service.wait_synced(result.index, timeout)
+        addresses = service.state.peers
+        await service.wait_peers_synced(
+            {p: addresses.get(p, "") for p in sorted(service.live_peers())},
+            SyncTarget(result.index),
+            timeout,
+            f"deletion of shard key {key!r} of `{name}`",
+        )
 
     async def _wait_ready(
         self,
@@ -295,7 +302,9 @@ class MetadataSync:
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        holders = sorted({p for peers in placement.values() for p in peers} | {service.peer_id})
+        # every peer holding a replica, and every other peer reachable now: a client balanced over
+        # the peers finds the change on whichever it asks next
+        holders = sorted({p for peers in placement.values() for p in peers} | service.live_peers())
         addresses = service.state.peers
         await service.wait_peers_synced(
             {p: addresses.get(p, "") for p in holders}, SyncTarget(index, collection=name), timeout, what

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from qcluster.collection import rebuild
 from qcluster.collection.gate import Gate
 from qcluster.collection.reads import CollectionReads
-from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError
+from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError, StaleShardViewError
 from qcluster.logging import get_logger
 from qcluster.models.collections import CollectionConfig, with_vector
 from qcluster.models.config import VectorParams
@@ -64,6 +64,8 @@ from qcluster.types import DEFAULT_VECTOR, PointId, ReplicaState, ShardKey
 
 log = get_logger(__name__)
 CONFIG_FILE = "config.json"
+STALE_VIEW_WAIT = 5.0  # seconds a read waits for this peer to apply a shard's removal
+T = TypeVar("T")
 UpdateMode = Literal["upsert", "insert_only", "update_only"]
 
 
@@ -353,46 +355,36 @@ class Collection:
                 raise NotFoundError(f"No point with id {pid} found")
 
     # ------------------------------------------------------------------ reads
-    async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
+    async def _read(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """One read under the read gate. A shard every replica says it does not know was dropped
+        from the agreed state on those peers first: once this peer applied that too, read again."""
         await self._reads.enter()
         try:
-            return await self.reads.search(requests)
+            try:
+                return await fn()
+            except StaleShardViewError as exc:
+                if not await self.holder.wait_dropped(exc.shard_id, STALE_VIEW_WAIT):
+                    raise
+                return await fn()
         finally:
             self._reads.leave()
+
+    async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
+        return await self._read(lambda: self.reads.search(requests))
 
     async def scroll(self, request: ScrollRequest) -> ScrollResult:
-        await self._reads.enter()
-        try:
-            return await self.reads.scroll(request)
-        finally:
-            self._reads.leave()
+        return await self._read(lambda: self.reads.scroll(request))
 
     async def count(self, request: CountRequest) -> int:
-        await self._reads.enter()
-        try:
-            return await self.reads.count(request)
-        finally:
-            self._reads.leave()
+        return await self._read(lambda: self.reads.count(request))
 
     async def retrieve(
         self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
     ) -> list[Record]:
-        await self._reads.enter()
-        try:
-            return await self.reads.retrieve(ids, with_payload, with_vector)
-        finally:
-            self._reads.leave()
+        return await self._read(lambda: self.reads.retrieve(ids, with_payload, with_vector))
 
     async def facet(self, key: str, filter: Any, limit: int, exact: bool) -> list[tuple[Any, int]]:
-        await self._reads.enter()
-        try:
-            return await self.reads.facet(key, filter, limit, exact)
-        finally:
-            self._reads.leave()
+        return await self._read(lambda: self.reads.facet(key, filter, limit, exact))
 
     async def info(self) -> ShardInfo:
-        await self._reads.enter()
-        try:
-            return await self.reads.info()
-        finally:
-            self._reads.leave()
+        return await self._read(self.reads.info)

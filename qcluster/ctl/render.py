@@ -82,7 +82,8 @@ class EtaColumn(ProgressColumn):
 
 class RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
-        return Text("" if task.speed is None else f"{task.speed:.0f} rec/s", style="green")
+        unit = task.fields.get("unit") or "records"
+        return Text("" if task.speed is None else f"{task.speed:.0f} {unit}/s", style="green")
 
 
 def transfer_progress(console: Console) -> Progress:
@@ -108,7 +109,9 @@ def show_transfer(progress: Progress, task: TaskID, t: ShardTransfer) -> None:
     (a comment without them leaves the last known counts), and the stage (or the raw comment)."""
     p = parse_comment(t.comment)
     if p.total is not None:
-        progress.update(task, completed=p.done or 0, total=p.total, records=f"{p.done}/{p.total}")
+        progress.update(
+            task, completed=p.done or 0, total=p.total, records=f"{p.done}/{p.total} {p.unit}", unit=p.unit
+        )
     progress.update(task, eta=p.eta_seconds, stage=p.stage or (t.comment or ""))
 
 

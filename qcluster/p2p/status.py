@@ -12,6 +12,7 @@ from qcluster.errors import (
     ForbiddenError,
     NotFoundError,
     QClusterError,
+    ShardUnknownError,
     TimeoutError_,
     TransientError,
     UnauthorizedError,
@@ -19,6 +20,7 @@ from qcluster.errors import (
 
 _TO_STATUS: tuple[tuple[type[QClusterError], grpc.StatusCode], ...] = (
     (TimeoutError_, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (ShardUnknownError, grpc.StatusCode.FAILED_PRECONDITION),
     (TransientError, grpc.StatusCode.UNAVAILABLE),
     (BadInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
@@ -31,6 +33,7 @@ _TO_STATUS: tuple[tuple[type[QClusterError], grpc.StatusCode], ...] = (
 _FROM_STATUS: dict[grpc.StatusCode, type[QClusterError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: TimeoutError_,
     grpc.StatusCode.UNAVAILABLE: TransientError,
+    grpc.StatusCode.FAILED_PRECONDITION: ShardUnknownError,
     grpc.StatusCode.INVALID_ARGUMENT: BadInputError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,

@@ -524,8 +524,9 @@ class LocalShard:
 
     async def pin_for_replay(self, target: ClockMap) -> tuple[int, int] | None:
         """Pin the WAL from where a replica at ``target`` must replay it to catch up: (pin id,
-        first version). None when the WAL no longer holds everything ``target`` lacks, or
-        ``target`` holds writes this replica lacks (a replay cannot remove them)."""
+        first version). None when the WAL no longer holds everything ``target`` lacks,
+        ``target`` holds writes this replica lacks (a replay cannot remove them), or it holds
+        writes this replica applied after ones it lacks (a replay would reorder them)."""
         self._check_open()
 
         def decide() -> tuple[int, int] | None:
@@ -540,26 +541,37 @@ class LocalShard:
             return None
         pin_id, start = pinned
         first = await self._first_unseen(start, target)
+        if first is None:
+            self.history.unpin(pin_id)
+            return None
         if first == start:
             return pinned
         moved = self.history.pin(first)  # keep less: the replay starts at the first write it lacks
         self.history.unpin(pin_id)
         return moved, first
 
-    async def _first_unseen(self, start: int, target: ClockMap) -> int:
-        """The first WAL version from ``start`` whose write ``target`` lacks (or untagged)."""
+    async def _first_unseen(self, start: int, target: ClockMap) -> int | None:
+        """The first WAL version from ``start`` whose write ``target`` lacks (or untagged); None
+        when ``target`` holds a later write already: it applied that one out of this replica's
+        order (directly, while behind), and replaying the older writes over it could leave an
+        older value of a point, so the target needs a full copy instead."""
         wal = self._wal
         assert wal is not None
 
-        def scan() -> int:
+        def scan() -> int | None:
+            first: int | None = None
             for version, data in wal.read_from(start):
                 tag = record_tag(data)
-                if tag is None or not target.seen(tag):
-                    return version
-            return wal.last_version + 1
+                lacks = tag is None or not target.seen(tag)
+                if first is None:
+                    if lacks:
+                        first = version
+                elif not lacks:
+                    return None
+            return wal.last_version + 1 if first is None else first
 
         loop = asyncio.get_running_loop()
-        first: int = await loop.run_in_executor(self._io_pool, scan)
+        first: int | None = await loop.run_in_executor(self._io_pool, scan)
         return first
 
     async def read_wal(self, start: int, max_records: int) -> list[tuple[int, bytes]]:

@@ -45,7 +45,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from qcluster.errors import QClusterError, ReplicationError, TransientError, is_definite
+from qcluster.errors import (
+    QClusterError,
+    ReplicationError,
+    ShardUnknownError,
+    StaleShardViewError,
+    TransientError,
+    is_definite,
+)
 from qcluster.logging import get_logger
 from qcluster.shards.base import ShardOperation, UpdateResult
 from qcluster.shards.clock import ClockSet, ClockTag
@@ -121,6 +128,13 @@ class ReplicaEnv(Protocol):
         ordering: Ordering,
     ) -> UpdateResult:
         """Have ``peer_id`` coordinate the write (it leads the shard for this ordering)."""
+        ...
+
+    def check_view(self) -> None:
+        """Raise TransientError while this peer's view of the replica states may be older than
+        the cluster's (after a start, until it caught up with the leader once): coordinating a
+        write then could apply it to a local replica the cluster already marked Dead, ahead of
+        the older writes its recovery replays later."""
         ...
 
 
@@ -227,6 +241,7 @@ class ReplicaSet:
         return max(self._peers_in(READABLE), default=None)
 
     async def _replicate(self, op: UpdateOperation, wait: bool) -> UpdateResult:
+        self.env.check_view()
         targets = self._peers_in(UPDATABLE)
         if not targets:
             raise ReplicationError(
@@ -389,9 +404,10 @@ class ReplicaSet:
                     error=exc.message,
                 )
         first = next(iter(failed.values()))
-        raise ReplicationError(
-            self._failure_text("every readable replica failed the read", failed)
-        ) from first
+        text = self._failure_text("every readable replica failed the read", failed)
+        if all(isinstance(e, ShardUnknownError) for e in failed.values()):
+            raise StaleShardViewError(text, self.shard_id) from first
+        raise ReplicationError(text) from first
 
     async def _read_many(
         self, fn: Callable[[ShardOperation], Awaitable[T]], order: list[int], required: int
@@ -440,6 +456,9 @@ class SinglePeer:
     async def deactivate(
         self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState, reason: str
     ) -> None:
+        return None
+
+    def check_view(self) -> None:
         return None
 
     async def forward(

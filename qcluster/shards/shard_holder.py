@@ -184,6 +184,15 @@ class ShardHolder:
     async def close(self) -> None:
         await asyncio.gather(*(rs.close() for rs in self.sets.values()), return_exceptions=True)
 
+    async def wait_dropped(self, sid: int, timeout: float) -> bool:
+        """True once shard ``sid`` is gone from this peer's view (within ``timeout`` seconds)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while sid in self.sets:
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
     # ------------------------------------------------------------------ routing
     def shard_ids(self, key: ShardKey | None = None) -> list[int]:
         return sorted(sid for sid, rs in self.sets.items() if not self.custom or rs.shard_key == key)

@@ -159,7 +159,10 @@ class TransferDriver:
                 job.pins.clear()
                 used, start = await self._fill(job, method)
                 await methods.catch_up(job, start)
-                await job.target.merge_clocks(await job.local.clock_map())
+                # under the proxy lock: every write the map counts has reached the target
+                async with job.proxy.lock:
+                    clocks = await job.local.clock_map()
+                await job.target.merge_clocks(clocks)
                 return used
         raise AssertionError("unreachable")  # pragma: no cover - until_done re-raises
 

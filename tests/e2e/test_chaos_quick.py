@@ -2,10 +2,9 @@
 through random peers, kill -9, pauses, partitions and slow/lossy links, then the checker over the
 history and every replica's final state. Needs root, ``ip``, ``tc`` and ``nft``: skipped otherwise.
 
-Metadata (collections, aliases, keys), Raft leaders and peer processes must come out with no
-violation. Point data must too; while the data plane still loses acknowledged writes on replicas
-brought back by recovery, the test reports that as an expected failure naming the violations. The long campaigns run
-with ``make chaos`` and ``-m slow``.
+Metadata (collections, aliases, keys), Raft leaders, peer processes and point data must come out
+with no violation: every acknowledged write on every replica once recovery returned them to
+Active. The long campaigns run with ``make chaos`` and ``-m slow``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from chaos import checker
-from chaos.campaign import CAMPAIGNS, DATA_PLANE, QUICK, RECOVERY, Run
+from chaos.campaign import CAMPAIGNS, QUICK, Run
 from chaos.history import load
 from chaos.netns import unavailable_reason
 
@@ -35,13 +34,8 @@ def test_quick_campaign(tmp_path: Path) -> None:
     meta["recovery"] = {}
     records = [r for r in load(tmp_path / "history.jsonl") if not _touches_points(r)]
     assert checker.check(records, meta) == []
-    # point data: every invariant once Dead replicas are recovered
-    found = report["violations_by_kind"]
-    if DATA_PLANE and RECOVERY and found:
-        pytest.xfail(
-            f"point replicas after recovery: {found} (acknowledged writes missing on Active replicas, "
-            f"a data-plane issue; replay: python -m chaos run --quick --seed 1601): {report['violations'][:3]}"
-        )
+    # point data: every invariant, Dead replicas recovered and converged (strict)
+    assert report["violations"] == [], report["violations"][:5]
     assert report["unexpected_violations"] == 0, report["violations"]
 
 

@@ -50,6 +50,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerCluster]:
             }
             status, answer = rest(peers[0].url, "PUT", f"/collections/{name}", body)
             assert status == 200, answer
+            points = [{"id": i, "vector": [1.0, i / 100, 0.5, 0.25], "payload": {"n": i}} for i in range(300)]
+            status, answer = rest(
+                peers[1].url, "PUT", f"/collections/{name}/points?wait=true", {"points": points}
+            )
+            assert status == 200, answer
         yield c
     finally:
         c.stop()
@@ -85,6 +90,32 @@ def test_status_shows_the_cluster_as_its_api_does(cluster: PeerCluster) -> None:
     for peer_id, info in raw["result"]["peers"].items():
         assert peer_id in tree.stdout and info["uri"] in tree.stdout
     assert "ctl_docs" in tree.stdout and "shard 2" in tree.stdout and "Active" in tree.stdout
+
+
+def test_metrics_agree_with_status(cluster: PeerCluster) -> None:
+    """/metrics (Qdrant's names) tells the same replica and Raft story as ctl status."""
+    url = cluster.peers[1].url
+    view = ctl_json(url, "status")
+    status, text = rest(url, "GET", "/metrics")
+    assert status == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    me = str(view["cluster"]["peer_id"])
+    assert samples[("cluster_peers_total", ())] == len(view["cluster"]["peers"]) == 3
+    assert samples[("cluster_term", ())] >= 1 and samples[("cluster_commit", (("peer_id", me),))] >= 1
+    assert samples[("cluster_working_state", (("state", "working"),))] == 1
+    for name, info in view["collections"].items():
+        shards = info["local_shards"] + info["remote_shards"]
+        active = sum(s["state"] == "Active" for s in shards)
+        assert samples[("collection_replicas", (("id", name), ("state", "Active")))] == active
+    # ctl_solo has one replica per shard, ctl_docs two
+    assert samples[("collection_active_replicas_min", ())] == 1
+    assert samples[("collection_active_replicas_max", ())] == 2
+    assert samples[("collection_dead_replicas", ())] == 0
+    assert samples[("collection_shard_transfer_incoming", (("id", "ctl_docs"),))] == 0
 
 
 def test_wait_ready(cluster: PeerCluster, tmp_path: Path) -> None:
@@ -138,6 +169,34 @@ def test_shard_operations_show_the_servers_answer(cluster: PeerCluster) -> None:
     assert _placement(url, "ctl_solo") == held
 
 
+def _count(url: str, name: str) -> int:
+    status, body = rest(url, "POST", f"/collections/{name}/points/count", {"exact": True})
+    assert status == 200, body
+    return int(body["result"]["count"])
+
+
+def test_move_then_follow_transfers_and_wait_ready(cluster: PeerCluster) -> None:
+    """A move the server accepts: ctl reports it, ``transfers`` follows it until none is left,
+    ``wait-ready`` sees every replica Active again, and the shard now lives on the target. A server
+    that cannot move shards refuses in its own words instead."""
+    url = cluster.peers[0].url
+    held = _placement(url, "ctl_solo")
+    (source,) = held[0]
+    target = next(p.peer_id() for p in cluster.peers if p.peer_id() != source)
+    done = ctl(url, "move", "ctl_solo", "0", str(source), str(target))
+    if done.returncode != 0:
+        assert done.returncode == 1 and "HTTP 4" in done.stderr, done.stderr
+        return
+    assert "move_shard accepted" in done.stdout
+    follow = ctl(url, "transfers", "--interval", "0.2", "--follow-timeout", "120")
+    assert follow.returncode == 0, follow.stderr
+    assert ctl_json(url, "transfers") == []
+    ready = ctl(url, "wait-ready", "--timeout", "120")
+    assert ready.returncode == 0, ready.stderr
+    wait_for(lambda: _placement(url, "ctl_solo") == {0: {target}}, 60, "the shard on its new peer")
+    assert _count(url, "ctl_solo") == 300
+
+
 def _peer_ids(url: str) -> set[int]:
     return {int(p) for p in rest(url, "GET", "/cluster")[1]["result"]["peers"]}
 
@@ -164,6 +223,7 @@ def test_drain(cluster: PeerCluster) -> None:
     if done.returncode == 0:
         assert victim not in _peer_ids(url)
         for name, shards in after.items():
+            assert _count(url, name) == 300
             assert all(victim not in peers for peers in shards.values())
             assert {s: len(p) for s, p in shards.items()} == {s: len(p) for s, p in before[name].items()}
     else:
@@ -194,29 +254,3 @@ def test_api_key_and_single_peer(tmp_path: Path) -> None:
         assert ready.returncode == 0 and json.loads(ready.stdout)["ready"] is True
     finally:
         server.stop()
-
-
-def test_metrics_agree_with_status(cluster: PeerCluster) -> None:
-    """/metrics (Qdrant's names) tells the same replica and Raft story as ctl status."""
-    url = cluster.peers[1].url
-    view = ctl_json(url, "status")
-    status, text = rest(url, "GET", "/metrics")
-    assert status == 200
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-    me = str(view["cluster"]["peer_id"])
-    assert samples[("cluster_peers_total", ())] == len(view["cluster"]["peers"]) == 3
-    assert samples[("cluster_term", ())] >= 1 and samples[("cluster_commit", (("peer_id", me),))] >= 1
-    assert samples[("cluster_working_state", (("state", "working"),))] == 1
-    for name, info in view["collections"].items():
-        shards = info["local_shards"] + info["remote_shards"]
-        active = sum(s["state"] == "Active" for s in shards)
-        assert samples[("collection_replicas", (("id", name), ("state", "Active")))] == active
-    # ctl_solo has one replica per shard, ctl_docs two
-    assert samples[("collection_active_replicas_min", ())] == 1
-    assert samples[("collection_active_replicas_max", ())] == 2
-    assert samples[("collection_dead_replicas", ())] == 0
-    assert samples[("collection_shard_transfer_incoming", (("id", "ctl_docs"),))] == 0

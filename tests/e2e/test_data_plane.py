@@ -275,6 +275,12 @@ def test_strong_ordering_keeps_replicas_identical_under_concurrent_updates(tmp_p
         cluster.stop()
 
 
+def _shard_keys(peer: ClusterPeer, name: str) -> set[object]:
+    status, body = rest(peer.url, "GET", f"/collections/{name}/shards")
+    assert status == 200, body
+    return {k["key"] for k in body["result"]["shard_keys"]}
+
+
 def test_custom_sharding_keeps_tenants_on_their_own_shards(tmp_path: Path) -> None:
     cluster = PeerCluster(tmp_path)
     try:
@@ -283,8 +289,8 @@ def test_custom_sharding_keeps_tenants_on_their_own_shards(tmp_path: Path) -> No
         for key in ("acme", 7):
             status, body = rest(peers[1].url, "PUT", "/collections/t/shards?timeout=30", {"shard_key": key})
             assert status == 200, body
-        status, body = rest(peers[2].url, "GET", "/collections/t/shards")
-        assert status == 200 and {k["key"] for k in body["result"]["shard_keys"]} == {"acme", 7}
+        # the keys are agreed; each peer lists them once it applied the change
+        wait_for(lambda: _shard_keys(peers[2], "t") == {"acme", 7}, 30, "the keys listed on another peer")
         status, body = rest(
             peers[0].url, "PUT", "/collections/t/points?wait=true", {"points": _points(range(50))}
         )

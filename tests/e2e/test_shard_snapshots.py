@@ -118,7 +118,7 @@ def test_shard_snapshot_recovery_in_a_cluster(tmp_path: Path) -> None:
         assert status == 200, answer
         wait_for(lambda: set(_replicas(peers[0], "c")[0].values()) == {"Active"}, 120, "replica resynced")
         wait_for(
-            lambda: set(replica_contents(holder.p2p_uri, "c", 0)) == set(range(80)), 60, "newer data back"
+            lambda: set(replica_contents(holder.p2p_uri, "c", 0)) == set(range(80)), 120, "newer data back"
         )
 
         # priority "snapshot": the snapshot wins, the other replica syncs from it
@@ -132,7 +132,7 @@ def test_shard_snapshot_recovery_in_a_cluster(tmp_path: Path) -> None:
         wait_for(lambda: set(_replicas(peers[0], "c")[0].values()) == {"Active"}, 120, "others resynced")
         wait_for(
             lambda: set(replica_contents(other.p2p_uri, "c", 0)) == set(range(50)),
-            60,
+            120,
             "snapshot data everywhere",
         )
         assert replica_contents(holder.p2p_uri, "c", 0) == replica_contents(other.p2p_uri, "c", 0)

@@ -358,3 +358,23 @@ async def test_a_resent_tagged_write_is_applied_once_also_after_restart(tmp_path
     third = await LocalShard.load_or_create(tmp_path / "s", shard_config(8), storage())
     assert (await third.clock_map()) == clocks
     await third.close()
+
+
+async def test_wal_delta_refuses_a_target_that_applied_a_later_write_first(tmp_path: Path) -> None:
+    """A replica that took a write directly while it lacked older ones (a coordinator with a stale
+    view) cannot be caught up by replaying the older ones over it: the value of a point both touch
+    would go back. The source says so (None: copy the shard instead); in order it replays."""
+    from qcluster.shards.clock import ClockMap, ClockTag
+
+    data = clustered(4, 8, seed=5)
+    source = await LocalShard.load_or_create(tmp_path / "src", shard_config(8), storage())
+    await source.update(upsert_op([1], data[:1], [{"w": 1}]), tag=ClockTag(7, 0, 1))
+    await source.update(upsert_op([1], data[1:2], [{"w": 2}]), tag=ClockTag(8, 0, 1))  # target lacks
+    await source.update(upsert_op([1], data[2:3], [{"w": 3}]), tag=ClockTag(9, 0, 1))  # target has
+    in_order = ClockMap({(7, 0): 1})
+    pinned = await source.pin_for_replay(in_order)
+    assert pinned is not None and pinned[1] == 2  # replay from the first write it lacks
+    source.unpin_wal(pinned[0])
+    out_of_order = ClockMap({(7, 0): 1, (9, 0): 1})
+    assert await source.pin_for_replay(out_of_order) is None
+    await source.close()

@@ -69,6 +69,21 @@ def test_comment_of_a_record_transfer() -> None:
     assert p.fraction == pytest.approx(0.24)
 
 
+def test_comment_of_a_qcluster_transfer() -> None:
+    p = parse_comment("stream_records: copying points 4000/10000 points (40%), 2100 points/s, ETA 3 s")
+    assert (p.stage, p.done, p.total, p.unit, p.eta_seconds) == ("copying points", 4000, 10000, "points", 3.0)
+    p = parse_comment("snapshot: sending snapshot 1024/4096 bytes (25%)")
+    assert (p.stage, p.done, p.total, p.unit, p.eta_seconds) == (
+        "sending snapshot",
+        1024,
+        4096,
+        "bytes",
+        None,
+    )
+    p = parse_comment("wal_delta: finishing")
+    assert (p.stage, p.done, p.total) == ("finishing", None, None)
+
+
 def test_comment_of_older_versions_and_stages_only() -> None:
     p = parse_comment("Transferring records (10/20), started 3s ago, ETA: 1.5s")
     assert (p.stage, p.done, p.total, p.eta_seconds) == (None, 10, 20, 1.5)
@@ -198,7 +213,7 @@ def test_progress_bars_follow_the_comment() -> None:
         6.0,
         "transferring",
     )
-    assert "250/1000" in _text(progress) and "ETA 6s" in _text(progress)
+    assert "250/1000 records" in _text(progress) and "ETA 6s" in _text(progress)
     render.show_transfer(
         progress, bar, ShardTransfer.model_validate({"shard_id": 0, "from": 1, "to": 3, "comment": "odd"})
     )

@@ -17,7 +17,7 @@ import grpc.aio
 import orjson
 
 from qcluster import deadline
-from qcluster.errors import QClusterError, TransientError
+from qcluster.errors import QClusterError, ShardUnknownError, TransientError
 from qcluster.logging import get_logger
 from qcluster.p2p.status import status_for
 from qcluster.proto_gen.v1 import points_internal_pb2 as pb
@@ -88,7 +88,7 @@ class PointsInternalServicer:
     def _set(self, ref: pb.ShardRef) -> ReplicaSet:
         rs = self._backend.replica_set(ref.collection, ref.shard_id)
         if rs is None:
-            raise TransientError(
+            raise ShardUnknownError(
                 f"peer {self._peer_id()} does not know shard {ref.shard_id} of collection `{ref.collection}`"
             )
         return rs
