@@ -92,6 +92,19 @@ def test_bounds_and_huge_numbers_round_robin(peers: list[ClusterPeer]) -> None:
     assert status == 400 and "max_json_depth" in error_of(out)
     for path, body, _ in hostile.Sweep(hostile.READ_TEMPLATES, (2**64 - 1, -(2**63), 1e308), cycle=True):
         send(next(ring).url, "POST", "/collections/c" + path, body)
+    # cluster operations and peer removal with numbers no cluster has: 4xx naming the field
+    huge = {"shard_id": 2**64 - 1, "from_peer_id": 2**63 - 1, "to_peer_id": 2**64 - 1}
+    for op, field in (
+        ({"move_shard": huge}, "move_shard"),
+        ({"replicate_shard": {**huge, "shard_id": 0}}, "replicate_shard"),
+        ({"drop_replica": {"shard_id": 2**64 - 1, "peer_id": 2**64 - 1}}, "drop_replica"),
+        ({"abort_transfer": huge}, "abort_transfer"),
+    ):
+        status, out = send(next(ring).url, "POST", "/collections/c/cluster", op)
+        assert 400 <= status < 500 and field in error_of(out), (op, out)
+    for raw in ("9" * 5000, str(2**64), "\u00b2"):
+        status, out = send(next(ring).url, "DELETE", f"/cluster/peer/{raw}")
+        assert status == 400 and "peer_id" in error_of(out), out
     _assert_cluster_healthy(peers)
 
 

@@ -434,9 +434,26 @@ def test_absurd_collection_configs(base: str) -> None:
         )
         assert status == 400
         refused(out, "shards_number", "max_shard_number")
+        # the same through Qdrant's cluster operations endpoint
+        for key_op, words in (
+            (
+                {"shard_key": "b", "shards_number": 10**6},
+                ("create_sharding_key.shards_number", "max_shard_number"),
+            ),
+            ({"shard_key": "b", "shards_number": 129}, ("create_sharding_key.shards_number", "129", "128")),
+            (
+                {"shard_key": "b", "replication_factor": 2**63 - 1},
+                ("create_sharding_key.replication_factor", "max_replication_factor"),
+            ),
+        ):
+            status, out = send(base, "POST", "/collections/custom/cluster", {"create_sharding_key": key_op})
+            assert status == 400, (key_op, out)
+            refused(out, *words)
         assert (
             send(base, "PUT", "/collections/custom/shards", {"shard_key": "a", "shards_number": 2})[0] == 200
         )
+        status, out = send(base, "GET", "/collections/custom/shards")
+        assert status == 200 and [k["key"] for k in out["result"]["shard_keys"]] == ["a"], out
     finally:
         send(base, "DELETE", "/collections/custom")
     send(
@@ -453,6 +470,23 @@ def test_absurd_collection_configs(base: str) -> None:
         refused(out, "max_named_vectors")
     finally:
         send(base, "DELETE", "/collections/named")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", f"{C}/points/{{}}", "id"),
+        ("GET", f"{C}/shards/{{}}/snapshots", "shard_id"),
+        ("POST", f"{C}/shards/{{}}/snapshots", "shard_id"),
+        ("POST", f"{C}/points/count?consistency={{}}", "consistency"),
+    ],
+)
+def test_numbers_in_the_url(base: str, method: str, path: str, field: str) -> None:
+    """Path and query numbers: thousands of digits, beyond u64, digits ``int`` refuses."""
+    for raw in ("9" * 5000, str(2**64), "\u00b2", "\u0663" * 3):
+        status, out = send(base, method, path.format(raw), {} if method == "POST" else None)
+        assert 400 <= status < 500, (path, raw[:20], out)
+        refused(out, field)
 
 
 @pytest.mark.parametrize(

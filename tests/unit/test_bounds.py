@@ -29,6 +29,7 @@ from qcluster.shards.base import PayloadSelector
 from qcluster.shards.filters import parse_filter
 from qcluster.shards.filters.shape import STACK_SAFE_DEPTH, FilterShape, filter_shape
 from qcluster.shards.payload_ops import delete_keys, select_payload
+from qcluster.types import MAX_U64, parse_decimal
 
 
 def chain(depth: int, clause: str = "must") -> dict[str, Any]:
@@ -253,3 +254,16 @@ def test_deadline_scope_and_check() -> None:
             assert deadline.context().run(deadline.remaining) is not None  # threads see it
         deadline.check()
     assert deadline.remaining() is None
+
+
+@pytest.mark.parametrize("raw", ["9" * 5000, str(2**64), "\u00b2", "\u0663", "", "-1", "1e3", " 1"])
+def test_url_numbers_are_refused_naming_the_field(raw: str) -> None:
+    with pytest.raises(BadInputError, match=r"^shard_id: expected a shard number") as info:
+        parse_decimal(raw, "shard_id", "a shard number")
+    assert info.value.field == "shard_id" and len(str(info.value)) < 200
+
+
+def test_url_numbers_up_to_u64() -> None:
+    assert parse_decimal("0", "id") == 0
+    assert parse_decimal("007", "id") == 7
+    assert parse_decimal(str(MAX_U64), "id") == MAX_U64

@@ -22,6 +22,7 @@ from qcluster.consensus import operations as ops
 from qcluster.consensus.peer_calls import peer_health
 from qcluster.errors import BadInputError, NotFoundError
 from qcluster.models.bounds import json_depth
+from qcluster.types import parse_decimal
 
 DEFAULT_TIMEOUT = 10.0
 HEALTH_TIMEOUT = 2.0
@@ -51,10 +52,8 @@ async def remove_peer(request: web.Request) -> web.Response:
     """``DELETE /cluster/peer/{peer_id}?force=&timeout=``: 400 while the peer holds replicas, unless
     ``force``; 400 in single-peer mode."""
     consensus = _service(request)
-    raw = request.match_info["peer_id"]
-    if not raw.isdigit():
-        raise BadInputError(f"peer_id: expected an integer, got {raw!r}", "peer_id")
-    await consensus.remove_peer(int(raw), force=query_bool(request, "force"), timeout=_timeout(request))
+    peer_id = parse_decimal(request.match_info["peer_id"], "peer_id", "a peer id")
+    await consensus.remove_peer(peer_id, force=query_bool(request, "force"), timeout=_timeout(request))
     return ok(request, True)
 
 

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
 from qcluster.api.rest.parse import body, query_int
+from qcluster.api.rest.shard_keys import refuse_new_key_above_bounds
 from qcluster.collection.read_scope import parse_shard_keys
 from qcluster.consensus import operations as ops
 from qcluster.consensus.operations import TransferRef
@@ -84,6 +85,9 @@ async def cluster_operation(request: web.Request) -> web.Response:
     if req.create_sharding_key is not None:
         key = _one_key(req.create_sharding_key.shard_key)
         sk = req.create_sharding_key
+        refuse_new_key_above_bounds(
+            request, sk.shards_number, sk.replication_factor, None, "create_sharding_key."
+        )
         await toc.create_shard_key(col.name, key, sk.shards_number, sk.replication_factor, timeout)
         return ok(request, True)
     if req.drop_sharding_key is not None:

@@ -54,7 +54,7 @@ from qcluster.shards.operations import (
     UpdateOperation,
 )
 from qcluster.shards.replica_set import Ordering, WriteOptions
-from qcluster.types import parse_point_id
+from qcluster.types import parse_decimal, parse_point_id
 
 UpsertBody = PointsListIn | PointsBatchIn
 UPSERT = TypeAdapter(UpsertIn)
@@ -226,7 +226,7 @@ async def batch_update(request: web.Request) -> web.Response:
 async def get_point(request: web.Request) -> web.Response:
     col = _col(request)
     raw = request.match_info["id"]
-    pid = parse_point_id(int(raw) if raw.isdigit() else raw, "id")
+    pid = parse_point_id(parse_decimal(raw, "id", "a point id") if raw.isdigit() else raw, "id")
     recs = await col.retrieve([pid], PayloadSelector.parse(True), VectorSelector.parse(True))
     if not recs:
         raise NotFoundError(f"Point with id {pid} does not exists!")

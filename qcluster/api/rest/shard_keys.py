@@ -41,23 +41,32 @@ def _timeout(request: web.Request) -> float | None:
     return float(value) if value is not None else None
 
 
-async def create_shard_key(request: web.Request) -> web.Response:
-    req = await body(request, CreateShardKeyIn)
+def refuse_new_key_above_bounds(
+    request: web.Request,
+    shards_number: int | None,
+    replication_factor: int | None,
+    placement: list[int] | None = None,
+    field: str = "",
+) -> None:
+    """A new shard key's shards count toward the collection's ``max_shard_number`` (every key's
+    do), its replication factor and placement toward ``max_replication_factor``; ``field``
+    prefixes the names in the message (``create_sharding_key.``)."""
     col = request.app[TOC_KEY].get(request.match_info["collection_name"])
     bounds = limits(request)
-    number = req.shards_number or col.config.params.shard_number
-    total = len(col.holder.sets) + number  # every key's shards count toward the collection's
-    refuse_above("shards_number", "the collection's number of shards", total, "max_shard_number", bounds)
-    if req.replication_factor is not None:
-        refuse_above(
-            "replication_factor",
-            "replication_factor",
-            req.replication_factor,
-            "max_replication_factor",
-            bounds,
-        )
-    if req.placement is not None:
-        refuse_above("placement", "number of peers", len(req.placement), "max_replication_factor", bounds)
+    total = len(col.holder.sets) + (shards_number or col.config.params.shard_number)
+    what = "the collection's number of shards"
+    refuse_above(f"{field}shards_number", what, total, "max_shard_number", bounds)
+    if replication_factor is not None:
+        name = f"{field}replication_factor"
+        refuse_above(name, "replication_factor", replication_factor, "max_replication_factor", bounds)
+    if placement is not None:
+        name = f"{field}placement"
+        refuse_above(name, "number of peers", len(placement), "max_replication_factor", bounds)
+
+
+async def create_shard_key(request: web.Request) -> web.Response:
+    req = await body(request, CreateShardKeyIn)
+    refuse_new_key_above_bounds(request, req.shards_number, req.replication_factor, req.placement)
     await request.app[TOC_KEY].create_shard_key(
         request.match_info["collection_name"],
         _one_key(req.shard_key),

@@ -18,6 +18,7 @@ from qcluster.collection import Collection
 from qcluster.errors import BadInputError
 from qcluster.models.collections import SnapshotRecoverIn
 from qcluster.shard_snapshots import Priority, ShardSnapshots
+from qcluster.types import parse_decimal
 
 SHARD_SNAPSHOTS_KEY = web.AppKey("shard_snapshots", ShardSnapshots)
 PRIORITIES = ("no_sync", "snapshot", "replica")
@@ -27,10 +28,7 @@ def _where(request: web.Request) -> tuple[ShardSnapshots, Collection, int]:
     snaps = request.app[SHARD_SNAPSHOTS_KEY]
     snaps.consensus = request.app[CONSENSUS_KEY].get("service")
     col = request.app[TOC_KEY].get(request.match_info["collection_name"])
-    raw = request.match_info["shard_id"]
-    if not raw.isdigit():
-        raise BadInputError(f"shard_id: expected a shard number, got {raw!r}", "shard_id")
-    return snaps, col, int(raw)
+    return snaps, col, parse_decimal(request.match_info["shard_id"], "shard_id", "a shard number")
 
 
 def _priority(raw: str | None) -> Priority | None:
