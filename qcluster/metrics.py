@@ -56,6 +56,20 @@ class ReplicaStats:
     transfers_out: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class TransferFigures:
+    """One running transfer this peer sends, as its progress reports it."""
+
+    collection: str
+    shard_id: int
+    to_peer: int
+    method: str
+    stage: str
+    unit: str
+    done: int
+    total: int
+
+
 class _Timings(Collector):
     """``<prefix>_responses_{avg,min,max}_duration_seconds`` per label set, as Qdrant reports them
     beside its histogram (gauges since the peer started)."""
@@ -152,6 +166,19 @@ class Metrics:
             "collection_shard_transfer_outgoing",
             "outgoing shard transfers currently running",
             ["id"],
+            registry=r,
+        )
+        progress_labels = ["id", "shard", "to_peer", "method", "stage", "unit"]
+        self.transfer_done = Gauge(
+            "qcluster_shard_transfer_done",
+            "progress of the transfers this peer sends: work done in the current stage",
+            progress_labels,
+            registry=r,
+        )
+        self.transfer_total = Gauge(
+            "qcluster_shard_transfer_total",
+            "progress of the transfers this peer sends: work of the current stage (0: not known yet)",
+            progress_labels,
             registry=r,
         )
 
@@ -280,6 +307,15 @@ class Metrics:
                 self.replicas.labels(s.name, state).set(n)
             self.transfers_in.labels(s.name).set(s.transfers_in)
             self.transfers_out.labels(s.name).set(s.transfers_out)
+
+    def set_transfer_progress(self, items: Iterable[TransferFigures]) -> None:
+        """The outgoing transfers' current stage, one label set per transfer (gone once it ends)."""
+        self.transfer_done.clear()
+        self.transfer_total.clear()
+        for t in items:
+            labels = (t.collection, str(t.shard_id), str(t.to_peer), t.method, t.stage, t.unit)
+            self.transfer_done.labels(*labels).set(t.done)
+            self.transfer_total.labels(*labels).set(t.total)
 
     def set_cluster(self, health: dict[str, Any] | None, peers: int) -> None:
         """Raft figures from the consensus service's ``health()`` (None: single-peer mode)."""

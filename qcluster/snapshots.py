@@ -158,48 +158,60 @@ class Snapshots:
         path.with_name(path.name + ".checksum").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ recover
-    async def recover_collection(self, name: str, archive: Path, checksum: str | None) -> None:
-        """Replace (or create) collection ``name`` from a collection snapshot archive."""
+    async def unpack_collection(
+        self, archive: Path, staging: Path, checksum: str | None
+    ) -> tuple[CollectionConfig, tuple[tuple[int, Any], ...], Path]:
+        """Check and unpack a collection archive into ``staging``: (config, [(shard id, shard
+        key)], the folder holding ``<shard id>.tar``). 400 naming what is wrong with it."""
         if checksum is not None:
             actual = await asyncio.to_thread(sha256_file, archive)
             if actual != checksum.lower():
                 raise BadInputError(
                     f"Snapshot checksum mismatch: expected {checksum}, got {actual}", "checksum"
                 )
+
+        def unpack() -> dict[str, Any]:
+            try:
+                with tarfile.open(archive, "r") as tar:
+                    tar.extractall(staging / "archive", filter="data")
+            except (tarfile.TarError, OSError) as exc:
+                raise BadInputError(f"not a valid collection snapshot: {exc}", "snapshot") from exc
+            cfg_file = staging / "archive" / "config.json"
+            if not cfg_file.exists():
+                raise BadInputError("not a valid collection snapshot: it holds no config.json", "snapshot")
+            raw: dict[str, Any] = orjson.loads(cfg_file.read_bytes())
+            return raw
+
+        raw = await asyncio.to_thread(unpack)
+        config = CollectionConfig.model_validate(raw["config"])
+        shards = raw.get("shards")
+        if shards is None:  # archives made before shards had ids of their own
+            shards = [[sid, None] for sid in range(config.params.shard_number)]
+        folder = staging / "archive" / "shards"
+        for sid, _key in shards:
+            if not (folder / f"{int(sid)}.tar").exists():
+                raise BadInputError(f"not a valid collection snapshot: shard {sid} is missing", "snapshot")
+        return config, tuple((int(sid), key) for sid, key in shards), folder
+
+    async def recover_collection(self, name: str, archive: Path, checksum: str | None) -> None:
+        """Replace (or create) collection ``name`` from a collection snapshot archive (one peer;
+        in a cluster see :meth:`ShardSnapshots.recover_collection`)."""
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".restore-"))
         try:
-
-            def unpack() -> dict[str, Any]:
-                try:
-                    with tarfile.open(archive, "r") as tar:
-                        tar.extractall(staging / "archive", filter="data")
-                except (tarfile.TarError, OSError) as exc:
-                    raise BadInputError(f"not a valid collection snapshot: {exc}", "snapshot") from exc
-                cfg_file = staging / "archive" / "config.json"
-                if not cfg_file.exists():
-                    raise BadInputError(
-                        "not a valid collection snapshot: it holds no config.json", "snapshot"
-                    )
-                raw: dict[str, Any] = orjson.loads(cfg_file.read_bytes())
-                return raw
-
-            raw = await asyncio.to_thread(unpack)
-            config = CollectionConfig.model_validate(raw["config"])
+            config, shards, folder = await self.unpack_collection(archive, staging, checksum)
             col_dir = staging / "collection"
             col_dir.mkdir()
-            shards = raw.get("shards")
-            if shards is None:  # archives made before shards had ids of their own
-                shards = [[sid, None] for sid in range(config.params.shard_number)]
             (col_dir / "config.json").write_bytes(
-                orjson.dumps({"name": name, "config": raw["config"], "shards": shards})
+                orjson.dumps(
+                    {
+                        "name": name,
+                        "config": config.model_dump(mode="json", exclude_none=True),
+                        "shards": [[sid, key] for sid, key in shards],
+                    }
+                )
             )
             for sid, _key in shards:
-                shard_archive = staging / "archive" / "shards" / f"{int(sid)}.tar"
-                if not shard_archive.exists():
-                    raise BadInputError(
-                        f"not a valid collection snapshot: shard {sid} is missing", "snapshot"
-                    )
-                await LocalShard.restore_snapshot(shard_archive, col_dir / "shards" / str(int(sid)))
+                await LocalShard.restore_snapshot(folder / f"{sid}.tar", col_dir / "shards" / str(sid))
             await self.toc.replace_collection(name, col_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

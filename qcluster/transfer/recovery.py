@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from qcluster.consensus import operations as ops
@@ -46,6 +47,18 @@ class RecoveryWatchdog:
         self._unreachable_since: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._paused: set[tuple[str, int]] = set()
+
+    @contextlib.asynccontextmanager
+    async def paused(self, collection: str, shard_id: int) -> AsyncIterator[None]:
+        """Leave this peer's replica of the shard alone meanwhile (a snapshot recovery swaps it)."""
+        key = (collection, shard_id)
+        self._paused.add(key)
+        try:
+            yield
+        finally:
+            self._paused.discard(key)
+            self.poke()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="recovery-watchdog")
@@ -93,6 +106,8 @@ class RecoveryWatchdog:
                     ref,
                 )
         for name, sid, replica_state in state.replicas_on_peer(me):
+            if (name, sid) in self._paused:
+                continue
             if any(r.collection == name and r.shard_id == sid and r.to_peer == me for r in state.transfers):
                 continue
             if replica_state is ReplicaState.PARTIAL:

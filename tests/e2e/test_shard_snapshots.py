@@ -139,3 +139,50 @@ def test_shard_snapshot_recovery_in_a_cluster(tmp_path: Path) -> None:
         assert all(_count(p.url, "c") == 50 for p in peers)
     finally:
         cluster.stop()
+
+
+def test_collection_snapshot_recovery_in_a_cluster(tmp_path: Path) -> None:
+    """A collection snapshot recovered on one peer of a cluster reaches every replica of the
+    shards that peer holds (priority snapshot), yields to the cluster's newer data (priority
+    replica), and creates a collection the cluster lacks (through consensus, on every peer)."""
+    cluster = PeerCluster(tmp_path)
+    try:
+        peers = cluster.start(3)
+        body = {"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 1, "replication_factor": 3}
+        assert rest(peers[0].url, "PUT", "/collections/c?timeout=30", body)[0] == 200
+        assert _upsert(peers[0], "c", _points(range(50)))[0] == 200
+        status, made = rest(peers[0].url, "POST", "/collections/c/snapshots")
+        assert status == 200, made
+        location = f"{peers[0].url}/collections/c/snapshots/{made['result']['name']}"
+        assert _upsert(peers[1], "c", _points(range(50, 80)))[0] == 200
+
+        def settled(n: int, name: str = "c") -> bool:
+            states = {st for shard in _replicas(peers[0], name).values() for st in shard.values()}
+            return states == {"Active"} and all(_count(p.url, name) == n for p in peers)
+
+        # priority "replica" (the default): the cluster's newer data wins, the peer resyncs
+        status, answer = rest(peers[2].url, "PUT", "/collections/c/snapshots/recover", {"location": location})
+        assert status == 200, answer
+        wait_for(lambda: settled(80), 120, "the cluster's data kept everywhere")
+        # priority "snapshot": the archive wins on every replica
+        body_s = {"location": location, "priority": "snapshot"}
+        status, answer = rest(peers[2].url, "PUT", "/collections/c/snapshots/recover", body_s)
+        assert status == 200, answer
+        wait_for(lambda: settled(50), 120, "the snapshot's data everywhere")
+        p0 = replica_contents(peers[0].p2p_uri, "c", 0)
+        assert p0 == replica_contents(peers[1].p2p_uri, "c", 0) == replica_contents(peers[2].p2p_uri, "c", 0)
+        # into a collection the cluster does not have: created through consensus, the archive wins
+        status, answer = rest(
+            peers[1].url, "PUT", "/collections/copy/snapshots/recover", {"location": location}
+        )
+        assert status == 200, answer
+        wait_for(lambda: settled(50, "copy"), 120, "the new collection on every peer")
+        # a snapshot whose vectors differ from the collection's: 400, nothing changes
+        other = {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 1, "replication_factor": 3}
+        assert rest(peers[0].url, "PUT", "/collections/small?timeout=30", other)[0] == 200
+        status, answer = rest(
+            peers[0].url, "PUT", "/collections/small/snapshots/recover", {"location": location}
+        )
+        assert status == 400 and "vectors" in answer["status"]["error"], answer
+    finally:
+        cluster.stop()

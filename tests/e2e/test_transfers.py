@@ -284,8 +284,15 @@ def test_a_peer_killed_mid_transfer_loses_nothing_and_nothing_stays_stuck(
             assert status == 200, body
             # progress shows on a peer that is neither source nor target, and advances
             seen: list[str] = []
+            gauges: list[str] = []  # the source's /metrics lines for the running transfer
 
             def progressed() -> bool:
+                _, text = rest(ids[source].url, "GET", "/metrics")
+                gauges.extend(
+                    line
+                    for line in str(text).splitlines()
+                    if line.startswith("qcluster_shard_transfer_total{")
+                )
                 transfers = _layout(bystander, "c")["shard_transfers"]
                 comment = transfers[0].get("comment") if transfers else None
                 if comment and (not seen or comment != seen[-1]):
@@ -294,6 +301,7 @@ def test_a_peer_killed_mid_transfer_loses_nothing_and_nothing_stays_stuck(
 
             wait_for(progressed, 60, "progress comments")
             assert seen and method.split("_")[0] in seen[0], seen
+            assert any('id="c"' in g and f'to_peer="{spare}"' in g for g in gauges), gauges[:3]
             ids[source if kill == "source" else spare].kill9()
             wait_for(lambda: _no_transfers(bystander, "c"), 60, "the transfer aborted")
             states = _replicas(bystander, "c")[0]

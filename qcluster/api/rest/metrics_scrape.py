@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from qcluster.metrics import CollectionStats, Metrics, ReplicaStats
+from qcluster.metrics import CollectionStats, Metrics, ReplicaStats, TransferFigures
 from qcluster.toc import TableOfContents
 
 ACTIVE = "Active"
@@ -61,9 +61,22 @@ def replica_stats(toc: TableOfContents, consensus: Any) -> list[ReplicaStats]:
     return out
 
 
-async def scrape(metrics: Metrics, toc: TableOfContents, consensus: Any) -> bytes:
+def transfer_figures(transfers: Any) -> list[TransferFigures]:
+    """The outgoing transfers' progress (``transfers``: the peer's transfer driver, or None)."""
+    if transfers is None:
+        return []
+    return [
+        TransferFigures(
+            p.ref.collection, p.ref.shard_id, p.ref.to_peer, p.method, p.stage, p.unit, p.done, p.total
+        )
+        for p in transfers.registry.all()
+    ]
+
+
+async def scrape(metrics: Metrics, toc: TableOfContents, consensus: Any, transfers: Any = None) -> bytes:
     metrics.set_collections(await collection_stats(toc))
     metrics.set_replicas(replica_stats(toc, consensus))
+    metrics.set_transfer_progress(transfer_figures(transfers))
     metrics.set_cluster(
         consensus.health() if consensus is not None else None,
         len(consensus.state.peers) if consensus is not None else 0,

@@ -63,7 +63,8 @@ async def telemetry(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     consensus = request.app[CONSENSUS_KEY].get("service")
-    body = await metrics_scrape.scrape(request.app[METRICS_KEY], request.app[TOC_KEY], consensus)
+    transfers = request.app[CONSENSUS_KEY].get("transfers")
+    body = await metrics_scrape.scrape(request.app[METRICS_KEY], request.app[TOC_KEY], consensus, transfers)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

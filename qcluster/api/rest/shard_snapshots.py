@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Literal, cast
 
 from aiohttp import web
 
@@ -15,28 +14,19 @@ from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
 from qcluster.api.rest.parse import body
 from qcluster.api.rest.snapshots import SNAPSHOTS_KEY, fetch_archive, receive_upload
 from qcluster.collection import Collection
-from qcluster.errors import BadInputError
 from qcluster.models.collections import SnapshotRecoverIn
-from qcluster.shard_snapshots import Priority, ShardSnapshots
+from qcluster.shard_snapshots import ShardSnapshots, parse_priority
 from qcluster.types import parse_decimal
 
 SHARD_SNAPSHOTS_KEY = web.AppKey("shard_snapshots", ShardSnapshots)
-PRIORITIES = ("no_sync", "snapshot", "replica")
 
 
 def _where(request: web.Request) -> tuple[ShardSnapshots, Collection, int]:
     snaps = request.app[SHARD_SNAPSHOTS_KEY]
     snaps.consensus = request.app[CONSENSUS_KEY].get("service")
+    snaps.watchdog = getattr(request.app[CONSENSUS_KEY].get("sync"), "watchdog", None)
     col = request.app[TOC_KEY].get(request.match_info["collection_name"])
     return snaps, col, parse_decimal(request.match_info["shard_id"], "shard_id", "a shard number")
-
-
-def _priority(raw: str | None) -> Priority | None:
-    if raw is None or raw == "":
-        return None
-    if raw not in PRIORITIES:
-        raise BadInputError(f"priority: expected one of {', '.join(PRIORITIES)}, got {raw!r}", "priority")
-    return cast(Literal["no_sync", "snapshot", "replica"], raw)
 
 
 async def create(request: web.Request) -> web.Response:
@@ -95,7 +85,7 @@ async def recover(request: web.Request) -> web.Response:
 
 async def upload(request: web.Request) -> web.Response:
     snaps, col, sid = _where(request)
-    priority = _priority(request.query.get("priority"))
+    priority = parse_priority(request.query.get("priority"))
     root = request.app[SNAPSHOTS_KEY].root
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".upload-") as tmp:

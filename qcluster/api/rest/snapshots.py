@@ -9,10 +9,11 @@ from urllib.parse import unquote, urlparse
 import aiohttp
 from aiohttp import web
 
-from qcluster.api.rest.app import SETTINGS_KEY, TOC_KEY, ok
+from qcluster.api.rest.app import CONSENSUS_KEY, SETTINGS_KEY, TOC_KEY, ok
 from qcluster.api.rest.parse import body
 from qcluster.errors import BadInputError
 from qcluster.models.collections import SnapshotRecoverIn
+from qcluster.shard_snapshots import Priority, ShardSnapshots, parse_priority
 from qcluster.snapshots import Snapshots
 
 SNAPSHOTS_KEY = web.AppKey("snapshots", Snapshots)
@@ -83,8 +84,20 @@ async def recover(request: web.Request) -> web.Response:
     snaps.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=snaps.root, prefix=".fetch-") as tmp:
         archive = await fetch_archive(req.location, Path(tmp), req.api_key)
-        await snaps.recover_collection(_col_name(request), archive, req.checksum)
+        await _recover(request, archive, req.priority, req.checksum)
     return ok(request, True)
+
+
+async def _recover(
+    request: web.Request, archive: Path, priority: Priority | None, checksum: str | None
+) -> None:
+    consensus = request.app[CONSENSUS_KEY].get("service")
+    if consensus is None:
+        await _snaps(request).recover_collection(_col_name(request), archive, checksum)
+        return
+    sync = request.app[CONSENSUS_KEY].get("sync")
+    shards = ShardSnapshots(_snaps(request), consensus, getattr(sync, "watchdog", None))
+    await shards.recover_collection(request.app[TOC_KEY], _col_name(request), archive, priority, checksum)
 
 
 async def receive_upload(request: web.Request, into: Path) -> Path:
@@ -116,7 +129,9 @@ async def upload(request: web.Request) -> web.Response:
     snaps.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=snaps.root, prefix=".upload-") as tmp:
         target = await receive_upload(request, Path(tmp))
-        await snaps.recover_collection(_col_name(request), target, request.query.get("checksum"))
+        await _recover(
+            request, target, parse_priority(request.query.get("priority")), request.query.get("checksum")
+        )
     return ok(request, True)
 
 
