@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -81,6 +82,21 @@ def percentile(lat: list[float], p: float) -> float:
     return float(np.percentile(np.asarray(lat), p)) if lat else 0.0
 
 
+def git_commit() -> str | None:
+    """The checked-out commit of the repository (with ``+dirty`` for uncommitted changes)."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or ""
     try:
@@ -95,6 +111,8 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": git_commit(),
+        "load_avg_1m": os.getloadavg()[0],
     }
 
 
@@ -161,14 +179,77 @@ def fmt_row(cells: list[Any], widths: list[int]) -> str:
     return "  ".join(out)
 
 
-def bench_args(doc: str | None, quick_queries: int, full_queries: int) -> tuple[argparse.Namespace, int, int]:
-    """The options every benchmark takes; returns (args, points, queries) for quick or full size."""
+def bench_args(
+    doc: str | None, quick_queries: int, full_queries: int, repeats: bool = False
+) -> tuple[argparse.Namespace, int, int]:
+    """The options every benchmark takes; returns (args, points, queries) for quick or full size.
+    ``repeats`` adds ``--repeats R`` (default 3): timed loops run R times, figures are medians."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help=f"20k points, {quick_queries:,} queries")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--dataset", choices=["clustered", "minilm"], default="clustered")
     ap.add_argument("--n", type=int, default=None, help="number of points (clustered only)")
     ap.add_argument("--skip-qcluster", action="store_true", help="reference engines only")
+    if repeats:
+        ap.add_argument("--repeats", type=int, default=3, help="timed repeats per figure (median kept)")
     args = ap.parse_args()
     n = args.n or (20_000 if args.quick else 100_000)
     return args, n, quick_queries if args.quick else full_queries
+
+
+# ---------------------------------------------------------------------------------------------
+# Interleaved timing: every engine answers the same queries in chunks of CHUNK, engine after
+# engine (the order rotating per chunk), so a burst of load on the shared cores hits every engine
+# alike. An engine's QPS is its query count over the sum of its per-query latencies.
+# ---------------------------------------------------------------------------------------------
+CHUNK = 10
+Call = Callable[[], Any]  # returns the ids found, or an awaitable of them (qcluster)
+
+
+def result_row(
+    lat: list[float], res: list[list[int]], gt: np.ndarray, allowed: list[int], k: int = 10
+) -> dict[str, Any]:
+    from bench.datasets import recall_at_k
+
+    return {
+        "qps": 1000.0 * len(lat) / sum(lat),
+        "recall_at_10": recall_at_k(res, gt, k),
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "short_results": sum(1 for r, a in zip(res, allowed, strict=True) if len(r) < a),
+    }
+
+
+async def interleaved(
+    calls: dict[str, Any], gt: np.ndarray, allowed: list[int], label: str, k: int = 10
+) -> dict[str, dict[str, Any]]:
+    """Run ``calls[engine][i]()`` for every query i and engine, interleaved by chunks; one row per
+    engine (``allowed[i]``: the fewest hits query i should return)."""
+    import inspect
+
+    names = list(calls)
+    nq = len(next(iter(calls.values())))
+    lat: dict[str, list[float]] = {n: [] for n in names}
+    res: dict[str, list[list[int]]] = {n: [] for n in names}
+    for ci, start in enumerate(range(0, nq, CHUNK)):
+        order = names[ci % len(names) :] + names[: ci % len(names)]
+        for name in order:
+            for call in calls[name][start : start + CHUNK]:
+                t0 = time.perf_counter()
+                out = call()
+                if inspect.isawaitable(out):
+                    out = await out
+                lat[name].append((time.perf_counter() - t0) * 1000)
+                res[name].append(out)
+        progress(label, min(start + CHUNK, nq), nq)
+    return {n: result_row(lat[n], res[n], gt, allowed, k) for n in names}
+
+
+def stats(values: list[Any]) -> dict[str, Any]:
+    """Median, min and max of the figures that exist (None when none does)."""
+    import statistics
+
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"median": None, "min": None, "max": None}
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}

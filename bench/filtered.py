@@ -1,17 +1,30 @@
 """Filtered search benchmark: recall@10, QPS and p50/p99 at several selectivities, with filters
-random and correlated with the vector clusters, for qcluster, raw FAISS HNSW with an id selector
-(the naive baseline) and qdrant-edge-py with payload indexes (Qdrant's own planner).
+random and correlated with the vector clusters, and tenants, for qcluster, raw FAISS HNSW with an
+id selector (the naive baseline) and qdrant-edge-py with payload indexes (Qdrant's own planner).
 
-    python bench/filtered.py [--quick] [--json PATH] [--dataset clustered|minilm] [--n N]
+    python bench/filtered.py [--quick] [--json PATH] [--dataset clustered|minilm] [--n N] [--repeats R]
 
 Payloads: ``tenant`` (keyword, 20 values), ``category`` (keyword, the point's vector cluster),
-``price`` (integer, uniform 0..99,999) and ``sub`` (integer, uniform 0..999). Filters:
+``price`` (integer, uniform 0..99,999), ``sub`` (integer, uniform 0..999) and ``org`` (keyword
+with ``is_tenant``, 100 values of Zipf-distributed size: the largest holds ~19 % of the points,
+the smallest ~0.2 %). Filters:
 - random: ``price < s * 100,000`` at s = 0.1 %, 1 %, 10 %, 50 %;
 - correlated: ``category`` in the first clusters (plus a ``sub`` range when s is below one
   cluster's share), so allowed points sit in a few clusters, away from most queries;
-- tenant: ``tenant == t0`` (~5 %), the multi-tenant case.
-Ground truth: exact search over the allowed points. Full: 100k x 128, 500 queries; --quick: 20k,
-200 queries (< 2 minutes).
+- tenant: ``tenant == t0`` (~5 %), the multi-tenant case;
+- zipf tenants: query i asks for ``org == o{i % 100}`` (every tenant, large and small, equally
+  often), and the largest tenant alone.
+Ground truth: exact search over the allowed points.
+
+Method (equal work, repeats): every engine is built once on the same data and checked fully
+indexed (qcluster and qdrant-edge: every vector in an HNSW segment, one indexed segment each);
+then the cases run ``--repeats`` times (default 3). Within a case the engines take turns by
+chunks of 10 queries (the order rotating per chunk), so load from other processes on the shared
+cores falls on every engine alike; requests and filters are built before timing for every
+engine, and an engine's QPS is its query count over the sum of its per-query latencies. Each
+figure is the median over the repeats (min and max kept in the JSON), and the qcluster /
+qdrant-edge ratio is computed per repeat and its median reported.
+Full: 100k x 128, 500 queries; --quick: 20k, 200 queries.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +43,43 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
+    Call,
     bench_args,
     fmt_row,
+    interleaved,
     machine,
-    percentile,
     progress,
     say,
-    ticker,
+    stats,
     unavailable,
     write_json,
 )
-from bench.datasets import Dataset, ground_truth, load, recall_at_k
+from bench.datasets import Dataset, ground_truth, load
 from bench.qcluster_shard import shard_config, wait_fully_indexed
 
-M, EF_CONSTRUCT, EF = 16, 100, 128
+M, EF_CONSTRUCT, EF, K = 16, 100, 128, 10
 SELECTIVITIES = (0.001, 0.01, 0.1, 0.5)
-INDEXES = (("category", "keyword"), ("price", "integer"), ("sub", "integer"), ("tenant", "keyword"))
+ORGS = 100
+INDEXES: tuple[tuple[str, Any], ...] = (
+    ("category", "keyword"),
+    ("price", "integer"),
+    ("sub", "integer"),
+    ("tenant", "keyword"),
+    ("org", {"type": "keyword", "is_tenant": True}),
+)
+ENGINES = ("qcluster", "faiss", "qdrant_edge")
 
 
 def make_columns(labels: np.ndarray, seed: int = 3) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     n = len(labels)
+    zipf = 1.0 / np.arange(1, ORGS + 1)
     return {
         "tenant": rng.integers(0, 20, n),
         "category": labels,  # follows the vector clusters
         "price": rng.integers(0, 100_000, n),
         "sub": rng.integers(0, 1000, n),
+        "org": rng.choice(ORGS, size=n, p=zipf / zipf.sum()),
     }
 
 
@@ -64,24 +89,22 @@ def payload(cols: dict[str, np.ndarray], i: int) -> dict[str, Any]:
         "category": f"c{int(cols['category'][i])}",
         "price": int(cols["price"][i]),
         "sub": int(cols["sub"][i]),
+        "org": f"o{int(cols['org'][i])}",
     }
 
 
-def cases(cols: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Each case: kind, target selectivity, correlated flag, the Qdrant filter JSON and the mask."""
+def _case(kind: str, s: float, flt: dict[str, Any] | None, mask: np.ndarray, nq: int) -> dict[str, Any]:
+    return {"kind": kind, "selectivity": s, "filters": [flt] * nq, "masks": [mask] * nq}
+
+
+def cases(cols: dict[str, np.ndarray], nq: int) -> list[dict[str, Any]]:
+    """Each case: kind, target selectivity, and per query the Qdrant filter JSON and its mask."""
     n = len(cols["price"])
     out: list[dict[str, Any]] = []
     for s in SELECTIVITIES:
         limit = round(s * 100_000)
-        out.append(
-            {
-                "kind": "random",
-                "selectivity": s,
-                "correlated": False,
-                "filter": {"must": [{"key": "price", "range": {"lt": limit}}]},
-                "mask": cols["price"] < limit,
-            }
-        )
+        flt = {"must": [{"key": "price", "range": {"lt": limit}}]}
+        out.append(_case("random", s, flt, cols["price"] < limit, nq))
     counts = np.bincount(cols["category"])
     for s in SELECTIVITIES:
         target = s * n
@@ -98,130 +121,264 @@ def cases(cols: dict[str, np.ndarray]) -> list[dict[str, Any]]:
             k = int(np.searchsorted(np.cumsum(counts), target)) + 1
             flt = {"must": [{"key": "category", "match": {"any": [f"c{c}" for c in range(k)]}}]}
             mask = np.isin(cols["category"], np.arange(k))
-        out.append({"kind": "correlated", "selectivity": s, "correlated": True, "filter": flt, "mask": mask})
+        out.append(_case("correlated", s, flt, mask, nq))
+    out.append(
+        _case(
+            "tenant", 0.05, {"must": [{"key": "tenant", "match": {"value": "t0"}}]}, cols["tenant"] == 0, nq
+        )
+    )
+    org_masks = [cols["org"] == o for o in range(ORGS)]
     out.append(
         {
-            "kind": "tenant",
-            "selectivity": 0.05,
-            "correlated": False,
-            "filter": {"must": [{"key": "tenant", "match": {"value": "t0"}}]},
-            "mask": cols["tenant"] == 0,
+            "kind": "zipf tenants",
+            "selectivity": 1.0 / ORGS,
+            "filters": [{"must": [{"key": "org", "match": {"value": f"o{i % ORGS}"}}]} for i in range(nq)],
+            "masks": [org_masks[i % ORGS] for i in range(nq)],
         }
     )
+    top = {"must": [{"key": "org", "match": {"value": "o0"}}]}
+    out.append(_case("largest tenant", float(org_masks[0].mean()), top, org_masks[0], nq))
+    out.append(_case("unfiltered", 1.0, None, np.ones(n, dtype=np.bool_), nq))
     return out
 
 
-def run_faiss(ds: Dataset, all_cases: list[dict[str, Any]], gts: list[np.ndarray]) -> dict[str, Any]:
-    from bench.baselines.faiss_hnsw import FaissHnsw
-
-    index = FaissHnsw(ds.dim, M, EF_CONSTRUCT)
-    index.build(ds.base, threads=2)
-    rows = [
-        index.run_queries(
-            ds.queries, gt, EF, mask=c["mask"], label=f"faiss {c['kind']} {c['selectivity']:.1%}"
-        )
-        for c, gt in zip(all_cases, gts, strict=True)
-    ]
-    unfiltered = index.run_queries(ds.queries, ds.gt, EF, label="faiss unfiltered")
-    return {"rows": rows, "unfiltered_qps": unfiltered["qps"]}
+def case_truth(ds: Dataset, case: dict[str, Any]) -> np.ndarray:
+    """Exact top-10 per query among that query's allowed points (queries grouped by mask)."""
+    gt = np.full((len(ds.queries), K), -1, dtype=np.int64)
+    groups: dict[int, tuple[np.ndarray, list[int]]] = {}
+    for i, mask in enumerate(case["masks"]):
+        groups.setdefault(id(mask), (mask, []))[1].append(i)
+    for mask, rows in groups.values():
+        gt[rows] = ground_truth(ds.base, ds.queries[rows], K, mask)
+    return gt
 
 
-def run_qdrant_edge(
-    ds: Dataset,
-    cols: dict[str, np.ndarray],
-    all_cases: list[dict[str, Any]],
-    gts: list[np.ndarray],
-    tmp: Path,
-) -> dict[str, Any]:
-    from bench.baselines.qdrant_edge import EdgeEngine
+def label(case: dict[str, Any]) -> str:
+    return f"{case['kind']} {case['selectivity']:.1%}"
 
-    edge = EdgeEngine(tmp / "edge", ds.dim, M, EF_CONSTRUCT)
-    try:
+
+def measure(calls: dict[str, Sequence[Call]], case: dict[str, Any]) -> Any:
+    """Every engine's calls for one case, interleaved by chunks (``common.interleaved``)."""
+    allowed = [min(K, int(m.sum())) for m in case["masks"]]
+    return interleaved(calls, case["gt"], allowed, label(case))
+
+
+# ---------------------------------------------------------------------------------------------
+# engines: build once, then ``run(case)`` measures one case
+# ---------------------------------------------------------------------------------------------
+class FaissRun:
+    def __init__(self, ds: Dataset) -> None:
+        from bench.baselines.faiss_hnsw import FaissHnsw
+
+        self.ds = ds
+        self.index = FaissHnsw(ds.dim, M, EF_CONSTRUCT)
+        self.index.build(ds.base, threads=2)
+        self._params: dict[int, Any] = {}
+
+    def _p(self, mask: np.ndarray | None) -> Any:
+        key = 0 if mask is None else id(mask)
+        if key not in self._params:
+            self._params[key] = self.index.params(EF, mask)
+        return self._params[key]
+
+    def calls(self, case: dict[str, Any]) -> list[Call]:
+        unfiltered = case["kind"] == "unfiltered"
+        params = [self._p(None if unfiltered else m) for m in case["masks"]]
+        search, qs = self.index.search, self.ds.queries
+        return [lambda q=q, p=p: search(q, K, p).tolist() for q, p in zip(qs, params, strict=True)]
+
+    def close(self) -> None:
+        pass
+
+
+class EdgeRun:
+    def __init__(self, ds: Dataset, cols: dict[str, np.ndarray], tmp: Path) -> None:
+        import qdrant_edge as qe
+
+        from bench.baselines.qdrant_edge import EdgeEngine, to_edge_filter
+
+        self.qe, self.ds, self._to_filter = qe, ds, to_edge_filter
+        # one indexed segment, like qcluster's (default_segment_number 0 = auto there: one)
+        self.edge = EdgeEngine(tmp / "edge", ds.dim, M, EF_CONSTRUCT, segments=1)
         for key, schema in INDEXES:
-            edge.create_index(key, schema)
-        edge.ingest(ds.base, payload=lambda i: payload(cols, i))
-        edge.optimize()
-        rows = [
-            edge.run_queries(
-                ds.queries,
-                gt,
-                EF,
-                flt=c["filter"],
-                allowed=int(c["mask"].sum()),
-                label=f"qdrant-edge {c['kind']} {c['selectivity']:.1%}",
+            if isinstance(schema, dict):
+                self.edge.create_index_params(key, qe.KeywordIndexParams(is_tenant=schema["is_tenant"]))
+            else:
+                self.edge.create_index(key, schema)
+        self.edge.ingest(ds.base, payload=lambda i: payload(cols, i))
+        self.edge.optimize()
+        self.info = self.edge.info()
+        if self.info["indexed_vectors"] < ds.n:
+            raise RuntimeError(
+                f"qdrant-edge: {self.info['indexed_vectors']}/{ds.n} vectors indexed after optimize"
             )
-            for c, gt in zip(all_cases, gts, strict=True)
+
+    def calls(self, case: dict[str, Any]) -> list[Call]:
+        cache: dict[int, Any] = {}
+        reqs = []
+        for q, flt in zip(self.ds.queries.tolist(), case["filters"], strict=True):
+            if flt is not None and id(flt) not in cache:
+                cache[id(flt)] = self._to_filter(self.qe, flt)
+            reqs.append(self.edge.request(q, K, EF, None if flt is None else cache[id(flt)]))
+        search = self.edge.search
+        return [lambda r=r: search(r) for r in reqs]
+
+    def close(self) -> None:
+        self.edge.close()
+
+
+class QclusterRun:
+    """qcluster's LocalShard with payload indexes, driven in process like the other engines."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        self.shard: Any = None
+        self.info: dict[str, int] = {}
+
+    async def build(self, cols: dict[str, np.ndarray], tmp: Path) -> None:
+        from qcluster.settings import StorageSettings
+        from qcluster.shards.local_shard import LocalShard
+        from qcluster.shards.operations import CreateFieldIndex, NamedVectors, PointsBatch, UpsertPoints
+
+        ds = self.ds
+        self.shard = await LocalShard.load_or_create(
+            tmp / "qcluster", shard_config(ds.dim, ds.n), StorageSettings()
+        )
+        for key, schema in INDEXES:
+            await self.shard.update(CreateFieldIndex(key, schema))
+        for start in range(0, ds.n, 1000):
+            ids = tuple(range(start, min(start + 1000, ds.n)))
+            payloads = tuple(payload(cols, i) for i in ids)
+            batch = PointsBatch(ids, {"": NamedVectors(ds.base[start : start + len(ids)])}, payloads)
+            await self.shard.update(UpsertPoints(batch))
+            progress("qcluster ingest", start + len(ids), ds.n)
+        info = await wait_fully_indexed(self.shard, ds.n)
+        indexes = [idx for seg in self.shard.set.segments for idx in seg.indexes.values()]
+        graphs = {k: g for idx in indexes for k, g in getattr(idx, "payload_graphs", {}).items()}
+        self.info = {
+            "indexed_vectors": info.indexed_vectors_count,
+            "segments": info.segments_count,
+            "index_bytes_per_vector": sum(i.memory_bytes() for i in indexes) / ds.n,
+            "payload_graph_bytes_per_vector": {k: g.memory_bytes() / ds.n for k, g in graphs.items()},
+            "payload_graph_values": {k: len(g.values) for k, g in graphs.items()},
+        }
+
+    def calls(self, case: dict[str, Any]) -> list[Call]:
+        from qcluster.shards.base import SearchParams, SearchRequest
+
+        params = SearchParams(hnsw_ef=EF)
+        reqs = [
+            SearchRequest(vector=q, limit=K, filter=flt, params=params)
+            for q, flt in zip(self.ds.queries, case["filters"], strict=True)
         ]
-        unfiltered = edge.run_queries(ds.queries, ds.gt, EF, label="qdrant-edge unfiltered")
-    finally:
-        edge.close()
-    return {"rows": rows, "unfiltered_qps": unfiltered["qps"]}
+        search = self.shard.search
+
+        async def one(req: Any) -> list[int]:
+            (hits,) = await search([req])
+            return [h.id for h in hits]
+
+        return [lambda r=r: one(r) for r in reqs]
+
+    async def close(self) -> None:
+        if self.shard is not None:
+            await self.shard.close()
 
 
 # ---------------------------------------------------------------------------------------------
-# qcluster: LocalShard with payload indexes (lead-owned). Must return {"rows": [one dict per
-# case, in order, with qps, recall_at_10, p50_ms, p99_ms, short_results], "unfiltered_qps"}.
+# the run: build, repeat interleaved, summarise
 # ---------------------------------------------------------------------------------------------
-async def run_qcluster(
-    ds: Dataset,
-    cols: dict[str, np.ndarray],
-    all_cases: list[dict[str, Any]],
-    gts: list[np.ndarray],
-    tmp: Path,
-) -> dict[str, Any]:
-    from qcluster.settings import StorageSettings
-    from qcluster.shards.base import SearchParams, SearchRequest
-    from qcluster.shards.local_shard import LocalShard
-    from qcluster.shards.operations import CreateFieldIndex, NamedVectors, PointsBatch, UpsertPoints
-
-    base, queries, n = ds.base, ds.queries, ds.n
-    cfg = shard_config(ds.dim, ds.n)
-    shard = await LocalShard.load_or_create(tmp / "qcluster", cfg, StorageSettings())
-    for key, schema in INDEXES:
-        await shard.update(CreateFieldIndex(key, schema))
-    for start in range(0, n, 1000):
-        ids = tuple(range(start, min(start + 1000, n)))
-        payloads = tuple(payload(cols, i) for i in ids)
-        await shard.update(
-            UpsertPoints(PointsBatch(ids, {"": NamedVectors(base[start : start + len(ids)])}, payloads))
-        )
-        progress("qcluster ingest", start + len(ids), n)
-    await wait_fully_indexed(shard, n)
-    params = SearchParams(hnsw_ef=EF)
+def summarise(
+    all_cases: list[dict[str, Any]], runs: dict[str, list[list[dict[str, Any]]]], n: int
+) -> list[dict[str, Any]]:
+    """One row per case: per engine the median (min, max) of each figure over the repeats, and the
+    median of the per-repeat qcluster / qdrant-edge QPS ratios."""
     rows = []
-    for case, gt in zip(all_cases, gts, strict=True):
-        lat, res = [], []
-        label = f"qcluster {case['kind']} {case['selectivity']:.1%}"
-        start_t = time.perf_counter()
-        for i, q in enumerate(queries):
-            t0 = time.perf_counter()
-            (hits,) = await shard.search(
-                [SearchRequest(vector=q, limit=10, filter=case["filter"], params=params)]
-            )
-            lat.append((time.perf_counter() - t0) * 1000)
-            res.append([h.id for h in hits])
-            if i % 50 == 0 or i == len(queries) - 1:
-                progress(label, i + 1, len(queries))
-        rows.append(
-            {
-                "qps": len(queries) / (time.perf_counter() - start_t),
-                "recall_at_10": recall_at_k(res, gt),
-                "p50_ms": percentile(lat, 50),
-                "p99_ms": percentile(lat, 99),
-                "short_results": sum(1 for r in res if len(r) < min(10, int(case["mask"].sum()))),
-            }
+    for ci, case in enumerate(all_cases):
+        matching = float(np.mean([int(m.sum()) for m in case["masks"]]))
+        row: dict[str, Any] = {
+            "kind": case["kind"],
+            "selectivity": case["selectivity"],
+            "matching": round(matching),
+            "actual_selectivity": matching / n,
+            "filter": case["filters"][0],
+        }
+        for engine in ENGINES:
+            reps = [r[ci] for r in runs.get(engine, []) if r and ci < len(r)]
+            prefix = "" if engine == "qcluster" else f"{engine}_"
+            if not reps:
+                continue
+            qps = stats([r["qps"] for r in reps])
+            row[f"{prefix}qps"] = qps["median"]
+            row[f"{prefix}qps_min"] = qps["min"]
+            row[f"{prefix}qps_max"] = qps["max"]
+            for key in ("recall_at_10", "p50_ms", "p99_ms"):
+                row[f"{prefix}{key}"] = stats([r[key] for r in reps])["median"]
+            row[f"{prefix}short_results"] = max(r["short_results"] for r in reps)
+            row[f"{prefix}runs"] = reps
+        q, e = runs.get("qcluster", []), runs.get("qdrant_edge", [])
+        ratios = [qr[ci]["qps"] / er[ci]["qps"] for qr, er in zip(q, e, strict=False) if qr and er]
+        spread = stats(ratios)
+        row["ratio_vs_edge"], row["ratio_vs_edge_min"], row["ratio_vs_edge_max"] = (
+            spread["median"],
+            spread["min"],
+            spread["max"],
         )
-    start_t = time.perf_counter()
-    for q in queries:
-        await shard.search([SearchRequest(vector=q, limit=10, params=params)])
-    unfiltered = len(queries) / (time.perf_counter() - start_t)
-    await shard.close()
-    return {"rows": rows, "unfiltered_qps": unfiltered}
+        rows.append(row)
+    return rows
+
+
+async def run_all(
+    ds: Dataset, cols: dict[str, np.ndarray], all_cases: list[dict[str, Any]], tmp: Path, args: Any
+) -> dict[str, Any]:
+    engines: dict[str, Any] = {}
+    errors: dict[str, dict[str, Any]] = {}
+    say("== raw FAISS HNSW + IDSelectorBitmap")
+    try:
+        engines["faiss"] = FaissRun(ds)
+    except Exception as exc:
+        errors["faiss"] = unavailable("faiss", exc)
+    say("== qdrant-edge-py with payload indexes")
+    try:
+        engines["qdrant_edge"] = EdgeRun(ds, cols, tmp)
+    except Exception as exc:
+        errors["qdrant_edge"] = unavailable("qdrant-edge", exc)
+    say("== qcluster LocalShard with payload indexes")
+    if args.skip_qcluster:
+        errors["qcluster"] = unavailable("qcluster", RuntimeError("skipped (--skip-qcluster)"))
+    else:
+        try:
+            from qcluster.logging import setup_logging
+
+            setup_logging("WARNING")
+            q = QclusterRun(ds)
+            await q.build(cols, tmp)
+            engines["qcluster"] = q
+        except Exception as exc:
+            errors["qcluster"] = unavailable("qcluster", exc)
+    runs: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in engines}
+    order = [e for e in ENGINES if e in engines]
+    try:
+        for rep in range(args.repeats):
+            say(f"== repeat {rep + 1} of {args.repeats}")
+            for name in engines:
+                runs[name].append([])
+            for case in all_cases:
+                rows = await measure({name: engines[name].calls(case) for name in order}, case)
+                for name in order:
+                    runs[name][-1].append(rows[name])
+    finally:
+        for name, eng in engines.items():
+            if name == "qcluster":
+                await eng.close()
+            else:
+                eng.close()
+    info = {name: getattr(eng, "info", {}) for name, eng in engines.items()}
+    return {"runs": runs, "errors": errors, "info": info}
 
 
 def summary(result: dict[str, Any]) -> str:
-    widths = [10, 7, 6, 8, 8, 7, 8, 8, 8, 8]
-    head = ["kind", "sel", "match", "q recall", "q QPS", "q p99", "F recall", "F QPS", "E recall", "E QPS"]
+    widths = [16, 7, 6, 8, 8, 8, 8, 8, 8, 7]
+    head = ["kind", "sel", "match", "q recall", "q QPS", "F recall", "F QPS", "E recall", "E QPS", "q/E"]
     lines = [fmt_row(head, widths)]
     for r in result["rows"]:
         lines.append(
@@ -230,100 +387,37 @@ def summary(result: dict[str, Any]) -> str:
                     r["kind"],
                     f"{r['selectivity']:.1%}",
                     r["matching"],
-                    r["recall_at_10"],
-                    r["qps"],
-                    r["p99_ms"],
-                    r["faiss_recall_at_10"],
-                    r["faiss_qps"],
-                    r["qdrant_edge_recall_at_10"],
-                    r["qdrant_edge_qps"],
+                    r.get("recall_at_10"),
+                    r.get("qps"),
+                    r.get("faiss_recall_at_10"),
+                    r.get("faiss_qps"),
+                    r.get("qdrant_edge_recall_at_10"),
+                    r.get("qdrant_edge_qps"),
+                    None if r.get("ratio_vs_edge") is None else f"{r['ratio_vs_edge']:.2f}x",
                 ],
                 widths,
             )
         )
-    lines.append(
-        "unfiltered QPS: qcluster {}, faiss {}, qdrant-edge {}".format(
-            *(
-                f"{v:,.0f}" if v else "n/a"
-                for v in (
-                    result["unfiltered_qps"],
-                    result["faiss_unfiltered_qps"],
-                    result["qdrant_edge_unfiltered_qps"],
-                )
-            )
-        )
-    )
-    lines += [
-        f"{k}: {result[k]['error']}" for k in ("qcluster", "faiss", "qdrant_edge") if "error" in result[k]
-    ]
+    lines.append(f"medians of {result['repeats']} repeats")
+    lines += [f"{k}: {v['error']}" for k, v in result["errors"].items()]
     return "\n".join(lines)
 
 
 def main() -> None:
-    args, n, nq = bench_args(__doc__, 200, 500)
-    with ticker("data + exact ground truth"):
-        ds = load(args.dataset, n, nq)
-        cols = make_columns(ds.labels)
-        all_cases = cases(cols)
-        gts = [ground_truth(ds.base, ds.queries, 10, c["mask"]) for c in all_cases]
+    args, n, nq = bench_args(__doc__, 200, 500, repeats=True)
+    say("== data + exact ground truth")
+    ds = load(args.dataset, n, nq)
+    cols = make_columns(ds.labels)
+    all_cases = cases(cols, len(ds.queries))
+    for case in all_cases:
+        case["gt"] = ds.gt[:, :K] if case["kind"] == "unfiltered" else case_truth(ds, case)
     tmp = Path(tempfile.mkdtemp(prefix="qbench-filtered-"))
     started = time.perf_counter()
     try:
-        say("== raw FAISS HNSW + IDSelectorBitmap")
-        try:
-            f_res = run_faiss(ds, all_cases, gts)
-        except Exception as exc:
-            f_res = unavailable("faiss", exc)
-        say("== qdrant-edge-py with payload indexes")
-        try:
-            e_res = run_qdrant_edge(ds, cols, all_cases, gts, tmp)
-        except Exception as exc:
-            e_res = unavailable("qdrant-edge", exc)
-        say("== qcluster LocalShard with payload indexes")
-        if args.skip_qcluster:
-            q_res = unavailable("qcluster", RuntimeError("skipped (--skip-qcluster)"))
-        else:
-            try:
-                from qcluster.logging import setup_logging
-
-                setup_logging("WARNING")
-                q_res = asyncio.run(run_qcluster(ds, cols, all_cases, gts, tmp))
-            except Exception as exc:
-                q_res = unavailable("qcluster", exc)
+        out = asyncio.run(run_all(ds, cols, all_cases, tmp, args))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-    def row(res: dict[str, Any], i: int) -> dict[str, Any]:
-        return res["rows"][i] if "rows" in res else {}
-
-    rows = []
-    for i, case in enumerate(all_cases):
-        q, f, e = row(q_res, i), row(f_res, i), row(e_res, i)
-        matching = int(case["mask"].sum())
-        rows.append(
-            {
-                "kind": case["kind"],
-                "selectivity": case["selectivity"],
-                "correlated": case["correlated"],
-                "matching": matching,
-                "actual_selectivity": matching / ds.n,
-                "filter": case["filter"],
-                "recall_at_10": q.get("recall_at_10"),
-                "qps": q.get("qps"),
-                "p50_ms": q.get("p50_ms"),
-                "p99_ms": q.get("p99_ms"),
-                "short_results": q.get("short_results"),
-                "faiss_recall_at_10": f.get("recall_at_10"),
-                "faiss_qps": f.get("qps"),
-                "faiss_p99_ms": f.get("p99_ms"),
-                "faiss_short_results": f.get("short_results"),
-                "qdrant_edge_recall_at_10": e.get("recall_at_10"),
-                "qdrant_edge_qps": e.get("qps"),
-                "qdrant_edge_p50_ms": e.get("p50_ms"),
-                "qdrant_edge_p99_ms": e.get("p99_ms"),
-                "qdrant_edge_short_results": e.get("short_results"),
-            }
-        )
+    rows = summarise(all_cases, out["runs"], ds.n)
     result = {
         "benchmark": "filtered",
         "dataset": ds.name,
@@ -332,17 +426,15 @@ def main() -> None:
         "queries": len(ds.queries),
         "ef": EF,
         "quick": args.quick,
+        "repeats": args.repeats,
         "machine": machine(),
         "elapsed_s": time.perf_counter() - started,
-        "rows": rows,
-        "unfiltered_qps": q_res.get("unfiltered_qps"),
-        "faiss_unfiltered_qps": f_res.get("unfiltered_qps"),
-        "qdrant_edge_unfiltered_qps": e_res.get("unfiltered_qps"),
-        "qcluster": {k: v for k, v in q_res.items() if k != "rows"},
-        "faiss": {k: v for k, v in f_res.items() if k != "rows"},
-        "qdrant_edge": {k: v for k, v in e_res.items() if k != "rows"},
+        "engines_info": out["info"],
+        "rows": [r for r in rows if r["kind"] != "unfiltered"],
+        "unfiltered": next((r for r in rows if r["kind"] == "unfiltered"), {}),
+        "errors": out["errors"],
     }
-    print(summary(result))
+    print(summary({**result, "rows": rows}))
     write_json(args.json, result)
 
 

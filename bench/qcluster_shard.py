@@ -29,8 +29,10 @@ def shard_config(dim: int, n: int) -> Any:
 
 
 async def wait_fully_indexed(shard: Any, n: int, timeout_s: float = 600.0) -> Any:
-    """Until every vector is in an HNSW index and the optimizer is idle (bounded in time)."""
+    """Until every vector is in an HNSW index and the optimizer is idle (bounded in time). A tail
+    below ``indexing_threshold`` is indexed by lowering the threshold once the rest is done."""
     deadline = time.monotonic() + timeout_s
+    flushed = False
     with ticker("qcluster indexing (optimizer)"):
         while True:
             info = await shard.info()
@@ -39,10 +41,16 @@ async def wait_fully_indexed(shard: Any, n: int, timeout_s: float = 600.0) -> An
             if shard.optimizer.idle:
                 if info.indexed_vectors_count >= n:
                     return info
-                raise RuntimeError(
-                    f"optimizer idle with {info.indexed_vectors_count}/{n} vectors indexed: the rest sit in "
-                    "a segment below indexing_threshold (choose --n so the data is a multiple of 10 MB)"
-                )
+                if flushed:
+                    raise RuntimeError(
+                        f"optimizer idle with {info.indexed_vectors_count}/{n} vectors indexed"
+                    )
+                # the tail sits in a segment below indexing_threshold: index it too, as
+                # qdrant-edge's optimize() does, so both engines search fully indexed data
+                cfg = shard.config
+                tail = cfg.optimizer_config.model_copy(update={"indexing_threshold": 1})
+                await shard.update_config(cfg.model_copy(update={"optimizer_config": tail}))
+                flushed = True
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"not fully indexed after {timeout_s:.0f} s ({info.indexed_vectors_count}/{n})"

@@ -1,12 +1,13 @@
 """Run every benchmark in the benchmark virtual environment and record the results.
 
-    python bench/run_all.py [--quick] [--only engine|filtered|rest|consensus|cluster|transfer] [--skip-qcluster] [--no-doc]
+    python bench/run_all.py [--quick] [--only engine|filtered|rest|grpc_api|consensus|cluster|transfer]
+                            [--skip-qcluster] [--no-doc]
 
 1. Creates ``bench/.venv`` once (qcluster installed editable, plus the benchmark-only reference
    packages qdrant-edge-py, chromadb, faiss-cpu and the pinned qdrant-client used for loading;
    none of them is a dependency of the package). A stamp file records what was installed, so a
    second run installs nothing unless this list or pyproject.toml changed.
-2. Runs engine.py, filtered.py, rest.py and consensus.py with that interpreter (``--quick`` passed through),
+2. Runs engine.py, filtered.py, rest.py, grpc_api.py and consensus.py with that interpreter (``--quick`` passed through),
    each bounded by a timeout; their JSON goes to ``bench/results/<name>[-quick].json``.
 3. Rewrites the section of BENCHMARKS.md between ``<!-- results:start -->`` and
    ``<!-- results:end -->`` from every results file present (full-size and quick runs are kept
@@ -38,7 +39,7 @@ REFERENCE_PACKAGES = [
     "faiss-cpu>=1.8,<2",
     "qdrant-client==1.20.0",
 ]
-BENCHMARKS = ("engine", "filtered", "rest", "consensus", "cluster", "transfer")
+BENCHMARKS = ("engine", "filtered", "rest", "grpc_api", "consensus", "cluster", "transfer")
 TIMEOUT_S = {True: 300, False: 3600}  # per benchmark, quick / full
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -145,13 +146,27 @@ def render_engine(r: dict[str, Any]) -> list[str]:
         )
     q, fa, e = r.get("qcluster") or {}, r.get("faiss") or {}, r.get("qdrant_edge") or {}
     qm, fm = q.get("memory_bytes_per_vector") or {}, fa.get("memory_bytes_per_vector") or {}
+
+    def per_run(other: str) -> str:
+        spread = (q.get("ef128") or {}).get(f"ratio_vs_{other}") or {}
+        if spread.get("median") is None:
+            return ratio(at(q, "qps"), at(fa if other == "faiss" else e, "qps"))
+        return f"{spread['median']:.2f}x ({spread['min']:.2f} to {spread['max']:.2f})"
+
+    reps = r.get("repeats")
     lines += [
         "",
-        f"Search QPS at ef 128: qcluster / FAISS = {ratio(at(q, 'qps'), at(fa, 'qps'))} (target >= 0.8x), "
-        f"qcluster / qdrant-edge = {ratio(at(q, 'qps'), at(e, 'qps'))} (target >= 1.2x).",
+        (
+            f"Medians of {reps} interleaved repeats (per-repeat ratios, min to max in brackets). "
+            if reps
+            else ""
+        )
+        + f"Search QPS at ef 128: qcluster / FAISS = {per_run('faiss')} (target >= 0.8x), "
+        f"qcluster / qdrant-edge = {per_run('qdrant_edge')} (target >= 1.2x).",
         "Index memory per vector in bytes (graph + vectors or codes): "
         f"qcluster plain {f(qm.get('plain'))} / SQ8 {f(qm.get('sq8'))} / PQ x16 {f(qm.get('pq'))} "
-        f"(SQ8 = {ratio(qm.get('sq8'), qm.get('plain'))} of plain, target <= 0.45x; built on "
+        f"(SQ8 = {ratio(qm.get('sq8'), qm.get('plain'))} of plain, target <= 0.45x; payload graphs of a "
+        f"20-tenant keyword field add {f(qm.get('payload_graph_20_tenants'))}; built on "
         f"{f(r.get('memory_sample'))} points); FAISS plain {f(fm.get('plain'))} / SQ8 {f(fm.get('sq8'))} / "
         f"PQ x16 {f(fm.get('pq'))} (all points); qdrant-edge (no memory figure exposed): segments on disk "
         f"{f(e.get('disk_bytes_per_vector'))}.",
@@ -161,31 +176,67 @@ def render_engine(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _spread(row: dict[str, Any], key: str) -> str:
+    lo, hi = row.get(f"{key}_min"), row.get(f"{key}_max")
+    if lo is None or hi is None:
+        return f(row.get(key))
+    return f"{f(row.get(key))} ({f(lo)} to {f(hi)})"
+
+
 def render_filtered(r: dict[str, Any]) -> list[str]:
+    reps = r.get("repeats")
     lines = [
         f"#### Filtered search (`bench/filtered.py`): ef {r.get('ef', 128)}, limit 10\n",
-        header(r) + "\n",
-        "| filter | selectivity | matching | qcluster recall | qcluster QPS | p50 / p99 ms | short | "
-        "FAISS+selector recall | FAISS QPS | qdrant-edge recall | qdrant-edge QPS | qdrant-edge p99 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        header(r)
+        + (f" Medians of {reps} interleaved repeats (min to max in brackets)." if reps else "")
+        + (f" Commit {r['machine']['commit']}." if r.get("machine", {}).get("commit") else "")
+        + "\n",
+        "| filter | selectivity | matching | qcluster recall | qcluster QPS | short | qdrant-edge recall | "
+        "qdrant-edge QPS | qcluster / qdrant-edge | FAISS+selector recall | FAISS QPS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in r.get("rows", []):
+    rows = list(r.get("rows", []))
+    if r.get("unfiltered"):
+        rows.append(r["unfiltered"])
+    for row in rows:
         kind = row.get("kind") or ("correlated" if row.get("correlated") else "random")
+        ratio_txt = ratio(row.get("qps"), row.get("qdrant_edge_qps"))
+        if row.get("ratio_vs_edge") is not None:
+            ratio_txt = f"{row['ratio_vs_edge']:.2f}x"
+            if row.get("ratio_vs_edge_min") is not None:
+                ratio_txt += f" ({row['ratio_vs_edge_min']:.2f} to {row['ratio_vs_edge_max']:.2f})"
         lines.append(
             f"| {kind} | {row['selectivity']:.1%} | {f(row.get('matching'))} | {f(row.get('recall_at_10'), 3)} | "
-            f"{f(row.get('qps'))} | {f(row.get('p50_ms'), 2)} / {f(row.get('p99_ms'), 2)} | "
-            f"{f(row.get('short_results'))} | {f(row.get('faiss_recall_at_10'), 3)} | {f(row.get('faiss_qps'))} | "
-            f"{f(row.get('qdrant_edge_recall_at_10'), 3)} | {f(row.get('qdrant_edge_qps'))} | "
-            f"{f(row.get('qdrant_edge_p99_ms'), 2)} |"
+            f"{_spread(row, 'qps')} | {f(row.get('short_results'))} | "
+            f"{f(row.get('qdrant_edge_recall_at_10'), 3)} | {_spread(row, 'qdrant_edge_qps')} | {ratio_txt} | "
+            f"{f(row.get('faiss_recall_at_10'), 3)} | {f(row.get('faiss_qps'))} |"
         )
+    qinfo = (r.get("engines_info") or {}).get("qcluster") or {}
+    graphs = qinfo.get("payload_graph_bytes_per_vector") or {}
+    values = qinfo.get("payload_graph_values") or {}
+    if qinfo:
+        linked = ", ".join(
+            f"{k} {f(v)} B ({values.get(k, 0)} values linked)" for k, v in graphs.items() if values.get(k)
+        )
+        lines += [
+            "",
+            f"qcluster index memory per vector: main graph + vectors {f(qinfo.get('index_bytes_per_vector'))} B; "
+            f"payload graphs: {linked or 'none (no value block above the exact-search limit)'}.",
+        ]
     lines += [
         "",
-        f"Unfiltered QPS: qcluster {f(r.get('unfiltered_qps'))}, FAISS {f(r.get('faiss_unfiltered_qps'))}, "
-        f"qdrant-edge {f(r.get('qdrant_edge_unfiltered_qps'))}. "
-        '"short": queries answered with fewer than 10 hits although at least 10 points matched.',
-        *errors(r, ("qcluster", "faiss", "qdrant_edge")),
-        "",
+        '"short": queries answered with fewer than 10 hits although at least 10 points matched. '
+        '"zipf tenants": query i filters on tenant i % 100 of 100 Zipf-sized tenants (`is_tenant` index '
+        'in both engines); "largest tenant": the biggest of them.',
     ]
+    if not r.get("unfiltered"):
+        lines.append(
+            f"Unfiltered QPS: qcluster {f(r.get('unfiltered_qps'))}, FAISS {f(r.get('faiss_unfiltered_qps'))}, "
+            f"qdrant-edge {f(r.get('qdrant_edge_unfiltered_qps'))}."
+        )
+    errs = r.get("errors") or {}
+    lines += [f"\n*{v['error']}*" for v in errs.values() if isinstance(v, dict) and "error" in v]
+    lines += [*errors(r, ("qcluster", "faiss", "qdrant_edge")), ""]
     return lines
 
 
@@ -232,6 +283,39 @@ def render_rest(r: dict[str, Any]) -> list[str]:
         *errors(r, ("qcluster", "chroma", "qdrant_edge")),
         "",
     ]
+    return lines
+
+
+def render_grpc_api(r: dict[str, Any]) -> list[str]:
+    rounds = r.get("rounds", "?")
+    lines = [
+        "#### qdrant-client over gRPC vs over REST (`bench/grpc_api.py`): one `qcluster serve` peer\n",
+        header(r) + f" Median of {rounds} rounds, transports alternating.\n",
+        "| through qdrant-client | REST | gRPC (`prefer_grpc=True`) | gRPC / REST |",
+        "|---|---|---|---|",
+    ]
+    rows = [
+        (f"upsert pts/s, `upload_collection`, batch {b}", f"upsert_batch_{b}") for b in r.get("batches", [])
+    ]
+    for label, key in (*rows, ("search QPS, `query_points`, 1 client, ef 128", "search_qps")):
+        d = r.get(key) or {}
+        lines.append(
+            f"| {label} | {f(d.get('rest'))} | {f(d.get('grpc'))} | {ratio(d.get('grpc'), d.get('rest'))} |"
+        )
+    rec = r.get("recall_at_10") or {}
+    up = [(r.get(f"upsert_batch_{b}") or {}).get("ratio") for b in r.get("batches", [])]
+    lines += [
+        "",
+        f"recall@10: REST {f(rec.get('rest'), 4)}, gRPC {f(rec.get('grpc'), 4)} (the same engine answers both). "
+        f"Targets: gRPC upsert >= 2x REST ({', '.join(f'{u:.2f}x' for u in up if u) or 'n/a'}), "
+        f"search QPS >= REST ({ratio((r.get('search_qps') or {}).get('grpc'), (r.get('search_qps') or {}).get('rest'))}). "
+        f"The peer runs with `storage.wal.durability={r.get('durability', 'os')}` (no fsync per batch): the figures are "
+        "the API path, client encoding to storage write.",
+        *errors(r, ()),
+        "",
+    ]
+    if "error" in r:
+        lines.insert(-1, f"*{r['error']}*")
     return lines
 
 
@@ -336,15 +420,38 @@ RENDER = {
     "engine": render_engine,
     "filtered": render_filtered,
     "rest": render_rest,
+    "grpc_api": render_grpc_api,
     "consensus": render_consensus,
     "cluster": render_cluster,
     "transfer": render_transfer,
 }
 
 
-def render() -> str:
+SIZES = ((False, "Full size (`make bench`)"), (True, "Quick (`make bench-quick`)"))
+
+
+def previous_blocks(section: str) -> dict[tuple[bool, str], str]:
+    """The blocks of an existing results section by (quick, benchmark): kept for benchmarks whose
+    JSON is not in ``bench/results/`` (results recorded before the JSON was kept, or on another
+    machine), so rewriting the section never drops them."""
+    out: dict[tuple[bool, str], str] = {}
+    for quick, title in SIZES:
+        start = section.find(f"### {title}")
+        if start < 0:
+            continue
+        end = section.find("\n### ", start + 4)
+        part = section[start : end if end >= 0 else len(section)]
+        pieces = part.split("\n#### ")[1:]
+        for piece in pieces:
+            for name in BENCHMARKS:
+                if f"`bench/{name}.py`" in piece.split("\n", 1)[0]:
+                    out[(quick, name)] = "#### " + piece.rstrip() + "\n"
+    return out
+
+
+def render(previous: dict[tuple[bool, str], str] | None = None) -> str:
     out = ["## Results\n", "Written by `bench/run_all.py` from `bench/results/*.json`.\n"]
-    for quick, title in ((False, "Full size (`make bench`)"), (True, "Quick (`make bench-quick`)")):
+    for quick, title in SIZES:
         blocks: list[str] = []
         for name in BENCHMARKS:
             path = HERE / "results" / f"{name}{'-quick' if quick else ''}.json"
@@ -353,6 +460,8 @@ def render() -> str:
                     blocks += RENDER[name](json.loads(path.read_text()))
                 except (ValueError, KeyError, TypeError) as exc:
                     blocks.append(f"*{path.name}: unreadable ({exc})*\n")
+            elif previous and (quick, name) in previous:
+                blocks.append(previous[(quick, name)])
         if blocks:
             out += [f"### {title}\n", *blocks]
     return "\n".join(out).rstrip() + "\n"
@@ -364,8 +473,8 @@ def write_doc() -> Path:
     if START not in text or END not in text:
         text = text.rstrip() + f"\n\n{START}\n{END}\n"
     head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    doc.write_text(f"{head}{START}\n{render()}{END}{tail}")
+    old, _, tail = rest.partition(END)
+    doc.write_text(f"{head}{START}\n{render(previous_blocks(old))}{END}{tail}")
     return doc
 
 

@@ -8,6 +8,7 @@ cause, classified once by :func:`is_transient`, and translated to HTTP / gRPC on
 
     QClusterError                       500  generic service error
     ├── BadInputError                   400  "Wrong input: ..."  (names the field)
+    │   ├── FormatError                 400  "Format error in JSON body: ..." (not the shape asked for)
     │   └── UnprocessableInputError     422  "Validation error in JSON body: ..."
     ├── ForbiddenError                  403
     ├── UnauthorizedError               401
@@ -48,6 +49,13 @@ class BadInputError(QClusterError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class FormatError(BadInputError):
+    """A request is not the shape the endpoint takes: a wrong type, a missing field, an unknown
+    enum variant (Qdrant's serde deserialization error)."""
+
+    prefix = "Format error in JSON body: "
 
 
 class UnprocessableInputError(BadInputError):

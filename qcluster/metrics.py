@@ -23,10 +23,11 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 import qcluster
+from qcluster.shards import search_stats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -42,6 +43,21 @@ class CollectionStats:
     vectors: Mapping[str, int]  # vector name ("" for the unnamed one) -> vectors stored
     indexed_vectors: int
     segments: int
+
+
+class SearchPlanCollector(Collector):
+    """``qcluster_search_plans_total{plan}``: segment searches per plan the filtered-search planner
+    chose (see ``shards/search_stats.py``), read from the process-wide counts at scrape time."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "qcluster_search_plans",
+            "Segment searches (queries x segments) per search plan chosen by the planner",
+            labels=["plan"],
+        )
+        for plan, count in search_stats.snapshot().items():
+            family.add_metric([plan], count)
+        yield family
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +136,7 @@ class Metrics:
         self._collection_gauges(r)
         self._request_metrics(r)
         self._cluster_gauges(r)
+        r.register(SearchPlanCollector())
 
     # ------------------------------------------------------------------------- families
     def _collection_gauges(self, r: CollectorRegistry) -> None:

@@ -1,7 +1,8 @@
 """Composition root: builds the services of one peer from Settings and runs them.
 
-Start order: storage (TOC loads collections, replaying WALs) -> REST listener (answers /healthz
-at once; /readyz turns 200 once storage is loaded). Stop order is the reverse; SIGTERM / SIGINT
+Start order: REST listener (answers /healthz at once; /readyz turns 200 once storage is loaded)
+-> storage (TOC loads collections, replaying WALs) -> public gRPC listener (``service.grpc_port``;
+null disables it) -> consensus in cluster mode. Stop order is the reverse; SIGTERM / SIGINT
 stop the peer cleanly (shards flush), and ``kill -9`` loses nothing acknowledged (WAL replay).
 """
 
@@ -17,7 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
-from qcluster.api.rest.app import CONSENSUS_KEY, STATE_KEY, create_app
+from qcluster.api.rest.app import CONSENSUS_KEY, METRICS_KEY, STATE_KEY, create_app
+from qcluster.api.rest.quotas import QUOTAS_KEY
+from qcluster.api.rest.snapshots import SNAPSHOTS_KEY
+from qcluster.errors import StorageError
 from qcluster.logging import get_logger
 from qcluster.settings import Settings
 from qcluster.toc import TableOfContents
@@ -51,6 +55,7 @@ class Node:
         self._watchdog: Any = None
         self._transfer_targets: Any = None
         self._tls: Any = None
+        self.public_grpc: Any = None
 
     @property
     def cluster_mode(self) -> bool:
@@ -133,6 +138,34 @@ class Node:
         ctx.load_cert_chain(str(tls.cert), str(tls.key))
         return ctx
 
+    async def _start_public_grpc(self) -> None:
+        """Qdrant's gRPC services on ``service.grpc_port``. A port that cannot be bound is logged
+        as an error and the peer serves REST alone (an operator sees it in the log and in
+        ``grpc_port`` missing from the listening sockets), rather than not starting at all."""
+        from qcluster.api.public_grpc.edge import Services
+        from qcluster.api.public_grpc.server import PublicGrpcServer
+
+        svc = self.settings.service
+        if svc.grpc_port is None:
+            log.info("public gRPC disabled (service.grpc_port is null)")
+            return
+        services = Services(
+            toc=self.toc,
+            metrics=self.app[METRICS_KEY],
+            quotas=self.app[QUOTAS_KEY],
+            snapshots=self.app[SNAPSHOTS_KEY],
+            consensus=lambda: self.consensus,
+            limits=svc.limits,
+        )
+        server = PublicGrpcServer(svc, self.settings.tls, services)
+        try:
+            await server.start()
+        except StorageError as exc:
+            log.error("public gRPC not started; serving REST only", error=exc.message, port=svc.grpc_port)
+            await server.stop(0)
+            return
+        self.public_grpc = server
+
     async def start(self) -> None:
         svc = self.settings.service
         if self.cluster_mode:
@@ -143,6 +176,7 @@ class Node:
         await site.start()
         log.info("REST listening", host=svc.host, port=svc.http_port, tls=svc.enable_tls)
         await self.toc.load()
+        await self._start_public_grpc()
         if self.cluster_mode:
             await self._start_consensus()
             await self._sync.reconcile()
@@ -152,6 +186,8 @@ class Node:
         log.info("peer ready", storage=str(self.settings.storage.storage_path))
 
     async def stop(self) -> None:
+        if self.public_grpc is not None:
+            await self.public_grpc.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._watchdog is not None:

@@ -37,7 +37,10 @@ def _qe() -> Any:
 
 
 class EdgeEngine:
-    def __init__(self, path: Path, dim: int, m: int = M, ef_construct: int = EF_CONSTRUCT) -> None:
+    def __init__(
+        self, path: Path, dim: int, m: int = M, ef_construct: int = EF_CONSTRUCT, segments: int | None = None
+    ) -> None:
+        """``segments``: the optimizer's ``default_segment_number`` (None = qdrant-edge's default)."""
         qe = _qe()
         self.qe = qe
         self.path = path
@@ -46,6 +49,7 @@ class EdgeEngine:
             hnsw_config=qe.HnswIndexConfig(
                 m=m, ef_construct=ef_construct, full_scan_threshold=FULL_SCAN_THRESHOLD_KB
             ),
+            optimizers=None if segments is None else qe.EdgeOptimizersConfig(default_segment_number=segments),
         )
         self.shard = qe.EdgeShard.create(str(path), self.config)
 
@@ -54,6 +58,10 @@ class EdgeEngine:
             raise ValueError(f"schema {schema!r} not one of {SCHEMAS}")
         kind = getattr(self.qe.PayloadSchemaType, schema.capitalize())
         self.shard.update(self.qe.UpdateOperation.create_field_index(key, kind))
+
+    def create_index_params(self, key: str, params: Any) -> None:
+        """A payload index with explicit parameters (``qe.KeywordIndexParams(is_tenant=True)``...)."""
+        self.shard.update(self.qe.UpdateOperation.create_field_index(key, params))
 
     def ingest(
         self,

@@ -186,6 +186,17 @@ class VectorNameConfigIn(Req):
     sparse: dict[str, Any] | None = None
 
 
+class CreateShardKeyIn(Req):
+    shard_key: Any
+    shards_number: int | None = Field(None, ge=1)
+    replication_factor: int | None = Field(None, ge=1)
+    placement: list[int] | None = None
+
+
+class DropShardKeyIn(Req):
+    shard_key: Any
+
+
 class SnapshotRecoverIn(Req):
     location: str
     priority: Literal["no_sync", "snapshot", "replica"] | None = None

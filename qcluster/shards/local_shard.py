@@ -28,7 +28,6 @@ import itertools
 import shutil
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +36,7 @@ from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError
 from qcluster.logging import get_logger
 from qcluster.models.config import ShardConfig
 from qcluster.settings import StorageSettings
-from qcluster.shards import load, shard_read, shard_snapshot
+from qcluster.shards import batching, load, shard_read, shard_snapshot
 from qcluster.shards.base import (
     CountRequest,
     PayloadSelector,
@@ -51,6 +50,8 @@ from qcluster.shards.base import (
     VectorSelector,
 )
 from qcluster.shards.clock import ClockMap, ClockTag
+from qcluster.shards.filters import parse_filter
+from qcluster.shards.filters.shape import filter_shape
 from qcluster.shards.operations import (
     SELECTOR_OPS,
     CreateFieldIndex,
@@ -68,6 +69,8 @@ from qcluster.shards.segment_files import fsync_dir, read_json, write_json_atomi
 from qcluster.shards.shard_apply import SegmentSet
 from qcluster.shards.wal import Wal
 from qcluster.shards.wal_history import WalHistory
+from qcluster.shards.workers import Lane
+from qcluster.shards.workers import shared as shared_workers
 from qcluster.types import PointId
 
 log = get_logger(__name__)
@@ -87,9 +90,12 @@ class LocalShard:
         self.history = WalHistory()  # WAL pins and clock checkpoints for transfers (update thread)
         self.error: str | None = None
         self._wal: Wal | None = None
-        self._update_pool = ThreadPoolExecutor(1, thread_name_prefix="shard-update")
-        self._search_pool = ThreadPoolExecutor(2, thread_name_prefix="shard-search")
-        self._io_pool = ThreadPoolExecutor(1, thread_name_prefix="shard-io")
+        # lanes on the peer's shared pools (see workers.py): updates and WAL I/O one at a time
+        workers = shared_workers(storage.performance)
+        self.workers = workers
+        self._update_pool = Lane(workers.update)
+        self._search_pool = Lane(workers.search, workers.sizes.search)
+        self._io_pool = Lane(workers.io)
         self._sync_task: asyncio.Future[None] | None = None
         self._closed = False
         self._garbage: list[Segment] = []
@@ -97,6 +103,8 @@ class LocalShard:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self.optimizer = Optimizer(self)
+        self._indexed_filters: dict[int, tuple[Any, frozenset[str], bool]] = {}
+        self._coalescer = batching.Coalescer(self._search_now)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -422,30 +430,30 @@ class LocalShard:
 
     def _indexed_filter(self, raw: Any) -> bool:
         """A small filter whose every condition is answered by a payload index (so evaluating it
-        is cheap); a large one goes to the search threads whatever its conditions."""
-        from qcluster.shards.filters import parse_filter
-        from qcluster.shards.filters.conditions import FieldCondition, Filter, HasId, HasVector
-        from qcluster.shards.filters.shape import filter_shape
-
+        is cheap); a large one goes to the search threads whatever its conditions. Remembered per
+        parsed filter (parses are cached by their JSON) and set of indexed keys."""
         if filter_shape(raw, 2**31, CHEAP_FILTER_CONDITIONS).conditions > CHEAP_FILTER_CONDITIONS:
             return False
         try:
             flt = parse_filter(raw)
         except QClusterError:
             return True  # fails fast inline with the same error
-        indexed = set(self.set.field_schemas)
-
-        def ok(c: Any) -> bool:
-            if isinstance(c, Filter):
-                conds = (*c.must, *c.should, *c.must_not, *(c.min_should.conditions if c.min_should else ()))
-                return all(ok(x) for x in conds)
-            if isinstance(c, FieldCondition):
-                return c.key in indexed
-            return isinstance(c, HasId | HasVector)
-
-        return ok(flt)
+        indexed = self.set.field_schemas
+        hit = self._indexed_filters.get(id(flt))
+        if hit is not None and hit[0] is flt and hit[1] == indexed.keys():
+            return hit[2]
+        answer = _all_indexed(flt, set(indexed))
+        if len(self._indexed_filters) > 1024:
+            self._indexed_filters.clear()
+        self._indexed_filters[id(flt)] = (flt, frozenset(indexed), answer)
+        return answer
 
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
+        if batching.active():  # a batch endpoint: join this loop turn's searches (``batching.py``)
+            return await self._coalescer.search(requests)
+        return await self._search_now(requests)
+
+    async def _search_now(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         if self._cheap(requests):
             self._check_open()
             return shard_read.search(tuple(self.set.segments), self.config, requests)
@@ -608,3 +616,14 @@ class LocalShard:
     def retire(self, segments: Sequence[Segment]) -> None:
         """Old segments whose files go once a manifest without them is durable (update thread)."""
         self._garbage.extend(segments)
+
+
+def _all_indexed(c: Any, indexed: set[str]) -> bool:
+    from qcluster.shards.filters.conditions import FieldCondition, Filter, HasId, HasVector
+
+    if isinstance(c, Filter):
+        conds = (*c.must, *c.should, *c.must_not, *(c.min_should.conditions if c.min_should else ()))
+        return all(_all_indexed(x, indexed) for x in conds)
+    if isinstance(c, FieldCondition):
+        return c.key in indexed
+    return isinstance(c, HasId | HasVector)

@@ -27,15 +27,16 @@ import asyncio
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qcluster.logging import get_logger
+from qcluster.shards import graph_builder
 from qcluster.shards.base import OptimizationProgress
 from qcluster.shards.segment import Segment
+from qcluster.shards.workers import Lane
 
 if TYPE_CHECKING:
     from qcluster.shards.local_shard import LocalShard
@@ -45,9 +46,11 @@ log = get_logger(__name__)
 
 @dataclass
 class Job:
-    kind: str  # "indexing" | "merge" | "vacuum"
+    kind: str  # "indexing" | "merge" | "vacuum" | "payload_graphs"
     sources: list[Segment]
     base: Segment | None = None
+    graphs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # vector -> key -> spec
+    layout: tuple[str, str] | None = None  # (key, "tenant" | "principal") ordering merged rows
     progress: OptimizationProgress = field(default_factory=lambda: OptimizationProgress("", [], 0, 0, 0.0))
     snapshot: list[Any] = field(default_factory=list)
 
@@ -57,7 +60,7 @@ class Optimizer:
         self.shard = shard
         self._event = asyncio.Event()
         self._stopped = False
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="shard-optimize")
+        self._pool = Lane(shard.workers.optimize)  # index builds: one at a time per shard
         self._running: Job | None = None
         self.pending = False
         self.error: str | None = None
@@ -180,12 +183,29 @@ class Optimizer:
                     base = None
                 self.pending = True
                 return self._start(Job("merge", sources, base=base))
+        # last: a segment about to be merged gets its payload graphs as part of the merge
+        specs = {n: graph_builder.wanted(shard.config, shard.set.field_schemas, n) for n in names}
+        for seg in sealed:
+            todo = {}
+            for n in names:
+                graph_builder.drop_unwanted(seg, n, specs[n])
+                keys = graph_builder.stale(seg, n, specs[n])
+                if keys:
+                    todo[n] = {k: specs[n][k] for k in keys}
+            if todo and seg.live_count > 0:
+                self.pending = True
+                return self._start(Job("payload_graphs", [seg], graphs=todo))
         return None
 
     def _start(self, job: Job) -> Job:
         points = sum(s.live_count for s in job.sources)
         job.progress = OptimizationProgress(job.kind, [s.id for s in job.sources], points, 0, time.time())
-        if job.kind != "indexing":
+        if job.kind in ("merge", "vacuum"):
+            job.layout = graph_builder.layout_field(self.shard.set.field_schemas)
+            job.graphs = {
+                n: graph_builder.wanted(self.shard.config, self.shard.set.field_schemas, n)
+                for n in self.shard.config.vectors
+            }
             for seg in job.sources:
                 seg.touched = set()
             # Everything the build reads, taken at one instant on the update thread.
@@ -222,6 +242,13 @@ class Optimizer:
         from qcluster.shards.index import VectorIndex
 
         cfg = self.shard.config
+        if job.kind == "payload_graphs":
+            seg = job.sources[0]
+            return {
+                name: (seg.indexes[name], self._graphs(job, seg, seg.indexes[name], name, list(specs)))
+                for name, specs in job.graphs.items()
+                if name in seg.indexes
+            }
         if job.kind == "indexing":
             seg = job.sources[0]
             built = {}
@@ -236,8 +263,15 @@ class Optimizer:
                     threads=self._threads(),
                     progress=self._report(job),
                 )
-            return built
+            return built  # payload graphs follow as their own job
         return self._build_merged(job)
+
+    def _graphs(self, job: Job, seg: Segment, index: Any, name: str, keys: list[str]) -> dict[str, Any]:
+        specs = job.graphs.get(name, {})
+        keys = [k for k in keys if k in specs]
+        if not keys:
+            return {}
+        return graph_builder.build(seg, index, name, keys, specs, self._threads(), self._report(job))
 
     def _build_merged(self, job: Job) -> Segment:
         from qcluster.shards.index import VectorIndex
@@ -252,11 +286,19 @@ class Optimizer:
         seg.deleted = np.concatenate([snap[4] for snap in snaps])
         seg.versions = np.concatenate([snap[5] for snap in snaps])
         seg.size = len(seg.ids)
-        seg.offsets = {pid: off for off, pid in enumerate(seg.ids) if not seg.deleted[off]}
         base_rows = len(snaps[0][1]) if job.base is not None else 0
         for name in dims:
             seg.has_vec[name] = np.concatenate([snap[6][name] for snap in snaps])
             seg.vectors[name] = np.concatenate([np.asarray(snap[0].vectors[name])[snap[1]] for snap in snaps])
+        order = graph_builder.layout_order(seg.payloads, base_rows, job.layout)
+        if order is not None:  # tenant-first (or principal-ordered) layout of the new rows
+            seg.ids = [seg.ids[i] for i in order.tolist()]
+            seg.payloads = [seg.payloads[i] for i in order.tolist()]
+            seg.deleted, seg.versions = seg.deleted[order], seg.versions[order]
+            for name in dims:
+                seg.has_vec[name] = seg.has_vec[name][order]
+                seg.vectors[name] = seg.vectors[name][order]
+        seg.offsets = {pid: off for off, pid in enumerate(seg.ids) if not seg.deleted[off]}
         seg.seal()
         for name in dims:
             if job.base is not None and name in job.base.indexes:
@@ -274,11 +316,29 @@ class Optimizer:
                     progress=self._report(job),
                 )
         self.shard.set.new_field_indexes(seg)
+        for name, index in seg.indexes.items():
+            for graph in self._graphs(job, seg, index, name, list(job.graphs.get(name, {}))).values():
+                index.with_payload_graph(graph)
         return seg
 
     # ------------------------------------------------------------------ commit (update thread)
     def _commit(self, job: Job, result: Any) -> None:
         shard = self.shard
+        if job.kind == "payload_graphs":
+            seg = job.sources[0]
+            for name, (index, graphs) in result.items():
+                current = seg.indexes.get(name)
+                if current is None or current is not index:
+                    continue  # the index was replaced meanwhile: plan again
+                for graph in graphs.values():
+                    current.with_payload_graph(graph)
+            seg.dirty = True
+            log.info(
+                "payload graphs built",
+                segment=seg.id,
+                fields=sorted(k for g in job.graphs.values() for k in g),
+            )
+            return
         if job.kind == "indexing":
             seg = job.sources[0]
             seg.indexes.update(result)

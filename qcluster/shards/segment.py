@@ -18,7 +18,8 @@ Files in the segment directory (each written atomically; see ``segment_files``):
     payloads.json        offset -> payload (null for none / deleted)
     deleted.npy versions.npy has_<v>.npy    flags per offset
     vectors_<v>.npy      float32 [size, dim] (preprocessed: Cosine rows are unit length)
-    index_<v>.faiss      FAISS index (sealed and indexed only)
+    index_<v>.faiss      FAISS index (sealed and indexed only), with its payload graphs beside it
+    field-<hash>.npz     payload indexes (sealed only; ``payload_index/files.py``)
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Segment:
         self.epoch = 0  # bumps on every deletion / vector removal (invalidates cached masks)
         self._mask_cache: dict[str, tuple[int, int, Mask | None]] = {}
         self.touched: set[int] | None = None  # offsets changed while an optimization reads this segment
+        self._saved_fields: dict[str, tuple[int, int]] = {}  # key -> (token, index id) on disk
 
     # ------------------------------------------------------------------ sizes and views
     @property
@@ -304,10 +306,14 @@ class Segment:
         write_array_atomic(self.path / "versions.npy", self.versions[:size])
         for name in self.dims:
             write_array_atomic(self.path / f"has_{self._stem(name)}.npy", self.has_vec[name][:size])
+        if not self.appendable:
+            self._save_field_indexes()
         for name, index in self.indexes.items():
             file = self.path / f"index_{self._stem(name)}.faiss"
             if not file.exists():
                 index.save(file)
+            else:
+                index.save_graphs(file)  # payload graphs attached after the index
         meta = {
             "id": self.id,
             "appendable": self.appendable,
@@ -318,6 +324,34 @@ class Segment:
         write_json_atomic(self.path / "meta.json", meta)
         fsync_dir(self.path)
         self.dirty = False
+        return True
+
+    def _fields_token(self) -> int:
+        """Changes whenever a payload or deletion does (each raises a point's WAL version)."""
+        return int(self.versions[: self.size].sum())
+
+    def _save_field_indexes(self) -> None:
+        from qcluster.shards.payload_index import files
+
+        token = self._fields_token()
+        for key, fidx in self.field_indexes.items():
+            if self._saved_fields.get(key) != (token, id(fidx)):
+                files.save(fidx, self.path, token)
+                self._saved_fields[key] = (token, id(fidx))
+
+    def restore_field_index(self, key: str, schema: Any) -> bool:
+        """Take ``key``'s payload index from this sealed segment's files when they match its
+        payloads (see ``payload_index/files.py``); False when it must be built from payloads."""
+        from qcluster.shards.payload_index import files
+
+        if self.appendable:
+            return False
+        token = self._fields_token()
+        fidx = files.load(self.path, key, schema, token)
+        if fidx is None:
+            return False
+        self.field_indexes[key] = fidx
+        self._saved_fields[key] = (token, id(fidx))
         return True
 
     @classmethod

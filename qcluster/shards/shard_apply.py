@@ -126,7 +126,8 @@ class SegmentSet:
         schema = parse_field_schema(raw_schema)
         self.field_schemas[key] = raw_schema
         for seg in self.segments:
-            seg.add_field_index(build_index(key, schema))
+            if not seg.restore_field_index(key, schema):  # sealed segments keep theirs on disk
+                seg.add_field_index(build_index(key, schema))
 
     def new_field_indexes(self, seg: Segment) -> None:
         """Give a new segment the shard's payload indexes."""

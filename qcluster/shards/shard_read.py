@@ -11,6 +11,7 @@ every loop over segments or queries checks the request's deadline (``qcluster.de
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,10 +33,11 @@ from qcluster.shards.base import (
     ShardInfo,
     VectorSelector,
 )
-from qcluster.shards.distance import higher_is_better, preprocess
+from qcluster.shards.distance import UNIT_TOLERANCE, higher_is_better, preprocess
+from qcluster.shards.filters import Filter, check_index_types, evaluate, parse_filter
 from qcluster.shards.payload_ops import select_payload
 from qcluster.shards.segment import Segment
-from qcluster.shards.segment_search import search_segment
+from qcluster.shards.segment_search import Query, search_segment
 from qcluster.types import PointId, point_id_sort_key
 
 if TYPE_CHECKING:
@@ -47,16 +49,42 @@ Mask = npt.NDArray[np.bool_]
 def _filter_masks(segments: Sequence[Segment], raw: FilterJson | None) -> list[Mask | None]:
     if raw is None:
         return [None] * len(segments)
-    from qcluster.shards.filters import check_index_types, evaluate, parse_filter
-
-    flt = parse_filter(raw)
-    if segments:
-        check_index_types(flt, {k: i.schema for k, i in segments[-1].field_indexes.items()})
+    flt = _parsed_filter(segments, raw)
+    assert flt is not None
     masks: list[Mask | None] = []
     for seg in segments:
         deadline.check()
         masks.append(evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_))
     return masks
+
+
+_checked: dict[tuple[int, tuple[int, ...]], tuple[Filter, BadInputError | None]] = {}
+
+
+def _parsed_filter(segments: Sequence[Segment], raw: FilterJson | None) -> Filter | None:
+    """The parsed filter, checked against the indexed types (a range on a keyword index is a
+    400). Parses are cached by their JSON (``parse_filter``) and the check by the parsed object
+    and the index schemas, so a repeated filter costs a dictionary lookup."""
+    if raw is None:
+        return None
+    flt = parse_filter(raw)
+    if not segments:
+        return flt
+    indexes = segments[-1].field_indexes
+    key = (id(flt), tuple(map(id, indexes.values())))  # index objects change with their schema
+    hit = _checked.get(key)
+    if hit is None or hit[0] is not flt:
+        error: BadInputError | None = None
+        try:
+            check_index_types(flt, {k: i.schema for k, i in indexes.items()})
+        except BadInputError as exc:
+            error = exc
+        if len(_checked) > 4096:
+            _checked.clear()
+        hit = _checked[key] = (flt, error)
+    if hit[1] is not None:
+        raise hit[1]
+    return flt
 
 
 def _vectors(seg: Segment, off: int, sel: VectorSelector) -> dict[str, npt.NDArray[np.float32]] | None:
@@ -70,53 +98,171 @@ def _vectors(seg: Segment, off: int, sel: VectorSelector) -> dict[str, npt.NDArr
 def search(
     segments: Sequence[Segment], config: ShardConfig, requests: Sequence[SearchRequest]
 ) -> list[list[ScoredPoint]]:
-    out = []
-    for req in requests:
-        deadline.check()
-        out.append(_search_one(segments, config, req))
+    """Answer every request. Requests that share vector name, filter, parameters, threshold and
+    depth run as one batch: one planner decision and one FAISS call per segment."""
+    if len(requests) == 1:
+        req = requests[0]
+        vec = _query_vector(config, req)
+        params_v = config.vectors[req.using]
+        # Never more candidates than live points: a limit beyond them returns every match.
+        k = min(req.limit + req.offset, sum(seg.live_count for seg in segments))
+        if k == 0:
+            return [[]]
+        query = Query(
+            vec,
+            req.using,
+            k,
+            params_v.distance,
+            config.hnsw_for(req.using),
+            req.params,
+            req.score_threshold,
+            _parsed_filter(segments, req.filter),
+        )
+        per_segment = _per_segment([seg for seg in segments if seg.live_count], query)
+        return [_merge(req, per_segment, 0, higher_is_better(params_v.distance))]
+    out: list[list[ScoredPoint]] = [[] for _ in requests]
+    groups: dict[tuple[Any, ...], list[tuple[int, npt.NDArray[np.float32]]]] = {}
+    filters: dict[int, Filter | None] = {}
+    live_points = sum(seg.live_count for seg in segments)
+    for i, req in enumerate(requests):
+        vec = _query_vector(config, req)
+        k = min(req.limit + req.offset, live_points)  # a limit beyond the live points returns all
+        if k == 0:
+            continue
+        flt = _parsed_filter(segments, req.filter)
+        filters[id(flt)] = flt
+        key = (req.using, id(flt), req.params, req.score_threshold, k)
+        groups.setdefault(key, []).append((i, vec))
+    live = [seg for seg in segments if seg.live_count]
+    for (using, fid, params, threshold, k), members in groups.items():
+        params_v = config.vectors[using]
+        stacked = members[0][1] if len(members) == 1 else np.concatenate([v for _, v in members])
+        query = Query(
+            stacked,
+            using,
+            k,
+            params_v.distance,
+            config.hnsw_for(using),
+            params,
+            threshold,
+            filters[fid],
+        )
+        per_segment = _per_segment(live, query)
+        high = higher_is_better(params_v.distance)
+        for row, (i, _) in enumerate(members):
+            out[i] = _merge(requests[i], per_segment, row, high)
     return out
 
 
-def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchRequest) -> list[ScoredPoint]:
+def _query_vector(config: ShardConfig, req: SearchRequest) -> npt.NDArray[np.float32]:
+    """The request's vector as a float32 row, validated (BadInputError naming the field) and
+    preprocessed for its distance (Cosine: unit length)."""
     params = config.vectors.get(req.using)
     if params is None:
         raise BadInputError(f"Not existing vector name error: {req.using}", "using")
     if req.limit < 0 or req.offset < 0:
         raise BadInputError("limit and offset must be non-negative", "limit")
-    vec = np.asarray(req.vector, dtype=np.float32).reshape(1, -1)
-    if vec.shape[1] != params.size:
-        raise BadInputError(
-            f"Vector dimension error: expected dim: {params.size}, got {vec.shape[1]}", "vector"
-        )
-    if not np.isfinite(vec).all():
+    vec = np.asarray(req.vector, dtype=np.float32)
+    if vec.ndim != 1:
+        vec = vec.reshape(-1)
+    if len(vec) != params.size:
+        raise BadInputError(f"Vector dimension error: expected dim: {params.size}, got {len(vec)}", "vector")
+    dot = np.dot(vec, vec)
+    if not math.isfinite(dot) and not np.isfinite(vec).all():
         raise BadInputError("query vector values must be finite numbers", "vector")
-    # Never more candidates than live points: a limit beyond them returns every match.
-    k = min(req.limit + req.offset, sum(seg.live_count for seg in segments))
-    if k == 0:
-        return []
-    query = preprocess(vec, params.distance)
-    hnsw = config.hnsw_for(req.using)
-    masks = _filter_masks(segments, req.filter)
-    better_high = higher_is_better(params.distance)
-    hits: list[tuple[float, int, int]] = []  # (sort key, segment index, offset)
-    for si, seg in enumerate(segments):
-        if seg.live_count == 0:
-            continue
+    if params.distance == "Cosine" and 0 < dot < math.inf:  # unit length, as ``preprocess`` stores
+        norm = float(np.sqrt(dot))
+        if abs(norm - 1.0) <= UNIT_TOLERANCE:  # kept bit for bit, as ``preprocess`` does
+            return np.ascontiguousarray(vec.reshape(1, -1))
+        return (vec / np.float32(norm)).reshape(1, -1)
+    if params.distance == "Cosine":
+        return preprocess(vec.reshape(1, -1), "Cosine")
+    return np.ascontiguousarray(vec.reshape(1, -1))
+
+
+def _per_segment(
+    segments: Sequence[Segment], query: Query
+) -> list[tuple[Segment, npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
+    """``search_segment`` on each segment, checking the request's deadline before each."""
+    out = []
+    for seg in segments:
         deadline.check()
-        scores, offs = search_segment(
-            seg, query, req.using, k, params.distance, hnsw, req.params, req.score_threshold, masks[si]
+        out.append((seg, *search_segment(seg, query)))
+    return out
+
+
+def _merge(
+    req: SearchRequest,
+    per_segment: list[tuple[Segment, npt.NDArray[np.float32], npt.NDArray[np.int64]]],
+    row: int,
+    high: bool,
+) -> list[ScoredPoint]:
+    """One query's hits from every segment: best first, one per point id (a point moving between
+    segments may show twice for a moment: the first, live copy wins), offset skipped. Only the
+    returned hits get their payload and vectors."""
+    payload_sel, vector_sel = req.with_payload, req.with_vector
+    if len(per_segment) != 1:
+        picked = _merge_segments(req, per_segment, row, high)
+    elif req.limit + req.offset > 64:  # many hits: numpy selects them
+        seg, scores, offs = per_segment[0]
+        o = offs[row]
+        keep = o >= 0
+        keep[keep] = ~seg.deleted[o[keep]]
+        o = o[keep][req.offset : req.offset + req.limit]
+        s = scores[row][keep][req.offset : req.offset + req.limit]
+        picked = list(zip(s.tolist(), o.tolist(), (seg,) * len(o), strict=True))
+    else:  # offsets are distinct within a segment: no de-duplication, a plain loop is cheapest
+        seg, scores, offs = per_segment[0]
+        o, s = offs[row], scores[row]
+        if o[-1] < 0:
+            keep = o >= 0
+            o, s = o[keep], s[keep]
+        gone = seg.deleted[o]
+        if gone.any():
+            o, s = o[~gone], s[~gone]
+        o, s = o[req.offset : req.offset + req.limit], s[req.offset : req.offset + req.limit]
+        ids, payloads = seg.ids, seg.payloads
+        return [
+            ScoredPoint(
+                ids[off],
+                version,
+                score,
+                select_payload(payloads[off], payload_sel) if payload_sel.enabled else None,
+                _vectors(seg, off, vector_sel) if vector_sel.enabled else None,
+            )
+            for off, version, score in zip(o.tolist(), seg.versions[o].tolist(), s.tolist(), strict=True)
+        ]
+    return [
+        ScoredPoint(
+            seg.ids[off],
+            int(seg.versions[off]),
+            score,
+            select_payload(seg.payloads[off], payload_sel) if payload_sel.enabled else None,
+            _vectors(seg, off, vector_sel) if vector_sel.enabled else None,
         )
-        valid = offs[0] >= 0
-        sign = -1.0 if better_high else 1.0
-        for s, off in zip((scores[0][valid] * sign).tolist(), offs[0][valid].tolist(), strict=True):
-            hits.append((s, si, off))
-    if len(segments) > 1:
-        hits.sort(key=lambda h: h[0])
-    out: list[ScoredPoint] = []
+        for score, off, seg in picked
+    ]
+
+
+def _merge_segments(
+    req: SearchRequest,
+    per_segment: list[tuple[Segment, npt.NDArray[np.float32], npt.NDArray[np.int64]]],
+    row: int,
+    high: bool,
+) -> list[tuple[float, int, Segment]]:
+    hits: list[tuple[float, int, Segment]] = []
+    for seg, scores, offs in per_segment:
+        o = offs[row]
+        keep = o >= 0
+        o, s = o[keep], scores[row][keep]
+        if len(o):
+            hits.extend(zip(s.tolist(), o.tolist(), (seg,) * len(o), strict=True))
+    hits.sort(key=(lambda h: -h[0]) if high else (lambda h: h[0]))
+    picked: list[tuple[float, int, Segment]] = []
     seen: set[PointId] = set()
     skipped = 0
-    for key, si, off in hits:
-        seg = segments[si]
+    for hit in hits:
+        seg, off = hit[2], hit[1]
         pid = seg.ids[off]
         if pid in seen or seg.deleted[off]:
             continue
@@ -124,19 +270,10 @@ def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchReq
         if skipped < req.offset:
             skipped += 1
             continue
-        score = -key if better_high else key
-        out.append(
-            ScoredPoint(
-                id=pid,
-                version=int(seg.versions[off]),
-                score=score,
-                payload=select_payload(seg.payloads[off], req.with_payload),
-                vector=_vectors(seg, off, req.with_vector),
-            )
-        )
-        if len(out) >= req.limit:
+        picked.append(hit)
+        if len(picked) >= req.limit:
             break
-    return out
+    return picked
 
 
 def _matching(segments: Sequence[Segment], raw: FilterJson | None) -> list[tuple[PointId, int, int]]:

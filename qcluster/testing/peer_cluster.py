@@ -94,7 +94,7 @@ class PeerCluster:
         ``--bootstrap`` (the given peer, else the first) and, with ``own_uri``, their own ``--uri``
         (without it the cluster infers the joining peer's address, as Qdrant does)."""
         p2p = free_port()
-        env = {**self.env, "QDRANT__SERVICE__GRPC_PORT": str(free_port())}
+        env = dict(self.env)  # ServerProcess picks free HTTP and gRPC ports
         args = ["--uri", f"http://127.0.0.1:{p2p}"] if own_uri or not self.peers else []
         if self.peers:
             args += ["--bootstrap", (bootstrap or self.peers[0]).p2p_uri]

@@ -60,6 +60,8 @@ class ServerProcess:
         self.args = list(args or [])
         self.port = port or free_port()
         self.extra_env = env or {}
+        # Qdrant's public gRPC port: a free one too, so peers never contend for 6334.
+        self.grpc_port = int(self.extra_env.get("QDRANT__SERVICE__GRPC_PORT") or free_port())
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -98,6 +100,7 @@ class ServerProcess:
         return {
             **os.environ,
             "QDRANT__SERVICE__HTTP_PORT": str(self.port),
+            "QDRANT__SERVICE__GRPC_PORT": str(self.grpc_port),
             "QDRANT__SERVICE__HOST": self.host,
             "QDRANT__LOG_LEVEL": "WARNING",
             **self.extra_env,

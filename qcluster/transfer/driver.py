@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from qcluster.consensus import operations as ops
 from qcluster.consensus.operations import TransferRef
 from qcluster.consensus.peer_calls import SyncTarget
-from qcluster.errors import QClusterError, StorageError, TransientError
+from qcluster.errors import QClusterError, ReplicationError, StorageError, TransientError
 from qcluster.logging import get_logger
 from qcluster.p2p.channels import ChannelPool
 from qcluster.retry import until_done
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 ATTEMPTS_FOR = 30.0  # seconds of transient failures (a target restarting) a transfer retries through
 FINISH_SYNC_TIMEOUT = 10.0
+FENCE_TIMEOUT = 10.0  # seconds a write waits for its failed transfer target to be marked Dead
 
 
 class TransferDriver:
@@ -112,7 +113,7 @@ class TransferDriver:
                 raise StorageError(f"this peer holds no replica of shard {ref.shard_id} to send")
             local = rs.local
             target = TargetClient(ref, lambda: self._address(ref.to_peer), self.pool, self.timeout)
-            proxy = ForwardProxy(local, target.replica, lambda exc: self._forward_failed(ref, exc))
+            proxy = ForwardProxy(local, target.replica, functools.partial(self._fence, ref))
             rs.forward = proxy
             dims = {name: p.size for name, p in col.config.params.vectors.items()}
             job = methods.Job(ref, local, proxy, target, progress, dims, self.scratch, pins)
@@ -182,11 +183,28 @@ class TransferDriver:
             return method, await methods.fill_snapshot(job)
         return "stream_records", await methods.fill_stream_records(job)
 
-    def _forward_failed(self, ref: TransferRef, exc: QClusterError) -> None:
+    async def _fence(self, ref: TransferRef, exc: QClusterError) -> None:
+        """A write reached the source but not the target: mark the target Dead through consensus
+        (from Partial, or from Active when the finish is agreed already) before the write is
+        acknowledged; raise when that cannot be agreed."""
         log.warning(
-            "forwarding a write to the transfer target failed; the transfer fails",
+            "forwarding a write to the transfer target failed; marking the target Dead",
             error=exc.message,
             **_fields(ref),
+        )
+        state = None
+        for from_state in (ReplicaState.PARTIAL, ReplicaState.ACTIVE):
+            op = ops.set_replica_state(
+                ref.collection, ref.shard_id, ref.to_peer, ReplicaState.DEAD, from_state
+            )
+            result = await self.consensus.propose(op, FENCE_TIMEOUT)
+            await self.consensus.wait_synced(result.index, FENCE_TIMEOUT)
+            state = self.consensus.state.replica_state(ref.collection, ref.shard_id, ref.to_peer)
+            if state in (None, ReplicaState.DEAD):
+                return
+        raise ReplicationError(
+            f"a write reached the source of the transfer of shard {ref.shard_id} of `{ref.collection}` "
+            f"but not its target (peer {ref.to_peer}: {exc.message}), which is {state}, not Dead"
         )
 
     def _check_source_active(self, ref: TransferRef) -> None:

@@ -1,6 +1,12 @@
 """One ``qcluster serve`` subprocess per test module (free ports, a temporary storage directory,
 ready once ``/readyz`` answers 200), and a recorder that validates every JSON response the
-module's tests receive against the reference OpenAPI spec; it must stay clean."""
+module's tests receive against the reference OpenAPI spec; it must stay clean.
+
+``client`` is qdrant-client over REST; a module that parametrizes ``transport`` (indirectly, at
+module scope) runs its tests a second time with ``prefer_grpc=True`` against a peer of its own::
+
+    pytestmark = pytest.mark.parametrize("transport", ["rest", "grpc"], indirect=True, scope="module")
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,13 @@ def recorder() -> Iterator[Recorder]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def transport(request: pytest.FixtureRequest) -> str:
+    """How ``client`` talks to the peer: "rest" unless the module parametrizes it."""
+    return str(getattr(request, "param", "rest"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, transport: str) -> Iterator[ServerProcess]:
     srv = ServerProcess(Path(tmp_path_factory.mktemp("peer"))).start()
     try:
         yield srv
@@ -33,8 +45,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def client(server: ServerProcess, recorder: Recorder) -> Iterator[QdrantClient]:
-    c = recording_client(server.url, recorder)
+def client(server: ServerProcess, recorder: Recorder, transport: str) -> Iterator[QdrantClient]:
+    c = recording_client(server.url, recorder, grpc_port=server.grpc_port, prefer_grpc=transport == "grpc")
     yield c
     c.close()
 

@@ -75,8 +75,14 @@ def response_hook(recorder: Recorder) -> Callable[[httpx.Response], None]:
     return on_response
 
 
-def recording_client(url: str, recorder: Recorder, **kw: Any) -> QdrantClient:
-    """The official client in REST mode; every response it gets goes through ``recorder``."""
+def recording_client(url: str, recorder: Recorder, *, prefer_grpc: bool = False, **kw: Any) -> QdrantClient:
+    """The official client (REST mode unless ``prefer_grpc``); every REST response it gets goes
+    through ``recorder`` (in gRPC mode: the calls qdrant-client makes over REST regardless, such
+    as snapshot recovery)."""
     return QdrantClient(
-        url=url, prefer_grpc=False, timeout=60, event_hooks={"response": [response_hook(recorder)]}, **kw
+        url=url,
+        prefer_grpc=prefer_grpc,
+        timeout=60,
+        event_hooks={"response": [response_hook(recorder)]},
+        **kw,
     )

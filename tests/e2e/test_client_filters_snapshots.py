@@ -12,6 +12,10 @@ from qcluster.testing.server import ServerProcess
 from .http import Api, response_hook
 from .openapi_check import Recorder
 
+# Every test runs twice: qdrant-client over REST, then over gRPC (prefer_grpc=True), each against
+# a peer of its own.
+pytestmark = pytest.mark.parametrize("transport", ["rest", "grpc"], indirect=True, scope="module")
+
 
 def _load(client: QdrantClient, name: str, n: int = 120) -> np.ndarray:
     rng = np.random.default_rng(7)

@@ -378,3 +378,24 @@ async def test_wal_delta_refuses_a_target_that_applied_a_later_write_first(tmp_p
     out_of_order = ClockMap({(7, 0): 1, (9, 0): 1})
     assert await source.pin_for_replay(out_of_order) is None
     await source.close()
+
+
+async def test_three_hundred_shards_share_the_peers_threads(tmp_path: Path) -> None:
+    """A peer holding many shards runs them on its shared pools: the thread count stays that of
+    the pools, not a few per shard."""
+    import threading
+
+    from qcluster.shards.workers import shared
+
+    data = clustered(2, 8, seed=9)
+    shards = []
+    for i in range(300):
+        shard = await LocalShard.load_or_create(tmp_path / f"s{i}", shard_config(8), storage())
+        await shard.update(upsert_op([i], data[:1]))
+        shards.append(shard)
+    await asyncio.gather(*(s.count(CountRequest()) for s in shards))
+    sizes = shared(storage().performance).sizes
+    pool_threads = sizes.update + sizes.search + sizes.io + sizes.optimize
+    assert threading.active_count() <= pool_threads + 20, threading.active_count()
+    assert [await s.count(CountRequest()) for s in shards[:3]] == [1, 1, 1]
+    await asyncio.gather(*(s.close() for s in shards))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from qcluster import deadline
-from qcluster.api.rest.collections import check_config_bounds
+from qcluster.api.actions.bounds import check_config_bounds
 from qcluster.api.rest.parse import adapt, model
 from qcluster.api.rest.points import UPSERT
 from qcluster.collection.query.budget import POINT_BYTES, Want

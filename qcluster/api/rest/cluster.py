@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from qcluster.api.actions import cluster as cluster_actions
 from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
 from qcluster.api.rest.cluster_ops import transfer_comments
 from qcluster.api.rest.parse import limits, query_bool, query_int, read_body
@@ -111,7 +112,7 @@ async def telemetry(request: web.Request) -> web.Response:
                 }
                 for sid, shard in sorted(info.shards.items())
             ],
-            "shard_transfers": _transfers(state, name, {}),
+            "shard_transfers": cluster_actions.transfers(state, name, {}),
         }
     return ok(
         request,
@@ -133,69 +134,11 @@ async def _own_health(consensus: Any) -> dict[str, Any]:
 
 
 async def collection_cluster(request: web.Request) -> web.Response:
-    """``CollectionClusterInfo``: on a single peer every shard is local and Active; in cluster mode
-    the agreed placement (replicas on this peer are local, with their point counts), the replica
-    states and the transfers that touch the collection."""
-    toc = request.app[TOC_KEY]
-    col = toc.get(request.match_info["collection_name"])
-    counts = {sid: (await shard.info()).points_count for sid, shard in col.local_shards().items()}
     consensus = request.app[CONSENSUS_KEY].get("service")
-    if consensus is None or col.name not in consensus.state.collections:
-        local = [
-            {
-                "shard_id": sid,
-                "shard_key": col.holder.sets[sid].shard_key,
-                "points_count": n,
-                "state": "Active",
-            }
-            for sid, n in counts.items()
-        ]
-        return ok(
-            request,
-            {
-                "peer_id": 0,
-                "shard_count": len(col.holder.sets),
-                "local_shards": local,
-                "remote_shards": [],
-                "shard_transfers": [],
-            },
-        )
-    state = consensus.state
-    info = state.collections[col.name]
-    me = consensus.peer_id
-    local, remote = [], []
-    for sid, shard in sorted(info.shards.items()):
-        for peer, st in sorted(shard.replicas.items()):
-            entry: dict[str, Any] = {"shard_id": sid, "shard_key": shard.shard_key, "state": st.value}
-            if peer == me:
-                local.append({**entry, "points_count": counts.get(sid, 0)})
-            else:
-                remote.append({**entry, "peer_id": peer})
-    return ok(
-        request,
-        {
-            "peer_id": me,
-            "shard_count": len(info.shards),
-            "local_shards": local,
-            "remote_shards": remote,
-            "shard_transfers": _transfers(state, col.name, await transfer_comments(request, col.name)),
-        },
-    )
-
-
-def _transfers(state: Any, name: str, comments: dict[Any, str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "shard_id": ref.shard_id,
-            "from": ref.from_peer,
-            "to": ref.to_peer,
-            "sync": t.sync,
-            "method": t.method,
-            "comment": comments.get(ref),
-        }
-        for ref, t in sorted(state.transfers.items(), key=lambda kv: (kv[0].shard_id, kv[0].to_peer))
-        if ref.collection == name
-    ]
+    toc = request.app[TOC_KEY]
+    name = toc.get(request.match_info["collection_name"]).name
+    comments = await transfer_comments(request, name)
+    return ok(request, await cluster_actions.collection_cluster_info(toc, consensus, name, comments))
 
 
 def _key(request: web.Request) -> str:

@@ -1,18 +1,15 @@
-"""Scroll, count and facet endpoints."""
+"""Scroll, count and facet endpoints (what they do: :mod:`qcluster.api.actions.points`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from qcluster.api.actions import points as actions
 from qcluster.api.rest.app import TOC_KEY, ok, ok_built
 from qcluster.api.rest.parse import body, limits
 from qcluster.api.rest.render import record_json
 from qcluster.collection import Collection
-from qcluster.collection.query.budget import check_budget, records_want
-from qcluster.collection.query.context import order_by_spec
-from qcluster.collection.read_scope import with_shard_keys
 from qcluster.models.query import CountIn, FacetIn, ScrollIn
-from qcluster.shards.base import CountRequest, PayloadSelector, ScrollRequest, VectorSelector
 
 
 def _col(request: web.Request) -> Collection:
@@ -20,23 +17,8 @@ def _col(request: web.Request) -> Collection:
 
 
 async def scroll(request: web.Request) -> web.Response:
-    """Pages in id order with ``next_page_offset``; or ordered by a payload field (``order_by``,
-    which needs a range index on it), where paging goes by ``start_from`` instead."""
     col = _col(request)
-    req = await body(request, ScrollIn, required=False)
-    limit = 10 if req.limit is None else req.limit
-    with_payload = True if req.with_payload is None else req.with_payload
-    want = records_want(col, limit, with_payload, req.with_vector, "limit")
-    await check_budget(col, [want], limits(request))
-    scroll_req = ScrollRequest(
-        offset=req.offset,
-        limit=limit,
-        filter=req.filter,
-        with_payload=PayloadSelector.parse(with_payload),
-        with_vector=VectorSelector.parse(req.with_vector),
-        order_by=None if req.order_by is None else order_by_spec(req.order_by, "order_by"),
-    )
-    res = await with_shard_keys(req.shard_key, col.scroll(scroll_req))
+    res = await actions.scroll(col, await body(request, ScrollIn, required=False), limits(request))
     return await ok_built(
         request,
         lambda: {
@@ -49,19 +31,12 @@ async def scroll(request: web.Request) -> web.Response:
 
 async def count(request: web.Request) -> web.Response:
     col = _col(request)
-    req = await body(request, CountIn, required=False)
-    counted = await with_shard_keys(
-        req.shard_key, col.count(CountRequest(filter=req.filter, exact=req.exact))
-    )
-    return ok(request, {"count": counted})
+    return ok(request, {"count": await actions.count(col, await body(request, CountIn, required=False))})
 
 
 async def facet(request: web.Request) -> web.Response:
-    """Counts of the values of ``key`` (which needs a keyword / integer / bool / uuid index)."""
     col = _col(request)
-    req = await body(request, FacetIn)
-    limit = 10 if req.limit is None else req.limit
-    hits = await with_shard_keys(req.shard_key, col.facet(req.key, req.filter, limit, bool(req.exact)))
+    hits = await actions.facet(col, await body(request, FacetIn))
     return ok(request, {"hits": [{"value": v, "count": c} for v, c in hits]})
 
 

@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlparse
 import aiohttp
 from aiohttp import web
 
+from qcluster.api.actions import snapshots as actions
 from qcluster.api.rest.app import CONSENSUS_KEY, SETTINGS_KEY, TOC_KEY, ok
 from qcluster.api.rest.parse import body
 from qcluster.errors import BadInputError
@@ -32,9 +33,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_(request: web.Request) -> web.Response:
-    col = request.app[TOC_KEY].get(_col_name(request))
-    snaps = _snaps(request)
-    return ok(request, snaps.list(snaps.collection_dir(col.name)))
+    return ok(request, actions.list_collection(request.app[TOC_KEY], _snaps(request), _col_name(request)))
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -46,9 +45,8 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 
 async def delete(request: web.Request) -> web.Response:
-    col = request.app[TOC_KEY].get(_col_name(request))
-    snaps = _snaps(request)
-    snaps.delete(snaps.collection_dir(col.name), request.match_info["snapshot_name"])
+    snapshot = request.match_info["snapshot_name"]
+    actions.delete_collection(request.app[TOC_KEY], _snaps(request), _col_name(request), snapshot)
     return ok(request, True)
 
 
@@ -140,8 +138,7 @@ async def create_full(request: web.Request) -> web.Response:
 
 
 async def list_full(request: web.Request) -> web.Response:
-    snaps = _snaps(request)
-    return ok(request, snaps.list(snaps.full_dir()))
+    return ok(request, actions.list_full(_snaps(request)))
 
 
 async def download_full(request: web.Request) -> web.StreamResponse:
@@ -150,8 +147,7 @@ async def download_full(request: web.Request) -> web.StreamResponse:
 
 
 async def delete_full(request: web.Request) -> web.Response:
-    snaps = _snaps(request)
-    snaps.delete(snaps.full_dir(), request.match_info["snapshot_name"])
+    actions.delete_full(_snaps(request), request.match_info["snapshot_name"])
     return ok(request, True)
 
 

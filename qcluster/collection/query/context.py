@@ -164,8 +164,10 @@ def make_context(
 
 
 # ---------------------------------------------------------------------------------- examples
-def _inline(ctx: QueryContext, raw: list[Any], field: str) -> F32:
-    if raw and isinstance(raw[0], list):
+def _inline(ctx: QueryContext, raw: list[Any] | F32, field: str) -> F32:
+    """An inline example: a JSON list (REST) or a float32 array (gRPC, decoded from packed floats)."""
+    multi = raw.ndim == 2 if isinstance(raw, np.ndarray) else bool(raw) and isinstance(raw[0], list)
+    if multi:
         raise BadInputError(f"{field}: multivectors are not supported by qcluster", field)
     try:
         vec = np.asarray(raw, dtype=np.float32)
@@ -188,7 +190,7 @@ async def resolve_vectors(
     ids: list[PointId] = []
     slots: list[tuple[int, PointId]] = []
     for raw, where in items:
-        if isinstance(raw, list):
+        if isinstance(raw, list | np.ndarray):
             found.append(_inline(ctx, raw, where))
             continue
         if isinstance(raw, Mapping):

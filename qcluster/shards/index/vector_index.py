@@ -27,29 +27,27 @@ at least ``BINARY_MIN_OVERSAMPLING`` candidates per result.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
-from qcluster.errors import BadInputError, CorruptedStorageError
+from qcluster.errors import BadInputError
 from qcluster.models.config import (
     Distance,
     HnswConfig,
     QuantizationConfig,
 )
 from qcluster.shards.base import QuantizationSearchParams
-from qcluster.shards.distance import check_distance, empty_result, exact_top_k, higher_is_better, rescore
+from qcluster.shards.distance import empty_result, exact_top_k, higher_is_better, rescore
+from qcluster.shards.index import files
+from qcluster.shards.index.payload_graph import PayloadGraph
 from qcluster.shards.index.plan import (
     ADD_CHUNK,
     BINARY_MIN_OVERSAMPLING,
     DEFAULT_EF,
     F32,
-    FILE_FORMAT,
     I64,
     IGNORE_MIN_OVERSAMPLING,
     PLAIN_KINDS,
@@ -65,6 +63,8 @@ from qcluster.shards.index.plan import (
     storage_of,
     swig_ptr,
 )
+
+Route = tuple[Any, npt.NDArray[np.int32], F32]  # (payload graph layer, entries [q, e], their distances)
 
 
 class VectorIndex:
@@ -106,6 +106,8 @@ class VectorIndex:
         self._search_c = index.search_c
         self._params_by_ef: dict[int, Any] = {}
         self._pq_codes: npt.NDArray[np.uint8] | None = None
+        self._probe: I64 | None = None
+        self.payload_graphs: dict[str, PayloadGraph] = {}  # field key -> graphs (replaced, never mutated)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -222,6 +224,20 @@ class VectorIndex:
         return np.packbits(vectors > 0, axis=1)
 
     # ------------------------------------------------------------------ search
+    def probe_rows(self, count: int = 4096) -> I64:
+        """A fixed pseudo-random sample of up to ``count`` rows (the planner's probe of an
+        allowed set: ``rows[allowed[rows]]``)."""
+        probe = self._probe
+        if probe is None:
+            rng = np.random.default_rng(self.size)
+            probe = (
+                rng.permutation(self.size)[:count].astype(np.int64)
+                if self.size > count
+                else (rng.permutation(self.size).astype(np.int64))
+            )
+            self._probe = probe
+        return probe
+
     def search(
         self,
         queries: F32,
@@ -232,11 +248,13 @@ class VectorIndex:
         quantization: QuantizationSearchParams | None = None,
         originals: F32 | None = None,
         threshold: float | None = None,
+        route: Route | None = None,
     ) -> tuple[F32, I64]:
         """Best ``k`` rows per query: (Qdrant scores [q, k], offsets [q, k] int64, -1 = none).
 
         ``allowed`` (bool per row) restricts the candidates during traversal; ``ef`` is the
-        HNSW beam (default 64, never below the number of candidates fetched).
+        HNSW beam (default 64, never below the number of candidates fetched). ``route`` walks a
+        payload graph layer from the given entries instead of the main graph.
         """
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise BadInputError(
@@ -271,33 +289,53 @@ class VectorIndex:
         fetch = min(fetch, self.size)
         if allowed is not None and len(allowed) < self.size:
             allowed = np.concatenate([allowed, np.zeros(self.size - len(allowed), dtype=np.bool_)])
-        dist, labels = self._raw_search(queries, fetch, max(ef or DEFAULT_EF, fetch), allowed)
+        dist, labels = self._raw_search(queries, fetch, max(ef or DEFAULT_EF, fetch), allowed, route)
         if exact:
             assert originals is not None
             return rescore(queries, labels, originals, k, self.distance, threshold)
         return self._to_scores(dist, labels, k, threshold)
 
-    def _params(self, ef: int, allowed: Mask | None) -> Any:
+    def _params(self, ef: int, allowed: Mask | None, graph: bool) -> Any:
         if allowed is None:
             params = self._params_by_ef.get(ef)
-            if params is None and self._graph:
+            if params is None and graph:
                 params = faiss.SearchParametersHNSW()
                 params.efSearch = ef
                 self._params_by_ef[ef] = params
             return params
         bitmap = np.packbits(allowed[: self.size], bitorder="little")
-        params = faiss.SearchParametersHNSW() if self._graph else faiss.SearchParameters()
-        if self._graph:
+        params = faiss.SearchParametersHNSW() if graph else faiss.SearchParameters()
+        if graph:
             params.efSearch = ef
         params.sel = faiss.IDSelectorBitmap(bitmap)  # keeps bitmap alive; params keeps the selector
         return params
 
-    def _raw_search(self, queries: F32, fetch: int, ef: int, allowed: Mask | None) -> tuple[Any, I64]:
+    def _raw_search(
+        self, queries: F32, fetch: int, ef: int, allowed: Mask | None, route: Route | None = None
+    ) -> tuple[Any, I64]:
         """FAISS's own (distances, labels) for ``fetch`` candidates per query."""
         nq = queries.shape[0]
+        if route is not None:
+            layer, entries, entry_d = route
+            params = self._params(ef, allowed, True)
+            labels = np.empty((nq, fetch), dtype=np.int64)
+            dist = np.empty((nq, fetch), dtype=np.float32)
+            layer.search_level_0(
+                nq,
+                swig_ptr(queries),
+                fetch,
+                swig_ptr(entries),
+                swig_ptr(entry_d),
+                swig_ptr(dist),
+                swig_ptr(labels),
+                entries.shape[1],
+                1,
+                params,
+            )
+            return dist, labels
         if self.kind == "flat_pq" and allowed is not None:
             return self._pq_scan(queries, fetch, allowed)  # IndexPQ.search takes no selector
-        params = self._params(ef, allowed)
+        params = self._params(ef, allowed, self._graph)
         labels = np.empty((nq, fetch), dtype=np.int64)
         if self._binary:
             codes = self._encode(queries)
@@ -307,6 +345,40 @@ class VectorIndex:
         dist = np.empty((nq, fetch), dtype=np.float32)
         self._search_c(nq, swig_ptr(queries), fetch, swig_ptr(dist), swig_ptr(labels), params)
         return dist, labels
+
+    def graph_storage(self) -> Any:
+        """The codes payload graphs walk over (None for binary indexes: no payload graphs)."""
+        if self._binary:
+            return None
+        return self.index.storage if self._graph else self.index
+
+    def metric(self) -> int:
+        return int(self.index.metric_type)
+
+    def faiss_distance(self, scores: F32) -> F32:
+        """Qdrant scores of exact floats -> the index metric's values (payload graph entries)."""
+        if self._convert == "sqrt":
+            return np.asarray(scores * scores, dtype=np.float32)
+        if self._convert == "cos":
+            return np.asarray(2.0 - 2.0 * scores, dtype=np.float32)
+        return np.asarray(scores, dtype=np.float32)
+
+    def prepare_graph(self, graph: PayloadGraph) -> None:
+        """Set a payload graph up over this index's codes (before publishing it)."""
+        storage = self.graph_storage()
+        if storage is not None:
+            graph.attach(storage, self.metric() == faiss.METRIC_INNER_PRODUCT)
+
+    def with_payload_graph(self, graph: PayloadGraph) -> None:
+        """Publish (or replace) the payload graphs of one field; readers see old or new."""
+        if self.graph_storage() is None:
+            return
+        self.prepare_graph(graph)
+        self.payload_graphs = {**self.payload_graphs, graph.key: graph}
+
+    def without_payload_graph(self, key: str) -> None:
+        if key in self.payload_graphs:
+            self.payload_graphs = {k: g for k, g in self.payload_graphs.items() if k != key}
 
     def _to_scores(self, dist: F32, labels: I64, k: int, threshold: float | None) -> tuple[F32, I64]:
         """FAISS distances -> Qdrant scores (sqrt for L2); empty slots nan; threshold; pad to ``k``."""
@@ -358,56 +430,19 @@ class VectorIndex:
             labels[i, :take] = rows[top]
         return dist, labels
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ persistence (files.py)
     def save(self, path: Path) -> None:
-        """Write the index to ``path`` and its metadata to ``path.with_suffix('.json')``, fsynced.
+        """Write the index (and its payload graphs) next to ``path``; see ``files.py``."""
+        files.save_index(self, path)
 
-        The sidecar is written first: a crash between the two renames leaves a new sidecar next
-        to no index file (or an old one of the same segment, which ``load`` checks for size).
-        """
-        meta = {
-            "format": FILE_FORMAT,
-            "kind": self.kind,
-            "distance": self.distance,
-            "dim": self.dim,
-            "size": self.size,
-            "warning": self.warning,
-            "quantile": self.quantile,
-        }
-        _write_atomic(path.with_suffix(".json"), lambda tmp: tmp.write_bytes(orjson.dumps(meta)))
-        writer = faiss.write_index_binary if self._binary else faiss.write_index
-        _write_atomic(path, lambda tmp: writer(self.index, str(tmp)))
+    def save_graphs(self, path: Path) -> bool:
+        """Write the payload graphs not on disk yet next to the index file ``path``."""
+        return files.save_graphs(self, path)
 
     @classmethod
     def load(cls, path: Path, on_disk: bool = False) -> VectorIndex:
         """Read an index written by ``save``; ``on_disk`` memory-maps the codes (float/SQ/PQ)."""
-        try:
-            meta = orjson.loads(path.with_suffix(".json").read_bytes())
-            kind, distance = str(meta["kind"]), check_distance(meta["distance"])
-            dim, size = int(meta["dim"]), int(meta["size"])
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, BadInputError) as exc:
-            raise CorruptedStorageError(f"index metadata {path.with_suffix('.json')}: {exc}") from exc
-        mmapped = False
-        try:
-            if kind == "binary":
-                index = faiss.read_index_binary(str(path))
-            elif on_disk:
-                try:
-                    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
-                    mmapped = True
-                except RuntimeError:
-                    index = faiss.read_index(str(path))
-            else:
-                index = faiss.read_index(str(path))
-        except (RuntimeError, MemoryError, OSError) as exc:
-            raise CorruptedStorageError(f"index file {path}: {exc}") from exc
-        expect_d = 8 * math.ceil(dim / 8) if kind == "binary" else dim
-        if index.ntotal != size or index.d != expect_d:
-            raise CorruptedStorageError(
-                f"index file {path}: holds {index.ntotal} x {index.d}, metadata says {size} x {expect_d}"
-            )
-        warning, quantile = meta.get("warning"), meta.get("quantile")
-        return cls(index, kind, distance, dim, size, warning, quantile=quantile, mmapped=mmapped)
+        return files.load_index(cls, path, on_disk)
 
     def memory_bytes(self) -> int:
         """RAM the index holds: codes (unless memory-mapped), trained tables and graph links."""
@@ -425,14 +460,3 @@ class VectorIndex:
             total += int(graph.neighbors.size()) * 4 + int(graph.offsets.size()) * 8
             total += int(graph.levels.size()) * 4
         return total
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

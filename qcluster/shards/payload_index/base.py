@@ -272,6 +272,81 @@ class FieldIndex:
                 own[off] = True
         return own
 
+    # ------------------------------------------------------------------ planner hooks (cheap)
+    def _own_estimate(self, check: ValueCheck) -> int | None:
+        """Offsets whose own values pass ``check``, counted from the structures' sizes (no mask),
+        or None when that is not cheap. Subclasses override for lookups and ranges."""
+        del check
+        return None
+
+    def _own_offsets(self, check: ValueCheck, size: int, budget: int | None) -> I64 | None:
+        """Sorted offsets (< ``size``) whose own values pass ``check``, without a point-count
+        mask; None when this index cannot list them directly or they number more than
+        ``budget`` (checked before any is gathered)."""
+        del check, size, budget
+        return None
+
+    def _own_member(self, check: ValueCheck, offsets: I64) -> Mask | None:
+        """Which of ``offsets`` have an own value passing ``check``, looked up per offset; None
+        when this index cannot (the caller builds a mask)."""
+        del check, offsets
+        return None
+
+    def member(self, condition: FieldCondition | IsEmpty | IsNull | Check, offsets: I64) -> Mask | None:
+        """Which of ``offsets`` pass ``condition``, exactly, in O(len(offsets)) lookups (posting
+        searches, per-offset values); None when only a mask can tell."""
+        if isinstance(condition, IsEmpty | IsNull):
+            return None
+        check = condition.check if isinstance(condition, FieldCondition) else condition
+        if isinstance(check, ValuesCount | EmptyFlag | NullFlag):
+            return None
+        with self._lock:
+            return None if self._others else self._own_member(check, offsets)
+
+    def estimate(self, condition: FieldCondition | IsEmpty | IsNull | Check) -> int | None:
+        """How many indexed points pass ``condition``, from posting-list sizes or a sorted-value
+        search: O(values asked), never O(points). None when this index cannot tell cheaply (the
+        planner then evaluates the condition). Exact while the index holds no values of other
+        types (``_others``), an upper bound otherwise."""
+        if isinstance(condition, IsEmpty | IsNull):
+            return None
+        check = condition.check if isinstance(condition, FieldCondition) else condition
+        if isinstance(check, ValuesCount | EmptyFlag | NullFlag):
+            return None
+        with self._lock:
+            own = self._own_estimate(check)
+            return None if own is None else own + len(self._others)
+
+    def offsets(
+        self, condition: FieldCondition | IsEmpty | IsNull | Check, size: int, budget: int | None = None
+    ) -> I64 | None:
+        """Sorted offsets (< ``size``) passing ``condition``, exactly as ``mask`` would mark them.
+
+        With a ``budget``: None when more than ``budget`` points may pass (counted from the
+        structures before anything is gathered, so an unselective condition costs O(1)).
+        Without: built from posting lists / sorted values when possible, else from the mask;
+        None only when this index cannot answer the condition at all."""
+        check = None
+        if not isinstance(condition, IsEmpty | IsNull):
+            check = condition.check if isinstance(condition, FieldCondition) else condition
+        direct = check is not None and not isinstance(check, ValuesCount | EmptyFlag | NullFlag)
+        with self._lock:
+            if direct and not self._others:
+                assert check is not None and not isinstance(check, ValuesCount | EmptyFlag | NullFlag)
+                fast = self._own_offsets(check, size, budget)
+                if fast is not None or budget is not None:
+                    return fast
+            elif budget is not None:
+                return None
+            m = self._mask(condition, size)
+        return None if m is None else np.flatnonzero(m)
+
+    def value_blocks(self, min_size: int) -> dict[Any, I64] | None:
+        """Value -> sorted offsets holding it, for values held by at least ``min_size`` points
+        (payload graphs are built per block); None for index types without posting lists."""
+        del min_size
+        return None
+
     def count(self, condition: FieldCondition | IsEmpty | IsNull | Check) -> int | None:
         """Exact number of indexed offsets passing ``condition``, None when not answerable."""
         if self._holds_when_absent(condition):
@@ -322,6 +397,65 @@ class FieldIndex:
             info["params"] = {"type": self.kind, **self.schema.params}
         info["points"] = self.points_count()
         return info
+
+    # ------------------------------------------------------------------ columns (``files.py``)
+    def export(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+        """(JSON-able metadata, numpy columns) of the whole index, for ``files.save``."""
+        from qcluster.shards.payload_index.files import numeric_dtype
+
+        with self._lock:
+            shape_offs = np.flatnonzero(self._bits)
+            own = self._own
+            flat = [x for vals in own.values() for x in self._own_to_json(vals)]
+            arrays: dict[str, npt.NDArray[Any]] = {
+                "shape_offs": shape_offs.astype(np.int64),
+                "bits": self._bits[shape_offs],
+                "count": self._count[shape_offs],
+                "own_offs": np.fromiter(own.keys(), dtype=np.int64, count=len(own)),
+                "own_counts": np.fromiter((len(v) for v in own.values()), dtype=np.int32, count=len(own)),
+            }
+            meta: dict[str, Any] = {
+                "multi": [[off, list(c)] for off, c in self._multi.items()],
+                "others": [[off, vals] for off, vals in self._others.items()],
+            }
+            dtype = numeric_dtype(self.kind)
+            if dtype is None:
+                meta["values"] = flat
+            else:
+                arrays["values"] = np.asarray(flat, dtype=dtype)
+        return meta, arrays
+
+    def restore(self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> None:
+        """Fill an empty index from ``export``'s output (structures rebuilt in bulk)."""
+        with self._lock:
+            shape_offs = arrays["shape_offs"].astype(np.int64)
+            cap = max(64, int(shape_offs[-1]) + 1 if len(shape_offs) else 0)
+            self._bits = np.zeros(cap, dtype=np.uint8)
+            self._count = np.zeros(cap, dtype=np.int32)
+            self._bits[shape_offs] = arrays["bits"]
+            self._count[shape_offs] = arrays["count"]
+            self._multi = {int(off): tuple(int(c) for c in counts) for off, counts in meta["multi"]}
+            self._others = {int(off): list(vals) for off, vals in meta["others"]}
+            offs = arrays["own_offs"].astype(np.int64)
+            counts = arrays["own_counts"].astype(np.int64)
+            flat = arrays["values"].tolist() if "values" in arrays else list(meta["values"])
+            if len(flat) != int(counts.sum()) or len(offs) != len(counts):
+                raise ValueError("payload index columns disagree")
+            ends = np.cumsum(counts).tolist()
+            starts = [0, *ends[:-1]]
+            convert = self._own_from_json
+            self._own.clear()  # in place: sorted values keep a reference to this map
+            self._own.update(
+                (off, convert(flat[a:b])) for off, a, b in zip(offs.tolist(), starts, ends, strict=True)
+            )
+            self._restore(np.repeat(offs, counts), flat)
+
+    def _restore(self, offsets: I64, values: list[Any]) -> None:
+        """Rebuild the subclass structures from every (offset, own value) pair (``offsets`` and
+        ``values`` aligned); the default inserts point by point."""
+        del offsets, values
+        for off, own in self._own.items():
+            self._insert(off, own)
 
     # ------------------------------------------------------------------ persistence (JSON, never pickle)
     def to_bytes(self) -> bytes:

@@ -29,7 +29,7 @@ from qcluster.shards.filters.conditions import (
     ValueCheck,
 )
 from qcluster.shards.filters.numbers import is_int
-from qcluster.shards.payload_index.base import SKIP, FieldIndex, Mask
+from qcluster.shards.payload_index.base import I64, SKIP, FieldIndex, Mask
 from qcluster.shards.payload_index.postings import Postings
 from qcluster.shards.payload_index.schema import FieldSchema
 
@@ -72,6 +72,9 @@ class InvertedIndex(FieldIndex):
         for v in set(own):
             self.postings.discard(v, offset)
 
+    def _restore(self, offsets: I64, values: list[Any]) -> None:
+        self.postings.load(offsets, values)
+
     def _match_mask(self, check: ValueCheck, size: int) -> Mask:
         if not own_type_can_pass(check, self.own_type):
             return np.zeros(size, dtype=np.bool_)
@@ -85,8 +88,39 @@ class InvertedIndex(FieldIndex):
     def _own_mask(self, check: ValueCheck, size: int) -> Mask | None:
         return self._match_mask(check, size)
 
+    def _own_estimate(self, check: ValueCheck) -> int | None:
+        if not own_type_can_pass(check, self.own_type):
+            return 0
+        if isinstance(check, MatchValue):
+            return self.postings.count((check.value,))
+        if isinstance(check, MatchAny):
+            return self.postings.count(check.any)
+        return None
+
+    def _own_member(self, check: ValueCheck, offsets: I64) -> Mask | None:
+        if not own_type_can_pass(check, self.own_type):
+            return np.zeros(len(offsets), dtype=np.bool_)
+        if isinstance(check, MatchValue):
+            return self.postings.member((check.value,), offsets)
+        if isinstance(check, MatchAny):
+            return self.postings.member(check.any, offsets)
+        return None
+
+    def _own_offsets(self, check: ValueCheck, size: int, budget: int | None) -> I64 | None:
+        if not own_type_can_pass(check, self.own_type):
+            return np.empty(0, dtype=np.int64)
+        if isinstance(check, MatchValue):
+            return self.postings.offsets((check.value,), size, budget)
+        if isinstance(check, MatchAny):
+            return self.postings.offsets(check.any, size, budget)
+        return None
+
     def _facet(self, mask: Mask | None) -> list[tuple[Any, int]]:
         return self.postings.facet(mask)
+
+    def value_blocks(self, min_size: int) -> dict[Any, I64] | None:
+        with self._lock:
+            return self.postings.blocks(min_size)
 
 
 class KeywordIndex(InvertedIndex):

@@ -27,7 +27,7 @@ from qcluster.shards.filters.conditions import (
 )
 from qcluster.shards.filters.datetimes import datetime_micros
 from qcluster.shards.filters.numbers import is_int
-from qcluster.shards.payload_index.base import SKIP, FieldIndex, Mask
+from qcluster.shards.payload_index.base import I64, SKIP, FieldIndex, Mask
 from qcluster.shards.payload_index.inverted import own_type_can_pass
 from qcluster.shards.payload_index.postings import Postings, SortedValues
 from qcluster.shards.payload_index.schema import FieldSchema
@@ -46,8 +46,35 @@ class _RangeIndex(FieldIndex):
     def _delete(self, offset: int, own: tuple[Any, ...]) -> None:
         self.sorted.touch(offset)
 
+    def _restore(self, offsets: I64, values: list[Any]) -> None:
+        self.sorted.load(offsets, values)
+
     def _range_mask(self, check: Range, size: int) -> Mask:
         return self.sorted.select(size, gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)
+
+    def _range_ok(self, check: ValueCheck) -> bool:
+        """A range this index answers from its sorted values (its own kind: datetime or not)."""
+        return isinstance(check, Range) and check.datetime == (self.kind == "datetime")
+
+    def _own_member(self, check: ValueCheck, offsets: I64) -> Mask | None:
+        if self._range_ok(check) and self.schema.flag("range", True):
+            assert isinstance(check, Range)
+            return self.sorted.contains(offsets, gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)
+        return None
+
+    def _own_estimate(self, check: ValueCheck) -> int | None:
+        if self._range_ok(check) and self.schema.flag("range", True):
+            assert isinstance(check, Range)
+            return self.sorted.count(gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)
+        return None
+
+    def _own_offsets(self, check: ValueCheck, size: int, budget: int | None) -> I64 | None:
+        if self._range_ok(check) and self.schema.flag("range", True):
+            assert isinstance(check, Range)
+            return self.sorted.select_offsets(
+                size, gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte, budget=budget
+            )
+        return None
 
     def _order_values(self, offset: int) -> list[float]:
         return list(self._own.get(offset, ()))
@@ -77,6 +104,11 @@ class IntegerIndex(_RangeIndex):
             for v in set(own):
                 self.postings.discard(v, offset)
 
+    def _restore(self, offsets: I64, values: list[Any]) -> None:
+        super()._restore(offsets, values)
+        if self.lookup:
+            self.postings.load(offsets, values)
+
     def _own_mask(self, check: ValueCheck, size: int) -> Mask | None:
         if isinstance(check, Range) and not check.datetime:
             return self._range_mask(check, size) if self.range else None
@@ -89,6 +121,36 @@ class IntegerIndex(_RangeIndex):
         if isinstance(check, MatchAny):
             return self.postings.mask(check.any, size)
         return self.postings.mask([v for v in self.postings.sets if value_passes(check, v)], size)
+
+    def _own_estimate(self, check: ValueCheck) -> int | None:
+        if isinstance(check, MatchValue | MatchAny) and self.lookup:
+            if not own_type_can_pass(check, "int"):
+                return 0
+            return self.postings.count((check.value,) if isinstance(check, MatchValue) else check.any)
+        return super()._own_estimate(check)
+
+    def _own_member(self, check: ValueCheck, offsets: I64) -> Mask | None:
+        if isinstance(check, MatchValue | MatchAny) and self.lookup:
+            if not own_type_can_pass(check, "int"):
+                return np.zeros(len(offsets), dtype=np.bool_)
+            return self.postings.member(
+                (check.value,) if isinstance(check, MatchValue) else check.any, offsets
+            )
+        return super()._own_member(check, offsets)
+
+    def _own_offsets(self, check: ValueCheck, size: int, budget: int | None) -> I64 | None:
+        if isinstance(check, MatchValue | MatchAny) and self.lookup:
+            if not own_type_can_pass(check, "int"):
+                return np.empty(0, dtype=np.int64)
+            values = (check.value,) if isinstance(check, MatchValue) else check.any
+            return self.postings.offsets(values, size, budget)
+        return super()._own_offsets(check, size, budget)
+
+    def value_blocks(self, min_size: int) -> dict[Any, I64] | None:
+        if not self.lookup:
+            return None
+        with self._lock:
+            return self.postings.blocks(min_size)
 
     def _facet(self, mask: Mask | None) -> list[tuple[Any, int]]:
         if not self.lookup:

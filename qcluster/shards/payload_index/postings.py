@@ -19,10 +19,53 @@ I64 = npt.NDArray[np.int64]
 _EMPTY = np.empty(0, dtype=np.int64)
 
 
+def sorted_union(arrays: list[I64], size: int) -> I64:
+    """The distinct offsets of ``arrays`` (each < ``size``), sorted: a mask when they cover much
+    of ``size``, else a sort and a neighbour comparison (``np.unique`` hashes, several times
+    slower on the few thousand offsets typical here)."""
+    if not arrays:
+        return _EMPTY
+    if len(arrays) == 1:
+        return arrays[0]
+    total = sum(len(a) for a in arrays)
+    if total * 16 > size:
+        mask = np.zeros(size, dtype=np.bool_)
+        for a in arrays:
+            mask[a] = True
+        return np.flatnonzero(mask)
+    out = np.sort(np.concatenate(arrays))
+    if len(out) > 1:
+        keep = np.empty(len(out), dtype=np.bool_)
+        keep[0] = True
+        np.not_equal(out[1:], out[:-1], out=keep[1:])
+        if not keep.all():
+            out = out[keep]
+    return out
+
+
 class Postings:
     def __init__(self) -> None:
         self.sets: dict[Any, set[int]] = {}
         self._arrays: dict[Any, I64] = {}
+
+    def load(self, offsets: I64, values: list[Any]) -> None:
+        """Fill from aligned (offset, value) pairs at once (an empty index's bulk restore)."""
+        if not values:
+            return
+        vals = np.asarray(values)
+        order = np.lexsort((offsets, vals))
+        sv, so = vals[order], offsets[order]
+        new_value = np.empty(len(sv), dtype=np.bool_)
+        new_value[0] = True
+        np.not_equal(sv[1:], sv[:-1], out=new_value[1:])
+        repeat = ~new_value
+        repeat[1:] &= so[1:] == so[:-1]  # one value listed twice by one point
+        if repeat.any():
+            sv, so, new_value = sv[~repeat], so[~repeat], new_value[~repeat]
+        starts = np.flatnonzero(new_value)
+        for v, group in zip(sv[starts].tolist(), np.split(so, starts[1:]), strict=True):
+            self.sets[v] = set(group.tolist())
+            self._arrays[v] = group
 
     def add(self, value: Any, offset: int) -> None:
         self.sets.setdefault(value, set()).add(offset)
@@ -49,6 +92,36 @@ class Postings:
             self._arrays[value] = arr
         return arr
 
+    def count(self, values: Iterable[Any]) -> int:
+        """Postings of ``values`` summed (a point holding two of them counts twice)."""
+        sets = self.sets
+        return sum(len(sets.get(v, ())) for v in values)
+
+    def offsets(self, values: Iterable[Any], size: int, budget: int | None = None) -> I64 | None:
+        """Sorted distinct offsets (< ``size``) holding any of ``values``; None when their
+        postings add up to more than ``budget``."""
+        values = tuple(values)
+        if budget is not None and self.count(values) > budget:
+            return None
+        arrays = [
+            a if a[-1] < size else a[: int(np.searchsorted(a, size))]
+            for a in map(self.array, values)
+            if a.size
+        ]
+        return sorted_union(arrays, size)
+
+    def member(self, values: Iterable[Any], offsets: I64) -> Mask:
+        """Which of ``offsets`` hold any of ``values`` (binary searches in the posting arrays:
+        O(len(offsets) log posting), no point-count mask)."""
+        out = np.zeros(len(offsets), dtype=np.bool_)
+        for v in values:
+            arr = self.array(v)
+            if arr.size:
+                at = np.searchsorted(arr, offsets)
+                np.minimum(at, arr.size - 1, out=at)
+                out |= arr[at] == offsets
+        return out
+
     def mask(self, values: Iterable[Any], size: int) -> Mask:
         out = np.zeros(size, dtype=np.bool_)
         for v in values:
@@ -56,6 +129,10 @@ class Postings:
             if arr.size:
                 out[arr[arr < size]] = True
         return out
+
+    def blocks(self, min_size: int) -> dict[Any, I64]:
+        """Value -> sorted offsets, for values with at least ``min_size`` offsets."""
+        return {v: self.array(v) for v, bucket in self.sets.items() if len(bucket) >= min_size}
 
     def facet(self, mask: Mask | None) -> list[tuple[Any, int]]:
         counts: list[tuple[Any, int]] = []
@@ -89,6 +166,19 @@ class SortedValues:
         self._offs: I64 = _EMPTY
         self._dirty: set[int] = set()
         self._built = False
+        self._single = True
+        self._rank: I64 | None = None  # offset -> position in the sorted arrays (single-valued)
+
+    def load(self, offsets: I64, values: list[Any]) -> None:
+        """Sort every (offset, value) pair of the source at once (an empty index's bulk restore)."""
+        key = self._key
+        vals = np.fromiter((key(v) for v in values), dtype=self._dtype, count=len(values))
+        order = np.argsort(vals, kind="stable")
+        self._vals, self._offs = vals[order], offsets[order]
+        self._single = len(values) == len(self._source)
+        self._rank = None
+        self._dirty.clear()
+        self._built = True
 
     def touch(self, offset: int) -> None:
         if self._built:
@@ -101,12 +191,95 @@ class SortedValues:
         offs = np.fromiter((o for o, vs in self._source.items() for _ in vs), dtype=np.int64, count=n)
         order = np.argsort(vals, kind="stable")
         self._vals, self._offs = vals[order], offs[order]
+        self._single = n == len(self._source)  # one value per offset: slices hold distinct offsets
+        self._rank = None
         self._dirty.clear()
         self._built = True
 
     def _fresh(self) -> None:
         if not self._built or len(self._dirty) > max(64, len(self._vals) // 16):
             self._rebuild()
+
+    def _bounds(self, gt: Any, gte: Any, lt: Any, lte: Any) -> tuple[int, int]:
+        vals = self._vals
+        lo, hi = 0, len(vals)
+        if gte is not None:
+            lo = max(lo, int(np.searchsorted(vals, gte, side="left")))
+        if gt is not None:
+            lo = max(lo, int(np.searchsorted(vals, gt, side="right")))
+        if lt is not None:
+            hi = min(hi, int(np.searchsorted(vals, lt, side="left")))
+        if lte is not None:
+            hi = min(hi, int(np.searchsorted(vals, lte, side="right")))
+        return lo, hi
+
+    def count(self, gt: Any = None, gte: Any = None, lt: Any = None, lte: Any = None) -> int:
+        """(value, offset) pairs within the bounds, by binary search (offsets changed since the
+        last rebuild may be miscounted: an estimate, exact when nothing changed)."""
+        self._fresh()
+        lo, hi = self._bounds(gt, gte, lt, lte)
+        return max(0, hi - lo)
+
+    def contains(
+        self, offsets: I64, gt: Any = None, gte: Any = None, lt: Any = None, lte: Any = None
+    ) -> Mask | None:
+        """Which of ``offsets`` hold a value within the bounds, looked up per offset (no
+        point-count mask); None when offsets hold several values or changed since the build."""
+        self._fresh()
+        if self._dirty or not self._single:
+            return None
+        rank = self._rank
+        if rank is None:
+            top = int(self._offs.max()) + 1 if len(self._offs) else 0
+            rank = np.full(top, -1, dtype=np.int64)
+            rank[self._offs] = np.arange(len(self._offs), dtype=np.int64)
+            self._rank = rank
+        pos = np.full(len(offsets), -1, dtype=np.int64)
+        inside = offsets < len(rank)
+        pos[inside] = rank[offsets[inside]]
+        has = pos >= 0
+        vals = self._vals[np.maximum(pos, 0)]
+        ok = has
+        if gt is not None:
+            ok = ok & (vals > gt)
+        if gte is not None:
+            ok = ok & (vals >= gte)
+        if lt is not None:
+            ok = ok & (vals < lt)
+        if lte is not None:
+            ok = ok & (vals <= lte)
+        return np.asarray(ok, dtype=np.bool_)
+
+    def select_offsets(
+        self,
+        size: int,
+        gt: Any = None,
+        gte: Any = None,
+        lt: Any = None,
+        lte: Any = None,
+        budget: int | None = None,
+    ) -> I64 | None:
+        """Sorted distinct offsets (< ``size``) within the bounds; None while changed offsets wait
+        for a rebuild (the caller then uses ``select``) or when more than ``budget`` pairs fall
+        within the bounds."""
+        self._fresh()
+        if self._dirty:
+            return None
+        lo, hi = self._bounds(gt, gte, lt, lte)
+        if hi <= lo:
+            return _EMPTY
+        if budget is not None and hi - lo > budget:
+            return None
+        if (hi - lo) * 32 > size:  # a wide range: marking a mask beats sorting the offsets
+            out = np.zeros(size, dtype=np.bool_)
+            offs = self._offs[lo:hi]
+            out[offs[offs < size]] = True
+            return np.flatnonzero(out)
+        # sorted; a point with two values in range once
+        offs = np.sort(self._offs[lo:hi])
+        if not self._single:
+            offs = sorted_union([offs, _EMPTY], size)
+        return offs if offs[-1] < size else offs[: int(np.searchsorted(offs, size))]
 
     def select(
         self,
@@ -118,16 +291,7 @@ class SortedValues:
     ) -> Mask:
         """Offsets having a value within the bounds (None = unbounded)."""
         self._fresh()
-        vals = self._vals
-        lo, hi = 0, len(vals)
-        if gte is not None:
-            lo = max(lo, int(np.searchsorted(vals, gte, side="left")))
-        if gt is not None:
-            lo = max(lo, int(np.searchsorted(vals, gt, side="right")))
-        if lt is not None:
-            hi = min(hi, int(np.searchsorted(vals, lt, side="left")))
-        if lte is not None:
-            hi = min(hi, int(np.searchsorted(vals, lte, side="right")))
+        lo, hi = self._bounds(gt, gte, lt, lte)
         out = np.zeros(size, dtype=np.bool_)
         if hi > lo:
             offs = self._offs[lo:hi]

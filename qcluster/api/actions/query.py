@@ -1,0 +1,151 @@
+"""Queries shared by the REST and gRPC surfaces: the universal query (single, batch, groups) and the
+legacy search / recommend / discover requests, translated into the universal query.
+
+Each takes the request's ``service.limits`` (``bounds``): a batch of more than
+``max_batch_queries`` searches, or a read whose estimated result memory is above
+``max_response_mb``, is refused (400 naming the field and the bound) before anything runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from qcluster.collection import Collection
+from qcluster.collection.query import Group, Hit, Lookup, run_groups, run_query
+from qcluster.collection.query.budget import Want, check_budget, groups_wants, query_wants
+from qcluster.collection.query.groups import MAX_CANDIDATES
+from qcluster.collection.read_scope import with_shard_keys
+from qcluster.errors import FormatError
+from qcluster.models.bounds import refuse_above
+from qcluster.models.query import (
+    DiscoverIn,
+    QueryIn,
+    RecommendGroupsIn,
+    RecommendIn,
+    SearchGroupsIn,
+    SearchIn,
+    WithLookupIn,
+)
+from qcluster.settings import LimitsSettings
+from qcluster.shards.batching import batch_scope
+from qcluster.types import DEFAULT_VECTOR
+
+
+async def query(col: Collection, req: QueryIn, lookup: Lookup, bounds: LimitsSettings) -> list[Hit]:
+    await check_budget(col, query_wants(col, req, ""), bounds)
+    return await with_shard_keys(req.shard_key, run_query(col, req, lookup))
+
+
+async def query_batch(
+    col: Collection, reqs: Sequence[QueryIn], lookup: Lookup, bounds: LimitsSettings
+) -> list[list[Hit]]:
+    refuse_above("searches", "number of queries", len(reqs), "max_batch_queries", bounds)
+    wants: list[Want] = []
+    for i, q in enumerate(reqs):
+        wants += query_wants(col, q, f"searches[{i}].")
+    await check_budget(col, wants, bounds)
+    with batch_scope():  # one FAISS batch per segment (``shards/batching.py``)
+        return list(
+            await asyncio.gather(*(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in reqs))
+        )
+
+
+async def groups(
+    col: Collection,
+    req: QueryIn,
+    lookup: Lookup,
+    *,
+    group_by: str,
+    group_size: int | None,
+    limit: int | None,
+    with_lookup: str | WithLookupIn | None,
+    bounds: LimitsSettings,
+) -> tuple[list[Group], Collection | None]:
+    """The groups, and the collection their ``lookup`` records come from (None without one)."""
+    await check_budget(col, groups_wants(col, req, group_size or 3, limit or 10, MAX_CANDIDATES), bounds)
+    found = await with_shard_keys(
+        req.shard_key,
+        run_groups(
+            col,
+            req,
+            lookup,
+            group_by=group_by,
+            group_size=group_size or 3,
+            limit=limit or 10,
+            with_lookup=with_lookup,
+        ),
+    )
+    lookup_col = None
+    if with_lookup is not None:
+        lookup_col = lookup(with_lookup if isinstance(with_lookup, str) else with_lookup.collection)
+    return found, lookup_col
+
+
+# ------------------------------------------------------------------------------ legacy requests
+def _named_vector(raw: Any) -> tuple[Any, str | None]:
+    """Legacy ``vector``: a vector, or ``{"name", "vector"}`` (a named dense or sparse vector)."""
+    if isinstance(raw, Mapping):
+        if "vector" not in raw:
+            raise FormatError("vector: expected a list of numbers or {name, vector}", "vector")
+        name = raw.get("name")
+        return raw["vector"], name if isinstance(name, str) else DEFAULT_VECTOR
+    return raw, None
+
+
+def from_search(req: SearchIn | SearchGroupsIn) -> QueryIn:
+    vec, using = _named_vector(req.vector)
+    return QueryIn.model_construct(
+        query=vec,
+        using=using,
+        filter=req.filter,
+        params=req.params,
+        score_threshold=req.score_threshold,
+        limit=req.limit,
+        offset=getattr(req, "offset", None),
+        with_payload=req.with_payload,
+        with_vector=req.with_vector,
+        prefetch=None,
+        lookup_from=None,
+        shard_key=req.shard_key,
+    )
+
+
+def from_recommend(req: RecommendIn | RecommendGroupsIn) -> QueryIn:
+    spec = {"positive": req.positive or [], "negative": req.negative or [], "strategy": req.strategy}
+    return QueryIn.model_construct(
+        query={"recommend": spec},
+        using=req.using,
+        filter=req.filter,
+        params=req.params,
+        score_threshold=req.score_threshold,
+        limit=req.limit,
+        offset=getattr(req, "offset", None),
+        with_payload=req.with_payload,
+        with_vector=req.with_vector,
+        prefetch=None,
+        lookup_from=req.lookup_from,
+        shard_key=req.shard_key,
+    )
+
+
+def from_discover(req: DiscoverIn) -> QueryIn:
+    pairs = [{"positive": p.positive, "negative": p.negative} for p in req.context or []]
+    # Without a target the legacy discover request is a context search.
+    query_: Any = (
+        {"context": pairs} if req.target is None else {"discover": {"target": req.target, "context": pairs}}
+    )
+    return QueryIn.model_construct(
+        query=query_,
+        using=req.using,
+        filter=req.filter,
+        params=req.params,
+        score_threshold=None,
+        limit=req.limit,
+        offset=req.offset,
+        with_payload=req.with_payload,
+        with_vector=req.with_vector,
+        prefetch=None,
+        lookup_from=req.lookup_from,
+        shard_key=req.shard_key,
+    )
