@@ -70,6 +70,7 @@ class TransferDriver:
         self.registry = ProgressRegistry()
         self._tasks: dict[TransferRef, asyncio.Task[None]] = {}
         self._finishing: set[TransferRef] = set()  # its own finish removes it from the state
+        self._closed = False
         # Called once a transfer ended (the source of a move drops its replica then).
         self.after_transfer: Callable[[], Awaitable[None]] | None = None
 
@@ -82,16 +83,26 @@ class TransferDriver:
                     self._run(ref, info.method, info.sync), name=f"transfer:{ref.collection}/{ref.shard_id}"
                 )
                 self._tasks[ref] = task
-                task.add_done_callback(functools.partial(self._forget, ref))
+                task.add_done_callback(functools.partial(self._forget, ref, info.started_at))
         for ref, task in list(self._tasks.items()):
             if ref not in state.transfers and ref not in self._finishing and not task.done():
                 log.info("transfer gone from the cluster state; stopping it", **_fields(ref))
                 task.cancel()
 
-    def _forget(self, ref: TransferRef, _task: asyncio.Task[None]) -> None:
+    def _forget(self, ref: TransferRef, started_at: float, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(ref, None)
+        # A new transfer of the same shard to the same peer (a recovery started while this one
+        # still waited for every peer to confirm its finish) had to wait for this task: start it.
+        again = self.consensus.state.transfers.get(ref)
+        if again is not None and again.started_at != started_at and not self._closed:
+            asyncio.get_running_loop().call_soon(self._resync)
+
+    def _resync(self) -> None:
+        if not self._closed and self.consensus.is_caught_up():
+            self.sync(self.consensus.state)
 
     async def close(self) -> None:
+        self._closed = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
