@@ -42,6 +42,14 @@ Violations found by these campaigns and fixed in the product (each with a regres
   `tests/e2e/test_chaos_quick.py`);
 - the metadata reconcile iterated the live collection map across awaits ("dictionary changed size
   during iteration" in the peers' logs): it walks a copy.
+- a transfer source cut off right after its finish committed acknowledged writes its forward proxy
+  could not deliver, so the new `Active` replica lacked them (quick campaign): a missed forward now
+  marks the target `Dead` through consensus before the write is acknowledged, and the write fails
+  when that cannot be agreed (`tests/unit/test_forward_proxy.py`);
+- a recovery agreed while the previous transfer of the same shard to the same peer still waited for
+  every peer to confirm its finish never got a driver, so its target stayed `Partial` (`points`
+  campaign, not converged): it starts once the previous one ends
+  (`tests/unit/test_transfer_driver_tasks.py`).
 
 """
 

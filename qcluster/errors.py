@@ -8,11 +8,14 @@ cause, classified once by :func:`is_transient`, and translated to HTTP / gRPC on
 
     QClusterError                       500  generic service error
     ├── BadInputError                   400  "Wrong input: ..."  (names the field)
+    │   ├── BadRequestError             400  "Bad request: ..."  (a request that contradicts itself)
+    │   │   └── StrictModeError         400  "Bad request: <what>. Help: <how>"
     │   ├── FormatError                 400  "Format error in JSON body: ..." (not the shape asked for)
     │   └── UnprocessableInputError     422  "Validation error in JSON body: ..."
     ├── ForbiddenError                  403
     ├── UnauthorizedError               401
     ├── NotFoundError                   404  "Not found: ..."
+    ├── MethodNotAllowedError           405  (cluster operations in standalone mode)
     ├── AlreadyExistsError              409
     ├── PayloadTooLargeError            413
     ├── StorageError                    500  an I/O failure on this peer
@@ -51,6 +54,31 @@ class BadInputError(QClusterError):
         self.field = field
 
 
+class BadRequestError(BadInputError):
+    """Parts of a request that cannot go together (Qdrant's "Bad request")."""
+
+    prefix = "Bad request: "
+
+
+class StrictModeError(BadRequestError):
+    """A request beyond one of its collection's strict-mode limits: ``<what>. Help: <how>``."""
+
+    def __init__(self, what: str, help_: str, field: str | None = None) -> None:
+        super().__init__(f"{what}. Help: {help_}", field)
+
+
+class RateLimitedError(QClusterError):
+    """A collection's strict-mode read or write rate limit is spent; ``retry_after`` seconds
+    (when known) until the request would fit."""
+
+    http_status = 429
+    prefix = "Rate limiting exceeded: "
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class FormatError(BadInputError):
     """A request is not the shape the endpoint takes: a wrong type, a missing field, an unknown
     enum variant (Qdrant's serde deserialization error)."""
@@ -76,6 +104,13 @@ class ForbiddenError(QClusterError):
 class NotFoundError(QClusterError):
     http_status = 404
     prefix = "Not found: "
+
+
+class MethodNotAllowedError(QClusterError):
+    """The operation does not apply to this peer's mode (cluster operations on a single peer)."""
+
+    http_status = 405
+    prefix = ""
 
 
 class AlreadyExistsError(QClusterError):

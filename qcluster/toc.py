@@ -22,7 +22,14 @@ from qcluster.models.collections import (
     CreateAliasOp,
     DeleteAliasOp,
 )
-from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, VectorParams, WalConfig
+from qcluster.models.config import (
+    HnswConfig,
+    OptimizersConfig,
+    ShardConfig,
+    SparseVectorParams,
+    VectorParams,
+    WalConfig,
+)
 from qcluster.settings import StorageSettings
 from qcluster.shards.clock import next_epoch
 from qcluster.shards.replica_set import ReplicaEnv, ReplicaSet, SinglePeer
@@ -147,8 +154,7 @@ class TableOfContents:
         replica has created it, or raises after ``timeout``), else locally."""
         check_name(name)
         if self.metadata is not None:
-            if name in self.collections or name in self.aliases:
-                raise AlreadyExistsError(f"Collection `{name}` already exists!")
+            _check_free(name, self.collections, self.aliases)
             await self.metadata.create_collection(name, config, timeout or CLUSTER_TIMEOUT)
             return self.get(name)
         return await self.create_local(name, config)
@@ -164,8 +170,7 @@ class TableOfContents:
         part of an agreed ``placement`` (``created_at`` names the agreed incarnation)."""
         check_name(name)
         async with self._lock:
-            if name in self.collections or name in self.aliases:
-                raise AlreadyExistsError(f"Collection `{name}` already exists!")
+            _check_free(name, self.collections, self.aliases)
             path = self._collections_dir / _dir_name(name)
             if created_at is not None:  # leftovers of an incarnation dropped while this peer was down
                 shutil.rmtree(path, ignore_errors=True)
@@ -225,7 +230,11 @@ class TableOfContents:
         await col.drop_shard_key(key)
 
     async def change_vectors(
-        self, name: str, vector: str, params: VectorParams | None, timeout: float | None = None
+        self,
+        name: str,
+        vector: str,
+        params: VectorParams | SparseVectorParams | None,
+        timeout: float | None = None,
     ) -> None:
         """Add (``params``) or remove (None) a named vector: a rebuild of every replica, agreed
         through consensus in cluster mode."""
@@ -361,3 +370,13 @@ def alias_actions(actions: list[dict[str, Any]]) -> list[Any]:
 
 def _dir_name(name: str) -> str:
     return name
+
+
+def _check_free(name: str, collections: Mapping[str, Any], aliases: Mapping[str, str]) -> None:
+    """A new collection may not take the name of a collection (409) or of an alias (400)."""
+    if name in collections:
+        raise AlreadyExistsError(f"Collection `{name}` already exists!")
+    if name in aliases:
+        raise BadInputError(
+            f"Alias with name `{name}` already exists, a collection cannot take its name", "name"
+        )

@@ -30,7 +30,7 @@ from qcluster.collection.reads import CollectionReads
 from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError, StaleShardViewError
 from qcluster.logging import get_logger
 from qcluster.models.collections import CollectionConfig, with_vector
-from qcluster.models.config import VectorParams
+from qcluster.models.config import SparseVectorParams, VectorParams
 from qcluster.settings import StorageSettings
 from qcluster.shards.base import (
     NO_PAYLOAD,
@@ -97,7 +97,7 @@ class Collection:
             lambda: self.config.params.write_consistency_factor,
             self._open_local,
         )
-        self.reads = CollectionReads(self.holder, lambda using: self.config.params.vectors[using].distance)
+        self.reads = CollectionReads(self.holder, lambda using: self.config.distance_of(using))
         self._reads = Gate()
         self._writes = Gate()
         self._schema_lock = asyncio.Lock()
@@ -223,25 +223,28 @@ class Collection:
         self._save_config(placement)
 
     # ------------------------------------------------------------------ vector names
-    async def create_vector(self, name: str, params: VectorParams) -> None:
+    async def create_vector(self, name: str, params: VectorParams | SparseVectorParams) -> None:
         """Add named vector ``name`` (existing points have none of it). A rebuild: writes wait
         until it is done; reads go on, except for the instant of the swap."""
         async with self._schema_lock:
             await self._rebuild(self.config_with_vector(name, params))
 
-    def config_with_vector(self, name: str, params: VectorParams | None) -> CollectionConfig:
-        """The config with ``name`` added (``params``) or removed (None), validated."""
+    def config_with_vector(
+        self, name: str, params: VectorParams | SparseVectorParams | None
+    ) -> CollectionConfig:
+        """The config with ``name`` added (dense or sparse ``params``) or removed (None), validated."""
+        sparse = self.config.params.sparse_vectors or {}
         if params is not None:
-            if name in self.config.params.vectors:
+            if name in self.config.params.vectors or name in sparse:
                 raise AlreadyExistsError(f"Vector name `{name}` already exists in collection `{self.name}`")
             if name == DEFAULT_VECTOR or self.config.single_unnamed:
                 raise BadInputError(
                     "a named vector cannot be added to a collection with an unnamed vector", "vector_name"
                 )
         else:
-            if name not in self.config.params.vectors:
+            if name not in self.config.params.vectors and name not in sparse:
                 raise NotFoundError(f"Vector name `{name}` doesn't exist in collection `{self.name}`")
-            if len(self.config.params.vectors) == 1:
+            if len(self.config.params.vectors) + len(sparse) == 1:
                 raise BadInputError("the last vector of a collection cannot be deleted", "vector_name")
         return with_vector(self.config, name, params)
 

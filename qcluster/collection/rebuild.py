@@ -57,7 +57,7 @@ async def build_generation(
             *(LocalShard.load_or_create(root / str(sid), shard_cfg, storage) for sid in old_shards)
         )
         shards = dict(zip(old_shards, opened, strict=True))
-        dims = {name: p.size for name, p in config.params.vectors.items()}
+        dims = config.vector_dims()
         for sid, old in old_shards.items():
             await copy_shard(old, shards[sid], dims)
     except BaseException:

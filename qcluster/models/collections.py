@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from qcluster.models.bounds import bounded_length
 from qcluster.models.common import JsonObjectIn, Req, tag, tagged
 from qcluster.models.config import (
     BinaryQuantization,
+    Distance,
     HnswConfig,
     HnswConfigDiff,
+    Memory,
     OptimizersConfig,
     ProductQuantization,
     QuantizationConfig,
     ScalarQuantization,
     ShardConfig,
+    SparseIndexParams,
+    SparseVectorParams,
+    StrictModeConfig,
+    TurboQuantization,
     VectorParams,
     WalConfig,
 )
@@ -25,7 +31,7 @@ from qcluster.types import DEFAULT_VECTOR
 
 def _quantization_kind(value: Any) -> str:
     if isinstance(value, dict):
-        for key in ("scalar", "product", "binary"):
+        for key in ("scalar", "product", "binary", "turbo"):
             if key in value:
                 return key
     if value == "Disabled":
@@ -37,15 +43,17 @@ def _quantization_kind(value: Any) -> str:
 QuantizationIn = Annotated[
     Annotated[ScalarQuantization, tag("scalar")]
     | Annotated[ProductQuantization, tag("product")]
-    | Annotated[BinaryQuantization, tag("binary")],
-    tagged(_quantization_kind, "one of `scalar`, `product`, `binary`"),
+    | Annotated[BinaryQuantization, tag("binary")]
+    | Annotated[TurboQuantization, tag("turbo")],
+    tagged(_quantization_kind, "one of `scalar`, `product`, `binary`, `turbo`"),
 ]
 QuantizationDiffIn = Annotated[
     Annotated[ScalarQuantization, tag("scalar")]
     | Annotated[ProductQuantization, tag("product")]
     | Annotated[BinaryQuantization, tag("binary")]
+    | Annotated[TurboQuantization, tag("turbo")]
     | Annotated[Literal["Disabled"], tag("disabled")],
-    tagged(_quantization_kind, 'one of `scalar`, `product`, `binary` or "Disabled"'),
+    tagged(_quantization_kind, 'one of `scalar`, `product`, `binary`, `turbo` or "Disabled"'),
 ]
 VectorsIn = Annotated[
     Annotated[VectorParams, tag("single")] | Annotated[dict[str, VectorParams], tag("named")],
@@ -86,15 +94,23 @@ class CreateCollection(_Body):
     hnsw_config: HnswConfigDiff | None = None
     wal_config: WalConfigDiff | None = None
     optimizers_config: OptimizersConfigDiff | None = None
-    quantization_config: QuantizationIn | None = None
-    sparse_vectors: dict[str, Any] | None = None
+    quantization_config: QuantizationIn | None = Field(
+        None, validation_alias=AliasChoices("quantization_config", "quantization")
+    )
+    sparse_vectors: dict[str, SparseVectorParams] | None = None
     metadata: JsonObjectIn | None = None
+    payload: PayloadStorageIn | None = None
+    strict_mode_config: StrictModeConfig | None = None
 
-    @field_validator("sparse_vectors")
+
+class PayloadStorageIn(_Body):
+    memory: Memory | None = None
+
+    @field_validator("memory")
     @classmethod
-    def _no_sparse(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value:
-            raise ValueError("sparse vectors are not supported by qcluster yet")
+    def _not_pinned(cls, value: str | None) -> str | None:
+        if value == "pinned":
+            raise ValueError("`pinned` memory is not supported for payload storage")
         return value
 
 
@@ -103,21 +119,32 @@ class CollectionParamsDiff(_Body):
     write_consistency_factor: int | None = Field(None, ge=1)
     read_fan_out_factor: int | None = None
     on_disk_payload: bool | None = None
+    payload: PayloadStorageIn | None = None
 
 
 class VectorParamsDiff(_Body):
     hnsw_config: HnswConfigDiff | None = None
     quantization_config: QuantizationDiffIn | None = None
     on_disk: bool | None = None
+    memory: Memory | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _dense_memory(cls, value: str | None) -> str | None:
+        if value == "pinned":
+            raise ValueError("`pinned` memory is not supported for dense vector storage")
+        return value
 
 
 class UpdateCollection(_Body):
     vectors: dict[str, VectorParamsDiff] | None = None
+    sparse_vectors: dict[str, SparseVectorParams] | None = None
     optimizers_config: OptimizersConfigDiff | None = None
     params: CollectionParamsDiff | None = None
     hnsw_config: HnswConfigDiff | None = None
     quantization_config: QuantizationDiffIn | None = None
     metadata: JsonObjectIn | None = None
+    strict_mode_config: StrictModeConfig | None = None
 
 
 class CreateAliasIn(Req):
@@ -176,14 +203,14 @@ class CreateFieldIndexIn(Req):
 class DenseVectorConfigIn(Req):
     size: Annotated[int, Field(ge=1, le=65536)]
     distance: Literal["Cosine", "Euclid", "Dot", "Manhattan"]
-    datatype: Literal["float32", "uint8", "float16"] | None = None
+    datatype: Literal["float32", "uint8", "float16", "turbo4"] | None = None
 
 
 class VectorNameConfigIn(Req):
-    """``PUT /collections/{c}/vectors/{name}``: ``{"dense": {...}}`` (sparse is not supported)."""
+    """``PUT /collections/{c}/vectors/{name}``: ``{"dense": {...}}`` or ``{"sparse": {...}}``."""
 
     dense: DenseVectorConfigIn | None = None
-    sparse: dict[str, Any] | None = None
+    sparse: SparseVectorParams | None = None
 
 
 class CreateShardKeyIn(Req):
@@ -208,11 +235,13 @@ class CollectionParams(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     vectors: dict[str, VectorParams]
+    sparse_vectors: dict[str, SparseVectorParams] | None = None
     shard_number: int = 1
     sharding_method: Literal["auto", "custom"] | None = None
     replication_factor: int = 1
     write_consistency_factor: int = 1
     on_disk_payload: bool = True
+    payload: PayloadStorageIn | None = None
     # How point ids map to shards (qcluster's own; not on the wire). Absent: the scheme of
     # collections created before the consistent-hash ring (see qcluster.shards.routing).
     routing: Literal["hash_mod", "ring"] | None = None
@@ -229,19 +258,41 @@ class CollectionConfig(BaseModel):
     wal_config: WalConfig = WalConfig()
     quantization_config: QuantizationConfig | None = None
     metadata: dict[str, Any] | None = None
+    strict_mode_config: StrictModeConfig | None = None
 
     @property
     def single_unnamed(self) -> bool:
         return list(self.params.vectors) == [DEFAULT_VECTOR]
 
+    def vector_dims(self) -> dict[str, int]:
+        """Every vector name -> its dimension (0 for sparse vectors): what a copy of the points
+        keeps."""
+        return {
+            **{n: p.size for n, p in self.params.vectors.items()},
+            **dict.fromkeys(self.params.sparse_vectors or {}, 0),
+        }
+
+    def distance_of(self, name: str) -> Distance:
+        """The distance a name's scores follow (sparse vectors score by dot product)."""
+        params = self.params.vectors.get(name)
+        return "Dot" if params is None else params.distance
+
     def shard_config(self) -> ShardConfig:
         return ShardConfig(
             vectors=self.params.vectors,
+            sparse_vectors=self.params.sparse_vectors or {},
             hnsw_config=self.hnsw_config,
             optimizer_config=self.optimizer_config,
             wal_config=self.wal_config,
             quantization_config=self.quantization_config,
         )
+
+    def warnings(self) -> list[str]:
+        out: list[str] = []
+        for params in self.params.vectors.values():
+            quantized = params.quantization_config is not None or self.quantization_config is not None
+            out.extend(params.warnings(quantized))
+        return out
 
     def to_wire(self) -> dict[str, Any]:
         params = self.params.model_dump(mode="json", exclude_none=True, exclude={"routing"})
@@ -249,16 +300,25 @@ class CollectionConfig(BaseModel):
             params["vectors"] = self.params.vectors[DEFAULT_VECTOR].model_dump(mode="json", exclude_none=True)
         out: dict[str, Any] = {
             "params": params,
-            "hnsw_config": self.hnsw_config.model_dump(mode="json"),
+            "hnsw_config": _without_unset(
+                self.hnsw_config.model_dump(mode="json"), ("memory", "inline_storage")
+            ),
             "optimizer_config": self.optimizer_config.model_dump(mode="json"),
             "wal_config": self.wal_config.model_dump(mode="json"),
             "quantization_config": None
             if self.quantization_config is None
             else self.quantization_config.model_dump(mode="json", exclude_none=True),
         }
+        if self.strict_mode_config is not None:
+            out["strict_mode_config"] = self.strict_mode_config.model_dump(mode="json", exclude_none=True)
         if self.metadata is not None:
             out["metadata"] = self.metadata
         return out
+
+
+def _without_unset(out: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
+    """Newer optional fields are left out when unset (older clients see an unchanged shape)."""
+    return {k: v for k, v in out.items() if not (k in optional and v is None)}
 
 
 def _apply(base: BaseModel, diff: BaseModel | None) -> Any:
@@ -274,12 +334,14 @@ def config_from_create(
     custom = req.sharding_method == "custom"
     params = CollectionParams(
         vectors=vectors,
+        sparse_vectors=req.sparse_vectors or None,
         shard_number=req.shard_number or (1 if custom else default_shards),
         sharding_method="custom" if custom else None,
         routing="ring",
         replication_factor=req.replication_factor or 1,
         write_consistency_factor=req.write_consistency_factor or 1,
         on_disk_payload=True if req.on_disk_payload is None else req.on_disk_payload,
+        payload=req.payload,
     )
     hnsw = defaults.hnsw_config if defaults else HnswConfig()
     optim = defaults.optimizer_config if defaults else OptimizersConfig()
@@ -291,6 +353,7 @@ def config_from_create(
         wal_config=_apply(wal, req.wal_config),
         quantization_config=req.quantization_config,
         metadata=req.metadata,
+        strict_mode_config=req.strict_mode_config,
     )
 
 
@@ -315,13 +378,24 @@ def config_after_update(cfg: CollectionConfig, req: UpdateCollection) -> Collect
             )
         if diff.on_disk is not None:
             update["on_disk"] = diff.on_disk
+        if diff.memory is not None:
+            update["memory"] = diff.memory
         vectors[name] = vp.model_copy(update=update)
     params = cfg.params.model_copy(
-        update={"vectors": vectors, **(req.params.model_dump(exclude_none=True) if req.params else {})}
+        update={
+            "vectors": vectors,
+            "sparse_vectors": _sparse_after(cfg.params.sparse_vectors, req.sparse_vectors),
+            **(
+                {k: v for k in type(req.params).model_fields if (v := getattr(req.params, k)) is not None}
+                if req.params
+                else {}
+            ),
+        }
     )
     metadata = cfg.metadata
-    if req.metadata is not None:
-        metadata = {**(metadata or {}), **req.metadata}
+    if req.metadata is not None:  # merged key by key; a null value removes its key
+        merged = {**(metadata or {}), **req.metadata}
+        metadata = {k: v for k, v in merged.items() if v is not None}
     return CollectionConfig(
         params=params,
         hnsw_config=_apply(cfg.hnsw_config, req.hnsw_config),
@@ -329,7 +403,40 @@ def config_after_update(cfg: CollectionConfig, req: UpdateCollection) -> Collect
         wal_config=cfg.wal_config,
         quantization_config=_quantization_after(cfg.quantization_config, req.quantization_config),
         metadata=metadata,
+        strict_mode_config=_strict_after(cfg.strict_mode_config, req.strict_mode_config),
     )
+
+
+def _strict_after(current: StrictModeConfig | None, diff: StrictModeConfig | None) -> StrictModeConfig | None:
+    """Strict mode after a PATCH: the fields the diff sets replace the current ones."""
+    if diff is None:
+        return current
+    return diff if current is None else current.merged(diff)
+
+
+def _sparse_after(
+    current: dict[str, SparseVectorParams] | None, diff: dict[str, SparseVectorParams] | None
+) -> dict[str, SparseVectorParams] | None:
+    """Sparse vector params after a PATCH: ``index`` fields merged, ``modifier`` replaced."""
+    if not diff:
+        return current
+    out = dict(current or {})
+    for name, change in diff.items():
+        if name not in out:
+            from qcluster.errors import BadInputError
+
+            raise BadInputError(f"Not existing vector name error: {name}", f"sparse_vectors.{name}")
+        old = out[name]
+        index = old.index
+        if change.index is not None:
+            merged = {
+                **(old.index.model_dump(exclude_none=True) if old.index else {}),
+                **change.index.model_dump(exclude_none=True),
+            }
+            index = SparseIndexParams(**merged)
+        modifier = change.modifier if change.modifier is not None else old.modifier
+        out[name] = SparseVectorParams(index=index, modifier=modifier)
+    return out
 
 
 def _quantization_after(
@@ -340,11 +447,17 @@ def _quantization_after(
     return None if diff == "Disabled" else diff
 
 
-def with_vector(cfg: CollectionConfig, name: str, params: VectorParams | None) -> CollectionConfig:
-    """The config with named vector ``name`` added (``params``) or removed (None)."""
+def with_vector(
+    cfg: CollectionConfig, name: str, params: VectorParams | SparseVectorParams | None
+) -> CollectionConfig:
+    """The config with vector ``name`` added (dense or sparse ``params``) or removed (None)."""
     vectors = dict(cfg.params.vectors)
-    if params is None:
-        vectors.pop(name, None)
-    else:
+    sparse = dict(cfg.params.sparse_vectors or {})
+    vectors.pop(name, None)
+    sparse.pop(name, None)
+    if isinstance(params, VectorParams):
         vectors[name] = params
-    return cfg.model_copy(update={"params": cfg.params.model_copy(update={"vectors": vectors})})
+    elif isinstance(params, SparseVectorParams):
+        sparse[name] = params
+    update = {"vectors": vectors, "sparse_vectors": sparse or None}
+    return cfg.model_copy(update={"params": cfg.params.model_copy(update=update)})

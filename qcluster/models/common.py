@@ -13,7 +13,16 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
 from pydantic_core import PydanticCustomError
 
 from qcluster.models.bounds import bounded_length, check_filter, check_json_depth
@@ -58,6 +67,11 @@ FilterIn = Annotated[dict[str, Any], AfterValidator(check_filter)]
 # A JSON object that is stored (payloads, metadata): its nesting depth is bounded.
 JsonObjectIn = Annotated[dict[str, Any], AfterValidator(check_json_depth)]
 PointIdsIn = Annotated[list[PointIdIn], bounded_length("max_points_per_request", "number of point ids")]
+
+
+def with_vector_field(default: Any) -> Any:
+    """``with_vector``, also spelled ``with_vectors`` (Qdrant's serde alias)."""
+    return Field(default, validation_alias=AliasChoices("with_vector", "with_vectors"))
 
 
 def tagged(choose: Callable[[Any], str], expected: str = "a known variant") -> Discriminator:

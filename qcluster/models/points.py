@@ -9,7 +9,16 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, model_validator
 
 from qcluster.models.bounds import bound_error, bounded_length, json_depth, key_depth, limits_of
-from qcluster.models.common import FilterIn, JsonObjectIn, PointIdIn, PointIdsIn, Req, tag, tagged
+from qcluster.models.common import (
+    FilterIn,
+    JsonObjectIn,
+    PointIdIn,
+    PointIdsIn,
+    Req,
+    tag,
+    tagged,
+    with_vector_field,
+)
 
 UpdateMode = Literal["upsert", "insert_only", "update_only"]
 
@@ -178,5 +187,5 @@ class UpdateOperationsIn(Req):
 class PointRequestIn(Req):
     ids: PointIdsIn
     with_payload: Any = True
-    with_vector: Any = False
+    with_vector: Any = with_vector_field(False)
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)

@@ -12,7 +12,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
 from qcluster.models.bounds import bound_error, bounded_length, check_prefetch, limits_of, prefetch_shape
-from qcluster.models.common import FilterIn, Limit, PointIdIn, Req, Usize, one_or_many, tag, tagged
+from qcluster.models.common import (
+    FilterIn,
+    Limit,
+    PointIdIn,
+    Req,
+    Usize,
+    one_or_many,
+    tag,
+    tagged,
+    with_vector_field,
+)
 
 QUERIES = bounded_length("max_batch_queries", "number of queries")
 EXAMPLES = bounded_length("max_points_per_request", "number of examples")
@@ -47,11 +57,23 @@ class QuantizationParamsIn(Req):
     oversampling: Annotated[float, Field(ge=1.0)] | None = None
 
 
+class IdfCorpusIn(Req):
+    corpus: FilterIn
+
+
+IdfIn = Annotated[
+    Annotated[Literal["global"], tag("global")] | Annotated[IdfCorpusIn, tag("corpus")],
+    tagged(lambda v: "global" if isinstance(v, str) else "corpus", '"global" or {corpus: filter}'),
+]
+
+
 class SearchParamsIn(Req):
     hnsw_ef: Limit | None = None
     exact: bool = False
     quantization: QuantizationParamsIn | None = None
     indexed_only: bool = False
+    acorn: Any = None
+    idf: IdfIn | None = None
 
 
 class LookupLocationIn(Req):
@@ -91,7 +113,7 @@ PrefetchIn.model_rebuild()
 
 class QueryIn(PrefetchIn):
     offset: Usize | None = None
-    with_vector: Any = None
+    with_vector: Any = with_vector_field(None)
     with_payload: Any = None
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
@@ -152,7 +174,7 @@ class _LegacyBase(Req):
     filter: FilterIn | None = None
     params: SearchParamsIn | None = None
     with_payload: Any = None
-    with_vector: Any = None
+    with_vector: Any = with_vector_field(None)
     score_threshold: float | None = None
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
@@ -212,7 +234,7 @@ class DiscoverIn(Req):
     limit: Limit
     offset: Usize | None = None
     with_payload: Any = None
-    with_vector: Any = None
+    with_vector: Any = with_vector_field(None)
     using: str | None = None
     lookup_from: LookupLocationIn | None = None
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
@@ -222,13 +244,21 @@ class DiscoverBatchIn(Req):
     searches: Annotated[list[DiscoverIn], QUERIES]
 
 
+class SearchMatrixIn(Req):
+    shard_key: Any = None
+    filter: FilterIn | None = None
+    sample: Annotated[int, Field(ge=2)] | None = None
+    limit: Limit | None = None
+    using: str | None = None
+
+
 # ------------------------------------------------------------------ scroll / count / facet / retrieve
 class ScrollIn(Req):
     offset: PointIdIn | None = None
     limit: Limit | None = None
     filter: FilterIn | None = None
     with_payload: Any = None
-    with_vector: Any = False
+    with_vector: Any = with_vector_field(False)
     order_by: OrderByInterface | None = None
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 

@@ -12,6 +12,7 @@ from qcluster.errors import (
     ForbiddenError,
     NotFoundError,
     QClusterError,
+    RateLimitedError,
     ShardUnknownError,
     TimeoutError_,
     TransientError,
@@ -28,6 +29,7 @@ _TO_STATUS: tuple[tuple[type[QClusterError], grpc.StatusCode], ...] = (
     (UnauthorizedError, grpc.StatusCode.UNAUTHENTICATED),
     (ForbiddenError, grpc.StatusCode.PERMISSION_DENIED),
     (CancelledError, grpc.StatusCode.CANCELLED),
+    (RateLimitedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 _FROM_STATUS: dict[grpc.StatusCode, type[QClusterError]] = {

@@ -1,8 +1,10 @@
 """The shard protocol every replica kind implements (local, remote, proxies), and its value types.
 
 Callers never switch on the kind of shard: they hold a ``ShardOperation``. Vectors travel as
-numpy float32 arrays; payloads as plain JSON-compatible dicts; filters as Qdrant filter JSON
-(compiled by ``filters.py`` inside the shard).
+numpy float32 arrays (``[dim]`` for a dense vector, ``[rows, dim]`` for a multivector) or as
+``SparseVector`` (uint32 indices + float32 values); payloads as plain JSON-compatible dicts;
+filters as Qdrant filter JSON (compiled by ``filters.py`` inside the shard). Every value type here
+is a plain dataclass of those, so it can be carried to a remote shard field by field.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import numpy.typing as npt
 
 from qcluster.shards.clock import ClockTag
 from qcluster.shards.operations import UpdateOperation
+from qcluster.shards.sparse.vector import SparseVector
 from qcluster.types import DEFAULT_VECTOR, PointId
 
 Payload = dict[str, Any]
 FilterJson = Mapping[str, Any]
 Vector = npt.NDArray[np.float32]
+# A dense vector [dim], a multivector [rows, dim] (float32), or a sparse vector.
+AnyVector = Vector | SparseVector
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +100,14 @@ class SearchParams:
     exact: bool = False
     quantization: QuantizationSearchParams | None = None
     indexed_only: bool = False
+    # Sparse vectors with the idf modifier: count IDF statistics over the points matching this
+    # filter (Qdrant's ``params.idf.corpus``); None = all points of the shard.
+    idf_corpus: FilterJson | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SearchRequest:
-    vector: Vector
+    vector: AnyVector
     using: str = DEFAULT_VECTOR
     limit: int = 10
     offset: int = 0
@@ -116,14 +124,14 @@ class ScoredPoint:
     version: int
     score: float
     payload: Payload | None = None
-    vector: dict[str, Vector] | None = None
+    vector: dict[str, AnyVector] | None = None
 
 
 @dataclass(slots=True)
 class Record:
     id: PointId
     payload: Payload | None = None
-    vector: dict[str, Vector] | None = None
+    vector: dict[str, AnyVector] | None = None
     order_value: int | float | None = None
 
 

@@ -4,7 +4,7 @@
 general query path, concurrently. Inside ``batch_scope()`` (entered by those endpoints; a context
 variable, so it follows the tasks ``asyncio.gather`` creates) a local shard does not answer each
 search on arrival: it collects the searches that reach it in the same event-loop turn and
-answers them with one ``shard_read.search`` call, where requests sharing vector name, filter and
+answers them with one ``shard_search.search`` call, where requests sharing vector name, filter and
 parameters are one planner decision and one FAISS call per segment.
 
 ::

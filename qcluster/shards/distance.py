@@ -11,6 +11,10 @@ Manhattan  as given                                    L1 distance      lower  /
 
 Result arrays everywhere are ``(scores [q, k] float32, offsets [q, k] int64)``, best first, with
 offset ``-1`` and score ``nan`` in the slots nothing filled.
+
+Vectors of fewer than 16 dimensions are scored (and normalised) the way Qdrant's scalar code
+does it: float32 products summed one dimension after the other, so scores agree with Qdrant's to
+the last bit (BLAS sums in another order and can differ in the last place).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ Mask = npt.NDArray[np.bool_]
 DISTANCES: tuple[Distance, ...] = ("Cosine", "Euclid", "Dot", "Manhattan")
 # Largest temporary (in float32 elements) a scoring step may allocate: ~16 MB.
 _BUDGET = 1 << 22
+# Below this dimension sums run in order, dimension by dimension (Qdrant's scalar path).
+SEQUENTIAL_DIM = 16
 
 
 def check_distance(distance: str) -> Distance:
@@ -39,6 +45,22 @@ def check_distance(distance: str) -> Distance:
 UNIT_TOLERANCE = 1e-6
 
 
+def _sequential_pairs(q: F32, v: F32, term: str) -> F32:
+    """``[len(q), len(v)]`` sums over dimensions of a per-dimension term, accumulated in
+    float32 one dimension after another: ``dot`` (q*v), ``sq`` ((q-v)^2) or ``abs`` (|q-v|)."""
+    out = np.zeros((len(q), len(v)), dtype=np.float32)
+    for j in range(q.shape[1]):
+        qj, vj = q[:, j, None], v[None, :, j]
+        if term == "dot":
+            out += qj * vj
+        elif term == "sq":
+            d = qj - vj
+            out += d * d
+        else:
+            out += np.abs(qj - vj)
+    return out
+
+
 def preprocess(vectors: npt.ArrayLike, distance: Distance) -> F32:
     """float32, C-contiguous; rows L2-normalised for Cosine (a zero vector stays zero). Rows
     already of unit length (within ``UNIT_TOLERANCE``) are kept bit for bit, so normalising a
@@ -46,6 +68,15 @@ def preprocess(vectors: npt.ArrayLike, distance: Distance) -> F32:
     arr = np.ascontiguousarray(vectors, dtype=np.float32)
     if distance != "Cosine":
         return arr
+    if arr.ndim >= 1 and 0 < arr.shape[-1] < SEQUENTIAL_DIM:
+        rows = arr.reshape(-1, arr.shape[-1])
+        sq = np.zeros(len(rows), dtype=np.float32)
+        for j in range(rows.shape[1]):
+            sq += rows[:, j] * rows[:, j]
+        norms = np.sqrt(sq)
+        norms[(norms == 0) | (np.abs(norms - 1.0) <= UNIT_TOLERANCE)] = 1.0
+        scaled: F32 = (rows / norms[:, None]).astype(np.float32).reshape(arr.shape)
+        return scaled
     if arr.ndim == 1 or arr.shape[0] == 1:  # one vector: the single-query hot path
         row = arr if arr.ndim == 1 else arr[0]
         norm = float(np.sqrt(np.dot(row, row)))
@@ -117,6 +148,14 @@ def score_matrix(queries: F32, vectors: F32, distance: Distance) -> F32:
         raise BadInputError(
             f"Vector dimension error: expected dim: {v.shape[-1]}, got {q.shape[-1]}", "vector"
         )
+    if q.shape[1] < SEQUENTIAL_DIM and len(v):
+        check_distance(distance)
+        if distance == "Cosine" or distance == "Dot":
+            return _sequential_pairs(q, v, "dot")
+        if distance == "Euclid":
+            out: F32 = np.sqrt(_sequential_pairs(q, v, "sq"))
+            return out
+        return _sequential_pairs(q, v, "abs")
     if distance == "Cosine" or distance == "Dot":
         dots: F32 = q @ v.T
         return dots

@@ -36,7 +36,7 @@ from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError
 from qcluster.logging import get_logger
 from qcluster.models.config import ShardConfig
 from qcluster.settings import StorageSettings
-from qcluster.shards import batching, load, shard_read, shard_snapshot
+from qcluster.shards import batching, load, shard_read, shard_search, shard_snapshot
 from qcluster.shards.base import (
     CountRequest,
     PayloadSelector,
@@ -191,8 +191,15 @@ class LocalShard:
 
     def _new_segment(self) -> Segment:
         sid = uuid.uuid4().hex
-        dims = {name: p.size for name, p in self.config.vectors.items()}
-        return Segment(self.path / "segments" / sid, sid, dims, appendable=True)
+        cfg = self.config
+        return Segment(
+            self.path / "segments" / sid,
+            sid,
+            cfg.dense_dims(),
+            appendable=True,
+            multi=cfg.multi_dims(),
+            sparse=list(cfg.sparse_vectors),
+        )
 
     async def close(self) -> None:
         if self._closed:
@@ -241,13 +248,12 @@ class LocalShard:
 
     # ------------------------------------------------------------------ updates
     def _validate(self, op: UpdateOperation) -> None:
-        dims = {name: p.size for name, p in self.config.vectors.items()}
         if isinstance(op, UpsertPoints):
-            check_vectors(op.batch, dims, require_all=True)
+            check_vectors(op.batch, self.config, require_all=True)
             if op.batch.payloads is not None and len(op.batch.payloads) != len(op.batch.ids):
                 raise BadInputError("payloads: expected one payload per point", "payload")
         elif isinstance(op, UpdateVectors):
-            check_vectors(op.batch, dims, require_all=False)
+            check_vectors(op.batch, self.config, require_all=False)
         elif isinstance(op, CreateFieldIndex):
             from qcluster.shards.payload_index import parse_field_schema
 
@@ -456,9 +462,9 @@ class LocalShard:
     async def _search_now(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         if self._cheap(requests):
             self._check_open()
-            return shard_read.search(tuple(self.set.segments), self.config, requests)
+            return shard_search.search(tuple(self.set.segments), self.config, requests)
         result: list[list[ScoredPoint]] = await self._read(
-            shard_read.search, tuple(self.set.segments), self.config, requests
+            shard_search.search, tuple(self.set.segments), self.config, requests
         )
         return result
 

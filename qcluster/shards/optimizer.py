@@ -35,6 +35,7 @@ import numpy as np
 from qcluster.logging import get_logger
 from qcluster.shards import graph_builder
 from qcluster.shards.base import OptimizationProgress
+from qcluster.shards.ragged import Csr, concat_csr
 from qcluster.shards.segment import Segment
 from qcluster.shards.workers import Lane
 
@@ -149,9 +150,9 @@ class Optimizer:
             segs.append(fresh)
             log.info("segment sealed", segment=app.id, points=app.live_count, path=str(shard.path))
         sealed = segs[:-1]
-        names = list(shard.config.vectors)
+        names = list(shard.config.dense_dims())
         for seg in sealed:
-            if threshold_kb > 0 and any(n not in seg.indexes for n in names) and seg.live_count > 0:
+            if threshold_kb > 0 and _unindexed(seg, names) and seg.live_count > 0:
                 self.pending = True
                 return self._start(Job("indexing", [seg]))
         for seg in sealed:
@@ -219,7 +220,7 @@ class Optimizer:
                         [seg.payloads[int(r)] for r in rows],
                         seg.deleted[rows].copy(),
                         seg.versions[rows].copy(),
-                        {n: seg.has_vec[n][rows].copy() for n in seg.dims},
+                        {n: seg.has_vec[n][rows].copy() for n in seg.names},
                     )
                 )
         log.info("optimization planned", kind=job.kind, segments=len(job.sources), points=points)
@@ -251,8 +252,11 @@ class Optimizer:
             }
         if job.kind == "indexing":
             seg = job.sources[0]
-            built = {}
-            for name in cfg.vectors:
+            built: dict[str, Any] = {}
+            for name, store in seg.sparse.items():
+                if store.index is None:
+                    built[name] = store.build_index(seg.size)
+            for name in cfg.dense_dims():
                 if name in seg.indexes:
                     continue
                 built[name] = VectorIndex.build(
@@ -278,8 +282,16 @@ class Optimizer:
 
         cfg = self.shard.config
         sid = uuid.uuid4().hex
-        dims = {n: p.size for n, p in cfg.vectors.items()}
-        seg = Segment(self.shard.path / "segments" / sid, sid, dims, appendable=False, capacity=1)
+        dims = cfg.dense_dims()
+        seg = Segment(
+            self.shard.path / "segments" / sid,
+            sid,
+            dims,
+            appendable=False,
+            capacity=1,
+            multi=cfg.multi_dims(),
+            sparse=list(cfg.sparse_vectors),
+        )
         snaps = sorted(job.snapshot, key=lambda s: 0 if s[0] is job.base else 1)
         seg.ids = [pid for snap in snaps for pid in snap[2]]
         seg.payloads = [p for snap in snaps for p in snap[3]]
@@ -287,17 +299,27 @@ class Optimizer:
         seg.versions = np.concatenate([snap[5] for snap in snaps])
         seg.size = len(seg.ids)
         base_rows = len(snaps[0][1]) if job.base is not None else 0
-        for name in dims:
+        for name in seg.names:
             seg.has_vec[name] = np.concatenate([snap[6][name] for snap in snaps])
+        for name in dims:
             seg.vectors[name] = np.concatenate([np.asarray(snap[0].vectors[name])[snap[1]] for snap in snaps])
+        for name, store in (*seg.multi.items(), *seg.sparse.items()):
+            store.csr = concat_csr(
+                [snap[0].ragged(name).as_csr(snap[0].size).rows_of(snap[1]) for snap in snaps]
+            )
         order = graph_builder.layout_order(seg.payloads, base_rows, job.layout)
         if order is not None:  # tenant-first (or principal-ordered) layout of the new rows
             seg.ids = [seg.ids[i] for i in order.tolist()]
             seg.payloads = [seg.payloads[i] for i in order.tolist()]
             seg.deleted, seg.versions = seg.deleted[order], seg.versions[order]
-            for name in dims:
+            for name in seg.names:
                 seg.has_vec[name] = seg.has_vec[name][order]
+            for name in dims:
                 seg.vectors[name] = seg.vectors[name][order]
+            for store in (*seg.multi.values(), *seg.sparse.values()):
+                store.csr = Csr(*store.as_csr(seg.size).rows_of(order))
+        for store in seg.sparse.values():
+            store.index = store.build_index(seg.size)
         seg.offsets = {pid: off for off, pid in enumerate(seg.ids) if not seg.deleted[off]}
         seg.seal()
         for name in dims:
@@ -341,7 +363,11 @@ class Optimizer:
             return
         if job.kind == "indexing":
             seg = job.sources[0]
-            seg.indexes.update(result)
+            for name, index in result.items():
+                if name in seg.sparse:
+                    seg.sparse[name].index = index
+                else:
+                    seg.indexes[name] = index
             seg.dirty = True
             log.info("segment indexed", segment=seg.id, points=seg.live_count, path=str(shard.path))
             return
@@ -356,7 +382,7 @@ class Optimizer:
                 if noff is None:
                     continue
                 new.set_payload_at(noff, src.payloads[off], int(src.versions[off]))
-                for name in new.dims:
+                for name in new.names:
                     if not src.has_vec[name][off] and new.has_vec[name][noff]:
                         new.delete_vectors_at(noff, (name,), int(src.versions[off]))
             src.touched = None
@@ -376,3 +402,8 @@ class Optimizer:
     def _abandon(self, job: Job) -> None:
         for src in job.sources:
             src.touched = None
+
+
+def _unindexed(seg: Segment, dense: list[str]) -> bool:
+    """A sealed segment still lacks a dense (FAISS) or a sparse (inverted) index."""
+    return any(n not in seg.indexes for n in dense) or any(s.index is None for s in seg.sparse.values())

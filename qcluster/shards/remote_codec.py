@@ -1,8 +1,10 @@
 """Shard requests and results <-> ``points_internal.proto`` messages (both directions, pure).
 
 Used by :mod:`remote_shard` (client) and the p2p servicer (server), so both sides share one
-definition of every mapping. Vectors cross as raw float32 blobs, one per name and list of points;
-filters and payloads as JSON; update operations in the WAL record encoding. Nothing is pickled.
+definition of every mapping. Vectors cross as raw float32 blobs, one per name and list of points
+(multivectors and sparse vectors as CSR: an int64 row pointer, float32 rows / values and, for
+sparse, uint32 indices); filters and payloads as JSON; update operations in the WAL record
+encoding. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import orjson
 from qcluster.errors import BadInputError
 from qcluster.proto_gen.v1 import points_internal_pb2 as pb
 from qcluster.shards.base import (
+    AnyVector,
     OrderBy,
     PayloadSelector,
     QuantizationSearchParams,
@@ -30,6 +33,7 @@ from qcluster.shards.base import (
     VectorSelector,
 )
 from qcluster.shards.clock import ClockMap, ClockTag
+from qcluster.shards.sparse.vector import SparseVector
 from qcluster.types import PointId
 
 F32 = npt.NDArray[np.float32]
@@ -125,18 +129,78 @@ def _number_in(has: bool, as_float: float, is_int: bool, as_int: int) -> int | f
 
 
 # ------------------------------------------------------------------ vectors of a list of points
-def vectors_out(rows: Sequence[Mapping[str, F32] | None]) -> list[pb.VectorBlock]:
+def _ragged_out(name: str, values: list[AnyVector | None], present: list[bool]) -> pb.VectorBlock:
+    """Multivectors or sparse vectors of one name as a CSR block."""
+    lengths = [0 if v is None else len(v) for v in values]
+    indptr = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    kept = [v for v in values if v is not None and len(v)]
+    block = pb.VectorBlock(
+        name=name,
+        rows=len(values),
+        indptr=indptr.tobytes(),
+        present=b"" if all(present) else np.asarray(present, dtype=np.bool_).tobytes(),
+    )
+    if any(isinstance(v, SparseVector) for v in kept):
+        sparse = [v for v in kept if isinstance(v, SparseVector)]
+        block.sparse = True
+        block.indices = b"".join(np.ascontiguousarray(v.indices, np.uint32).tobytes() for v in sparse)
+        block.data = b"".join(np.ascontiguousarray(v.values, np.float32).tobytes() for v in sparse)
+        return block
+    mats = [np.asarray(v, dtype=np.float32) for v in kept if not isinstance(v, SparseVector)]
+    block.dim = int(mats[0].shape[1]) if mats else 0
+    block.data = b"".join(np.ascontiguousarray(m).tobytes() for m in mats)
+    return block
+
+
+def _ragged_in(b: pb.VectorBlock, count: int) -> list[AnyVector | None]:
+    indptr = np.frombuffer(b.indptr, dtype=np.int64)
+    total = int(indptr[-1]) if len(indptr) else 0
+    if (
+        b.rows != count
+        or len(indptr) != count + 1
+        or indptr[0] != 0
+        or bool((np.diff(indptr) < 0).any())
+        or len(b.data) != total * max(int(b.dim), 1) * 4
+        or (b.sparse and len(b.indices) != total * 4)
+    ):
+        raise BadInputError(f"vector block {b.name!r}: size does not match its rows", "vectors")
+    present = np.frombuffer(b.present, dtype=np.bool_) if b.present else None
+    out: list[AnyVector | None] = []
+    if b.sparse:
+        idx = np.frombuffer(b.indices, dtype=np.uint32)
+        vals = np.frombuffer(b.data, dtype=np.float32)
+    else:
+        rows = np.frombuffer(b.data, dtype=np.float32).reshape(total, int(b.dim))
+    for i in range(count):
+        if present is not None and not present[i]:
+            out.append(None)
+            continue
+        lo, hi = int(indptr[i]), int(indptr[i + 1])
+        if b.sparse:
+            out.append(SparseVector(idx[lo:hi].copy(), vals[lo:hi].copy()))
+        else:
+            out.append(rows[lo:hi].copy())
+    return out
+
+
+def vectors_out(rows: Sequence[Mapping[str, AnyVector] | None]) -> list[pb.VectorBlock]:
     """The vectors of each point (by name) as one block per name."""
     names = sorted({n for r in rows if r for n in r})
     blocks = []
     for name in names:
         present = [r is not None and name in r for r in rows]
         first = next(r[name] for r in rows if r is not None and name in r)
+        if isinstance(first, SparseVector) or np.asarray(first).ndim == 2:
+            values = [r.get(name) if r is not None else None for r in rows]
+            blocks.append(_ragged_out(name, values, present))
+            continue
         dim = int(np.asarray(first).shape[-1])
         data = np.zeros((len(rows), dim), dtype=np.float32)
         for i, r in enumerate(rows):
-            if r is not None and name in r:
-                data[i] = r[name]
+            value = None if r is None else r.get(name)
+            if value is not None and not isinstance(value, SparseVector):
+                data[i] = value
         blocks.append(
             pb.VectorBlock(
                 name=name,
@@ -149,9 +213,17 @@ def vectors_out(rows: Sequence[Mapping[str, F32] | None]) -> list[pb.VectorBlock
     return blocks
 
 
-def vectors_in(blocks: Sequence[pb.VectorBlock], count: int) -> list[dict[str, F32] | None]:
-    out: list[dict[str, F32] | None] = [None] * count
+def vectors_in(blocks: Sequence[pb.VectorBlock], count: int) -> list[dict[str, AnyVector] | None]:
+    out: list[dict[str, AnyVector] | None] = [None] * count
     for b in blocks:
+        if b.indptr:
+            for i, value in enumerate(_ragged_in(b, count)):
+                if value is not None:
+                    row = out[i]
+                    if row is None:
+                        row = out[i] = {}
+                    row[b.name] = value
+            continue
         if b.rows != count or len(b.data) != b.rows * b.dim * 4:
             raise BadInputError(f"vector block {b.name!r}: size does not match its rows", "vectors")
         data = np.frombuffer(b.data, dtype=np.float32).reshape(b.rows, b.dim)
@@ -252,10 +324,20 @@ def search_out(req: SearchRequest) -> pb.SearchQuery:
         quantization_rescore=0 if q is None or q.rescore is None else (2 if q.rescore else 1),
         quantization_oversampling=(q.oversampling or 0.0) if q is not None else 0.0,
         indexed_only=p.indexed_only,
+        idf_corpus_json=filter_out(p.idf_corpus),
     )
+    vec = req.vector
+    sparse = isinstance(vec, SparseVector)
+    values = vec.values if isinstance(vec, SparseVector) else vec
+    rows = int(values.shape[0]) if not sparse and np.asarray(values).ndim == 2 else 0
     return pb.SearchQuery(
         using=req.using,
-        vector=np.ascontiguousarray(req.vector, dtype=np.float32).tobytes(),
+        vector=np.ascontiguousarray(values, dtype=np.float32).tobytes(),
+        vector_rows=rows,
+        sparse=sparse,
+        sparse_indices=np.ascontiguousarray(vec.indices, np.uint32).tobytes()
+        if isinstance(vec, SparseVector)
+        else b"",
         limit=_u32(req.limit),
         offset=_u32(req.offset),
         filter_json=filter_out(req.filter),
@@ -276,15 +358,30 @@ def search_in(q: pb.SearchQuery) -> SearchRequest:
             rescore=None if p.quantization_rescore == 0 else p.quantization_rescore == 2,
             oversampling=p.quantization_oversampling or None,
         )
+    values = np.frombuffer(q.vector, dtype=np.float32).copy()
+    vector: AnyVector = values
+    if q.sparse:
+        indices = np.frombuffer(q.sparse_indices, dtype=np.uint32).copy()
+        if len(indices) != len(values):
+            raise BadInputError("sparse query: indices and values differ in length", "vector")
+        vector = SparseVector(indices, values)
+    elif q.vector_rows:
+        if len(values) % q.vector_rows:
+            raise BadInputError("multivector query: size does not match its rows", "vector")
+        vector = values.reshape(int(q.vector_rows), -1)
     return SearchRequest(
-        vector=np.frombuffer(q.vector, dtype=np.float32).copy(),
+        vector=vector,
         using=q.using,
         limit=int(q.limit),
         offset=int(q.offset),
         filter=filter_in(q.filter_json),
         score_threshold=float(q.score_threshold) if q.has_score_threshold else None,
         params=SearchParams(
-            hnsw_ef=int(p.hnsw_ef) or None, exact=p.exact, quantization=quant, indexed_only=p.indexed_only
+            hnsw_ef=int(p.hnsw_ef) or None,
+            exact=p.exact,
+            quantization=quant,
+            indexed_only=p.indexed_only,
+            idf_corpus=filter_in(p.idf_corpus_json),
         ),
         with_payload=payload_selector_in(q.with_payload),
         with_vector=vector_selector_in(q.with_vector),

@@ -11,6 +11,11 @@ meanwhile: it is just attached. Only one thread mutates a segment (the shard's u
 searches read concurrently and tolerate seeing a write half-way (results are merged and
 de-duplicated by the shard).
 
+Vectors come in three kinds: dense (one row of a ``[capacity, dim]`` array per offset), multi
+(a ``[rows, dim]`` matrix per offset) and sparse (indices and values per offset); the last two are
+ragged stores (``ragged.py``; sparse adds its inverted index, ``sparse/``). ``has_vec`` flags which
+offsets hold a vector of each name, whatever its kind.
+
 Files in the segment directory (each written atomically; see ``segment_files``)::
 
     meta.json            id, kind, size, vector names -> file stem and dimension
@@ -20,12 +25,14 @@ Files in the segment directory (each written atomically; see ``segment_files``):
     vectors_<v>.npy      float32 [size, dim] (preprocessed: Cosine rows are unit length)
     index_<v>.faiss      FAISS index (sealed and indexed only), with its payload graphs beside it
     field-<hash>.npz     payload indexes (sealed only; ``payload_index/files.py``)
+    <m|s>_indptr.npy, <m>_rows.npy, <s>_indices.npy, <s>_values.npy    multi / sparse vectors (CSR)
+    inverted_<s>_*.npy   sparse inverted index (sealed and indexed only)
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +40,8 @@ import numpy as np
 import numpy.typing as npt
 
 from qcluster.models.config import ShardConfig
+from qcluster.shards.base import AnyVector
+from qcluster.shards.ragged import RaggedStore, Value, multi_parts
 from qcluster.shards.segment_files import (
     fsync_dir,
     read_array,
@@ -40,6 +49,9 @@ from qcluster.shards.segment_files import (
     write_array_atomic,
     write_json_atomic,
 )
+from qcluster.shards.sparse.inverted import InvertedIndex
+from qcluster.shards.sparse.store import SparseStore
+from qcluster.shards.sparse.vector import SparseVector
 from qcluster.types import PointId
 
 if TYPE_CHECKING:
@@ -49,11 +61,20 @@ if TYPE_CHECKING:
 Payload = dict[str, Any]
 F32 = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
+StoredVector = AnyVector
 
 
 class Segment:
     def __init__(
-        self, path: Path, seg_id: str, dims: Mapping[str, int], *, appendable: bool, capacity: int = 256
+        self,
+        path: Path,
+        seg_id: str,
+        dims: Mapping[str, int],
+        *,
+        appendable: bool,
+        capacity: int = 256,
+        multi: Mapping[str, int] | None = None,
+        sparse: Iterable[str] = (),
     ):
         self.path = path
         self.id = seg_id
@@ -68,7 +89,14 @@ class Segment:
         self.vectors: dict[str, F32] = {
             n: np.zeros((capacity, d), dtype=np.float32) for n, d in self.dims.items()
         }
-        self.has_vec: dict[str, Mask] = {n: np.zeros(capacity, dtype=np.bool_) for n in self.dims}
+        self.multi_dims = dict(multi or {})
+        self.multi: dict[str, RaggedStore] = {
+            n: RaggedStore(multi_parts(d), appendable=appendable) for n, d in self.multi_dims.items()
+        }
+        self.sparse: dict[str, SparseStore] = {n: SparseStore(appendable=appendable) for n in sparse}
+        self.has_vec: dict[str, Mask] = {
+            n: np.zeros(capacity, dtype=np.bool_) for n in (*self.dims, *self.multi, *self.sparse)
+        }
         self.indexes: dict[str, VectorIndex] = {}
         self.field_indexes: dict[str, FieldIndex] = {}
         self.dirty = True
@@ -87,8 +115,14 @@ class Segment:
     def deleted_count(self) -> int:
         return self.size - len(self.offsets)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every vector name, whatever its kind."""
+        return tuple(self.has_vec)
+
     def vector_bytes(self) -> int:
-        return sum(self.size * d * 4 for d in self.dims.values())
+        dense = sum(self.size * d * 4 for d in self.dims.values())
+        return dense + sum(s.nbytes() for s in (*self.multi.values(), *self.sparse.values()))
 
     def indexed_vectors(self) -> int:
         return sum(self.live_count for name in self.dims if name in self.indexes)
@@ -107,6 +141,10 @@ class Segment:
         if has is None:
             return np.zeros(self.size, dtype=np.bool_)
         return has[: self.size]
+
+    def ragged(self, name: str) -> RaggedStore:
+        """The store of a multivector or sparse name."""
+        return self.sparse.get(name) or self.multi[name]
 
     def field_index(self, key: str) -> FieldIndex | None:
         return self.field_indexes.get(key)
@@ -154,8 +192,13 @@ class Segment:
             if payload is not None:
                 fidx.add(offset, payload)
 
+    def _put_ragged(self, name: str, offset: int, vec: StoredVector | None) -> None:
+        store = self.sparse.get(name) or self.multi.get(name)
+        if store is not None:
+            store.put(offset, _value(vec))
+
     def put_point(
-        self, pid: PointId, vectors: Mapping[str, F32 | None], payload: Payload | None, version: int
+        self, pid: PointId, vectors: Mapping[str, StoredVector | None], payload: Payload | None, version: int
     ) -> int:
         """Insert or fully replace a point (appendable segments only). Vectors already preprocessed."""
         assert self.appendable, "put_point on a sealed segment"
@@ -167,14 +210,17 @@ class Segment:
             self.payloads.append(None)
             self.offsets[pid] = offset
             self.size = offset + 1
-        for name in self.dims:
+        for name in self.has_vec:
             vec = vectors.get(name)
+            if name not in self.dims:
+                self._put_ragged(name, offset, vec)
             if vec is None:
                 if self.has_vec[name][offset]:
                     self.has_vec[name][offset] = False
                     self.epoch += 1
             else:
-                self.vectors[name][offset] = vec
+                if name in self.dims:
+                    self.vectors[name][offset] = _dense(vec)
                 self.has_vec[name][offset] = True
         self.payloads[offset] = payload
         self.versions[offset] = version
@@ -188,8 +234,10 @@ class Segment:
         vectors: Mapping[str, tuple[F32, Mask | None]],
         payloads: list[Payload | None],
         version: int,
+        ragged: Mapping[str, Sequence[StoredVector | None]] | None = None,
     ) -> None:
-        """Vectorised put of new points (none of ``pids`` may be live here already)."""
+        """Vectorised put of new points (none of ``pids`` may be live here already): dense
+        vectors as ``(data, present)`` columns, multi / sparse ones as a value (or None) per point."""
         assert self.appendable
         n = len(pids)
         start = self.size
@@ -202,6 +250,14 @@ class Segment:
             data, present = given
             self.vectors[name][start : start + n] = data
             self.has_vec[name][start : start + n] = True if present is None else present
+        for name, store in (*self.multi.items(), *self.sparse.items()):
+            values = (ragged or {}).get(name)
+            if values is None:
+                store.extend([None] * n, start)
+                self.has_vec[name][start : start + n] = False
+                continue
+            store.extend([_value(v) for v in values], start)
+            self.has_vec[name][start : start + n] = [v is not None for v in values]
         self.versions[start : start + n] = version
         self.ids.extend(pids)
         self.payloads.extend(payloads)
@@ -236,10 +292,13 @@ class Segment:
         self._index_payload(offset, payload)
         self._touch(offset)
 
-    def set_vectors_at(self, offset: int, vectors: Mapping[str, F32], version: int) -> None:
+    def set_vectors_at(self, offset: int, vectors: Mapping[str, StoredVector], version: int) -> None:
         assert self.appendable
         for name, vec in vectors.items():
-            self.vectors[name][offset] = vec
+            if name in self.dims:
+                self.vectors[name][offset] = _dense(vec)
+            else:
+                self._put_ragged(name, offset, vec)
             self.has_vec[name][offset] = True
         self.versions[offset] = version
         self._touch(offset)
@@ -252,12 +311,22 @@ class Segment:
         self.versions[offset] = version
         self._touch(offset)
 
-    def point_vectors(self, offset: int, names: tuple[str, ...] | None = None) -> dict[str, F32]:
-        out: dict[str, F32] = {}
-        for name in self.dims if names is None else names:
+    def point_vectors(self, offset: int, names: tuple[str, ...] | None = None) -> dict[str, StoredVector]:
+        out: dict[str, StoredVector] = {}
+        for name in self.has_vec if names is None else names:
             has = self.has_vec.get(name)
-            if has is not None and has[offset]:
+            if has is None or not has[offset]:
+                continue
+            if name in self.dims:
                 out[name] = np.array(self.vectors[name][offset], dtype=np.float32)
+            elif name in self.sparse:
+                sparse = self.sparse[name].vector(offset)
+                if sparse is not None:
+                    out[name] = sparse
+            else:
+                value = self.multi[name].get(offset)
+                if value is not None:
+                    out[name] = np.array(value[0], dtype=np.float32)
         return out
 
     def add_field_index(self, fidx: FieldIndex) -> None:
@@ -275,12 +344,19 @@ class Segment:
         size = self.size
         self.deleted = self.deleted[:size].copy()
         self.versions = self.versions[:size].copy()
-        for name in self.dims:
+        for name in self.has_vec:
             self.has_vec[name] = self.has_vec[name][:size].copy()
+        for store in (*self.multi.values(), *self.sparse.values()):
+            if store.appendable:
+                store.seal(size)
         self._write_vectors()
         self._mask_cache.clear()
 
     def _stem(self, name: str) -> str:
+        if name in self.sparse:
+            return f"s{sorted(self.sparse).index(name)}"
+        if name in self.multi:
+            return f"m{sorted(self.multi).index(name)}"
         return f"v{sorted(self.dims).index(name)}"
 
     def _write_vectors(self) -> None:
@@ -290,6 +366,10 @@ class Segment:
             write_array_atomic(file, self.vectors[name][: self.size])
             if not self.appendable:
                 self.vectors[name] = read_array(file, mmap=True)
+        for name, store in (*self.multi.items(), *self.sparse.items()):
+            store.save(self.path, self._stem(name), self.size)
+            if not self.appendable:
+                store.map_files(self.path, self._stem(name))
         self.vectors_on_disk = not self.appendable
 
     def flush(self) -> bool:
@@ -304,7 +384,7 @@ class Segment:
         write_json_atomic(self.path / "payloads.json", self.payloads[:size])
         write_array_atomic(self.path / "deleted.npy", self.deleted[:size])
         write_array_atomic(self.path / "versions.npy", self.versions[:size])
-        for name in self.dims:
+        for name in self.has_vec:
             write_array_atomic(self.path / f"has_{self._stem(name)}.npy", self.has_vec[name][:size])
         if not self.appendable:
             self._save_field_indexes()
@@ -314,12 +394,20 @@ class Segment:
                 index.save(file)
             else:
                 index.save_graphs(file)  # payload graphs attached after the index
+        sparse_indexed = sorted(n for n, s in self.sparse.items() if s.index is not None)
+        for name in sparse_indexed:
+            store = self.sparse[name]
+            if store.index is not None and not InvertedIndex.paths(self.path, self._stem(name))[0].exists():
+                store.index.save(self.path, self._stem(name))
         meta = {
             "id": self.id,
             "appendable": self.appendable,
             "size": size,
             "vectors": {n: {"stem": self._stem(n), "dim": d} for n, d in self.dims.items()},
+            "multi": {n: {"stem": self._stem(n), "dim": d} for n, d in self.multi_dims.items()},
+            "sparse": {n: {"stem": self._stem(n)} for n in self.sparse},
             "indexed": sorted(self.indexes),
+            "sparse_indexed": sparse_indexed,
         }
         write_json_atomic(self.path / "meta.json", meta)
         fsync_dir(self.path)
@@ -360,7 +448,10 @@ class Segment:
 
         meta = read_json(path / "meta.json")
         dims = {name: int(v["dim"]) for name, v in meta["vectors"].items()}
-        seg = cls(path, meta["id"], dims, appendable=bool(meta["appendable"]), capacity=1)
+        multi = {name: int(v["dim"]) for name, v in meta.get("multi", {}).items()}
+        sparse = list(meta.get("sparse", {}))
+        appendable = bool(meta["appendable"])
+        seg = cls(path, meta["id"], dims, appendable=appendable, capacity=1, multi=multi, sparse=sparse)
         ids = read_json(path / "ids.json")
         size = len(ids)
         seg.ids = list(ids)
@@ -377,6 +468,11 @@ class Segment:
                 seg.vectors[name] = np.array(arr, dtype=np.float32, copy=True)
             else:
                 seg.vectors[name] = read_array(vec_file, mmap=True)
+        for name, info in (*meta.get("multi", {}).items(), *meta.get("sparse", {}).items()):
+            stem = info["stem"]
+            seg.has_vec[name] = read_array(path / f"has_{stem}.npy").astype(np.bool_, copy=True)
+            store = seg.sparse.get(name) or seg.multi[name]
+            store.read_files(path, stem)
         if not (len(seg.payloads) == size == len(seg.deleted) == len(seg.versions)):
             from qcluster.errors import CorruptedStorageError
 
@@ -389,8 +485,26 @@ class Segment:
                 hnsw = config.hnsw_for(name) if name in config.vectors else None
                 on_disk = bool(hnsw.on_disk) if hnsw is not None else False
                 seg.indexes[name] = VectorIndex.load(path / f"index_{seg._stem(name)}.faiss", on_disk=on_disk)
+        for name in meta.get("sparse_indexed", []):
+            if name in seg.sparse:
+                seg.sparse[name].index = InvertedIndex.load(path, seg._stem(name), size)
         seg.dirty = False
         return seg
 
     def remove_files(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _dense(vec: StoredVector) -> F32:
+    if isinstance(vec, SparseVector):
+        raise TypeError("a sparse vector where a dense one belongs")
+    return vec
+
+
+def _value(vec: StoredVector | None) -> Value | None:
+    """A stored vector as the parts of a ragged store's value."""
+    if vec is None:
+        return None
+    if isinstance(vec, SparseVector):
+        return (vec.indices, vec.values)
+    return (vec,)

@@ -14,17 +14,21 @@ import numpy as np
 import numpy.typing as npt
 
 from qcluster.errors import BadInputError, NotFoundError
-from qcluster.models.config import ShardConfig
+from qcluster.models.config import ShardConfig, VectorParams
 from qcluster.shards import payload_ops
+from qcluster.shards.base import AnyVector
 from qcluster.shards.distance import preprocess
 from qcluster.shards.operations import (
     SELECTOR_OPS,
     ClearPayload,
+    Column,
     CreateFieldIndex,
     DeleteFieldIndex,
     DeletePayload,
     DeletePoints,
     DeleteVectors,
+    MultiColumn,
+    NamedVectors,
     OverwritePayload,
     PointsBatch,
     SetPayload,
@@ -64,10 +68,9 @@ class SegmentSet:
         if isinstance(op, SELECTOR_OPS):
             sel = op.selector
             if sel.filter is not None:
-                from qcluster.shards.filters import check_index_types, evaluate, parse_filter
+                from qcluster.shards.filters import evaluate, parse_filter
 
                 flt = parse_filter(sel.filter)
-                check_index_types(flt, {k: i.schema for k, i in self.appendable.field_indexes.items()})
                 ids: list[PointId] = []
                 for seg in self.segments:
                     if seg.size == 0:
@@ -138,13 +141,20 @@ class SegmentSet:
         for key, raw in self.field_schemas.items():
             seg.add_field_index(build_index(key, parse_field_schema(raw)))
 
-    def preprocess_batch(self, batch: PointsBatch) -> dict[str, tuple[F32, npt.NDArray[np.bool_] | None]]:
-        out: dict[str, tuple[F32, npt.NDArray[np.bool_] | None]] = {}
-        for name, nv in batch.vectors.items():
+    def preprocess_batch(self, batch: PointsBatch) -> dict[str, Column]:
+        """Columns as stored: datatype applied (uint8 / float16), Cosine rows unit length."""
+        out: dict[str, Column] = {}
+        for name, col in batch.vectors.items():
+            if name in self.config.sparse_vectors:
+                out[name] = col
+                continue
             params = self.config.vectors.get(name)
             if params is None:
                 raise BadInputError(f"Not existing vector name error: {name}", f"vectors.{name}")
-            out[name] = (preprocess(nv.data, params.distance), nv.present)
+            if isinstance(col, MultiColumn):
+                out[name] = MultiColumn(col.indptr, _stored(col.data, params), col.present)
+            elif isinstance(col, NamedVectors):
+                out[name] = NamedVectors(_stored(col.data, params), col.present)
         return out
 
     def _upsert(self, batch: PointsBatch, version: int) -> None:
@@ -156,8 +166,7 @@ class SegmentSet:
         fresh: list[int] = []
         for pid, i in last.items():
             if pid in app.offsets:
-                vecs = {n: (d[i] if p is None or p[i] else None) for n, (d, p) in vectors.items()}
-                app.put_point(pid, vecs, _payload_at(batch, i), version)
+                app.put_point(pid, {n: c.row(i) for n, c in vectors.items()}, _payload_at(batch, i), version)
                 continue
             for seg in self.segments[:-1]:
                 if seg.delete(pid, version):
@@ -167,13 +176,17 @@ class SegmentSet:
             return
         rows = np.asarray(fresh, dtype=np.int64)
         whole = len(fresh) == len(batch.ids)
-        sub = {
-            n: (d if whole else d[rows], None if p is None else (p if whole else p[rows]))
-            for n, (d, p) in vectors.items()
-        }
+        dense: dict[str, tuple[F32, npt.NDArray[np.bool_] | None]] = {}
+        ragged: dict[str, list[Any]] = {}
+        for n, c in vectors.items():
+            if isinstance(c, NamedVectors):
+                d, p = c.data, c.present
+                dense[n] = (d if whole else d[rows], None if p is None else (p if whole else p[rows]))
+            else:
+                ragged[n] = [c.row(i) for i in fresh]
         pids = [batch.ids[i] for i in fresh]
         payloads = [_payload_at(batch, i) for i in fresh]
-        app.put_many(pids, sub, payloads, version)
+        app.put_many(pids, dense, payloads, version, ragged)
 
     def _delete(self, pid: PointId, version: int) -> None:
         for seg in self.segments:
@@ -192,7 +205,7 @@ class SegmentSet:
         vectors = self.preprocess_batch(batch)
         app = self.appendable
         for i, pid in enumerate(batch.ids):
-            new = {n: d[i] for n, (d, p) in vectors.items() if p is None or p[i]}
+            new = {n: v for n, c in vectors.items() if (v := c.row(i)) is not None}
             found = self.locate(pid)
             if found is None:
                 continue
@@ -201,11 +214,21 @@ class SegmentSet:
                 seg.set_vectors_at(off, new, version)
                 continue
             # Sealed vectors never change: move the point to the appendable segment.
-            merged: dict[str, F32 | None] = dict(seg.point_vectors(off))
+            merged: dict[str, AnyVector | None] = dict(seg.point_vectors(off))
             merged.update(new)
             payload = seg.payloads[off]
             seg.delete(pid, version)
             app.put_point(pid, merged, payload, version)
+
+
+def _stored(data: F32, params: VectorParams) -> F32:
+    """Vectors as the datatype stores them (uint8: truncated into 0..255, float16: rounded),
+    then preprocessed for the distance."""
+    if params.datatype == "uint8":
+        data = np.clip(np.trunc(data), 0, 255).astype(np.float32)
+    elif params.datatype == "float16":
+        data = data.astype(np.float16).astype(np.float32)
+    return preprocess(data, params.distance)
 
 
 def _payload_at(batch: PointsBatch, i: int) -> dict[str, Any] | None:

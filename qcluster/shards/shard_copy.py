@@ -4,17 +4,21 @@ layout, a ``stream_records`` transfer), then its payload indexes."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from qcluster.shards.base import ALL_PAYLOAD, Record, ScrollRequest, ScrollResult, ShardInfo, VectorSelector
 from qcluster.shards.operations import (
+    Column,
     CreateFieldIndex,
+    MultiColumn,
     NamedVectors,
     PointsBatch,
     UpdateOperation,
     UpsertPoints,
 )
+from qcluster.shards.sparse.vector import SparseColumn, SparseVector
 from qcluster.types import PointId
 
 PAGE = 1000
@@ -23,26 +27,38 @@ Info = Callable[[], Awaitable[ShardInfo]]
 Sink = Callable[[UpdateOperation], Awaitable[object]]
 
 
+def _column(rows: list[Any], dim: int) -> Column | None:
+    """A column of stored values (None where absent), of the values' kind: sparse vectors,
+    multivectors (``[rows, dim]``) or single vectors."""
+    kept = [v for v in rows if v is not None]
+    if not kept:
+        return None
+    if isinstance(kept[0], SparseVector):
+        return SparseColumn.from_rows(rows)
+    if np.asarray(kept[0]).ndim == 2:
+        return MultiColumn.from_rows(rows, dim)
+    present = np.array([v is not None for v in rows], dtype=np.bool_)
+    data = np.zeros((len(rows), np.asarray(kept[0]).shape[0]), dtype=np.float32)
+    for i, v in enumerate(rows):
+        if v is not None:
+            data[i] = v
+    return NamedVectors(data, None if present.all() else present)
+
+
 def records_batch(records: Sequence[Record], dims: Mapping[str, int]) -> PointsBatch:
-    """Records as one batch keeping the vectors named in ``dims``; a point without any of them
-    keeps an all-absent column of the first name."""
-    names = list(dims)
-    vectors: dict[str, NamedVectors] = {}
-    for name in names:
-        rows = [r.vector.get(name) if r.vector else None for r in records]
-        present = np.array([v is not None for v in rows], dtype=np.bool_)
-        if not present.any():
-            continue
-        dim = next(v for v in rows if v is not None).shape[0]
-        data = np.zeros((len(rows), dim), dtype=np.float32)
-        for i, v in enumerate(rows):
-            if v is not None:
-                data[i] = v
-        vectors[name] = NamedVectors(data, None if present.all() else present)
-    if not vectors and names:
+    """Records as one batch keeping the vectors named in ``dims`` (name -> dimension, 0 for a
+    sparse vector); a point without any of them keeps an all-absent column of the first single
+    vector name."""
+    vectors: dict[str, Column] = {}
+    for name, dim in dims.items():
+        col = _column([r.vector.get(name) if r.vector else None for r in records], dim)
+        if col is not None:
+            vectors[name] = col
+    single = [n for n, d in dims.items() if d > 0]
+    if not vectors and single:
         n = len(records)
-        vectors[names[0]] = NamedVectors(
-            np.zeros((n, dims[names[0]]), dtype=np.float32), np.zeros(n, dtype=np.bool_)
+        vectors[single[0]] = NamedVectors(
+            np.zeros((n, dims[single[0]]), dtype=np.float32), np.zeros(n, dtype=np.bool_)
         )
     return PointsBatch(tuple(r.id for r in records), vectors, tuple(r.payload for r in records))
 

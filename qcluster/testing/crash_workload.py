@@ -63,7 +63,9 @@ class Model:
         if not self.accepts(op):
             return
         if isinstance(op, UpsertPoints):
-            data = op.batch.vectors[""].data
+            col = op.batch.vectors[""]
+            assert isinstance(col, NamedVectors)
+            data = col.data
             for j, pid in enumerate(op.batch.ids):
                 payload = None if op.batch.payloads is None else op.batch.payloads[j]
                 self.points[pid] = (tuple(float(x) for x in data[j]), payload)

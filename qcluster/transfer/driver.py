@@ -126,7 +126,7 @@ class TransferDriver:
             target = TargetClient(ref, lambda: self._address(ref.to_peer), self.pool, self.timeout)
             proxy = ForwardProxy(local, target.replica, functools.partial(self._fence, ref))
             rs.forward = proxy
-            dims = {name: p.size for name, p in col.config.params.vectors.items()}
+            dims = col.config.vector_dims()
             job = methods.Job(ref, local, proxy, target, progress, dims, self.scratch, pins)
             used = await self._attempts(job, method)
             if proxy.failure is not None:

@@ -5,6 +5,7 @@ give UNAUTHENTICATED / PERMISSION_DENIED, TLS, and nothing a client sends takes 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def test_bad_input_is_invalid_argument_naming_the_field(stubs: Stubs, collection
         query=pb.Query(nearest=pb.VectorInput(sparse=pb.SparseVector(indices=[1], values=[1.0]))),
     )
     msg = _refused(lambda: stubs.points.Query(sparse), grpc.StatusCode.INVALID_ARGUMENT)
-    assert "sparse vectors are not supported" in msg, msg
+    assert "Conversion between sparse and regular vectors failed" in msg, msg
     no_selector = pb.SetPayloadPoints(collection_name=collection, payload={"a": pb.Value(integer_value=1)})
     msg = _refused(lambda: stubs.points.SetPayload(no_selector), grpc.StatusCode.INVALID_ARGUMENT)
     assert msg == "Wrong input: Either list of point ids or filter must be provided", msg
@@ -164,12 +165,25 @@ def test_missing_things_are_not_found(stubs: Stubs, collection: str) -> None:
     )
 
 
-def test_unsupported_rpcs_are_unimplemented(stubs: Stubs, collection: str) -> None:
+def test_search_matrix_pairs_and_offsets(stubs: Stubs, collection: str) -> None:
+    def cosine(a: int, b: int) -> float:  # the collection's vectors are [1, i, 0, 1]
+        return (2 + a * b) / math.sqrt((2 + a * a) * (2 + b * b))
+
+    request = pb.SearchMatrixPoints(collection_name=collection, sample=4, limit=2)
+    pairs = stubs.points.SearchMatrixPairs(request).result.pairs
+    assert len(pairs) == 8 and len({p.a.num for p in pairs}) == 4
+    for p in pairs:
+        assert p.a.num != p.b.num and p.score == pytest.approx(cosine(p.a.num, p.b.num), rel=1e-5)
+    offsets = stubs.points.SearchMatrixOffsets(request).result
+    ids = [p.num for p in offsets.ids]
+    assert len(set(ids)) == 4 and len(offsets.scores) == 8
+    for r, c, score in zip(offsets.offsets_row, offsets.offsets_col, offsets.scores, strict=True):
+        assert r != c and score == pytest.approx(cosine(ids[r], ids[c]), rel=1e-5)
     msg = _refused(
-        lambda: stubs.points.SearchMatrixPairs(pb.SearchMatrixPoints(collection_name=collection)),
-        grpc.StatusCode.UNIMPLEMENTED,
+        lambda: stubs.points.SearchMatrixPairs(pb.SearchMatrixPoints(collection_name=collection, sample=1)),
+        grpc.StatusCode.INVALID_ARGUMENT,
     )
-    assert "not supported" in msg
+    assert "sample" in msg, msg
 
 
 def test_cluster_setup_on_a_single_peer(stubs: Stubs, collection: str) -> None:
@@ -341,3 +355,70 @@ def test_custom_sharding_ordering_and_consistency_through_the_client(server: Ser
         assert client.count("tenants").count == 30
     finally:
         client.close()
+
+
+def test_strict_mode_applies_to_grpc_requests(stubs: Stubs) -> None:
+    """Strict mode set through gRPC is enforced on gRPC reads and writes, with REST's messages."""
+    stubs.collections.Create(
+        pb.CreateCollection(
+            collection_name="strict",
+            vectors_config=pb.VectorsConfig(params=pb.VectorParams(size=4, distance=pb.Dot)),
+            strict_mode_config=pb.StrictModeConfig(
+                enabled=True, max_query_limit=5, unindexed_filtering_retrieve=False, max_timeout=10
+            ),
+        )
+    )
+    stubs.points.Upsert(
+        pb.UpsertPoints(
+            collection_name="strict",
+            wait=True,
+            points=[pb.PointStruct(id=_pid(i), vectors=_dense([1.0, i, 0.0, 1.0])) for i in range(8)],
+        )
+    )
+    query = pb.Query(nearest=pb.VectorInput(dense=pb.DenseVector(data=[1.0, 0.0, 0.0, 0.0])))
+    big = pb.QueryPoints(collection_name="strict", query=query, limit=6)
+    msg = _refused(lambda: stubs.points.Query(big), grpc.StatusCode.INVALID_ARGUMENT)
+    assert msg.startswith('Bad request: Limit exceeded 6 > 5 for "limit"'), msg
+    slow = pb.QueryPoints(collection_name="strict", query=query, limit=5, timeout=60)
+    msg = _refused(lambda: stubs.points.Query(slow), grpc.StatusCode.INVALID_ARGUMENT)
+    assert 'for "timeout"' in msg, msg
+    unindexed = pb.Filter(must=[pb.Condition(field=pb.FieldCondition(key="n", match=pb.Match(integer=1)))])
+    scroll = pb.ScrollPoints(collection_name="strict", filter=unindexed, limit=3)
+    msg = _refused(lambda: stubs.points.Scroll(scroll), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "Index required but not found" in msg, msg
+    assert len(stubs.points.Query(pb.QueryPoints(collection_name="strict", query=query, limit=5)).result) == 5
+    info = stubs.collections.Get(pb.GetCollectionInfoRequest(collection_name="strict"))
+    assert info.result.points_count == 8
+
+
+def test_sparse_and_multivector_collection_config_round_trips(stubs: Stubs) -> None:
+    stubs.collections.Create(
+        pb.CreateCollection(
+            collection_name="kinds",
+            vectors_config=pb.VectorsConfig(
+                params_map=pb.VectorParamsMap(
+                    map={
+                        "late": pb.VectorParams(
+                            size=2,
+                            distance=pb.Dot,
+                            multivector_config=pb.MultiVectorConfig(comparator=pb.MaxSim),
+                        )
+                    }
+                )
+            ),
+            sparse_vectors_config=pb.SparseVectorConfig(map={"text": pb.SparseVectorParams(modifier=pb.Idf)}),
+        )
+    )
+    params = stubs.collections.Get(pb.GetCollectionInfoRequest(collection_name="kinds")).result.config.params
+    assert params.vectors_config.params_map.map["late"].HasField("multivector_config")
+    assert params.sparse_vectors_config.map["text"].modifier == pb.Idf
+    stubs.collections.Update(
+        pb.UpdateCollection(
+            collection_name="kinds",
+            sparse_vectors_config=pb.SparseVectorConfig(
+                map={"text": pb.SparseVectorParams(modifier=getattr(pb, "None"))}
+            ),
+        )
+    )
+    params = stubs.collections.Get(pb.GetCollectionInfoRequest(collection_name="kinds")).result.config.params
+    assert params.sparse_vectors_config.map["text"].modifier == getattr(pb, "None")

@@ -126,7 +126,7 @@ def test_bad_input_over_http(api: Api) -> None:
             {"query": [1, 2, 3, 4], "limit": 0},
             None,
             422,
-            "Validation error in JSON body: [limit: value 0 invalid",
+            "Validation error in JSON body: [internal.limit: value 0 invalid",
         ),
         ("PUT", "/collections/bad2", {"vectors": {"size": 4, "distance": "Hamming"}}, None, 400, "distance"),
         ("PUT", "/collections/bad", {"vectors": {"size": 4, "distance": "Dot"}}, None, 409, "already exists"),

@@ -20,7 +20,7 @@ import pytest
 
 from qcluster.errors import BadInputError
 from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, VectorParams
-from qcluster.shards import batching, search_stats, shard_read
+from qcluster.shards import batching, search_stats, shard_search
 from qcluster.shards.base import SearchParams, SearchRequest
 from qcluster.shards.distance import exact_top_k, preprocess
 from qcluster.shards.local_shard import LocalShard
@@ -129,7 +129,7 @@ async def _check(
     recalls = []
     for q in QUERIES:
         req = SearchRequest(vector=q, limit=10, filter=flt, params=SearchParams(hnsw_ef=64))
-        (hits,) = shard_read.search(tuple(shard.set.segments), config, [req])
+        (hits,) = shard_search.search(tuple(shard.set.segments), config, [req])
         _, want = exact_top_k(preprocess(q[None], "Cosine"), base, 10, "Cosine", mask)
         want_ids = {int(i) for i in want[0] if i >= 0}
         assert len(hits) == min(10, int(mask.sum())), "short result while more points match"
@@ -229,14 +229,14 @@ async def test_a_point_moved_into_a_tenant_after_the_build_is_found(built: Path)
         await shard.update(SetPayload(PointSelector(ids=(mover,)), {"tenant": "t7"}))
         flt = {"must": [{"key": "tenant", "match": {"value": "t7"}}]}
         before = search_stats.snapshot()
-        (hits,) = shard_read.search(
+        (hits,) = shard_search.search(
             tuple(shard.set.segments),
             _config(TINY),
             [SearchRequest(vector=VECS[mover], limit=3, filter=flt, params=SearchParams(hnsw_ef=64))],
         )
         assert search_stats.snapshot()["payload_graph"] == before["payload_graph"] + 1
         assert hits[0].id == mover
-        (hits,) = shard_read.search(
+        (hits,) = shard_search.search(
             tuple(shard.set.segments),
             _config(TINY),
             [
@@ -266,13 +266,13 @@ async def test_searches_of_a_batch_request_share_one_segment_call(
     shard: LocalShard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    real = shard_read.search_segment
+    real = shard_search.search_segment
 
     def counting(seg: Any, q: Any) -> Any:
         calls.append(len(q.vectors))
         return real(seg, q)
 
-    monkeypatch.setattr(shard_read, "search_segment", counting)
+    monkeypatch.setattr(shard_search, "search_segment", counting)
     flt = {"must": [{"key": "r", "range": {"lt": 0.3}}]}
     reqs = [
         SearchRequest(vector=q, limit=5, filter=flt, params=SearchParams(hnsw_ef=64)) for q in QUERIES[:6]

@@ -28,7 +28,7 @@ BAD: list[tuple[Any, str, str]] = [
     ({"must": [1]}, "filter.must[0]", "expected a condition object"),
     ({"must": [{"foo": {"key": "a"}}]}, "filter.must[0]", "unknown condition"),
     ({"must": [{"is_empty": {"key": "a"}, "has_id": [1]}]}, "filter.must[0]", "unknown condition"),
-    ({"must": [{"key": "a"}]}, "filter.must[0]", "needs one of"),
+    ({"must": [{"key": "a"}]}, "filter.must[0]", "At least one field condition must be specified"),
     ({"must": [{"key": "a", "mach": {"value": 1}}]}, "filter.must[0].mach", "unknown field"),
     ({"must": [{"key": "", "match": {"value": 1}}]}, "filter.must[0].key", "empty"),
     ({"must": [{"key": 5, "match": {"value": 1}}]}, "filter.must[0].key", "expected a payload key"),
@@ -200,7 +200,8 @@ def test_bad_input_names_field_and_reason(raw: Any, path: str, reason: str) -> N
     with pytest.raises(BadInputError) as err:
         parse_filter(raw)
     assert err.value.field == path
-    assert err.value.message.startswith(f"{path}: ")
+    # validation errors (422) come bracketed, as Qdrant lists them
+    assert err.value.message.removeprefix("[").startswith(f"{path}: ")
     assert reason in err.value.message
 
 

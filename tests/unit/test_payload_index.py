@@ -85,11 +85,11 @@ def test_field_schema_accepts_qdrant_forms(raw: Any) -> None:
             "field_schema.min_token_len",
             "greater than",
         ),
-        ({"type": "text", "stopwords": "english"}, "field_schema.stopwords", "custom"),
+        ({"type": "text", "stopwords": 5}, "field_schema.stopwords", "expected a language"),
         (
-            {"type": "text", "stopwords": {"languages": ["english"]}},
+            {"type": "text", "stopwords": {"languages": ["klingon"]}},
             "field_schema.stopwords.languages",
-            "not supported",
+            "not available",
         ),
         (
             {"type": "text", "stemmer": {"type": "snowball", "language": "english"}},
@@ -327,6 +327,8 @@ def test_tokenizers() -> None:
     ]
     assert analyzer(min_token_len=3, max_token_len=5).doc_tokens("a abc abcdef") == ["abc"]
     assert analyzer(stopwords={"custom": ["The"]}).doc_tokens("the cat") == ["cat"]
+    assert analyzer(stopwords="english").doc_tokens("The robot of the star") == ["robot", "star"]
+    assert analyzer(stopwords={"languages": ["english"], "custom": ["robot"]}).doc_tokens("the robot") == []
     assert analyzer(ascii_folding=True).doc_tokens("Ação Straße") == ["acao", "strasse"]
     assert analyzer(tokenizer="multilingual").doc_tokens("Café 123 ok") == ["cafe", "ok"]
     prefix = analyzer(tokenizer="prefix", min_token_len=1, max_token_len=4)

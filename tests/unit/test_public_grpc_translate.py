@@ -89,7 +89,7 @@ def test_upsert_fast_path_is_one_matrix_and_validates_like_rest() -> None:
         upsert_batch(adapt(UPSERT, updates.upsert(pb.UpsertPoints(points=wrong))), _Col(cfg))  # type: ignore[arg-type]
     sparse = pb.Vectors(vector=pb.Vector(sparse=pb.SparseVector(indices=[1], values=[1.0])))
     body = updates.upsert(pb.UpsertPoints(points=[pb.PointStruct(id=pb.PointId(num=1), vectors=sparse)]))
-    with pytest.raises(BadInputError, match="sparse vectors are not supported"):
+    with pytest.raises(BadInputError, match="Conversion between sparse and regular vectors failed"):
         upsert_batch(adapt(UPSERT, body), _Col(cfg))  # type: ignore[arg-type]
 
 

@@ -154,7 +154,7 @@ async def test_recommend_strategies_match_the_reference(tmp_path: Path) -> None:
         hits = (await rest.ok("POST", Q, {"query": only_neg, "limit": 3}))["points"]
         assert all(h["score"] < 0 for h in hits)
         code, out = await rest.call("POST", Q, {"query": {"recommend": {"negative": [5]}}})
-        assert code == 400 and "Positive vectors should not be empty" in out["status"]["error"]
+        assert code == 422 and "Positive vectors should not be empty" in out["status"]["error"]
 
 
 async def test_discover_and_context_match_the_reference(tmp_path: Path) -> None:

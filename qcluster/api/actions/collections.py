@@ -16,7 +16,7 @@ from qcluster.models.collections import (
     config_from_create,
     with_vector,
 )
-from qcluster.models.config import VectorParams
+from qcluster.models.config import SparseVectorParams, VectorParams
 from qcluster.settings import LimitsSettings
 from qcluster.toc import TableOfContents
 from qcluster.types import ShardKey
@@ -25,8 +25,20 @@ from qcluster.types import ShardKey
 async def create(
     toc: TableOfContents, name: str, req: CreateCollection, timeout: float | None, bounds: LimitsSettings
 ) -> None:
-    if isinstance(req.vectors, dict) and not req.vectors:
+    if isinstance(req.vectors, dict) and not req.vectors and not req.sparse_vectors:
         raise UnprocessableInputError("[vectors: at least one vector must be configured]", "vectors")
+    dense_names = set(req.vectors) if isinstance(req.vectors, dict) else {""}
+    for sparse_name in req.sparse_vectors or {}:
+        if not sparse_name:
+            raise UnprocessableInputError(
+                "[sparse_vectors: Sparse vector name cannot be empty]", "sparse_vectors"
+            )
+        if sparse_name in dense_names:
+            raise UnprocessableInputError(
+                "[sparse_vectors: Dense and sparse vector names must be unique - duplicate found with "
+                f"'{sparse_name}']",
+                "sparse_vectors",
+            )
     config = config_from_create(req, default_shards=toc.default_shard_number(), defaults=toc.defaults())
     check_config_bounds(config, bounds)
     check_collection_count(toc, name)
@@ -64,11 +76,13 @@ async def create_vector(
     """Add a named vector to an existing collection; existing points do not have it. A rebuild of
     every replica, agreed through consensus in cluster mode."""
     col = toc.get(collection)
+    params: VectorParams | SparseVectorParams
     if req.sparse is not None:
-        raise BadInputError("sparse vectors are not supported by qcluster", "sparse")
-    if req.dense is None:
-        raise BadInputError('expected {"dense": {"size", "distance"}}', "dense")
-    params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
+        params = req.sparse
+    elif req.dense is not None:
+        params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
+    else:
+        raise BadInputError('expected {"dense": {"size", "distance"}} or {"sparse": {}}', "dense")
     check_config_bounds(with_vector(col.config, name, params), bounds, col.config)
     await toc.change_vectors(col.name, name, params, timeout)
 

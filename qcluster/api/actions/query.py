@@ -15,7 +15,9 @@ from qcluster.collection import Collection
 from qcluster.collection.query import Group, Hit, Lookup, run_groups, run_query
 from qcluster.collection.query.budget import Want, check_budget, groups_wants, query_wants
 from qcluster.collection.query.groups import MAX_CANDIDATES
+from qcluster.collection.query.matrix import Matrix, search_matrix
 from qcluster.collection.read_scope import with_shard_keys
+from qcluster.collection.strict import StrictMode, check_query, conditions
 from qcluster.errors import FormatError
 from qcluster.models.bounds import refuse_above
 from qcluster.models.query import (
@@ -25,30 +27,70 @@ from qcluster.models.query import (
     RecommendIn,
     SearchGroupsIn,
     SearchIn,
+    SearchMatrixIn,
     WithLookupIn,
 )
 from qcluster.settings import LimitsSettings
 from qcluster.shards.batching import batch_scope
 from qcluster.types import DEFAULT_VECTOR
 
+Timeout = str | float | None  # a request's timeout (seconds): ``?timeout=`` or gRPC's field
 
-async def query(col: Collection, req: QueryIn, lookup: Lookup, bounds: LimitsSettings) -> list[Hit]:
+
+async def check_strict(
+    col: Collection,
+    reqs: Sequence[QueryIn],
+    timeout: Timeout = None,
+    *,
+    batch: bool = False,
+    group: tuple[str, int | None, int | None] | None = None,
+) -> None:
+    """The collection's strict-mode limits on these queries, and their read cost."""
+    sm = StrictMode(col)
+    if not sm.on:
+        return
+    sm.timeout(timeout)
+    if batch:
+        sm.search_batch(len(reqs))
+    cost = 0
+    for q in reqs:
+        if group is not None:
+            group_by, group_size, limit = group
+            await sm.group_by(group_by)
+            sm.query_limit((limit or 10) * (group_size or 3))
+            cost += await check_query(sm, q.model_copy(update={"limit": None}))
+        else:
+            cost += await check_query(sm, q)
+    sm.read_cost(cost)
+
+
+async def query(
+    col: Collection, req: QueryIn, lookup: Lookup, bounds: LimitsSettings, timeout: Timeout = None
+) -> list[Hit]:
+    await check_strict(col, [req], timeout)
     await check_budget(col, query_wants(col, req, ""), bounds)
+    return await _run(col, req, lookup)
+
+
+async def _run(col: Collection, req: QueryIn, lookup: Lookup) -> list[Hit]:
     return await with_shard_keys(req.shard_key, run_query(col, req, lookup))
 
 
 async def query_batch(
-    col: Collection, reqs: Sequence[QueryIn], lookup: Lookup, bounds: LimitsSettings
+    col: Collection,
+    reqs: Sequence[QueryIn],
+    lookup: Lookup,
+    bounds: LimitsSettings,
+    timeout: Timeout = None,
 ) -> list[list[Hit]]:
     refuse_above("searches", "number of queries", len(reqs), "max_batch_queries", bounds)
+    await check_strict(col, reqs, timeout, batch=True)
     wants: list[Want] = []
     for i, q in enumerate(reqs):
         wants += query_wants(col, q, f"searches[{i}].")
     await check_budget(col, wants, bounds)
     with batch_scope():  # one FAISS batch per segment (``shards/batching.py``)
-        return list(
-            await asyncio.gather(*(with_shard_keys(q.shard_key, run_query(col, q, lookup)) for q in reqs))
-        )
+        return list(await asyncio.gather(*(_run(col, q, lookup) for q in reqs)))
 
 
 async def groups(
@@ -61,8 +103,10 @@ async def groups(
     limit: int | None,
     with_lookup: str | WithLookupIn | None,
     bounds: LimitsSettings,
+    timeout: Timeout = None,
 ) -> tuple[list[Group], Collection | None]:
     """The groups, and the collection their ``lookup`` records come from (None without one)."""
+    await check_strict(col, [req], timeout, group=(group_by, group_size, limit))
     await check_budget(col, groups_wants(col, req, group_size or 3, limit or 10, MAX_CANDIDATES), bounds)
     found = await with_shard_keys(
         req.shard_key,
@@ -80,6 +124,17 @@ async def groups(
     if with_lookup is not None:
         lookup_col = lookup(with_lookup if isinstance(with_lookup, str) else with_lookup.collection)
     return found, lookup_col
+
+
+async def matrix(col: Collection, req: SearchMatrixIn, timeout: Timeout = None) -> Matrix:
+    """The distance matrix of a sample of points (``collection/query/matrix.py``)."""
+    sm = StrictMode(col)
+    if sm.on:
+        sm.timeout(timeout)
+        sm.query_limit((req.sample or 10) * (req.limit or 3))
+        await sm.filter(req.filter, write=False)
+        sm.read_cost(1 + len(conditions(req.filter)))
+    return await search_matrix(col, flt=req.filter, sample=req.sample, limit=req.limit, using=req.using)
 
 
 # ------------------------------------------------------------------------------ legacy requests

@@ -108,10 +108,11 @@ def short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def validation_error(exc: pydantic.ValidationError) -> BadInputError:
+def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> BadInputError:
     """One 4xx error for a pydantic failure: a bound of ``service.limits`` passed first (400
     naming the field and the bound), then format errors (as serde fails before validation
-    runs), else every range error, ``[field: reason; ...]``."""
+    runs), else every range error, ``[field: reason; ...]``. ``prefix`` goes before each range
+    error's field (Qdrant names the fields of a query request ``internal.<field>``)."""
     errors = exc.errors(include_url=False)
     bounds = [e for e in errors if e["type"] == BOUND]
     if bounds:
@@ -124,12 +125,12 @@ def validation_error(exc: pydantic.ValidationError) -> BadInputError:
         where = location(first["loc"])
         message = _format_message(first)
         return FormatError(f"{where}: {message}" if where else message, where or None)
-    parts = [f"{location(e['loc'])}: {_range_message(e)}" for e in errors]
+    parts = [f"{prefix}{location(e['loc'])}: {_range_message(e)}" for e in errors]
     first_field = location(errors[0]["loc"]) if errors else None
     return UnprocessableInputError("[" + "; ".join(parts) + "]", first_field)
 
 
-def model(cls: type[M], data: Any, bounds: LimitsSettings | None = None) -> M:
+def model(cls: type[M], data: Any, bounds: LimitsSettings | None = None, prefix: str = "") -> M:
     """Validate a request body (strict, like serde) into ``cls``, within ``bounds`` (default:
     the default ``service.limits``)."""
     if not isinstance(data, dict):
@@ -137,7 +138,7 @@ def model(cls: type[M], data: Any, bounds: LimitsSettings | None = None) -> M:
     try:
         return cls.model_validate(data, strict=True, context=context(bounds or DEFAULT_LIMITS))
     except pydantic.ValidationError as exc:
-        raise validation_error(exc) from None
+        raise validation_error(exc, prefix) from None
 
 
 def adapt(adapter: pydantic.TypeAdapter[Any], data: Any, bounds: LimitsSettings | None = None) -> Any:

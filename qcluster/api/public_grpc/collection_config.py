@@ -16,12 +16,14 @@ from qcluster.models.config import (
     HnswConfigDiff,
     OptimizersConfig,
     QuantizationConfig,
+    SparseVectorParams,
     VectorParams,
 )
 from qcluster.shards.base import ShardInfo
 from qcluster.types import DEFAULT_VECTOR
 
 _STATUS = {"green": pb.Green, "yellow": pb.Yellow, "red": pb.Red, "grey": pb.Grey}
+_COMPARATORS = {pb.MaxSim: "max_sim"}
 _INDEX_PARAMS = {
     "keyword": ("keyword_index_params", pb.KeywordIndexParams),
     "integer": ("integer_index_params", pb.IntegerIndexParams),
@@ -45,6 +47,25 @@ def _vector_params(p: pb.VectorParams) -> dict[str, Any]:
     out["distance"] = pb.Distance.Name(p.distance)  # Cosine / Euclid / Dot / Manhattan as in REST
     if p.HasField("quantization_config"):
         out["quantization_config"] = fields_dict(p.quantization_config)
+    if p.HasField("multivector_config"):
+        out["multivector_config"] = {
+            "comparator": _COMPARATORS.get(p.multivector_config.comparator, "max_sim")
+        }
+    return out
+
+
+def _sparse_vectors(c: pb.SparseVectorConfig) -> dict[str, Any]:
+    """``sparse_vectors_config``: ``{name: {index, modifier}}`` as in REST."""
+    raw: dict[str, Any] = fields_dict(c).get("map", {})
+    return raw
+
+
+def _strict_mode(c: pb.StrictModeConfig) -> dict[str, Any]:
+    """``strict_mode_config``: REST's shape (its per-vector maps are one level less deep)."""
+    out = fields_dict(c)
+    for key in ("multivector_config", "sparse_config"):
+        if isinstance(out.get(key), dict):
+            out[key] = out[key].get(key, {})
     return out
 
 
@@ -86,7 +107,9 @@ def create_body(req: pb.CreateCollection) -> dict[str, Any]:
     if req.HasField("sharding_method"):
         out["sharding_method"] = pb.ShardingMethod.Name(req.sharding_method).lower()
     if req.HasField("sparse_vectors_config") and req.sparse_vectors_config.map:
-        out["sparse_vectors"] = fields_dict(req.sparse_vectors_config)["map"]
+        out["sparse_vectors"] = _sparse_vectors(req.sparse_vectors_config)
+    if req.HasField("strict_mode_config"):
+        out["strict_mode_config"] = _strict_mode(req.strict_mode_config)
     if req.metadata:
         out["metadata"] = payload_to_py(req.metadata)
     return out
@@ -116,6 +139,10 @@ def update_body(req: pb.UpdateCollection) -> dict[str, Any]:
         out["hnsw_config"] = fields_dict(req.hnsw_config)
     if req.HasField("quantization_config"):
         out["quantization_config"] = _quantization_diff(req.quantization_config)
+    if req.HasField("sparse_vectors_config") and req.sparse_vectors_config.map:
+        out["sparse_vectors"] = _sparse_vectors(req.sparse_vectors_config)
+    if req.HasField("strict_mode_config"):
+        out["strict_mode_config"] = _strict_mode(req.strict_mode_config)
     if req.metadata:
         out["metadata"] = payload_to_py(req.metadata)
     return out
@@ -148,6 +175,20 @@ def _vector_params_out(p: VectorParams) -> pb.VectorParams:
         out.on_disk = p.on_disk
     if p.datatype is not None:
         out.datatype = pb.Datatype.Value(p.datatype.capitalize())
+    if p.multi:
+        out.multivector_config.comparator = pb.MaxSim
+    return out
+
+
+def _sparse_params_out(p: SparseVectorParams) -> pb.SparseVectorParams:
+    out = pb.SparseVectorParams()
+    if p.index is not None:
+        index = p.index.model_dump(exclude_none=True)
+        for key in ("datatype", "memory"):
+            index.pop(key, None)  # enums qcluster keeps only for REST round trips
+        out.index.CopyFrom(pb.SparseIndexConfig(**index))
+    if p.modifier is not None:
+        out.modifier = pb.Idf if p.modifier == "idf" else getattr(pb, "None")
     return out
 
 
@@ -182,6 +223,9 @@ def config_out(cfg: CollectionConfig) -> pb.CollectionConfig:
         wal_config=pb.WalConfigDiff(**cfg.wal_config.model_dump(exclude_none=True)),
         metadata=py_to_payload(cfg.metadata),
     )
+    if p.sparse_vectors:
+        sparse = {name: _sparse_params_out(v) for name, v in p.sparse_vectors.items()}
+        out.params.sparse_vectors_config.CopyFrom(pb.SparseVectorConfig(map=sparse))
     if p.sharding_method is not None:
         out.params.sharding_method = pb.Custom if p.sharding_method == "custom" else pb.Auto
     if cfg.quantization_config is not None:

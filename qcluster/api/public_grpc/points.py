@@ -14,11 +14,12 @@ from qcluster.api.actions import points as actions
 from qcluster.api.actions import query as queries
 from qcluster.api.actions.validate import M, adapt, model
 from qcluster.api.public_grpc import requests, responses, updates
-from qcluster.api.public_grpc.edge import Services, Unimplemented, ordering_of, rpc, timeout_of, wait_of
+from qcluster.api.public_grpc.edge import Services, ordering_of, rpc, timeout_of, wait_of
 from qcluster.api.public_grpc.values import to_point_id
 from qcluster.api.public_grpc.wire import pb, points_service_pb2_grpc
 from qcluster.collection import Collection
 from qcluster.collection.query import Hit
+from qcluster.collection.query.matrix import Matrix
 from qcluster.models.collections import CreateFieldIndexIn, VectorNameConfigIn
 from qcluster.models.points import (
     DeletePayloadIn,
@@ -41,12 +42,12 @@ from qcluster.models.query import (
     ScrollIn,
     SearchGroupsIn,
     SearchIn,
+    SearchMatrixIn,
 )
 from qcluster.shards.base import UpdateResult
 from qcluster.shards.operations import UpdateOperation
 
 UPSERT: TypeAdapter[Any] = TypeAdapter(UpsertIn)
-MATRIX = "search matrix requests are not supported by qcluster"
 
 
 def _done(result: UpdateResult) -> pb.PointsOperationResponse:
@@ -167,14 +168,16 @@ class PointsService(points_service_pb2_grpc.PointsServicer):
     async def Get(self, request: pb.GetPoints) -> pb.GetResponse:
         col = self._col(request)
         recs = await actions.retrieve(
-            col, self._model(PointRequestIn, requests.get(request)), self.services.limits
+            col, self._model(PointRequestIn, requests.get(request)), self.services.limits, timeout_of(request)
         )
         return pb.GetResponse(result=[responses.retrieved_point(r, col) for r in recs])
 
     @rpc("Points")
     async def Scroll(self, request: pb.ScrollPoints) -> pb.ScrollResponse:
         col = self._col(request)
-        res = await actions.scroll(col, self._model(ScrollIn, requests.scroll(request)), self.services.limits)
+        res = await actions.scroll(
+            col, self._model(ScrollIn, requests.scroll(request)), self.services.limits, timeout_of(request)
+        )
         out = pb.ScrollResponse(result=[responses.retrieved_point(r, col) for r in res.points])
         if res.next_page_offset is not None:
             out.next_page_offset.CopyFrom(to_point_id(res.next_page_offset))
@@ -182,23 +185,31 @@ class PointsService(points_service_pb2_grpc.PointsServicer):
 
     @rpc("Points")
     async def Count(self, request: pb.CountPoints) -> pb.CountResponse:
-        n = await actions.count(self._col(request), self._model(CountIn, requests.count(request)))
+        n = await actions.count(
+            self._col(request), self._model(CountIn, requests.count(request)), timeout_of(request)
+        )
         return pb.CountResponse(result=pb.CountResult(count=n))
 
     @rpc("Points")
     async def Facet(self, request: pb.FacetCounts) -> pb.FacetResponse:
-        hits = await actions.facet(self._col(request), self._model(FacetIn, requests.facet(request)))
+        hits = await actions.facet(
+            self._col(request), self._model(FacetIn, requests.facet(request)), timeout_of(request)
+        )
         return pb.FacetResponse(hits=[pb.FacetHit(value=responses.facet_value(v), count=c) for v, c in hits])
 
-    async def _query(self, col: Collection, req: QueryIn) -> list[pb.ScoredPoint]:
-        hits: list[Hit] = await queries.query(col, req, self.services.toc.get, self.services.limits)
+    async def _query(self, col: Collection, req: QueryIn, timeout: float | None) -> list[pb.ScoredPoint]:
+        hits: list[Hit] = await queries.query(col, req, self.services.toc.get, self.services.limits, timeout)
         return responses.scored_points(hits, col)
 
-    async def _batch(self, col: Collection, reqs: list[QueryIn]) -> list[pb.BatchResult]:
-        results = await queries.query_batch(col, reqs, self.services.toc.get, self.services.limits)
+    async def _batch(
+        self, col: Collection, reqs: list[QueryIn], timeout: float | None
+    ) -> list[pb.BatchResult]:
+        results = await queries.query_batch(col, reqs, self.services.toc.get, self.services.limits, timeout)
         return [pb.BatchResult(result=responses.scored_points(hits, col)) for hits in results]
 
-    async def _groups(self, col: Collection, req: Any, query: QueryIn) -> pb.GroupsResult:
+    async def _groups(
+        self, col: Collection, req: Any, query: QueryIn, timeout: float | None
+    ) -> pb.GroupsResult:
         found, lookup_col = await queries.groups(
             col,
             query,
@@ -208,6 +219,7 @@ class PointsService(points_service_pb2_grpc.PointsServicer):
             limit=req.limit,
             with_lookup=req.with_lookup,
             bounds=self.services.limits,
+            timeout=timeout,
         )
         return responses.groups_result(found, col, lookup_col)
 
@@ -215,44 +227,48 @@ class PointsService(points_service_pb2_grpc.PointsServicer):
     async def Query(self, request: pb.QueryPoints) -> pb.QueryResponse:
         col = self._col(request)
         return pb.QueryResponse(
-            result=await self._query(col, self._model(QueryIn, requests.query_points(request)))
+            result=await self._query(
+                col, self._model(QueryIn, requests.query_points(request)), timeout_of(request)
+            )
         )
 
     @rpc("Points")
     async def QueryBatch(self, request: pb.QueryBatchPoints) -> pb.QueryBatchResponse:
         col = self._col(request)
         reqs = [self._model(QueryIn, requests.query_points(q)) for q in request.query_points]
-        return pb.QueryBatchResponse(result=await self._batch(col, reqs))
+        return pb.QueryBatchResponse(result=await self._batch(col, reqs, timeout_of(request)))
 
     @rpc("Points")
     async def QueryGroups(self, request: pb.QueryPointGroups) -> pb.QueryGroupsResponse:
         col = self._col(request)
         req = self._model(QueryGroupsIn, requests.query_groups(request))
-        return pb.QueryGroupsResponse(result=await self._groups(col, req, req))
+        return pb.QueryGroupsResponse(result=await self._groups(col, req, req, timeout_of(request)))
 
     @rpc("Points")
     async def Search(self, request: pb.SearchPoints) -> pb.SearchResponse:
         col = self._col(request)
         req = queries.from_search(self._model(SearchIn, requests.search(request)))
-        return pb.SearchResponse(result=await self._query(col, req))
+        return pb.SearchResponse(result=await self._query(col, req, timeout_of(request)))
 
     @rpc("Points")
     async def SearchBatch(self, request: pb.SearchBatchPoints) -> pb.SearchBatchResponse:
         col = self._col(request)
         reqs = [queries.from_search(self._model(SearchIn, requests.search(s))) for s in request.search_points]
-        return pb.SearchBatchResponse(result=await self._batch(col, reqs))
+        return pb.SearchBatchResponse(result=await self._batch(col, reqs, timeout_of(request)))
 
     @rpc("Points")
     async def SearchGroups(self, request: pb.SearchPointGroups) -> pb.SearchGroupsResponse:
         col = self._col(request)
         req = self._model(SearchGroupsIn, requests.grouped(request, requests.search(request)))
-        return pb.SearchGroupsResponse(result=await self._groups(col, req, queries.from_search(req)))
+        return pb.SearchGroupsResponse(
+            result=await self._groups(col, req, queries.from_search(req), timeout_of(request))
+        )
 
     @rpc("Points")
     async def Recommend(self, request: pb.RecommendPoints) -> pb.RecommendResponse:
         col = self._col(request)
         req = queries.from_recommend(self._model(RecommendIn, requests.recommend(request)))
-        return pb.RecommendResponse(result=await self._query(col, req))
+        return pb.RecommendResponse(result=await self._query(col, req, timeout_of(request)))
 
     @rpc("Points")
     async def RecommendBatch(self, request: pb.RecommendBatchPoints) -> pb.RecommendBatchResponse:
@@ -261,19 +277,21 @@ class PointsService(points_service_pb2_grpc.PointsServicer):
             queries.from_recommend(self._model(RecommendIn, requests.recommend(r)))
             for r in request.recommend_points
         ]
-        return pb.RecommendBatchResponse(result=await self._batch(col, reqs))
+        return pb.RecommendBatchResponse(result=await self._batch(col, reqs, timeout_of(request)))
 
     @rpc("Points")
     async def RecommendGroups(self, request: pb.RecommendPointGroups) -> pb.RecommendGroupsResponse:
         col = self._col(request)
         req = self._model(RecommendGroupsIn, requests.grouped(request, requests.recommend(request)))
-        return pb.RecommendGroupsResponse(result=await self._groups(col, req, queries.from_recommend(req)))
+        return pb.RecommendGroupsResponse(
+            result=await self._groups(col, req, queries.from_recommend(req), timeout_of(request))
+        )
 
     @rpc("Points")
     async def Discover(self, request: pb.DiscoverPoints) -> pb.DiscoverResponse:
         col = self._col(request)
         req = queries.from_discover(self._model(DiscoverIn, requests.discover(request)))
-        return pb.DiscoverResponse(result=await self._query(col, req))
+        return pb.DiscoverResponse(result=await self._query(col, req, timeout_of(request)))
 
     @rpc("Points")
     async def DiscoverBatch(self, request: pb.DiscoverBatchPoints) -> pb.DiscoverBatchResponse:
@@ -282,12 +300,28 @@ class PointsService(points_service_pb2_grpc.PointsServicer):
             queries.from_discover(self._model(DiscoverIn, requests.discover(d)))
             for d in request.discover_points
         ]
-        return pb.DiscoverBatchResponse(result=await self._batch(col, reqs))
+        return pb.DiscoverBatchResponse(result=await self._batch(col, reqs, timeout_of(request)))
+
+    async def _matrix(self, request: pb.SearchMatrixPoints) -> Matrix:
+        req = self._model(SearchMatrixIn, requests.search_matrix(request))
+        return await queries.matrix(self._col(request), req, timeout_of(request))
 
     @rpc("Points")
-    async def SearchMatrixPairs(self, request: pb.SearchMatrixPoints) -> None:
-        raise Unimplemented(MATRIX)
+    async def SearchMatrixPairs(self, request: pb.SearchMatrixPoints) -> pb.SearchMatrixPairsResponse:
+        m = await self._matrix(request)
+        pairs = [
+            pb.SearchMatrixPair(a=to_point_id(m.ids[r]), b=to_point_id(m.ids[c]), score=s)
+            for r, c, s in m.entries
+        ]
+        return pb.SearchMatrixPairsResponse(result=pb.SearchMatrixPairs(pairs=pairs))
 
     @rpc("Points")
-    async def SearchMatrixOffsets(self, request: pb.SearchMatrixPoints) -> None:
-        raise Unimplemented(MATRIX)
+    async def SearchMatrixOffsets(self, request: pb.SearchMatrixPoints) -> pb.SearchMatrixOffsetsResponse:
+        m = await self._matrix(request)
+        result = pb.SearchMatrixOffsets(
+            offsets_row=[r for r, _, _ in m.entries],
+            offsets_col=[c for _, c, _ in m.entries],
+            scores=[s for _, _, s in m.entries],
+            ids=[to_point_id(pid) for pid in m.ids],
+        )
+        return pb.SearchMatrixOffsetsResponse(result=result)

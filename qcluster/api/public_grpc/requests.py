@@ -261,6 +261,16 @@ def scroll(s: pb.ScrollPoints) -> dict[str, Any]:
     return out
 
 
+def search_matrix(m: pb.SearchMatrixPoints) -> dict[str, Any]:
+    out: dict[str, Any] = shard_key(m, {})
+    flt = optional_filter(m)
+    if flt is not None:
+        out["filter"] = flt
+    for name in ("sample", "limit", "using"):
+        put(out, m, name)
+    return out
+
+
 def count(c: pb.CountPoints) -> dict[str, Any]:
     out: dict[str, Any] = shard_key(c, {})
     flt = optional_filter(c)

@@ -13,9 +13,9 @@ every point's ``Vectors`` serialised, checked to start with the same prefix (whi
 ``(n, dim)`` matrix. Responses go the other way: ``prefix + array.tobytes()`` parsed into a
 message.
 
-Request vectors that are not dense (sparse, multi-dense, inference objects) become the marker
-shapes the REST JSON has (``{"indices", "values"}``, a 2-d array, ``{"text"}`` / ``{"image"}`` /
-``{"object"}``), so the shared batch and query code refuses them with the REST messages.
+Request vectors that are not dense (sparse, multi-dense, inference objects) become the shapes the
+shared batch and query code reads from REST JSON (``{"indices", "values"}``, a 2-d array,
+``{"text"}`` / ``{"image"}`` / ``{"object"}``), so they are checked with the REST messages.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import numpy.typing as npt
 
 from qcluster.api.public_grpc.values import point_id, value_to_py
 from qcluster.api.public_grpc.wire import pb
+from qcluster.shards.base import AnyVector
+from qcluster.shards.sparse.vector import SparseVector
 from qcluster.types import DEFAULT_VECTOR
 
 F32 = npt.NDArray[np.float32]
@@ -134,12 +136,23 @@ def unnamed_dense(points: Sequence[Any]) -> F32 | None:
 
 
 # ------------------------------------------------------------------------------ responses
-def vector_output(v: F32) -> pb.VectorOutput:
+def vector_output(v: AnyVector) -> pb.VectorOutput:
+    """A stored vector: dense (packed floats), multi-dense (one packed row each) or sparse."""
+    if isinstance(v, SparseVector):
+        return pb.VectorOutput(sparse=pb.SparseVector(indices=v.indices.tolist(), values=v.values.tolist()))
+    arr = np.asarray(v)
+    if arr.ndim == 2:
+        return pb.VectorOutput(multi_dense=pb.MultiDenseVector(vectors=[_dense_output(row) for row in arr]))
+    return pb.VectorOutput(dense=_dense_output(arr))
+
+
+def _dense_output(v: F32) -> pb.DenseVector:
     raw = np.ascontiguousarray(v, dtype=_LE_F32).tobytes()
-    return pb.VectorOutput(dense=pb.DenseVector.FromString(prefix(len(v)) + raw))
+    out: pb.DenseVector = pb.DenseVector.FromString(prefix(len(v)) + raw)
+    return out
 
 
-def vectors_output(vectors: Mapping[str, F32] | None, single_unnamed: bool) -> pb.VectorsOutput | None:
+def vectors_output(vectors: Mapping[str, AnyVector] | None, single_unnamed: bool) -> pb.VectorsOutput | None:
     """A record's vectors: one vector for a collection with only the unnamed vector, else a map."""
     if vectors is None:
         return None

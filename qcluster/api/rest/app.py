@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from qcluster.collection.read_scope import parse_consistency, read_scope
-from qcluster.errors import QClusterError, UnprocessableInputError, is_transient
+from qcluster.errors import QClusterError, RateLimitedError, UnprocessableInputError, is_transient
 from qcluster.logging import get_logger
 from qcluster.metrics import Metrics
 from qcluster.settings import Settings
@@ -148,7 +148,10 @@ async def _translated(request: web.Request, handler: Handler) -> web.StreamRespo
             log.warning("request failed; retryable", path=request.path, error=exc.message)
         elif exc.http_status >= 500:
             log.error("request failed", path=request.path, error=exc.message)
-        return error_response(request, exc.http_status, error_message(exc))
+        response = error_response(request, exc.http_status, error_message(exc))
+        if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(
             request, 413, f"Payload too large: {exc.text or 'request body exceeds the limit'}"
@@ -214,6 +217,7 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
     from qcluster.api.rest import (
         cluster_ops,
         collections,
+        matrix,
         points,
         scroll,
         search,
@@ -258,6 +262,7 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
     collections.register(app)
     points.register(app)
     search.register(app)
+    matrix.register(app)
     scroll.register(app)
     snapshots.register(app)
     shard_keys.register(app)

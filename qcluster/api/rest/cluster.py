@@ -21,7 +21,7 @@ from qcluster.api.rest.cluster_ops import transfer_comments
 from qcluster.api.rest.parse import limits, query_bool, query_int, read_body
 from qcluster.consensus import operations as ops
 from qcluster.consensus.peer_calls import peer_health
-from qcluster.errors import BadInputError, NotFoundError
+from qcluster.errors import BadInputError, MethodNotAllowedError, NotFoundError
 from qcluster.models.bounds import json_depth
 from qcluster.types import parse_decimal
 
@@ -33,7 +33,9 @@ MAX_KEY_LENGTH = 255
 def _service(request: web.Request) -> Any:
     consensus = request.app[CONSENSUS_KEY].get("service")
     if consensus is None:
-        raise BadInputError("cluster mode is disabled on this peer")
+        raise MethodNotAllowedError(
+            "Distributed mode disabled: this operation is not available in standalone mode"
+        )
     return consensus
 
 

@@ -53,6 +53,7 @@ async def get_collection(request: web.Request) -> web.Response:
             "segments_count": info.segments_count,
             "config": col.config.to_wire(),
             "payload_schema": info.payload_schema,
+            **({"warnings": [{"message": w} for w in warns]} if (warns := col.config.warnings()) else {}),
         },
     )
 

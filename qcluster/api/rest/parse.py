@@ -104,8 +104,8 @@ async def body_json(request: web.Request, *, required: bool = True) -> Any:
         raise FormatError(str(exc)) from None
 
 
-async def body(request: web.Request, cls: type[M], *, required: bool = True) -> M:
-    return model(cls, await body_json(request, required=required), limits(request))
+async def body(request: web.Request, cls: type[M], *, required: bool = True, prefix: str = "") -> M:
+    return model(cls, await body_json(request, required=required), limits(request), prefix)
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:

@@ -42,10 +42,16 @@ def _ordering(request: web.Request) -> str | None:
     return request.query.get("ordering")
 
 
+def _timeout(request: web.Request) -> str | None:
+    return request.query.get("timeout")
+
+
 async def _run(
     request: web.Request, col: Collection, op: UpdateOperation, req: actions.SelectorBody
 ) -> web.Response:
-    result = await actions.apply(col, op, req, query_bool(request, "wait"), _ordering(request))
+    result = await actions.apply(
+        col, op, req, query_bool(request, "wait"), _ordering(request), _timeout(request)
+    )
     return ok(request, update_json(result))
 
 
@@ -105,7 +111,8 @@ async def batch_update(request: web.Request) -> web.Response:
     col = _col(request)
     request.app[QUOTAS_KEY].check_write()
     req = await body(request, UpdateOperationsIn)
-    results = await actions.batch_update(col, req.operations, query_bool(request, "wait"), _ordering(request))
+    wait = query_bool(request, "wait")
+    results = await actions.batch_update(col, req.operations, wait, _ordering(request), _timeout(request))
     return ok(request, [update_json(r) for r in results])
 
 
@@ -118,7 +125,9 @@ async def get_point(request: web.Request) -> web.Response:
 
 async def get_points(request: web.Request) -> web.Response:
     col = _col(request)
-    recs = await actions.retrieve(col, await body(request, PointRequestIn), limits(request))
+    recs = await actions.retrieve(
+        col, await body(request, PointRequestIn), limits(request), _timeout(request)
+    )
     return await ok_built(request, lambda: [record_json(r, col) for r in recs], len(recs))
 
 

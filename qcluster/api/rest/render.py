@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from qcluster.api.rest.vectors import vector_output
 from qcluster.collection import Collection
 from qcluster.collection.query import Group, Hit
@@ -25,7 +27,8 @@ def hit_json(hit: Hit, col: Collection) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": hit.id,
         "version": hit.version,
-        "score": hit.score,
+        # float32, written in its shortest form (Qdrant scores are f32: 4.358899, not 4.358899116516113)
+        "score": np.float32(hit.score),
         "payload": hit.payload,
         "vector": vector_output(hit.vector, col.config),
     }

@@ -16,9 +16,15 @@ def _col(request: web.Request) -> Collection:
     return request.app[TOC_KEY].get(request.match_info["collection_name"])
 
 
+def _timeout(request: web.Request) -> str | None:
+    return request.query.get("timeout")
+
+
 async def scroll(request: web.Request) -> web.Response:
     col = _col(request)
-    res = await actions.scroll(col, await body(request, ScrollIn, required=False), limits(request))
+    res = await actions.scroll(
+        col, await body(request, ScrollIn, required=False), limits(request), _timeout(request)
+    )
     return await ok_built(
         request,
         lambda: {
@@ -31,12 +37,13 @@ async def scroll(request: web.Request) -> web.Response:
 
 async def count(request: web.Request) -> web.Response:
     col = _col(request)
-    return ok(request, {"count": await actions.count(col, await body(request, CountIn, required=False))})
+    counted = await actions.count(col, await body(request, CountIn, required=False), _timeout(request))
+    return ok(request, {"count": counted})
 
 
 async def facet(request: web.Request) -> web.Response:
     col = _col(request)
-    hits = await actions.facet(col, await body(request, FacetIn))
+    hits = await actions.facet(col, await body(request, FacetIn), _timeout(request))
     return ok(request, {"hits": [{"value": v, "count": c} for v, c in hits]})
 
 

@@ -40,18 +40,24 @@ def _lookup(request: web.Request) -> Lookup:
     return request.app[TOC_KEY].get
 
 
+def _timeout(request: web.Request) -> str | None:
+    return request.query.get("timeout")
+
+
 # ------------------------------------------------------------------------------ query
 async def query(request: web.Request) -> web.Response:
     col = _col(request)
-    req = await body(request, QueryIn, required=False)
-    hits = await actions.query(col, req, _lookup(request), limits(request))
+    req = await body(request, QueryIn, required=False, prefix="internal.")
+    hits = await actions.query(col, req, _lookup(request), limits(request), _timeout(request))
     return await ok_built(request, lambda: {"points": hits_json(hits, col)}, len(hits))
 
 
 async def query_batch(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryBatchIn)
-    results = await actions.query_batch(col, req.searches, _lookup(request), limits(request))
+    results = await actions.query_batch(
+        col, req.searches, _lookup(request), limits(request), _timeout(request)
+    )
     return await ok_built(
         request, lambda: [{"points": hits_json(hits, col)} for hits in results], sum(map(len, results))
     )
@@ -76,6 +82,7 @@ async def _groups(
         limit=limit,
         with_lookup=with_lookup,
         bounds=limits(request),
+        timeout=_timeout(request),
     )
     return await ok_built(
         request,
@@ -105,9 +112,8 @@ Convert = Callable[[Any], QueryIn]
 def _single(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
-        hits = await actions.query(
-            col, convert(await body(request, model)), _lookup(request), limits(request)
-        )
+        req = convert(await body(request, model))
+        hits = await actions.query(col, req, _lookup(request), limits(request), _timeout(request))
         return await ok_built(request, lambda: hits_json(hits, col), len(hits))
 
     return handler
@@ -118,7 +124,9 @@ def _batch(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaita
         col = _col(request)
         req = await body(request, model)
         queries = [convert(s) for s in req.searches]
-        results = await actions.query_batch(col, queries, _lookup(request), limits(request))
+        results = await actions.query_batch(
+            col, queries, _lookup(request), limits(request), _timeout(request)
+        )
         return await ok_built(request, lambda: [hits_json(h, col) for h in results], sum(map(len, results)))
 
     return handler

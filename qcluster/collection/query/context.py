@@ -13,11 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from qcluster.collection.collection import Collection
+from qcluster.collection.query.vectors import Kind, QueryVector, Stored, check_stored, parse_inline
 from qcluster.errors import BadInputError, NotFoundError
 from qcluster.models.config import Distance
 from qcluster.models.query import LookupLocationIn, OrderByIn, SearchParamsIn
 from qcluster.shards.base import (
     NO_PAYLOAD,
+    AnyVector,
     OrderBy,
     PayloadSelector,
     QuantizationSearchParams,
@@ -25,7 +27,7 @@ from qcluster.shards.base import (
     SearchParams,
     VectorSelector,
 )
-from qcluster.shards.distance import higher_is_better, preprocess, score_matrix
+from qcluster.shards.distance import higher_is_better
 from qcluster.types import DEFAULT_VECTOR, PointId, parse_point_id
 
 F32 = npt.NDArray[np.float32]
@@ -40,7 +42,7 @@ class Hit:
     score: float
     version: int = 0
     payload: dict[str, Any] | None = None
-    vector: dict[str, F32] | None = None
+    vector: dict[str, AnyVector] | None = None
     order_value: int | float | None = None
 
     @classmethod
@@ -65,20 +67,45 @@ class QueryContext:
     exclude_examples: bool = field(default=True)
 
     @property
+    def kind(self) -> Kind:
+        return vector_kind(self.col, self.using)
+
+    @property
     def distance(self) -> Distance:
-        return self.col.config.params.vectors[self.using].distance
+        return self.col.config.distance_of(self.using)
 
     @property
     def dim(self) -> int:
-        return self.col.config.params.vectors[self.using].size
+        params = self.col.config.params.vectors.get(self.using)
+        return 0 if params is None else params.size
+
+    @property
+    def higher_better(self) -> bool:
+        """Scores of this query: larger is better (similarities, sparse dot products) or smaller
+        (Euclid / Manhattan distances, also as multivector scores report them)."""
+        return self.kind == "sparse" or higher_is_better(self.distance)
+
+    def stored(self, values: list[QueryVector]) -> Stored:
+        return Stored.of(self.kind, self.distance, values)
 
     def passes(self, score: float) -> bool:
         """``score_threshold``: similarities at least it, distances at most it."""
         if self.score_threshold is None:
             return True
-        if higher_is_better(self.distance):
+        if self.higher_better:
             return score >= self.score_threshold
         return score <= self.score_threshold
+
+
+def vector_kind(col: Collection, name: str) -> Kind:
+    params = col.config.params.vectors.get(name)
+    if params is None:
+        return "sparse"
+    return "multi" if params.multi else "dense"
+
+
+def has_vector(col: Collection, name: str) -> bool:
+    return name in col.config.params.vectors or name in (col.config.params.sparse_vectors or {})
 
 
 def search_params(raw: SearchParamsIn | None) -> SearchParams:
@@ -88,8 +115,13 @@ def search_params(raw: SearchParamsIn | None) -> SearchParams:
     quant = None
     if q is not None:
         quant = QuantizationSearchParams(ignore=q.ignore, rescore=q.rescore, oversampling=q.oversampling)
+    corpus = raw.idf.corpus if raw.idf is not None and not isinstance(raw.idf, str) else None
     return SearchParams(
-        hnsw_ef=raw.hnsw_ef, exact=raw.exact, quantization=quant, indexed_only=raw.indexed_only
+        hnsw_ef=raw.hnsw_ef,
+        exact=raw.exact,
+        quantization=quant,
+        indexed_only=raw.indexed_only,
+        idf_corpus=corpus,
     )
 
 
@@ -129,23 +161,27 @@ def make_context(
     with_vector: Any,
     lookup_from: LookupLocationIn | None,
     default_payload: Any = False,
+    needs_vector: bool = True,
 ) -> QueryContext:
+    """The resolved request; ``using`` is checked only when the query reads vectors (fusion,
+    order_by, sample and plain listings do not)."""
     name = using or DEFAULT_VECTOR
-    if name not in col.config.params.vectors:
+    if needs_vector and not has_vector(col, name):
         raise BadInputError(f"Not existing vector name error: {name}", "using")
     source, source_vector = col, name
-    if lookup_from is not None:
-        source = lookup(lookup_from.collection)
+    if lookup_from is not None and needs_vector:
+        try:
+            source = lookup(lookup_from.collection)
+        except NotFoundError:
+            raise NotFoundError(f"Collection {lookup_from.collection} not found") from None
         source_vector = lookup_from.vector or name
-        params_of = source.config.params.vectors.get(source_vector)
-        if params_of is None:
-            raise BadInputError(f"Not existing vector name error: {source_vector}", "lookup_from.vector")
-        if params_of.size != col.config.params.vectors[name].size:
-            raise BadInputError(
-                f"Vector dimension error: expected dim: {col.config.params.vectors[name].size}, "
-                f"got {params_of.size} (lookup_from {lookup_from.collection})",
-                "lookup_from",
-            )
+        # an unknown name is reported once the example points are found (a missing point is a 404 first)
+        if has_vector(source, source_vector):
+            _check_lookup_kind(col, name, source, source_vector, lookup_from.collection)
+    with_vector_sel = VectorSelector.parse(with_vector)
+    for vname in with_vector_sel.names or ():
+        if not has_vector(col, vname):
+            raise BadInputError(f"Not existing vector name error: {vname}", "with_vector")
     return QueryContext(
         col=col,
         using=name,
@@ -155,7 +191,7 @@ def make_context(
         limit=10 if limit is None else limit,
         offset=offset or 0,
         with_payload=PayloadSelector.parse(default_payload if with_payload is None else with_payload),
-        with_vector=VectorSelector.parse(with_vector),
+        with_vector=with_vector_sel,
         lookup=lookup,
         source=source,
         source_vector=source_vector,
@@ -163,42 +199,37 @@ def make_context(
     )
 
 
+def _check_lookup_kind(
+    col: Collection, name: str, source: Collection, source_vector: str, where: str
+) -> None:
+    """The looked-up vector must be of the queried vector's kind and size."""
+    kind, source_kind = vector_kind(col, name), vector_kind(source, source_vector)
+    own = col.config.params.vectors.get(name)
+    other = source.config.params.vectors.get(source_vector)
+    if kind != source_kind or (own is not None and other is not None and own.size != other.size):
+        expected = own.size if own is not None else 0
+        got = other.size if other is not None else 0
+        raise BadInputError(
+            f"Vector dimension error: expected dim: {expected}, got {got} (lookup_from {where})",
+            "lookup_from",
+        )
+
+
 # ---------------------------------------------------------------------------------- examples
-def _inline(ctx: QueryContext, raw: list[Any] | F32, field: str) -> F32:
-    """An inline example: a JSON list (REST) or a float32 array (gRPC, decoded from packed floats)."""
-    multi = raw.ndim == 2 if isinstance(raw, np.ndarray) else bool(raw) and isinstance(raw[0], list)
-    if multi:
-        raise BadInputError(f"{field}: multivectors are not supported by qcluster", field)
-    try:
-        vec = np.asarray(raw, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise BadInputError(f"{field}: expected a list of numbers", field) from None
-    if vec.ndim != 1 or len(vec) != ctx.dim:
-        raise BadInputError(f"Vector dimension error: expected dim: {ctx.dim}, got {vec.size}", field)
-    if not np.isfinite(vec).all():
-        raise BadInputError(f"{field}: values must be finite numbers", field)
-    return vec
-
-
 async def resolve_vectors(
     ctx: QueryContext, items: Sequence[tuple[Any, str]]
-) -> tuple[list[F32], set[PointId]]:
+) -> tuple[list[QueryVector], set[PointId]]:
     """Example vectors in order from ``(raw, field)`` pairs, and the point ids among the examples
     that are excluded from results (only those looked up in the queried collection). One
     retrieve serves every id."""
-    found: list[F32 | None] = []
+    found: list[QueryVector | None] = []
     ids: list[PointId] = []
     slots: list[tuple[int, PointId]] = []
+    kind = ctx.kind
     for raw, where in items:
-        if isinstance(raw, list | np.ndarray):
-            found.append(_inline(ctx, raw, where))
+        if isinstance(raw, list | Mapping | np.ndarray):
+            found.append(parse_inline(kind, ctx.dim, raw, where))
             continue
-        if isinstance(raw, Mapping):
-            if "indices" in raw:
-                raise BadInputError(f"{where}: sparse vectors are not supported by qcluster", where)
-            raise BadInputError(
-                f"{where}: inference objects (document, image, object) are not supported by qcluster", where
-            )
         pid = parse_point_id(raw, where)
         slots.append((len(found), pid))
         ids.append(pid)
@@ -208,29 +239,27 @@ async def resolve_vectors(
         stored = {
             r.id: r.vector[ctx.source_vector] for r in recs if r.vector and ctx.source_vector in r.vector
         }
+        known = {r.id for r in recs}
+        for _, pid in slots:
+            if pid not in known:
+                raise NotFoundError(f"No point with id {pid} found")
+        if not has_vector(ctx.source, ctx.source_vector):
+            raise BadInputError(f"Not existing vector name error: {ctx.source_vector}", "lookup_from.vector")
         for slot, pid in slots:
             if pid not in stored:
                 raise NotFoundError(f"No point with id {pid} found")
-            found[slot] = stored[pid]
+            found[slot] = check_stored(kind, stored[pid], f"point {pid}")
     vecs = [v for v in found if v is not None]
     return vecs, set(ids) if ctx.exclude_examples else set()
 
 
-async def resolve_vector(ctx: QueryContext, raw: Any, field: str) -> tuple[F32, PointId | None]:
+async def resolve_vector(ctx: QueryContext, raw: Any, field: str) -> tuple[QueryVector, PointId | None]:
     vecs, ids = await resolve_vectors(ctx, [(raw, field)])
     return vecs[0], next(iter(ids), None)
 
 
 def indexed(raws: Sequence[Any] | None, field: str) -> list[tuple[Any, str]]:
     return [(raw, f"{field}[{i}]") for i, raw in enumerate(raws or ())]
-
-
-def similarity(distance: Distance, mat: F32, vec: F32) -> F32:
-    """Similarity of each row of ``mat`` (stored, preprocessed) to ``vec``; larger is better
-    (distances are negated)."""
-    q = preprocess(vec.reshape(1, -1), distance)
-    s: F32 = score_matrix(q, mat, distance)[0]
-    return s if higher_is_better(distance) else np.negative(s)
 
 
 async def hydrate(ctx: QueryContext, picked: Sequence[tuple[PointId, float]]) -> list[Hit]:

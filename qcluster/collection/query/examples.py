@@ -13,11 +13,15 @@ Over the candidates the ranking is Qdrant's; over the whole collection it is app
 Qdrant's graph walk is too. ``average_vector`` needs no rescoring: it is one nearest search for
 ``avg(pos) + (avg(pos) - avg(neg))``. With ``prefetch``, the prefetched points are the candidates.
 Example points are excluded from the results when they come from the queried collection.
+Vectors of every kind work the same way (``vectors.py`` scores them); a nearest query over
+prefetched points is an exact search restricted to those ids, so the shards score it as they
+score any nearest query (IDF included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,21 +29,19 @@ import numpy as np
 import numpy.typing as npt
 
 from qcluster.collection.query.context import (
-    F32,
     Hit,
     QueryContext,
     hydrate,
     indexed,
     resolve_vectors,
-    similarity,
 )
-from qcluster.errors import BadInputError
+from qcluster.collection.query.vectors import QueryVector, Stored, average, direction, pos_minus_neg
+from qcluster.errors import BadInputError, UnprocessableInputError
 from qcluster.shards.base import NO_PAYLOAD, SearchRequest, VectorSelector
-from qcluster.shards.distance import higher_is_better, preprocess
 from qcluster.types import PointId
 
 Arr = npt.NDArray[Any]  # scores: float32 or float64
-Scorer = Callable[[F32], Arr]
+Scorer = Callable[[Stored], Arr]
 
 
 def fast_sigmoid(x: Arr) -> Arr:
@@ -52,7 +54,7 @@ def scaled_sigmoid(x: Arr) -> Arr:
     return out
 
 
-async def nearest(ctx: QueryContext, vec: F32, exclude: set[PointId]) -> list[Hit]:
+async def nearest(ctx: QueryContext, vec: QueryVector, exclude: set[PointId]) -> list[Hit]:
     """One ANN search, skipping ``exclude``; ``offset`` applies after the exclusion."""
     req = SearchRequest(
         vector=vec,
@@ -69,7 +71,7 @@ async def nearest(ctx: QueryContext, vec: F32, exclude: set[PointId]) -> list[Hi
     return kept[ctx.offset : ctx.offset + ctx.limit]
 
 
-async def candidates(ctx: QueryContext, seeds: Sequence[F32], exclude: set[PointId]) -> list[PointId]:
+async def candidates(ctx: QueryContext, seeds: Sequence[QueryVector], exclude: set[PointId]) -> list[PointId]:
     """Ids found by ANN searches around ``seeds`` (within the filter), first-seen order."""
     k = max(ctx.offset + ctx.limit, 1) * 4 + len(exclude) + 16
     reqs = [
@@ -83,12 +85,9 @@ async def candidates(ctx: QueryContext, seeds: Sequence[F32], exclude: set[Point
     return list(found)
 
 
-async def rescore(
-    ctx: QueryContext, ids: Sequence[PointId], scorer: Scorer, *, distances: bool = False
-) -> list[Hit]:
+async def rescore(ctx: QueryContext, ids: Sequence[PointId], scorer: Scorer) -> list[Hit]:
     """Score ``ids`` exactly on their stored vectors; ``scorer`` returns larger-is-better scores.
-    With ``distances`` the scorer returned negated distances and the hits report distances
-    (ascending), as a nearest query on Euclid / Manhattan does. Then threshold, offset, limit."""
+    Then threshold, offset, limit."""
     if not ids:
         return []
     found = await ctx.col.retrieve(ids, NO_PAYLOAD, VectorSelector(True, (ctx.using,)))
@@ -97,15 +96,13 @@ async def rescore(
         return []
 
     def pick() -> list[tuple[PointId, float]]:
-        mat = np.stack([r.vector[ctx.using] for r in recs])  # type: ignore[index]
-        scores = np.asarray(scorer(mat), dtype=np.float64)
+        stored = ctx.stored([r.vector[ctx.using] for r in recs if r.vector])
+        scores = np.asarray(scorer(stored), dtype=np.float64)
         order = np.argsort(-scores, kind="stable")
         picked: list[tuple[PointId, float]] = []
         for i in order:
-            score = -float(scores[i]) if distances else float(scores[i])
-            if ctx.score_threshold is not None and (
-                score > ctx.score_threshold if distances else score < ctx.score_threshold
-            ):
+            score = float(scores[i])
+            if ctx.score_threshold is not None and score < ctx.score_threshold:
                 continue
             picked.append((recs[int(i)].id, score))
             if len(picked) >= ctx.offset + ctx.limit:
@@ -117,8 +114,8 @@ async def rescore(
     return await hydrate(ctx, picked[ctx.offset :])
 
 
-def _stack_sims(ctx: QueryContext, mat: F32, vecs: Sequence[F32]) -> Arr:
-    return np.stack([similarity(ctx.distance, mat, v) for v in vecs]) if vecs else np.zeros((0, len(mat)))
+def _stack_sims(stored: Stored, vecs: Sequence[QueryVector]) -> Arr:
+    return np.stack([stored.sims(v) for v in vecs]) if vecs else np.zeros((0, len(stored)))
 
 
 # ---------------------------------------------------------------------------------- recommend
@@ -141,33 +138,35 @@ async def recommend(ctx: QueryContext, raw: Any, prefetched: list[PointId] | Non
     pos, neg = vecs[: len(pos_raw)], vecs[len(pos_raw) :]
     if strategy == "average_vector":
         if not pos:
-            raise BadInputError(
-                "Positive vectors should not be empty with `average` strategy", "query.recommend.positive"
+            raise UnprocessableInputError(
+                "[query.recommend.positive: Positive vectors should not be empty with `average` strategy]",
+                "query.recommend.positive",
             )
-        avg = np.mean(np.stack(pos), axis=0)
-        target = avg if not neg else avg + (avg - np.mean(np.stack(neg), axis=0))
-        target = target.astype(np.float32)
+        kind = ctx.kind
+        target = average(kind, pos)
+        if neg:
+            target = pos_minus_neg(kind, target, average(kind, neg))
         if prefetched is not None:
             return await _rescore_nearest(ctx, prefetched, target)
         return await nearest(ctx, target, exclude)
     if not pos and not neg:
-        raise BadInputError(
-            "recommend: at least one positive or negative example is required", "query.recommend"
+        raise UnprocessableInputError(
+            "[query.recommend: At least one positive or negative example is required]", "query.recommend"
         )
 
-    def best_score(mat: F32) -> Arr:
+    def best_score(stored: Stored) -> Arr:
         # the closest example decides: sigmoid(its similarity), negated when it is a negative
         if not neg:
-            return scaled_sigmoid(_stack_sims(ctx, mat, pos).max(axis=0))
-        best_n = _stack_sims(ctx, mat, neg).max(axis=0)
+            return scaled_sigmoid(_stack_sims(stored, pos).max(axis=0))
+        best_n = _stack_sims(stored, neg).max(axis=0)
         if not pos:
             return -scaled_sigmoid(best_n)
-        best_p = _stack_sims(ctx, mat, pos).max(axis=0)
+        best_p = _stack_sims(stored, pos).max(axis=0)
         out: Arr = np.where(best_p > best_n, scaled_sigmoid(best_p), -scaled_sigmoid(best_n))
         return out
 
-    def sum_scores(mat: F32) -> Arr:
-        out: Arr = _stack_sims(ctx, mat, pos).sum(axis=0) - _stack_sims(ctx, mat, neg).sum(axis=0)
+    def sum_scores(stored: Stored) -> Arr:
+        out: Arr = _stack_sims(stored, pos).sum(axis=0) - _stack_sims(stored, neg).sum(axis=0)
         return out
 
     if prefetched is not None:
@@ -177,22 +176,36 @@ async def recommend(ctx: QueryContext, raw: Any, prefetched: list[PointId] | Non
     return await rescore(ctx, ids, best_score if strategy == "best_score" else sum_scores)
 
 
-def _recommend_seeds(ctx: QueryContext, pos: list[F32], neg: list[F32]) -> list[F32]:
-    """Where good candidates lie: around each positive; and, for Cosine / Dot (where a point's
-    summed similarity is linear in its vector), along ``sum(pos) - sum(neg)``."""
+def _recommend_seeds(ctx: QueryContext, pos: list[QueryVector], neg: list[QueryVector]) -> list[QueryVector]:
+    """Where good candidates lie: around each positive; and, where a point's summed similarity
+    is linear in its vector (dense Cosine / Dot, sparse), along ``sum(pos) - sum(neg)``."""
     seeds = list(pos)
-    if higher_is_better(ctx.distance):
-        p = preprocess(np.stack(pos), ctx.distance).sum(axis=0) if pos else 0.0
-        n = preprocess(np.stack(neg), ctx.distance).sum(axis=0) if neg else 0.0
-        direction = np.asarray(p - n, dtype=np.float32)
-        if direction.ndim == 1 and np.any(direction):
-            seeds.append(direction)
+    toward = direction(ctx.kind, ctx.distance, pos, neg)
+    if toward is not None:
+        seeds.append(toward)
     return seeds or list(neg)
 
 
-async def _rescore_nearest(ctx: QueryContext, ids: list[PointId], vec: F32) -> list[Hit]:
-    distances = not higher_is_better(ctx.distance)
-    return await rescore(ctx, ids, lambda mat: similarity(ctx.distance, mat, vec), distances=distances)
+async def _rescore_nearest(ctx: QueryContext, ids: list[PointId], vec: QueryVector) -> list[Hit]:
+    """A nearest query restricted to ``ids`` (and the query's filter), scored exactly by the
+    shards: the same scores (and versions) as the query without prefetch, IDF included."""
+    if not ids:
+        return []
+    flt: dict[str, Any] = {"must": [{"has_id": list(ids)}]}
+    if ctx.filter is not None:
+        flt["must"].append(ctx.filter)
+    req = SearchRequest(
+        vector=vec,
+        using=ctx.using,
+        limit=ctx.offset + ctx.limit,
+        filter=flt,
+        score_threshold=ctx.score_threshold,
+        params=dataclasses.replace(ctx.params, exact=True),
+        with_payload=ctx.with_payload,
+        with_vector=ctx.with_vector,
+    )
+    (hits,) = await ctx.col.search([req])
+    return [Hit.of(h) for h in hits][ctx.offset :]
 
 
 # ---------------------------------------------------------------------------------- discover / context
@@ -217,11 +230,11 @@ async def discover(ctx: QueryContext, raw: Any, prefetched: list[PointId] | None
     target, flat = vecs[0], vecs[1:]
     pairs = list(zip(flat[0::2], flat[1::2], strict=True))
 
-    def score(mat: F32) -> Arr:
-        rank = np.zeros(len(mat))
+    def score(stored: Stored) -> Arr:
+        rank = np.zeros(len(stored))
         for p, n in pairs:
-            rank += np.where(similarity(ctx.distance, mat, p) > similarity(ctx.distance, mat, n), 1.0, -1.0)
-        out: Arr = rank + scaled_sigmoid(similarity(ctx.distance, mat, target))
+            rank += np.where(stored.sims(p) > stored.sims(n), 1.0, -1.0)
+        out: Arr = rank + scaled_sigmoid(stored.sims(target))
         return out
 
     if prefetched is not None:
@@ -241,10 +254,10 @@ async def context_search(ctx: QueryContext, raw: Any, prefetched: list[PointId] 
     pairs = list(zip(vecs[0::2], vecs[1::2], strict=True))
     eps = float(np.finfo(np.float32).eps)
 
-    def score(mat: F32) -> Arr:
-        loss = np.zeros(len(mat))
+    def score(stored: Stored) -> Arr:
+        loss = np.zeros(len(stored))
         for p, n in pairs:
-            diff = similarity(ctx.distance, mat, p) - similarity(ctx.distance, mat, n) - eps
+            diff = stored.sims(p) - stored.sims(n) - eps
             loss += fast_sigmoid(np.minimum(diff, 0.0))
         out: Arr = loss
         return out
@@ -256,6 +269,6 @@ async def context_search(ctx: QueryContext, raw: Any, prefetched: list[PointId] 
     return await rescore(ctx, ids, score)
 
 
-async def nearest_over(ctx: QueryContext, ids: list[PointId], vec: F32) -> list[Hit]:
+async def nearest_over(ctx: QueryContext, ids: list[PointId], vec: QueryVector) -> list[Hit]:
     """A nearest query over prefetched candidates: exact scores on ``using``."""
     return await _rescore_nearest(ctx, ids, vec)

@@ -10,19 +10,21 @@
     {"fusion": rrf|dbsf} {"rrf": {k, weights}}  -> fusion of the prefetch results
     {"sample": "random"} -> random points matching the filter
 
-The request's ``filter`` also applies inside every prefetch. Prefetches run concurrently.
+The request's ``filter`` also applies inside every prefetch. Prefetches run concurrently. Points
+named as examples anywhere in the request (on this collection, not via ``lookup_from``) are
+excluded from every stage's results, as Qdrant excludes them (a ``must_not has_id`` on the root
+filter).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import numpy as np
 
 from qcluster.collection.collection import Collection
 from qcluster.collection.query import examples
@@ -34,19 +36,18 @@ from qcluster.collection.query.context import (
     make_context,
     order_by_spec,
     resolve_vector,
-    similarity,
 )
+from qcluster.collection.query.formula import formula_query
 from qcluster.collection.query.fusion import DEFAULT_RRF_K, dbsf, mmr, rrf
-from qcluster.errors import BadInputError
+from qcluster.collection.query.vectors import QueryVector
+from qcluster.errors import BadInputError, BadRequestError
 from qcluster.models.query import OrderByIn, PrefetchIn, QueryIn
 from qcluster.shards.base import NO_PAYLOAD, ScrollRequest, SearchRequest, VectorSelector
-from qcluster.types import PointId
+from qcluster.types import PointId, parse_point_id
 
 FUSE_ON_THREAD = 10_000  # prefetched points: more are fused on a thread
 UNSUPPORTED = {
-    "formula": "formula queries",
     "relevance_feedback": "relevance feedback queries",
-    "indices": "sparse vectors",
     "text": "inference (document) queries",
     "image": "inference (image) queries",
     "object": "inference (object) queries",
@@ -70,9 +71,14 @@ async def run_query(
     *,
     outer_filter: Mapping[str, Any] | None = None,
     default_payload: Any = False,
+    root: bool = True,
 ) -> list[Hit]:
     """Run one query (or prefetch) against ``col``; ``lookup`` resolves other collections by
     name (``lookup_from``)."""
+    if root:
+        examples = referenced_ids(req, col.name)
+        if examples:
+            outer_filter = merge_filters(outer_filter, {"must_not": [{"has_id": examples}]})
     flt = merge_filters(outer_filter, req.filter)
     offset, with_payload, with_vector = None, False, False
     if isinstance(req, QueryIn):  # a prefetch returns ids and scores only
@@ -90,12 +96,94 @@ async def run_query(
         with_vector=with_vector,
         lookup_from=req.lookup_from,
         default_payload=default_payload,
+        needs_vector=_needs_vector(req.query),
     )
     pre: list[list[Hit]] | None = None
-    if req.prefetch is not None:
-        items = req.prefetch if isinstance(req.prefetch, list) else [req.prefetch]
-        pre = list(await asyncio.gather(*(run_query(col, p, lookup, outer_filter=flt) for p in items)))
+    items = [] if req.prefetch is None else req.prefetch if isinstance(req.prefetch, list) else [req.prefetch]
+    if items:
+        pre = list(
+            await asyncio.gather(*(run_query(col, p, lookup, outer_filter=flt, root=False) for p in items))
+        )
+    # after the prefetches, as Qdrant resolves every example before it checks the combination
+    _check_combination(req)
     return await _dispatch(ctx, req.query, pre)
+
+
+def _example_ids(query: Any) -> list[Any]:
+    """Raw point ids among a query's examples (vectors and other shapes are skipped)."""
+    if query is None or isinstance(query, list | float | bool):
+        return []
+    if not isinstance(query, Mapping):
+        return [query]
+    raws: list[Any] = []
+    if "nearest" in query:
+        raws.extend(_example_ids(query["nearest"]))
+    spec = query.get("recommend")
+    if isinstance(spec, Mapping):
+        for key in ("positive", "negative"):
+            items = spec.get(key)
+            raws.extend(items if isinstance(items, list) else [])
+    spec = query.get("discover")
+    if isinstance(spec, Mapping):
+        raws.append(spec.get("target"))
+        raws.extend(_pair_examples(spec.get("context")))
+    if "context" in query:
+        raws.extend(_pair_examples(query["context"]))
+    return [r for r in raws if isinstance(r, int | str) and not isinstance(r, bool)]
+
+
+def _pair_examples(raw: Any) -> list[Any]:
+    pairs = raw if isinstance(raw, list) else [raw]
+    return [p.get(k) for p in pairs if isinstance(p, Mapping) for k in ("positive", "negative")]
+
+
+def referenced_ids(req: PrefetchIn, collection: str) -> list[PointId]:
+    """Point ids used as examples in ``req`` or any nested prefetch, looked up in ``collection``."""
+    found: dict[PointId, None] = {}
+
+    def walk(r: PrefetchIn) -> None:
+        if r.lookup_from is None or r.lookup_from.collection == collection:
+            for raw in _example_ids(r.query):
+                with contextlib.suppress(BadInputError):  # reported by the query itself
+                    found[parse_point_id(raw, "query")] = None
+        subs = [] if r.prefetch is None else r.prefetch if isinstance(r.prefetch, list) else [r.prefetch]
+        for sub in subs:
+            walk(sub)
+
+    walk(req)
+    return list(found)
+
+
+_NO_VECTOR_KINDS = ("fusion", "rrf", "order_by", "sample", "formula")
+
+
+def _needs_vector(query: Any) -> bool:
+    if query is None:
+        return False
+    return not (isinstance(query, Mapping) and any(k in query for k in _NO_VECTOR_KINDS))
+
+
+def _check_combination(req: PrefetchIn) -> None:
+    """Qdrant's rules on what a query may combine."""
+    query = req.query
+    if query is None:
+        if req.prefetch is not None:
+            raise BadRequestError(
+                "A query is needed to merge the prefetches. Can't have prefetches without defining a query.",
+                "query",
+            )
+        if req.score_threshold is not None:
+            raise BadRequestError(
+                "A query is needed to use the score_threshold. Can't have score_threshold without "
+                "defining a query.",
+                "score_threshold",
+            )
+        return
+    if isinstance(query, Mapping):
+        if "order_by" in query and req.score_threshold is not None:
+            raise BadRequestError("Can't use score_threshold with an order_by query.", "score_threshold")
+        if ("fusion" in query or "rrf" in query) and req.using is not None:
+            raise BadRequestError("Fusion queries cannot be combined with the 'using' field.", "using")
 
 
 def _ids(pre: Sequence[Sequence[Hit]]) -> list[PointId]:
@@ -109,7 +197,7 @@ async def _dispatch(ctx: QueryContext, query: Any, pre: list[list[Hit]] | None) 
             return await scroll_hits(ctx, None)
         merged = {h.id: h.score for hits in pre for h in hits}
         return await hydrate(ctx, list(merged.items())[ctx.offset : ctx.offset + ctx.limit])
-    if isinstance(query, Mapping):
+    if isinstance(query, Mapping) and "indices" not in query:
         for key, what in UNSUPPORTED.items():
             if key in query:
                 raise BadInputError(f"query: {what} are not supported by qcluster", f"query.{key}")
@@ -127,6 +215,8 @@ async def _dispatch(ctx: QueryContext, query: Any, pre: list[list[Hit]] | None) 
             return await _fusion(ctx, query, pre)
         if "sample" in query:
             return await _sample(ctx, query["sample"], prefetched)
+        if "formula" in query:
+            return await formula_query(ctx, query, pre)
         raise BadInputError(
             f"query: unknown query kind {sorted(query)}; expected a vector, a point id, or one of "
             "nearest, recommend, discover, context, order_by, fusion, rrf, sample",
@@ -145,7 +235,7 @@ async def _nearest(ctx: QueryContext, raw: Any, mmr_raw: Any, prefetched: list[P
 
 
 async def _mmr(
-    ctx: QueryContext, vec: Any, raw: Any, prefetched: list[PointId] | None, exclude: set[PointId]
+    ctx: QueryContext, vec: QueryVector, raw: Any, prefetched: list[PointId] | None, exclude: set[PointId]
 ) -> list[Hit]:
     """Candidates (the nearest ``candidates_limit``, or the prefetched points), then MMR picks
     ``offset + limit`` of them; each hit keeps its own query score."""
@@ -177,16 +267,15 @@ async def _mmr(
         )
         scores = {h.id: h.score for h in exact}
     recs = await ctx.col.retrieve(list(scores), NO_PAYLOAD, VectorSelector(True, (ctx.using,)))
-    recs = [r for r in recs if r.vector and ctx.using in r.vector]
+    recs = [r for r in recs if r.vector and ctx.using in r.vector and r.id in scores]
     if not recs:
         return []
-    mat = np.stack([r.vector[ctx.using] for r in recs])  # type: ignore[index]
+    stored = ctx.stored([r.vector[ctx.using] for r in recs if r.vector])
 
     def pick() -> list[int]:
-        relevance = similarity(ctx.distance, mat, vec).astype(np.float64)
-        return mmr(relevance, lambda i: similarity(ctx.distance, mat, mat[i]), float(diversity), wanted)
+        return mmr(stored.sims(vec), stored.sims_to, float(diversity), wanted)
 
-    order = await asyncio.to_thread(pick) if len(mat) > 256 else pick()
+    order = await asyncio.to_thread(pick) if len(stored) > 256 else pick()
     picked = [(recs[i].id, scores[recs[i].id]) for i in order][ctx.offset :]
     return await hydrate(ctx, picked)
 
@@ -282,12 +371,16 @@ async def _order_by(ctx: QueryContext, raw: Any, prefetched: list[PointId] | Non
 
 
 async def _sample(ctx: QueryContext, raw: Any, prefetched: list[PointId] | None) -> list[Hit]:
+    """Random points; ``offset`` is ignored without prefetch (the output is not stable anyway)
+    and skips that many of the drawn points over prefetched ones, as Qdrant does."""
     if raw != "random":
         raise BadInputError(f"query.sample: unknown variant {raw!r}, expected `random`", "query.sample")
+    offset = ctx.offset
     if prefetched is None:
         res = await ctx.col.scroll(ScrollRequest(limit=2**62, filter=ctx.filter, with_payload=NO_PAYLOAD))
         pool = [r.id for r in res.points]
+        offset = 0
     else:
         pool = prefetched
-    picked = random.sample(pool, min(ctx.limit, len(pool)))
+    picked = random.sample(pool, min(offset + ctx.limit, len(pool)))[offset:]
     return await hydrate(ctx, [(p, 0.0) for p in picked])

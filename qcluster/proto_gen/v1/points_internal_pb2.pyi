@@ -33,18 +33,24 @@ class PointId(_message.Message):
     def __init__(self, num: _Optional[int] = ..., uuid: _Optional[str] = ...) -> None: ...
 
 class VectorBlock(_message.Message):
-    __slots__ = ("name", "rows", "dim", "data", "present")
+    __slots__ = ("name", "rows", "dim", "data", "present", "indptr", "indices", "sparse")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     PRESENT_FIELD_NUMBER: _ClassVar[int]
+    INDPTR_FIELD_NUMBER: _ClassVar[int]
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_FIELD_NUMBER: _ClassVar[int]
     name: str
     rows: int
     dim: int
     data: bytes
     present: bytes
-    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., dim: _Optional[int] = ..., data: _Optional[bytes] = ..., present: _Optional[bytes] = ...) -> None: ...
+    indptr: bytes
+    indices: bytes
+    sparse: bool
+    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., dim: _Optional[int] = ..., data: _Optional[bytes] = ..., present: _Optional[bytes] = ..., indptr: _Optional[bytes] = ..., indices: _Optional[bytes] = ..., sparse: _Optional[bool] = ...) -> None: ...
 
 class PayloadSelector(_message.Message):
     __slots__ = ("enabled", "has_include", "include", "exclude")
@@ -95,7 +101,7 @@ class UpdateShardResponse(_message.Message):
     def __init__(self, operation_id: _Optional[int] = ..., status: _Optional[str] = ...) -> None: ...
 
 class SearchParams(_message.Message):
-    __slots__ = ("hnsw_ef", "exact", "has_quantization", "quantization_ignore", "quantization_rescore", "quantization_oversampling", "indexed_only")
+    __slots__ = ("hnsw_ef", "exact", "has_quantization", "quantization_ignore", "quantization_rescore", "quantization_oversampling", "indexed_only", "idf_corpus_json")
     HNSW_EF_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
     HAS_QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +109,7 @@ class SearchParams(_message.Message):
     QUANTIZATION_RESCORE_FIELD_NUMBER: _ClassVar[int]
     QUANTIZATION_OVERSAMPLING_FIELD_NUMBER: _ClassVar[int]
     INDEXED_ONLY_FIELD_NUMBER: _ClassVar[int]
+    IDF_CORPUS_JSON_FIELD_NUMBER: _ClassVar[int]
     hnsw_ef: int
     exact: bool
     has_quantization: bool
@@ -110,10 +117,11 @@ class SearchParams(_message.Message):
     quantization_rescore: int
     quantization_oversampling: float
     indexed_only: bool
-    def __init__(self, hnsw_ef: _Optional[int] = ..., exact: _Optional[bool] = ..., has_quantization: _Optional[bool] = ..., quantization_ignore: _Optional[bool] = ..., quantization_rescore: _Optional[int] = ..., quantization_oversampling: _Optional[float] = ..., indexed_only: _Optional[bool] = ...) -> None: ...
+    idf_corpus_json: str
+    def __init__(self, hnsw_ef: _Optional[int] = ..., exact: _Optional[bool] = ..., has_quantization: _Optional[bool] = ..., quantization_ignore: _Optional[bool] = ..., quantization_rescore: _Optional[int] = ..., quantization_oversampling: _Optional[float] = ..., indexed_only: _Optional[bool] = ..., idf_corpus_json: _Optional[str] = ...) -> None: ...
 
 class SearchQuery(_message.Message):
-    __slots__ = ("using", "vector", "limit", "offset", "filter_json", "has_score_threshold", "score_threshold", "params", "with_payload", "with_vector")
+    __slots__ = ("using", "vector", "limit", "offset", "filter_json", "has_score_threshold", "score_threshold", "params", "with_payload", "with_vector", "vector_rows", "sparse", "sparse_indices")
     USING_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +132,9 @@ class SearchQuery(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     WITH_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     WITH_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_ROWS_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_INDICES_FIELD_NUMBER: _ClassVar[int]
     using: str
     vector: bytes
     limit: int
@@ -134,7 +145,10 @@ class SearchQuery(_message.Message):
     params: SearchParams
     with_payload: PayloadSelector
     with_vector: VectorSelector
-    def __init__(self, using: _Optional[str] = ..., vector: _Optional[bytes] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., filter_json: _Optional[str] = ..., has_score_threshold: _Optional[bool] = ..., score_threshold: _Optional[float] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., with_payload: _Optional[_Union[PayloadSelector, _Mapping]] = ..., with_vector: _Optional[_Union[VectorSelector, _Mapping]] = ...) -> None: ...
+    vector_rows: int
+    sparse: bool
+    sparse_indices: bytes
+    def __init__(self, using: _Optional[str] = ..., vector: _Optional[bytes] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., filter_json: _Optional[str] = ..., has_score_threshold: _Optional[bool] = ..., score_threshold: _Optional[float] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., with_payload: _Optional[_Union[PayloadSelector, _Mapping]] = ..., with_vector: _Optional[_Union[VectorSelector, _Mapping]] = ..., vector_rows: _Optional[int] = ..., sparse: _Optional[bool] = ..., sparse_indices: _Optional[bytes] = ...) -> None: ...
 
 class SearchShardRequest(_message.Message):
     __slots__ = ("shard", "queries")

@@ -7,6 +7,7 @@ their meaning lives in ``checks.py``.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from qcluster.shards.filters.paths import Path
@@ -158,6 +159,34 @@ class HasVector:
 
 
 @dataclass(frozen=True)
+class Slice:
+    """Points whose id hashes into slice ``index`` of ``total`` (a stable partition of the ids)."""
+
+    total: int
+    index: int
+
+    def holds(self, point_id: PointId) -> bool:
+        return slice_of(point_id, self.total) == self.index
+
+
+_MIX = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
+
+
+def slice_of(point_id: PointId, total: int) -> int:
+    """The slice of an id: a 64-bit mix of the number (or of the UUID's 128 bits), mod ``total``."""
+    if isinstance(point_id, int):
+        x = point_id & _MASK
+    else:
+        u = uuid.UUID(point_id).int
+        x = (u ^ (u >> 64)) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    x ^= x >> 31
+    return ((x * _MIX) & _MASK) % total
+
+
+@dataclass(frozen=True)
 class Nested:
     """Per-element filter: some object of the array at ``key`` must pass ``filter`` on its own.
 
@@ -188,7 +217,7 @@ class Filter:
         return not (self.must or self.should or self.must_not or self.min_should)
 
 
-Condition = FieldCondition | IsEmpty | IsNull | HasId | HasVector | Nested | Filter
+Condition = FieldCondition | IsEmpty | IsNull | HasId | HasVector | Slice | Nested | Filter
 # Conditions a payload index may answer (the index of exactly their key).
 KeyedCondition = FieldCondition | IsEmpty | IsNull
 

@@ -42,6 +42,7 @@ from qcluster.shards.filters.conditions import (
     MatchText,
     Nested,
     NullFlag,
+    Slice,
     ValuesCount,
 )
 from qcluster.shards.filters.paths import raw_values
@@ -122,6 +123,11 @@ class Evaluator:
             vm = np.asarray(self.view.vector_mask(c.name), dtype=np.bool_)[: self.size]
             out = np.zeros(self.size, dtype=np.bool_)
             out[: len(vm)] = vm
+        elif isinstance(c, Slice):
+            point_id = self.view.point_id
+            out = np.fromiter(
+                (c.holds(point_id(o)) for o in range(self.size)), dtype=np.bool_, count=self.size
+            )
         elif isinstance(c, FieldCondition | IsEmpty | IsNull):
             idx = self.index(c.key)
             if idx is not None:
@@ -132,7 +138,7 @@ class Evaluator:
     def cost(self, c: Condition) -> int:
         if isinstance(c, HasId):
             return 0
-        if isinstance(c, HasVector):
+        if isinstance(c, HasVector | Slice):
             return 1
         if isinstance(c, Filter):
             return 3

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from qcluster.errors import BadInputError
+from qcluster.errors import BadInputError, UnprocessableInputError
 from qcluster.shards.filters.conditions import (
     Check,
     Condition,
@@ -52,6 +52,7 @@ from qcluster.shards.filters.conditions import (
     Nested,
     NullFlag,
     Range,
+    Slice,
     ValuesCount,
     children,
 )
@@ -255,7 +256,11 @@ def _field(raw: Mapping[str, Any], path: str) -> FieldCondition:
     p = parse_path(key, f"{path}.key")
     present = [k for k in FIELD_CHECKS if body.get(k) is not None]
     if not present:
-        raise _err(path, f"field condition on {key!r} needs one of {', '.join(FIELD_CHECKS)}")
+        raise UnprocessableInputError(
+            f"[{path}: At least one field condition must be specified (one of {', '.join(FIELD_CHECKS)} "
+            f"on {key!r})]",
+            path,
+        )
     if len(present) > 1:
         raise _err(
             path,
@@ -281,7 +286,7 @@ def parse_condition(raw: Any, path: str) -> Condition:
         return _field(raw, path)
     if all(k in FILTER_KEYS for k in raw):
         return _parse_filter(raw, path)
-    special = [k for k in raw if k in ("is_empty", "is_null", "has_id", "has_vector", "nested")]
+    special = [k for k in raw if k in ("is_empty", "is_null", "has_id", "has_vector", "nested", "slice")]
     if len(special) != 1 or len(raw) != 1:
         unknown = [k for k in raw if k not in FILTER_KEYS]
         raise _err(
@@ -306,6 +311,8 @@ def parse_condition(raw: Any, path: str) -> Condition:
         if not isinstance(body, str):
             raise _err(sub, f'expected a vector name ("" for the unnamed vector), got {_show(body)}')
         return HasVector(body)
+    if kind == "slice":
+        return _slice(body, sub)
     obj = _object(body, sub, "{key, filter}", ("key", "filter"))
     if obj.get("key") is None or "filter" not in obj:
         raise _err(sub, "nested needs key and filter")
@@ -317,12 +324,31 @@ def parse_condition(raw: Any, path: str) -> Condition:
     return Nested(key, akey, apath, inner)
 
 
+def _slice(body: Any, path: str) -> Slice:
+    obj = _object(body, path, "{total, index}", ("total", "index"))
+    total, index = obj.get("total"), obj.get("index")
+    for name, value in (("total", total), ("index", index)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _err(f"{path}.{name}", f"expected an unsigned integer, got {_show(value)}")
+    assert isinstance(total, int) and isinstance(index, int)
+    if total == 0:
+        raise _err(f"{path}.total", "expected a non-zero unsigned integer, got 0")
+    if index >= total:
+        raise UnprocessableInputError(
+            f"[{path}.index: slice index {index} must be smaller than total {total}]", f"{path}.index"
+        )
+    return Slice(total, index)
+
+
 def _reject_in_nested(flt: Filter, path: str) -> None:
     for c in children(flt):
         if isinstance(c, HasId):
             raise _err(path, "has_id is not supported inside a nested filter; put it in an adjacent must")
-        if isinstance(c, HasVector):
-            raise _err(path, "has_vector is not supported inside a nested filter; put it in an adjacent must")
+        if isinstance(c, HasVector | Slice):
+            raise _err(
+                path,
+                "has_vector and slice are not supported inside a nested filter; put them in an adjacent must",
+            )
         if isinstance(c, Filter):
             _reject_in_nested(c, path)
 

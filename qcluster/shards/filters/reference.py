@@ -31,6 +31,7 @@ from qcluster.shards.filters.conditions import (
     IsNull,
     MatchText,
     Nested,
+    Slice,
 )
 from qcluster.shards.filters.paths import raw_values
 from qcluster.types import PointId
@@ -76,6 +77,8 @@ def condition_holds(
         return point_id is not None and point_id in c.ids
     if isinstance(c, HasVector):
         return has_vector(c.name)
+    if isinstance(c, Slice):
+        return point_id is not None and c.holds(point_id)
     assert isinstance(c, Nested)
     inner_prefix = prefix + c.array_key + "."
     return any(

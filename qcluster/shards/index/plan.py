@@ -27,6 +27,7 @@ from qcluster.models.config import (
     ProductQuantization,
     QuantizationConfig,
     ScalarQuantization,
+    TurboQuantization,
 )
 from qcluster.shards.distance import check_distance
 
@@ -98,6 +99,8 @@ def plan_index(
             "the index keeps float32 vectors"
         )
         quantization = None
+    if isinstance(quantization, TurboQuantization):
+        quantization = ScalarQuantization.model_validate({"scalar": {"type": "int8"}})
     if isinstance(quantization, ProductQuantization) and n < PQ_MIN_POINTS:
         notes.append(
             f"too few points ({n}) to train product quantization (needs {PQ_MIN_POINTS}); "

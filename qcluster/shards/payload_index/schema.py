@@ -119,13 +119,19 @@ def _check_param(kind: str, name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise _err(path, f"expected a non-negative integer, got {value!r}")
     elif name == "stopwords":
+        from qcluster.shards.payload_index.stopwords import LANGUAGES
+
+        if isinstance(value, str):
+            value = {"languages": [value]}
         if not isinstance(value, Mapping) or set(value) - {"custom", "languages"}:
-            raise _err(path, 'only a custom stopword list is supported: {"custom": ["a", "the", ...]}')
-        if value.get("languages"):
-            raise _err(
-                f"{path}.languages",
-                "predefined stopword languages are not supported; list the words in custom",
-            )
+            raise _err(path, 'expected a language or {"languages": [...], "custom": ["a", "the", ...]}')
+        for lang in value.get("languages") or []:
+            if lang not in LANGUAGES:
+                raise _err(
+                    f"{path}.languages",
+                    f"stopwords for {lang!r} are not available (known: {', '.join(sorted(LANGUAGES))}); "
+                    "list the words in custom",
+                )
         custom = value.get("custom") or []
         if not isinstance(custom, list) or not all(isinstance(w, str) for w in custom):
             raise _err(f"{path}.custom", "expected a list of strings")

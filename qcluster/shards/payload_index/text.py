@@ -49,8 +49,15 @@ class TextAnalyzer:
         self.min_len = schema.min_token_len
         self.max_len = schema.max_token_len
         self.phrase_matching = schema.flag("phrase_matching", False)
-        custom = (schema.params.get("stopwords") or {}).get("custom") or []
-        self.stopwords = {w.lower() if self.lowercase else w for w in custom}
+        from qcluster.shards.payload_index.stopwords import LANGUAGES
+
+        raw = schema.params.get("stopwords") or {}
+        if isinstance(raw, str):
+            raw = {"languages": [raw]}
+        words = list(raw.get("custom") or [])
+        for lang in raw.get("languages") or []:
+            words.extend(LANGUAGES.get(lang, ()))
+        self.stopwords = {w.lower() if self.lowercase else w for w in words}
 
     def _words(self, text: str) -> list[str]:
         if self.tokenizer == "whitespace":

@@ -1,0 +1,126 @@
+"""Sparse search inside one segment, and the IDF statistics a shard gathers over its segments.
+
+Scores are exact dot products (recall 1.0): the inverted index yields every point sharing a
+dimension with the query; a filter, the deletion flags and ``score_threshold`` then mask that
+candidate set, and the best ``k`` are picked. Only points sharing a dimension with the query are
+results, as in Qdrant.
+
+IDF (``modifier: idf``): each query weight is multiplied by ``ln((N - df + 0.5) / (df + 0.5) + 1)``
+where ``N`` is the number of points holding a vector of that name and ``df`` the number holding the
+dimension, both counted over the shard's live points (as Qdrant counts them over a shard), or over
+the points matching the ``idf.corpus`` filter when the query gives one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from qcluster.shards.segment import Segment
+from qcluster.shards.sparse.inverted import csr_doc_freq, score_csr
+from qcluster.shards.sparse.vector import SparseVector
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+
+
+def _empty(k: int) -> tuple[F32, I64]:
+    return np.full(k, np.nan, dtype=np.float32), np.full(k, -1, dtype=np.int64)
+
+
+def segment_scores(seg: Segment, name: str, query: SparseVector) -> tuple[F64, Mask]:
+    """Dot product of ``query`` with every offset's vector, and which offsets share a dimension."""
+    size = seg.size
+    view = seg.sparse[name].view(size)
+    if view.index is not None:
+        scores, hit = view.index.score(query, size)
+    else:
+        scores, hit = np.zeros(size, np.float64), np.zeros(size, np.bool_)
+    if len(view.tail):
+        csr = view.tail_csr
+        t_scores, t_hit = score_csr(query, csr.indptr, csr.parts[0], csr.parts[1])
+        scores[view.tail] = t_scores
+        hit[view.tail] = t_hit
+    return scores, hit
+
+
+def search_sparse(
+    seg: Segment,
+    name: str,
+    query: SparseVector,
+    k: int,
+    filter_mask: Mask | None,
+    threshold: float | None,
+) -> tuple[F32, I64]:
+    """Top ``k`` (scores, offsets) of one query in one segment, best first; -1 offsets pad."""
+    size = seg.size
+    if size == 0 or name not in seg.sparse or k <= 0:
+        return _empty(k)
+    scores, ok = segment_scores(seg, name, query)
+    base = seg.searchable_mask(name)
+    if base is not None:
+        ok &= base
+    if filter_mask is not None:
+        ok &= filter_mask[:size]
+    if threshold is not None:
+        ok &= scores >= threshold
+    cand = np.flatnonzero(ok)
+    out_s, out_o = _empty(k)
+    if len(cand) == 0:
+        return out_s, out_o
+    cs = scores[cand]
+    if len(cand) > k:
+        part = np.argpartition(-cs, k - 1)[:k]
+        cand, cs = cand[part], cs[part]
+    order = np.lexsort((cand, -cs))  # best score first, then lower offset
+    n = len(order)
+    out_s[:n] = cs[order]
+    out_o[:n] = cand[order]
+    return out_s, out_o
+
+
+def doc_freq(
+    seg: Segment, name: str, indices: npt.NDArray[np.uint32], corpus: Mask | None
+) -> tuple[int, I64]:
+    """(points holding a ``name`` vector, points holding each of ``indices``) among the live
+    points of ``seg`` (within ``corpus`` when given)."""
+    size = seg.size
+    if size == 0 or name not in seg.sparse:
+        return 0, np.zeros(len(indices), dtype=np.int64)
+    counted = seg.live_mask() & seg.vector_mask(name)
+    if corpus is not None:
+        counted = counted & corpus[:size]
+    view = seg.sparse[name].view(size)
+    df = np.zeros(len(indices), dtype=np.int64)
+    if view.index is not None:
+        in_index = counted.copy()
+        in_index[view.tail] = False
+        df += view.index.doc_freq(indices, in_index)
+    if len(view.tail):
+        csr = view.tail_csr
+        df += csr_doc_freq(indices, csr.indptr, csr.parts[0], counted[view.tail])
+    return int(np.count_nonzero(counted)), df
+
+
+def idf_weighted(query: SparseVector, points: int, df: I64) -> SparseVector:
+    n = float(points)
+    dfs = df.astype(np.float64)
+    idf = np.log((n - dfs + 0.5) / (dfs + 0.5) + 1.0)
+    return SparseVector(query.indices, (query.values.astype(np.float64) * idf).astype(np.float32))
+
+
+def shard_idf(
+    segments: Sequence[Segment], name: str, query: SparseVector, corpus: Sequence[Mask | None] | None
+) -> SparseVector:
+    """``query`` with IDF-weighted values, statistics over ``segments``."""
+    points = 0
+    df = np.zeros(len(query), dtype=np.int64)
+    for i, seg in enumerate(segments):
+        p, d = doc_freq(seg, name, query.indices, None if corpus is None else corpus[i])
+        points += p
+        df += d
+    return idf_weighted(query, points, df)
