@@ -31,6 +31,7 @@ from qcluster.shards import search_stats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Qdrant records response timings for this status only (counts for every status).
 TIMED_STATUS = 200
 
@@ -253,6 +254,16 @@ class Metrics:
         self.cluster_working = Gauge(
             "cluster_working_state", "working state of the cluster", ["state"], registry=r
         )
+        self._loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late the event loop woke a task that asked to sleep (loop_lag.py)",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self._loop_lag_max = Gauge(
+            "event_loop_lag_max_seconds", "Largest event loop lag since the previous scrape", registry=r
+        )
+        self._lag_window = 0.0
 
     # ------------------------------------------------------------------------- requests
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
@@ -273,6 +284,10 @@ class Metrics:
         if duration is not None:
             duration.observe(seconds)
             self._timings.observe((method, endpoint, str(status)), seconds)
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        self._loop_lag.observe(seconds)
+        self._lag_window = max(self._lag_window, seconds)
 
     def observe_grpc(self, endpoint: str, status: str, seconds: float) -> None:
         """One answered call of the public gRPC API (``endpoint``: ``/qdrant.Points/Search``,
@@ -340,5 +355,7 @@ class Metrics:
             self.cluster_last_update.set(time.time())
 
     def exposition(self) -> bytes:
+        self._loop_lag_max.set(self._lag_window)
+        self._lag_window = 0.0
         out: bytes = generate_latest(self.registry)
         return out

@@ -155,6 +155,7 @@ class Node:
             quotas=self.app[QUOTAS_KEY],
             snapshots=self.app[SNAPSHOTS_KEY],
             consensus=lambda: self.consensus,
+            limits=svc.limits,
         )
         server = PublicGrpcServer(svc, self.settings.tls, services)
         try:

@@ -83,6 +83,41 @@ class StorageSettings(_Section):
     hnsw_index: HnswIndexSettings = HnswIndexSettings()
     wal: WalSettings = WalSettings()
     performance: PerformanceSettings = PerformanceSettings()
+    max_collections: int | None = Field(None, ge=0)  # Qdrant's name; None: no bound
+
+
+class LimitsSettings(_Section):
+    """Bounds on what one request may ask of a peer (``service.limits``; README, "Limits").
+
+    A request beyond one of them is refused with a 4xx that names the field and the bound, before
+    any work. Limits, offsets and similar sizes are not bounded here: they are clamped to what the
+    collection holds, so the work follows the data, not the numbers in the request; only the
+    memory a whole answer would take is bounded (``max_response_mb``). Recursion bounds have a
+    ceiling (``le``) below what the parsers can take without exhausting the stack.
+    """
+
+    # request bodies
+    max_filter_depth: int = Field(32, ge=1, le=100)  # nested must / should / must_not / nested
+    max_filter_conditions: int = Field(10_000, ge=1)  # conditions in one filter, at every level
+    max_json_depth: int = Field(64, ge=4, le=200)  # payloads, set_payload key + value, metadata
+    max_prefetch_depth: int = Field(8, ge=1, le=32)
+    max_prefetches: int = Field(64, ge=1)  # prefetches in one query, at every level
+    max_batch_queries: int = Field(1_000, ge=1)  # searches in one */batch request
+    max_batch_operations: int = Field(1_000, ge=1)  # operations in one /points/batch request
+    max_points_per_request: int = Field(100_000, ge=1)  # ids, points or examples in one list
+    max_response_mb: int = Field(256, ge=1)  # estimated memory of one answer
+    max_query_request_size_mb: int = Field(8, ge=1)  # body of a read (search, query, scroll, ...)
+    max_admin_request_size_mb: int = Field(1, ge=1)  # body of collection / alias / cluster changes
+    # deadlines: the `timeout` query parameter (seconds), else these
+    read_timeout_sec: float = Field(60.0, gt=0)
+    write_timeout_sec: float = Field(600.0, gt=0)
+    max_timeout_sec: float = Field(3600.0, gt=0)
+    # collection configs
+    max_shard_number: int = Field(128, ge=1)
+    max_replication_factor: int = Field(16, ge=1)
+    max_named_vectors: int = Field(64, ge=1)
+    max_hnsw_m: int = Field(256, ge=2)
+    max_hnsw_ef_construct: int = Field(4096, ge=4)
 
 
 class ServiceSettings(_Section):
@@ -92,8 +127,9 @@ class ServiceSettings(_Section):
     api_key: str | None = None
     read_only_api_key: str | None = None
     enable_tls: bool = False
-    max_request_size_mb: int = Field(32, ge=1)
+    max_request_size_mb: int = Field(32, ge=1)  # body of a point write (upsert, batch, ...)
     enable_cors: bool = True
+    limits: LimitsSettings = LimitsSettings()
 
 
 class TlsSettings(_Section):

@@ -18,6 +18,20 @@ CollectionName = NewType("CollectionName", str)
 DEFAULT_VECTOR = ""
 
 MAX_U64 = 2**64 - 1
+_U64_DIGITS = len(str(MAX_U64))
+
+
+def parse_decimal(raw: str, field: str, what: str = "a whole number") -> int:
+    """A number written in a URL (path or query parameter): ASCII digits only, at most u64. Any
+    other text is a :class:`BadInputError` naming ``field``, never a ``ValueError`` (``isdigit``
+    takes '²' that ``int`` refuses, and ``int`` refuses more than 4300 digits)."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= _U64_DIGITS:
+        value = int(raw)
+        if value <= MAX_U64:
+            return value
+    shown = raw if len(raw) <= 40 else f"{raw[:40]}... ({len(raw)} characters)"
+    raise BadInputError(f"{field}: expected {what} from 0 to {MAX_U64}, got {shown!r}", field)
+
 
 # A shard key of a collection with custom sharding (Qdrant: a string or an unsigned integer).
 ShardKey = str | int

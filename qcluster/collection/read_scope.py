@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from qcluster.errors import BadInputError
 from qcluster.shards.replica_set import Consistency
-from qcluster.types import ShardKey
+from qcluster.types import ShardKey, parse_decimal
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ def parse_consistency(raw: str | int | None, field: str = "consistency") -> Cons
     if isinstance(raw, int) and not isinstance(raw, bool):
         value = raw
     elif isinstance(raw, str) and raw.isdigit():
-        value = int(raw)
+        value = parse_decimal(raw, field, "a number of replicas")
     elif raw in ("majority", "quorum", "all"):
         return raw  # type: ignore[return-value]
     else:

@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from qcluster.models.common import Req, tag, tagged
+from qcluster.models.bounds import bounded_length
+from qcluster.models.common import JsonObjectIn, Req, tag, tagged
 from qcluster.models.config import (
     BinaryQuantization,
     Distance,
@@ -97,7 +98,7 @@ class CreateCollection(_Body):
         None, validation_alias=AliasChoices("quantization_config", "quantization")
     )
     sparse_vectors: dict[str, SparseVectorParams] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObjectIn | None = None
     payload: PayloadStorageIn | None = None
     strict_mode_config: StrictModeConfig | None = None
 
@@ -142,7 +143,7 @@ class UpdateCollection(_Body):
     params: CollectionParamsDiff | None = None
     hnsw_config: HnswConfigDiff | None = None
     quantization_config: QuantizationDiffIn | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObjectIn | None = None
     strict_mode_config: StrictModeConfig | None = None
 
 
@@ -189,7 +190,9 @@ AliasOperationIn = Annotated[
 
 
 class ChangeAliasesIn(Req):
-    actions: list[AliasOperationIn]
+    actions: Annotated[
+        list[AliasOperationIn], bounded_length("max_batch_operations", "number of alias actions")
+    ]
 
 
 class CreateFieldIndexIn(Req):

@@ -13,9 +13,19 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
 from pydantic_core import PydanticCustomError
 
+from qcluster.models.bounds import bounded_length, check_filter, check_json_depth
 from qcluster.types import MAX_U64, PointId
 
 # Error type used by custom validators for a value of the wrong shape (-> 400 format error).
@@ -52,7 +62,11 @@ def _point_id(value: Any) -> PointId:
 PointIdIn = Annotated[PointId, BeforeValidator(_point_id)]
 Limit = Annotated[int, Field(ge=1)]
 Usize = Annotated[int, Field(ge=0)]
-FilterIn = dict[str, Any]
+# Filter JSON: its depth and number of conditions are bounded here; the filter engine parses it.
+FilterIn = Annotated[dict[str, Any], AfterValidator(check_filter)]
+# A JSON object that is stored (payloads, metadata): its nesting depth is bounded.
+JsonObjectIn = Annotated[dict[str, Any], AfterValidator(check_json_depth)]
+PointIdsIn = Annotated[list[PointIdIn], bounded_length("max_points_per_request", "number of point ids")]
 
 
 def with_vector_field(default: Any) -> Any:

@@ -6,23 +6,36 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, model_validator
 
-from qcluster.models.common import FilterIn, PointIdIn, Req, tag, tagged, with_vector_field
+from qcluster.models.bounds import bound_error, bounded_length, json_depth, key_depth, limits_of
+from qcluster.models.common import (
+    FilterIn,
+    JsonObjectIn,
+    PointIdIn,
+    PointIdsIn,
+    Req,
+    tag,
+    tagged,
+    with_vector_field,
+)
 
 UpdateMode = Literal["upsert", "insert_only", "update_only"]
+
+
+POINTS = bounded_length("max_points_per_request", "number of points")
 
 
 class PointStructIn(Req):
     id: PointIdIn
     vector: Any = Field(default_factory=dict)
-    payload: dict[str, Any] | None = None
+    payload: JsonObjectIn | None = None
 
 
 class BatchIn(Req):
-    ids: list[PointIdIn]
+    ids: PointIdsIn
     vectors: Any
-    payloads: list[dict[str, Any] | None] | None = None
+    payloads: Annotated[list[JsonObjectIn | None], POINTS] | None = None
 
 
 class _Upsert(Req):
@@ -32,7 +45,7 @@ class _Upsert(Req):
 
 
 class PointsListIn(_Upsert):
-    points: list[PointStructIn]
+    points: Annotated[list[PointStructIn], POINTS]
 
 
 class PointsBatchIn(_Upsert):
@@ -52,22 +65,34 @@ UpsertIn = Annotated[
 class SelectorIn(Req):
     """Qdrant's PointsSelector: ``{"points": [...]}`` or ``{"filter": {...}}``."""
 
-    points: list[PointIdIn] | None = None
+    points: PointIdsIn | None = None
     filter: FilterIn | None = None
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class SetPayloadIn(Req):
-    payload: dict[str, Any]
-    points: list[PointIdIn] | None = None
+    payload: JsonObjectIn
+    points: PointIdsIn | None = None
     filter: FilterIn | None = None
     key: str | None = None
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
+    @model_validator(mode="after")
+    def _stored_depth(self, info: ValidationInfo) -> SetPayloadIn:
+        """Values set under ``key`` end up ``key_depth(key)`` levels deeper in the payload."""
+        if self.key:
+            bound = limits_of(info).max_json_depth
+            depth = key_depth(self.key) + json_depth(self.payload, bound)
+            if depth > bound:
+                raise bound_error(
+                    "nesting depth of `key` plus `payload`", depth, "max_json_depth", bound, walked=True
+                )
+        return self
+
 
 class DeletePayloadIn(Req):
     keys: list[str]
-    points: list[PointIdIn] | None = None
+    points: PointIdsIn | None = None
     filter: FilterIn | None = None
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
@@ -78,13 +103,13 @@ class PointVectorsIn(Req):
 
 
 class UpdateVectorsIn(Req):
-    points: Annotated[list[PointVectorsIn], Field(min_length=1)]
+    points: Annotated[list[PointVectorsIn], Field(min_length=1), POINTS]
     update_filter: FilterIn | None = None
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
 class DeleteVectorsIn(Req):
-    points: list[PointIdIn] | None = None
+    points: PointIdsIn | None = None
     filter: FilterIn | None = None
     vector: Annotated[list[str], Field(min_length=1)]
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
@@ -156,11 +181,11 @@ BatchOpIn = Annotated[
 
 
 class UpdateOperationsIn(Req):
-    operations: list[BatchOpIn]
+    operations: Annotated[list[BatchOpIn], bounded_length("max_batch_operations", "number of operations")]
 
 
 class PointRequestIn(Req):
-    ids: list[PointIdIn]
+    ids: PointIdsIn
     with_payload: Any = True
     with_vector: Any = with_vector_field(False)
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
+from qcluster.models.bounds import bound_error, bounded_length, check_prefetch, limits_of, prefetch_shape
 from qcluster.models.common import (
     FilterIn,
     Limit,
@@ -22,6 +23,32 @@ from qcluster.models.common import (
     tagged,
     with_vector_field,
 )
+
+QUERIES = bounded_length("max_batch_queries", "number of queries")
+EXAMPLES = bounded_length("max_points_per_request", "number of examples")
+
+
+def _check_examples(value: Any, info: ValidationInfo) -> Any:
+    """The example lists inside a raw ``query`` (recommend / discover / context), bounded like
+    the id lists of other requests, before any of them is looked up."""
+    if not isinstance(value, dict):
+        return value
+    bound = limits_of(info).max_points_per_request
+    lists: list[Any] = []
+    rec = value.get("recommend")
+    if isinstance(rec, dict):
+        lists += [rec.get("positive"), rec.get("negative")]
+    disc = value.get("discover")
+    if isinstance(disc, dict):
+        lists.append(disc.get("context"))
+    lists.append(value.get("context"))
+    count = sum(len(x) for x in lists if isinstance(x, list))
+    if count > bound:
+        raise bound_error("number of examples", count, "max_points_per_request", bound)
+    return value
+
+
+QueryAny = Annotated[Any, BeforeValidator(_check_examples)]
 
 
 class QuantizationParamsIn(Req):
@@ -68,7 +95,7 @@ OrderByInterface = Annotated[
 
 class PrefetchIn(Req):
     prefetch: PrefetchList | None = None
-    query: Any = None
+    query: QueryAny = None
     using: str | None = None
     filter: FilterIn | None = None
     params: SearchParamsIn | None = None
@@ -90,9 +117,33 @@ class QueryIn(PrefetchIn):
     with_payload: Any = None
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _prefetch_bounds(cls, data: Any, info: ValidationInfo) -> Any:
+        """The prefetch tree's depth and size, measured before pydantic recurses into it."""
+        return check_prefetch(data, info)
+
 
 class QueryBatchIn(Req):
-    searches: list[QueryIn]
+    searches: Annotated[list[QueryIn], QUERIES]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _queries_with_prefetches(cls, data: Any, info: ValidationInfo) -> Any:
+        """Every prefetch is a search too: the batch bound counts them."""
+        limits = limits_of(info)
+        bound = limits.max_batch_queries
+        searches = data.get("searches") if isinstance(data, dict) else None
+        if not isinstance(searches, list) or len(searches) > bound:
+            return data  # the list's own bound reports it
+        total = len(searches)
+        for search in searches:
+            total += prefetch_shape(search, limits.max_prefetch_depth, limits.max_prefetches)[1]
+            if total > bound:
+                raise bound_error(
+                    "number of queries, prefetches included", total, "max_batch_queries", bound, walked=True
+                )
+        return data
 
 
 class WithLookupIn(Req):
@@ -135,7 +186,7 @@ class SearchIn(_LegacyBase):
 
 
 class SearchBatchIn(Req):
-    searches: list[SearchIn]
+    searches: Annotated[list[SearchIn], QUERIES]
 
 
 class SearchGroupsIn(_LegacyBase):
@@ -147,8 +198,8 @@ class SearchGroupsIn(_LegacyBase):
 
 
 class _RecommendBase(_LegacyBase):
-    positive: list[Any] | None = None
-    negative: list[Any] | None = None
+    positive: Annotated[list[Any], EXAMPLES] | None = None
+    negative: Annotated[list[Any], EXAMPLES] | None = None
     strategy: Literal["average_vector", "best_score", "sum_scores"] | None = None
     using: str | None = None
     lookup_from: LookupLocationIn | None = None
@@ -160,7 +211,7 @@ class RecommendIn(_RecommendBase):
 
 
 class RecommendBatchIn(Req):
-    searches: list[RecommendIn]
+    searches: Annotated[list[RecommendIn], QUERIES]
 
 
 class RecommendGroupsIn(_RecommendBase):
@@ -177,7 +228,7 @@ class ContextPairIn(Req):
 
 class DiscoverIn(Req):
     target: Any = None
-    context: list[ContextPairIn] | None = None
+    context: Annotated[list[ContextPairIn], EXAMPLES] | None = None
     filter: FilterIn | None = None
     params: SearchParamsIn | None = None
     limit: Limit
@@ -190,7 +241,7 @@ class DiscoverIn(Req):
 
 
 class DiscoverBatchIn(Req):
-    searches: list[DiscoverIn]
+    searches: Annotated[list[DiscoverIn], QUERIES]
 
 
 class SearchMatrixIn(Req):

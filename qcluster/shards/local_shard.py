@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from qcluster import deadline
 from qcluster.errors import BadInputError, CancelledError, CorruptedStorageError, QClusterError
 from qcluster.logging import get_logger
 from qcluster.models.config import ShardConfig
@@ -50,6 +51,7 @@ from qcluster.shards.base import (
 )
 from qcluster.shards.clock import ClockMap, ClockTag
 from qcluster.shards.filters import parse_filter
+from qcluster.shards.filters.shape import filter_shape
 from qcluster.shards.operations import (
     SELECTOR_OPS,
     CreateFieldIndex,
@@ -74,6 +76,7 @@ from qcluster.types import PointId
 log = get_logger(__name__)
 T = TypeVar("T")
 MANIFEST = "manifest.json"
+CHEAP_FILTER_CONDITIONS = 32  # at most this many conditions for a filtered search on the loop
 
 
 class LocalShard:
@@ -412,9 +415,12 @@ class LocalShard:
 
     # ------------------------------------------------------------------ reads
     async def _read(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` on a search thread under the caller's deadline (``qcluster.deadline``): the
+        read stops at its next check once the request's deadline has passed; a read still queued
+        when its request is cancelled never starts."""
         self._check_open()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._search_pool, fn, *args)
+        return await loop.run_in_executor(self._search_pool, deadline.context().run, fn, *args)
 
     def _cheap(self, requests: Sequence[SearchRequest]) -> bool:
         """One unfiltered query of modest size, and little unindexed data to scan exactly."""
@@ -429,8 +435,11 @@ class LocalShard:
         return unindexed <= 20_000
 
     def _indexed_filter(self, raw: Any) -> bool:
-        """Every condition is answered by a payload index (so evaluating it is cheap). Remembered
-        per parsed filter (parses are cached by their JSON) and set of indexed keys."""
+        """A small filter whose every condition is answered by a payload index (so evaluating it
+        is cheap); a large one goes to the search threads whatever its conditions. Remembered per
+        parsed filter (parses are cached by their JSON) and set of indexed keys."""
+        if filter_shape(raw, 2**31, CHEAP_FILTER_CONDITIONS).conditions > CHEAP_FILTER_CONDITIONS:
+            return False
         try:
             flt = parse_filter(raw)
         except QClusterError:

@@ -229,7 +229,8 @@ class Optimizer:
     # ------------------------------------------------------------------ build (optimizer thread)
     def _threads(self) -> int:
         n = self.shard.config.optimizer_config.max_optimization_threads
-        return n if n else (os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        return min(n, cores) if n else cores  # more threads than cores only costs memory
 
     def _report(self, job: Job) -> Any:
         def cb(done: int, total: int) -> None:

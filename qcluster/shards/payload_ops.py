@@ -82,14 +82,44 @@ def _delete_at(node: Any, tokens: list[Token]) -> None:
         _delete_at(item, rest)
 
 
+_GROUPED: dict[int, tuple[Sequence[str], dict[str, list[list[Token]]]]] = {}
+
+
+def _by_first_key(keys: Sequence[str]) -> dict[str, list[list[Token]]]:
+    """Key paths (``_tokens``) grouped by their first key, parsed once per key list (remembered by
+    identity: a selector's tuple is the same object for every point of a request, and hashing a
+    long tuple per point would cost what this saves). A path that does not start with a key
+    cannot match a payload (an object) and is dropped."""
+    hit = _GROUPED.get(id(keys))
+    if hit is not None and hit[0] is keys:
+        return hit[1]
+    groups: dict[str, list[list[Token]]] = {}
+    for key in keys:
+        tokens = _tokens(key)
+        if tokens and isinstance(tokens[0], str):
+            groups.setdefault(tokens[0], []).append(tokens)
+    if len(_GROUPED) >= 256:
+        _GROUPED.clear()
+    _GROUPED[id(keys)] = (keys, groups)  # holding ``keys`` keeps its id from being reused
+    return groups
+
+
+def _paths_in(payload: Payload, keys: Sequence[str]) -> list[list[Token]]:
+    """The paths of ``keys`` whose first key ``payload`` has: the work per point follows the
+    smaller of the payload and the key list, so a request listing many keys costs no more on
+    small payloads."""
+    groups = _by_first_key(keys)
+    if len(groups) <= len(payload):
+        return [tokens for first, paths in groups.items() if first in payload for tokens in paths]
+    return [tokens for first in list(payload) for tokens in groups.get(first, ())]
+
+
 def delete_keys(current: Payload | None, keys: Sequence[str]) -> Payload | None:
     if current is None:
         return None
     out: Payload = copy.deepcopy(current)
-    for key in keys:
-        tokens = _tokens(key)
-        if tokens:
-            _delete_at(out, tokens)
+    for tokens in _paths_in(out, keys):
+        _delete_at(out, tokens)
     return out
 
 
@@ -133,9 +163,8 @@ def select_payload(payload: Payload | None, selector: PayloadSelector) -> Payloa
     payload = payload or {}
     if selector.include is not None:
         out: Payload = {}
-        for key in selector.include:
-            tokens = _tokens(key)
-            found, value = _select_at(payload, tokens) if tokens else (False, None)
+        for tokens in _paths_in(payload, selector.include):
+            found, value = _select_at(payload, tokens)
             if found:
                 out = _merge(out, value)
         return out

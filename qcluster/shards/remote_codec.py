@@ -40,6 +40,10 @@ F32 = npt.NDArray[np.float32]
 
 
 # ------------------------------------------------------------------ small values
+U32_MAX = 2**32 - 1
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+
+
 def point_id_out(pid: PointId) -> pb.PointId:
     return pb.PointId(num=pid) if isinstance(pid, int) else pb.PointId(uuid=pid)
 
@@ -104,10 +108,16 @@ def vector_selector_in(msg: pb.VectorSelector) -> VectorSelector:
     return VectorSelector(msg.enabled, tuple(msg.names) if msg.has_names else None)
 
 
+def _u32(value: int) -> int:
+    """Sizes (limit, offset, hnsw_ef) as the wire carries them: past 2^32 - 1 a shard has nothing
+    more to return, so larger values are clamped, not refused."""
+    return min(max(value, 0), U32_MAX)
+
+
 def _number_out(value: int | float | None) -> tuple[bool, float, bool, int]:
     if value is None:
         return False, 0.0, False, 0
-    if isinstance(value, int):
+    if isinstance(value, int) and I64_MIN <= value <= I64_MAX:
         return True, 0.0, True, value
     return True, float(value), False, 0
 
@@ -307,7 +317,7 @@ def search_out(req: SearchRequest) -> pb.SearchQuery:
     p = req.params
     q = p.quantization
     params = pb.SearchParams(
-        hnsw_ef=p.hnsw_ef or 0,
+        hnsw_ef=_u32(p.hnsw_ef or 0),
         exact=p.exact,
         has_quantization=q is not None,
         quantization_ignore=bool(q and q.ignore),
@@ -328,8 +338,8 @@ def search_out(req: SearchRequest) -> pb.SearchQuery:
         sparse_indices=np.ascontiguousarray(vec.indices, np.uint32).tobytes()
         if isinstance(vec, SparseVector)
         else b"",
-        limit=req.limit,
-        offset=req.offset,
+        limit=_u32(req.limit),
+        offset=_u32(req.offset),
         filter_json=filter_out(req.filter),
         has_score_threshold=req.score_threshold is not None,
         score_threshold=req.score_threshold or 0.0,
@@ -382,7 +392,7 @@ def scroll_out(shard: pb.ShardRef, req: ScrollRequest) -> pb.ScrollShardRequest:
     msg = pb.ScrollShardRequest(
         shard=shard,
         has_offset=req.offset is not None,
-        limit=req.limit,
+        limit=_u32(req.limit),
         filter_json=filter_out(req.filter),
         with_payload=payload_selector_out(req.with_payload),
         with_vector=vector_selector_out(req.with_vector),

@@ -17,6 +17,7 @@ import grpc
 import grpc.aio
 import orjson
 
+from qcluster import deadline
 from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError, QClusterError
 from qcluster.p2p.channels import ChannelPool
 from qcluster.p2p.status import error_from_rpc
@@ -58,6 +59,9 @@ _REFUSALS: dict[grpc.StatusCode, type[QClusterError]] = {
 }
 
 
+_READS = frozenset({"Search", "Scroll", "Count", "Retrieve", "Facet"})
+
+
 class RemoteShard:
     def __init__(
         self,
@@ -84,7 +88,11 @@ class RemoteShard:
                 request_serializer=_serialize,
                 response_deserializer=reply_type.FromString,
             )
-            return await rpc(request, timeout=self._timeout, metadata=self._pool.metadata())
+            timeout = self._timeout
+            left = deadline.remaining() if method in _READS else None
+            if left is not None:  # a read carries its request's deadline to the peer
+                timeout = max(0.001, min(timeout, left))
+            return await rpc(request, timeout=timeout, metadata=self._pool.metadata())
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _REFUSALS:  # the request itself was wrong: the peer's words are the user's
                 raise _REFUSALS[exc.code()](exc.details() or exc.code().name) from exc

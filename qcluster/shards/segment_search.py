@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -90,7 +90,15 @@ class Query:
     ef: int = 0  # the beam asked for (hnsw_ef, else ef_construct; at least k): set on creation
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ef", max(self.params.hnsw_ef or self.hnsw.ef_construct, self.k))
+        if not self.ef:
+            object.__setattr__(self, "ef", max(self.params.hnsw_ef or self.hnsw.ef_construct, self.k))
+
+    def clamped(self, size: int) -> Query:
+        """This query with ``k`` and the beam at most ``size`` (a segment's points): a limit or
+        ``hnsw_ef`` beyond them visits nothing more, and FAISS would allocate for it."""
+        if self.k <= size and self.ef <= size:
+            return self
+        return replace(self, k=min(self.k, size), ef=min(self.ef, size))
 
 
 def widened_ef(ef: int, share: float) -> int:
@@ -130,6 +138,7 @@ def search_segment(seg: Segment, q: Query) -> tuple[F32, I64]:
     single_thread()
     if size == 0 or q.using not in seg.vectors:
         return empty_result(nq, q.k)
+    q = q.clamped(size)  # never allocate for more results than the segment has points
     base = seg.searchable_mask(q.using)
     vectors = seg.vectors[q.using]
     index = None if q.params.exact else seg.indexes.get(q.using)

@@ -3,6 +3,8 @@
 
 Run on the shard's search threads. A point is live in one segment, except for a moment while an
 update moves it (copy-on-write): results are de-duplicated by point id, newest version first.
+
+Every loop over segments or ids checks the request's deadline (``qcluster.deadline``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from qcluster import deadline
 from qcluster.errors import BadInputError
 from qcluster.shards.base import (
     CountRequest,
@@ -40,6 +43,7 @@ def _matching(segments: Sequence[Segment], raw: FilterJson | None) -> list[tuple
     masks = filter_masks(segments, raw)
     found: list[tuple[PointId, int, int]] = []
     for si, seg in enumerate(segments):
+        deadline.check()
         mask = masks[si]
         if mask is None:
             found.extend((pid, si, off) for pid, off in seg.iter_live())
@@ -135,7 +139,9 @@ def retrieve(
 ) -> list[Record]:
     out: list[Record] = []
     seen: set[PointId] = set()
-    for pid in ids:
+    for i, pid in enumerate(ids):
+        if i % 4096 == 4095:
+            deadline.check()
         if pid in seen:
             continue
         for seg in segments:

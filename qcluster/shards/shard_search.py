@@ -7,6 +7,10 @@ de-duplicated by point id (a point being moved between segments may show up twic
 
 Dense requests that share vector name, filter, parameters, threshold and depth run as one batch:
 one planner decision and one FAISS call per segment (``segment_search.Query``).
+
+Work follows the data, not the numbers in a request: ``limit + offset`` is clamped to the points
+the shard holds before anything is allocated (a larger limit returns every match), and every loop
+over segments checks the request's deadline (``qcluster.deadline``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qcluster import deadline
 from qcluster.errors import BadInputError
 from qcluster.models.config import ShardConfig, VectorParams
 from qcluster.shards.base import FilterJson, ScoredPoint, SearchRequest, VectorSelector
@@ -42,7 +47,11 @@ def filter_masks(segments: Sequence[Segment], raw: FilterJson | None) -> list[Ma
     if raw is None:
         return [None] * len(segments)
     flt = parse_filter(raw)
-    return [evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_) for seg in segments]
+    masks: list[Mask | None] = []
+    for seg in segments:
+        deadline.check()
+        masks.append(evaluate(flt, seg) if seg.size else np.zeros(0, dtype=np.bool_))
+    return masks
 
 
 def parsed_filter(raw: FilterJson | None) -> Filter | None:
@@ -86,10 +95,21 @@ def search(
         query = Query(
             stacked, using, k, params_v.distance, config.hnsw_for(using), params, threshold, filters[fid]
         )
-        per_segment = [(seg, *search_segment(seg, query)) for seg in live]
+        per_segment = _per_segment(live, query)
         high = higher_is_better(params_v.distance)
         for row, (i, _) in enumerate(members):
             out[i] = _merge_dense(requests[i], per_segment, row, high)
+    return out
+
+
+def _per_segment(
+    segments: Sequence[Segment], query: Query
+) -> list[tuple[Segment, F32, npt.NDArray[np.int64]]]:
+    """``search_segment`` on each segment, checking the request's deadline before each."""
+    out = []
+    for seg in segments:
+        deadline.check()
+        out.append((seg, *search_segment(seg, query)))
     return out
 
 
@@ -255,6 +275,7 @@ def _multi_hits(
     masks = filter_masks(segments, req.filter)
     hits: Hits = []
     for si, seg in enumerate(segments):
+        deadline.check()
         if seg.live_count == 0 or req.using not in seg.multi:
             continue
         allowed = seg.live_mask() & seg.vector_mask(req.using)
@@ -281,6 +302,7 @@ def _sparse_hits(segments: Sequence[Segment], config: ShardConfig, req: SearchRe
     masks = filter_masks(segments, req.filter)
     hits: Hits = []
     for si, seg in enumerate(segments):
+        deadline.check()
         if seg.live_count == 0:
             continue
         scores, offs = search_sparse(seg, req.using, query, k, masks[si], req.score_threshold)

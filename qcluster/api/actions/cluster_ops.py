@@ -15,11 +15,13 @@ from typing import Any
 
 from pydantic import Field
 
+from qcluster.api.actions.bounds import check_new_shard_key
 from qcluster.api.actions.collections import one_shard_key
 from qcluster.consensus import operations as ops
 from qcluster.consensus.operations import TransferRef
 from qcluster.errors import BadInputError, NotFoundError
 from qcluster.models.common import Req
+from qcluster.settings import LimitsSettings
 from qcluster.toc import TableOfContents
 from qcluster.types import ReplicaState
 
@@ -66,10 +68,16 @@ class ClusterOperationIn(Req):
 
 
 async def apply(
-    toc: TableOfContents, consensus: Any, collection: str, req: ClusterOperationIn, timeout: float
+    toc: TableOfContents,
+    consensus: Any,
+    collection: str,
+    req: ClusterOperationIn,
+    timeout: float,
+    bounds: LimitsSettings,
 ) -> None:
     """Run one cluster operation on ``collection``; ``consensus`` is the consensus service in
-    cluster mode, else None (then only the shard-key operations are possible)."""
+    cluster mode, else None (then only the shard-key operations are possible). A new shard key
+    counts toward ``bounds`` (``max_shard_number``, ``max_replication_factor``)."""
     col = toc.get(collection)
     given = [k for k in OPERATIONS if getattr(req, k) is not None]
     if len(given) != 1:
@@ -77,6 +85,9 @@ async def apply(
     if req.create_sharding_key is not None:
         sk = req.create_sharding_key
         key = one_shard_key(sk.shard_key)
+        check_new_shard_key(
+            col, bounds, sk.shards_number, sk.replication_factor, None, "create_sharding_key."
+        )
         await toc.create_shard_key(col.name, key, sk.shards_number, sk.replication_factor, timeout)
         return
     if req.drop_sharding_key is not None:

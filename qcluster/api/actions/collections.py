@@ -1,8 +1,10 @@
 """Collection operations shared by the REST and gRPC surfaces: create, update, aliases, named
-vectors. ``timeout`` (seconds) bounds the consensus round in cluster mode."""
+vectors. ``timeout`` (seconds) bounds the consensus round in cluster mode; ``bounds`` are the
+request's ``service.limits`` (a config or shard key above them is a 400 naming the field)."""
 
 from __future__ import annotations
 
+from qcluster.api.actions.bounds import check_collection_count, check_config_bounds, check_new_shard_key
 from qcluster.collection.read_scope import parse_shard_keys
 from qcluster.errors import BadInputError, UnprocessableInputError
 from qcluster.models.collections import (
@@ -12,13 +14,17 @@ from qcluster.models.collections import (
     VectorNameConfigIn,
     config_after_update,
     config_from_create,
+    with_vector,
 )
 from qcluster.models.config import SparseVectorParams, VectorParams
+from qcluster.settings import LimitsSettings
 from qcluster.toc import TableOfContents
 from qcluster.types import ShardKey
 
 
-async def create(toc: TableOfContents, name: str, req: CreateCollection, timeout: float | None) -> None:
+async def create(
+    toc: TableOfContents, name: str, req: CreateCollection, timeout: float | None, bounds: LimitsSettings
+) -> None:
     if isinstance(req.vectors, dict) and not req.vectors and not req.sparse_vectors:
         raise UnprocessableInputError("[vectors: at least one vector must be configured]", "vectors")
     dense_names = set(req.vectors) if isinstance(req.vectors, dict) else {""}
@@ -34,12 +40,18 @@ async def create(toc: TableOfContents, name: str, req: CreateCollection, timeout
                 "sparse_vectors",
             )
     config = config_from_create(req, default_shards=toc.default_shard_number(), defaults=toc.defaults())
+    check_config_bounds(config, bounds)
+    check_collection_count(toc, name)
     await toc.create(name, config, timeout)
 
 
-async def update(toc: TableOfContents, name: str, req: UpdateCollection, timeout: float | None) -> None:
+async def update(
+    toc: TableOfContents, name: str, req: UpdateCollection, timeout: float | None, bounds: LimitsSettings
+) -> None:
     col = toc.get(name)
-    await toc.update_config(col.name, config_after_update(col.config, req), timeout)
+    config = config_after_update(col.config, req)
+    check_config_bounds(config, bounds, col.config)
+    await toc.update_config(col.name, config, timeout)
 
 
 async def change_aliases(toc: TableOfContents, req: ChangeAliasesIn, timeout: float | None) -> None:
@@ -54,7 +66,12 @@ def aliases(toc: TableOfContents, collection: str | None = None) -> list[tuple[s
 
 
 async def create_vector(
-    toc: TableOfContents, collection: str, name: str, req: VectorNameConfigIn, timeout: float | None
+    toc: TableOfContents,
+    collection: str,
+    name: str,
+    req: VectorNameConfigIn,
+    timeout: float | None,
+    bounds: LimitsSettings,
 ) -> None:
     """Add a named vector to an existing collection; existing points do not have it. A rebuild of
     every replica, agreed through consensus in cluster mode."""
@@ -66,6 +83,7 @@ async def create_vector(
         params = VectorParams(size=req.dense.size, distance=req.dense.distance, datatype=req.dense.datatype)
     else:
         raise BadInputError('expected {"dense": {"size", "distance"}} or {"sparse": {}}', "dense")
+    check_config_bounds(with_vector(col.config, name, params), bounds, col.config)
     await toc.change_vectors(col.name, name, params, timeout)
 
 
@@ -90,8 +108,12 @@ async def create_shard_key(
     shards_number: int | None,
     replication_factor: int | None,
     timeout: float | None,
+    bounds: LimitsSettings,
+    placement: list[int] | None = None,
 ) -> None:
-    await toc.create_shard_key(collection, one_shard_key(raw_key), shards_number, replication_factor, timeout)
+    key = one_shard_key(raw_key)
+    check_new_shard_key(toc.get(collection), bounds, shards_number, replication_factor, placement)
+    await toc.create_shard_key(collection, key, shards_number, replication_factor, timeout)
 
 
 async def delete_shard_key(

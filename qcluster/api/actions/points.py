@@ -4,7 +4,9 @@ retrieval, scroll, count, facet, payload indexes. Each takes the validated reque
 ``wait``: True answers once the change is applied (``completed``); False once it is in the WAL
 (``acknowledged``). ``ordering`` (weak / medium / strong) chooses which peer coordinates a
 replicated write (``shards/replica_set.py``); a request's ``shard_key`` selects the shards of a
-collection with custom sharding, for writes and reads alike.
+collection with custom sharding, for writes and reads alike. Reads take the request's
+``service.limits`` (``bounds``): one whose estimated result memory is above ``max_response_mb`` is
+refused before it runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from qcluster.api.actions.batches import batch_from_columns, points_batch
 from qcluster.collection import Collection
+from qcluster.collection.query.budget import check_budget, records_want
 from qcluster.collection.query.context import order_by_spec
 from qcluster.collection.read_scope import parse_shard_keys, with_shard_keys
 from qcluster.collection.strict import StrictMode, conditions
@@ -38,6 +41,7 @@ from qcluster.models.points import (
     UpsertOp,
 )
 from qcluster.models.query import CountIn, FacetIn, ScrollIn
+from qcluster.settings import LimitsSettings
 from qcluster.shards.base import (
     CountRequest,
     PayloadSelector,
@@ -277,19 +281,26 @@ async def retrieve_one(col: Collection, pid: PointId) -> Record:
     return recs[0]
 
 
-async def retrieve(col: Collection, req: PointRequestIn, timeout: Timeout = None) -> list[Record]:
+async def retrieve(
+    col: Collection, req: PointRequestIn, bounds: LimitsSettings, timeout: Timeout = None
+) -> list[Record]:
     sm = _strict_read(col, timeout)
     if sm is not None:
         sm.read_cost(len(req.ids))
+    with_payload = True if req.with_payload is None else req.with_payload
+    want = records_want(col, len(req.ids), with_payload, req.with_vector, "ids")
+    await check_budget(col, [want], bounds)
     work = col.retrieve(
         req.ids,
-        PayloadSelector.parse(True if req.with_payload is None else req.with_payload),
+        PayloadSelector.parse(with_payload),
         check_vector_names(VectorSelector.parse(req.with_vector), col.config),
     )
     return await with_shard_keys(req.shard_key, work)
 
 
-async def scroll(col: Collection, req: ScrollIn, timeout: Timeout = None) -> ScrollResult:
+async def scroll(
+    col: Collection, req: ScrollIn, bounds: LimitsSettings, timeout: Timeout = None
+) -> ScrollResult:
     """Pages in id order with ``next_page_offset``; or ordered by a payload field (``order_by``,
     which needs a range index on it), where paging goes by ``start_from`` instead."""
     sm = _strict_read(col, timeout)
@@ -304,11 +315,15 @@ async def scroll(col: Collection, req: ScrollIn, timeout: Timeout = None) -> Scr
             "`order_by.start_from` value",
             "offset",
         )
+    limit = 10 if req.limit is None else req.limit
+    with_payload = True if req.with_payload is None else req.with_payload
+    want = records_want(col, limit, with_payload, req.with_vector, "limit")
+    await check_budget(col, [want], bounds)
     scroll_req = ScrollRequest(
         offset=req.offset,
-        limit=10 if req.limit is None else req.limit,
+        limit=limit,
         filter=req.filter,
-        with_payload=PayloadSelector.parse(True if req.with_payload is None else req.with_payload),
+        with_payload=PayloadSelector.parse(with_payload),
         with_vector=check_vector_names(VectorSelector.parse(req.with_vector), col.config),
         order_by=None if req.order_by is None else order_by_spec(req.order_by, "order_by"),
     )

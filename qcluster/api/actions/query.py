@@ -1,5 +1,9 @@
 """Queries shared by the REST and gRPC surfaces: the universal query (single, batch, groups) and the
-legacy search / recommend / discover requests, translated into the universal query."""
+legacy search / recommend / discover requests, translated into the universal query.
+
+Each takes the request's ``service.limits`` (``bounds``): a batch of more than
+``max_batch_queries`` searches, or a read whose estimated result memory is above
+``max_response_mb``, is refused (400 naming the field and the bound) before anything runs."""
 
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ from typing import Any
 
 from qcluster.collection import Collection
 from qcluster.collection.query import Group, Hit, Lookup, run_groups, run_query
+from qcluster.collection.query.budget import Want, check_budget, groups_wants, query_wants
+from qcluster.collection.query.groups import MAX_CANDIDATES
 from qcluster.collection.query.matrix import Matrix, search_matrix
 from qcluster.collection.read_scope import with_shard_keys
 from qcluster.collection.strict import StrictMode, check_query, conditions
 from qcluster.errors import FormatError
+from qcluster.models.bounds import refuse_above
 from qcluster.models.query import (
     DiscoverIn,
     QueryIn,
@@ -23,6 +30,7 @@ from qcluster.models.query import (
     SearchMatrixIn,
     WithLookupIn,
 )
+from qcluster.settings import LimitsSettings
 from qcluster.shards.batching import batch_scope
 from qcluster.types import DEFAULT_VECTOR
 
@@ -56,8 +64,11 @@ async def check_strict(
     sm.read_cost(cost)
 
 
-async def query(col: Collection, req: QueryIn, lookup: Lookup, timeout: Timeout = None) -> list[Hit]:
+async def query(
+    col: Collection, req: QueryIn, lookup: Lookup, bounds: LimitsSettings, timeout: Timeout = None
+) -> list[Hit]:
     await check_strict(col, [req], timeout)
+    await check_budget(col, query_wants(col, req, ""), bounds)
     return await _run(col, req, lookup)
 
 
@@ -66,9 +77,18 @@ async def _run(col: Collection, req: QueryIn, lookup: Lookup) -> list[Hit]:
 
 
 async def query_batch(
-    col: Collection, reqs: Sequence[QueryIn], lookup: Lookup, timeout: Timeout = None
+    col: Collection,
+    reqs: Sequence[QueryIn],
+    lookup: Lookup,
+    bounds: LimitsSettings,
+    timeout: Timeout = None,
 ) -> list[list[Hit]]:
+    refuse_above("searches", "number of queries", len(reqs), "max_batch_queries", bounds)
     await check_strict(col, reqs, timeout, batch=True)
+    wants: list[Want] = []
+    for i, q in enumerate(reqs):
+        wants += query_wants(col, q, f"searches[{i}].")
+    await check_budget(col, wants, bounds)
     with batch_scope():  # one FAISS batch per segment (``shards/batching.py``)
         return list(await asyncio.gather(*(_run(col, q, lookup) for q in reqs)))
 
@@ -82,10 +102,12 @@ async def groups(
     group_size: int | None,
     limit: int | None,
     with_lookup: str | WithLookupIn | None,
+    bounds: LimitsSettings,
     timeout: Timeout = None,
 ) -> tuple[list[Group], Collection | None]:
     """The groups, and the collection their ``lookup`` records come from (None without one)."""
     await check_strict(col, [req], timeout, group=(group_by, group_size, limit))
+    await check_budget(col, groups_wants(col, req, group_size or 3, limit or 10, MAX_CANDIDATES), bounds)
     found = await with_shard_keys(
         req.shard_key,
         run_groups(

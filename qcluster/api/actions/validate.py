@@ -6,7 +6,9 @@ them:
 - ``UnprocessableInputError`` (422 ``Validation error in JSON body: [field: reason; ...]``): a
   well-typed value out of its range (``limit: 0``, ``size: 70000``);
 - ``BadInputError`` (400 ``Wrong input: ...``): valid input that makes no sense for the data
-  (wrong vector dimension, unknown vector name, unknown filter key); raised further down.
+  (wrong vector dimension, unknown vector name, unknown filter key; raised further down), or a
+  request beyond one of the bounds of ``service.limits`` (``models/bounds.py``: the message names
+  the field and the bound).
 
 Each message names the field (``searches[0].limit``).
 """
@@ -20,7 +22,9 @@ import orjson
 import pydantic
 
 from qcluster.errors import BadInputError, FormatError, UnprocessableInputError
+from qcluster.models.bounds import BOUND, DEFAULT_LIMITS, context
 from qcluster.models.common import FORMAT_ERROR, TAG
+from qcluster.settings import LimitsSettings
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -105,10 +109,16 @@ def short(value: Any) -> str:
 
 
 def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> BadInputError:
-    """One 4xx error for a pydantic failure: format errors first (as serde fails before
-    validation runs), else every range error, ``[field: reason; ...]``. ``prefix`` goes before
-    each range error's field (Qdrant names the fields of a query request ``internal.<field>``)."""
+    """One 4xx error for a pydantic failure: a bound of ``service.limits`` passed first (400
+    naming the field and the bound), then format errors (as serde fails before validation
+    runs), else every range error, ``[field: reason; ...]``. ``prefix`` goes before each range
+    error's field (Qdrant names the fields of a query request ``internal.<field>``)."""
     errors = exc.errors(include_url=False)
+    bounds = [e for e in errors if e["type"] == BOUND]
+    if bounds:
+        where = location(bounds[0]["loc"])
+        message = str(bounds[0]["msg"])
+        return BadInputError(f"{where}: {message}" if where else message, where or None)
     formats = [e for e in errors if _is_format(e)]
     if formats:
         first = formats[0]
@@ -120,21 +130,22 @@ def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> BadInpu
     return UnprocessableInputError("[" + "; ".join(parts) + "]", first_field)
 
 
-def model(cls: type[M], data: Any, prefix: str = "") -> M:
-    """Validate a request body (strict, like serde) into ``cls``."""
+def model(cls: type[M], data: Any, bounds: LimitsSettings | None = None, prefix: str = "") -> M:
+    """Validate a request body (strict, like serde) into ``cls``, within ``bounds`` (default:
+    the default ``service.limits``)."""
     if not isinstance(data, dict):
         raise FormatError(f"expected a JSON object, got {short(data)}")
     try:
-        return cls.model_validate(data, strict=True)
+        return cls.model_validate(data, strict=True, context=context(bounds or DEFAULT_LIMITS))
     except pydantic.ValidationError as exc:
         raise validation_error(exc, prefix) from None
 
 
-def adapt(adapter: pydantic.TypeAdapter[Any], data: Any) -> Any:
+def adapt(adapter: pydantic.TypeAdapter[Any], data: Any, bounds: LimitsSettings | None = None) -> Any:
     """Validate a request body (strict) with a type adapter (for bodies that are unions)."""
     if not isinstance(data, dict):
         raise FormatError(f"expected a JSON object, got {short(data)}")
     try:
-        return adapter.validate_python(data, strict=True)
+        return adapter.validate_python(data, strict=True, context=context(bounds or DEFAULT_LIMITS))
     except pydantic.ValidationError as exc:
         raise validation_error(exc) from None

@@ -8,6 +8,7 @@ UNAVAILABLE (the caller's replica set treats it as a failed replica, not as a wr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ import grpc
 import grpc.aio
 import orjson
 
+from qcluster import deadline
 from qcluster.errors import QClusterError, ShardUnknownError, TransientError
 from qcluster.logging import get_logger
 from qcluster.p2p.status import status_for
@@ -70,8 +72,10 @@ class PointsInternalServicer:
         self, fn: Callable[[Any], Awaitable[Any]]
     ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
         async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            left = context.time_remaining()  # the caller's deadline: reads stop at it here too
             try:
-                return await fn(request)
+                with deadline.scope(left) if left is not None else contextlib.nullcontext():
+                    return await fn(request)
             except QClusterError as exc:
                 await context.abort(status_for(exc), exc.message)
             except Exception as exc:  # a bug: say so, keep serving

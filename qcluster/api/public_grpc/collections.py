@@ -8,7 +8,7 @@ from typing import Any
 from qcluster.api.actions import cluster as cluster_actions
 from qcluster.api.actions import cluster_ops
 from qcluster.api.actions import collections as actions
-from qcluster.api.actions.validate import model
+from qcluster.api.actions.validate import M, model
 from qcluster.api.public_grpc.collection_config import create_body, info_out, update_body
 from qcluster.api.public_grpc.edge import Services, Unimplemented, rpc, timeout_of
 from qcluster.api.public_grpc.values import shard_key, to_shard_key
@@ -124,6 +124,10 @@ class CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
     def __init__(self, services: Services) -> None:
         self.services = services
 
+    def _model(self, cls: type[M], data: Any) -> M:
+        """``validate.model`` within the peer's ``service.limits``."""
+        return model(cls, data, self.services.limits)
+
     @rpc("Collections")
     async def Get(self, request: pb.GetCollectionInfoRequest) -> pb.GetCollectionInfoResponse:
         col = self.services.toc.get(request.collection_name)
@@ -138,14 +142,18 @@ class CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
     @rpc("Collections")
     async def Create(self, request: pb.CreateCollection) -> pb.CollectionOperationResponse:
         self.services.quotas.check_write()
-        body = model(CreateCollection, create_body(request))
-        await actions.create(self.services.toc, request.collection_name, body, timeout_of(request))
+        body = self._model(CreateCollection, create_body(request))
+        await actions.create(
+            self.services.toc, request.collection_name, body, timeout_of(request), self.services.limits
+        )
         return pb.CollectionOperationResponse(result=True)
 
     @rpc("Collections")
     async def Update(self, request: pb.UpdateCollection) -> pb.CollectionOperationResponse:
-        body = model(UpdateCollection, update_body(request))
-        await actions.update(self.services.toc, request.collection_name, body, timeout_of(request))
+        body = self._model(UpdateCollection, update_body(request))
+        await actions.update(
+            self.services.toc, request.collection_name, body, timeout_of(request), self.services.limits
+        )
         return pb.CollectionOperationResponse(result=True)
 
     @rpc("Collections")
@@ -155,7 +163,7 @@ class CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
 
     @rpc("Collections")
     async def UpdateAliases(self, request: pb.ChangeAliases) -> pb.CollectionOperationResponse:
-        body = model(ChangeAliasesIn, {"actions": [_alias_action(a) for a in request.actions]})
+        body = self._model(ChangeAliasesIn, {"actions": [_alias_action(a) for a in request.actions]})
         await actions.change_aliases(self.services.toc, body, timeout_of(request))
         return pb.CollectionOperationResponse(result=True)
 
@@ -188,10 +196,15 @@ class CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
     async def UpdateCollectionClusterSetup(
         self, request: pb.UpdateCollectionClusterSetupRequest
     ) -> pb.UpdateCollectionClusterSetupResponse:
-        req = model(cluster_ops.ClusterOperationIn, cluster_setup_body(request))
+        req = self._model(cluster_ops.ClusterOperationIn, cluster_setup_body(request))
         timeout = timeout_of(request) or CLUSTER_TIMEOUT
         await cluster_ops.apply(
-            self.services.toc, self.services.consensus(), request.collection_name, req, timeout
+            self.services.toc,
+            self.services.consensus(),
+            request.collection_name,
+            req,
+            timeout,
+            self.services.limits,
         )
         return pb.UpdateCollectionClusterSetupResponse(result=True)
 
@@ -202,16 +215,22 @@ class CollectionsService(collections_service_pb2_grpc.CollectionsServicer):
         for name in ("shards_number", "replication_factor"):
             if r.HasField(name):
                 body[name] = getattr(r, name)
-        req = model(CreateShardKeyIn, body)
+        req = self._model(CreateShardKeyIn, body)
         toc, name = self.services.toc, request.collection_name
         await actions.create_shard_key(
-            toc, name, req.shard_key, req.shards_number, req.replication_factor, timeout_of(request)
+            toc,
+            name,
+            req.shard_key,
+            req.shards_number,
+            req.replication_factor,
+            timeout_of(request),
+            self.services.limits,
         )
         return pb.CreateShardKeyResponse(result=True)
 
     @rpc("Collections")
     async def DeleteShardKey(self, request: pb.DeleteShardKeyRequest) -> pb.DeleteShardKeyResponse:
-        req = model(DropShardKeyIn, {"shard_key": shard_key(request.request.shard_key)})
+        req = self._model(DropShardKeyIn, {"shard_key": shard_key(request.request.shard_key)})
         await actions.delete_shard_key(
             self.services.toc, request.collection_name, req.shard_key, timeout_of(request)
         )

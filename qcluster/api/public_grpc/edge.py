@@ -19,6 +19,7 @@ A request's ``read_consistency`` applies to every shard read it makes (``read_sc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -28,12 +29,15 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
+from qcluster import deadline
 from qcluster.api.public_grpc.wire import pb
 from qcluster.collection.read_scope import parse_consistency, read_scope
 from qcluster.errors import FormatError, QClusterError, UnprocessableInputError, is_transient
 from qcluster.logging import get_logger
 from qcluster.metrics import Metrics
+from qcluster.models.bounds import DEFAULT_LIMITS
 from qcluster.p2p.status import status_for
+from qcluster.settings import LimitsSettings
 from qcluster.shards import load
 from qcluster.shards.replica_set import Consistency
 from qcluster.snapshots import Snapshots
@@ -56,6 +60,7 @@ class Services:
     quotas: WriteQuota
     snapshots: Snapshots
     consensus: Callable[[], Any] = lambda: None  # the consensus service in cluster mode, else None
+    limits: LimitsSettings = DEFAULT_LIMITS  # service.limits: the bounds every request is held to
 
 
 class Unimplemented(Exception):
@@ -84,12 +89,46 @@ def _stamp(response: Any, seconds: float) -> None:
         response.time = seconds
 
 
+# Reads of ``qdrant.Points``: they run under a deadline (``qcluster.deadline``), so shard work
+# stops at its next check once it has passed. Writes keep going once started (applied whole).
+READS = frozenset(
+    {
+        "Get",
+        "Scroll",
+        "Count",
+        "Facet",
+        "Search",
+        "SearchBatch",
+        "SearchGroups",
+        "Query",
+        "QueryBatch",
+        "QueryGroups",
+        "Recommend",
+        "RecommendBatch",
+        "RecommendGroups",
+        "Discover",
+        "DiscoverBatch",
+    }
+)
+
+
+def read_deadline(request: Any, context: grpc.aio.ServicerContext, limits: LimitsSettings) -> float:
+    """Seconds a read may take: the request's ``timeout``, else the call's gRPC deadline, else
+    ``read_timeout_sec``; never more than ``max_timeout_sec``."""
+    seconds = timeout_of(request)
+    if seconds is None:
+        remaining = context.time_remaining()
+        seconds = float(remaining) if remaining is not None else float(limits.read_timeout_sec)
+    return max(0.0, min(seconds, float(limits.max_timeout_sec)))
+
+
 def rpc(service: str) -> Callable[[Handler], Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]]:
     """Decorate ``async def Method(self, request)`` of a servicer of ``qdrant.<service>``
     (the servicer has ``self.services: Services``)."""
 
     def wrap(fn: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
         endpoint = f"/qdrant.{service}/{fn.__name__}"
+        is_read = service == "Points" and fn.__name__ in READS
 
         @functools.wraps(fn)
         async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -98,11 +137,13 @@ def rpc(service: str) -> Callable[[Handler], Callable[[Any, Any, grpc.aio.Servic
             load.enter()
             try:
                 consistency = consistency_of(request)
-                if consistency is None:
+                limits: LimitsSettings = self.services.limits
+                with contextlib.ExitStack() as scopes:
+                    if is_read:
+                        scopes.enter_context(deadline.scope(read_deadline(request, context, limits)))
+                    if consistency is not None:
+                        scopes.enter_context(read_scope(consistency))
                     response = await fn(self, request)
-                else:
-                    with read_scope(consistency):
-                        response = await fn(self, request)
             except QClusterError as exc:
                 if is_transient(exc):
                     log.warning("gRPC call failed; retryable", endpoint=endpoint, error=exc.message)

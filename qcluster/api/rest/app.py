@@ -1,14 +1,16 @@
-"""aiohttp application factory: routes, the error middleware, API-key auth, the body size limit.
+"""aiohttp application factory: routes, the error middleware, API-key auth, deadlines.
 
 Every response carries Qdrant's envelope ``{"result", "status": "ok", "time"}``; every error
 ``{"status": {"error": msg}, "time"}`` with the status code from ``errors.py``. Request bodies
-above ``service.max_request_size_mb`` are refused with 413 before they are parsed.
+above their endpoint's size limit are refused with 413 before they are parsed (``parse.py``).
 
-Middlewares, outermost first: ``edge`` (timing, metrics, CORS, error translation) -> ``auth``.
+Middlewares, outermost first: ``edge`` (timing, metrics, CORS, error translation) -> ``auth`` ->
+``deadline`` (``deadlines.py``). The event loop's lag is measured while the app runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable
@@ -75,6 +77,25 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
 def ok(request: web.Request, result: Any, status: int = 200) -> web.Response:
     started = request.get(STARTED_KEY, time.perf_counter())
     return json_response({"result": result, "status": "ok", "time": time.perf_counter() - started}, status)
+
+
+RENDER_ON_THREAD = 1000  # points: larger answers are built and encoded off the event loop
+
+
+async def ok_built(request: web.Request, build: Callable[[], Any], points: int) -> web.Response:
+    """``ok(request, build())``; an answer of more than ``RENDER_ON_THREAD`` points is built and
+    encoded on a thread, so a large answer does not hold the loop (other clients' requests go on
+    between the interpreter's GIL switches)."""
+    if points <= RENDER_ON_THREAD:
+        return ok(request, build())
+    started = request.get(STARTED_KEY, time.perf_counter())
+
+    def encode() -> bytes:
+        result = build()
+        envelope = {"result": result, "status": "ok", "time": time.perf_counter() - started}
+        return orjson.dumps(envelope, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    return web.Response(body=await asyncio.to_thread(encode), content_type="application/json")
 
 
 def error_response(request: web.Request, status: int, message: str) -> web.Response:
@@ -205,14 +226,33 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
         shard_snapshots,
         snapshots,
     )
+    from qcluster.api.rest.deadlines import BACKGROUND_KEY, deadline_middleware, drain_writes
+    from qcluster.loop_lag import LoopLagMonitor
 
     metrics = metrics or Metrics()
-    middlewares = [edge_middleware(metrics, settings.service.enable_cors)]
-    if settings.service.api_key is not None or settings.service.read_only_api_key is not None:
+    svc = settings.service
+    background: set[Any] = set()
+    middlewares = [edge_middleware(metrics, svc.enable_cors)]
+    if svc.api_key is not None or svc.read_only_api_key is not None:
         middlewares.append(auth_middleware(settings))
-    app = web.Application(
-        middlewares=middlewares, client_max_size=settings.service.max_request_size_mb * 1024 * 1024
+    middlewares.append(deadline_middleware(svc.limits, background))
+    # Each endpoint reads its body against its own, smaller limit (parse.body_limit).
+    largest = max(
+        svc.max_request_size_mb, svc.limits.max_query_request_size_mb, svc.limits.max_admin_request_size_mb
     )
+    app = web.Application(middlewares=middlewares, client_max_size=largest * 2**20)
+    app[BACKGROUND_KEY] = background
+    monitor = LoopLagMonitor(metrics)
+
+    async def start_monitor(_: web.Application) -> None:
+        monitor.start()
+
+    async def stop_monitor(_: web.Application) -> None:
+        await monitor.stop()
+
+    app.on_startup.append(start_monitor)
+    app.on_cleanup.append(drain_writes)
+    app.on_cleanup.append(stop_monitor)
     app[TOC_KEY] = toc
     app[SETTINGS_KEY] = settings
     app[STATE_KEY] = {"ready": False}

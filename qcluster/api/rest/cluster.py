@@ -18,10 +18,12 @@ from aiohttp import web
 from qcluster.api.actions import cluster as cluster_actions
 from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
 from qcluster.api.rest.cluster_ops import transfer_comments
-from qcluster.api.rest.parse import query_bool, query_int
+from qcluster.api.rest.parse import limits, query_bool, query_int, read_body
 from qcluster.consensus import operations as ops
 from qcluster.consensus.peer_calls import peer_health
 from qcluster.errors import BadInputError, MethodNotAllowedError, NotFoundError
+from qcluster.models.bounds import json_depth
+from qcluster.types import parse_decimal
 
 DEFAULT_TIMEOUT = 10.0
 HEALTH_TIMEOUT = 2.0
@@ -53,10 +55,8 @@ async def remove_peer(request: web.Request) -> web.Response:
     """``DELETE /cluster/peer/{peer_id}?force=&timeout=``: 400 while the peer holds replicas, unless
     ``force``; 400 in single-peer mode."""
     consensus = _service(request)
-    raw = request.match_info["peer_id"]
-    if not raw.isdigit():
-        raise BadInputError(f"peer_id: expected an integer, got {raw!r}", "peer_id")
-    await consensus.remove_peer(int(raw), force=query_bool(request, "force"), timeout=_timeout(request))
+    peer_id = parse_decimal(request.match_info["peer_id"], "peer_id", "a peer id")
+    await consensus.remove_peer(peer_id, force=query_bool(request, "force"), timeout=_timeout(request))
     return ok(request, True)
 
 
@@ -165,13 +165,21 @@ async def metadata_get(request: web.Request) -> web.Response:
 async def metadata_put(request: web.Request) -> web.Response:
     consensus = _service(request)
     key = _key(request)
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         raise BadInputError("request body: expected a JSON value to store", "body")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadInputError(f"request body: invalid JSON ({exc})", "body") from None
+    bound = limits(request).max_json_depth
+    depth = json_depth(value, bound)
+    if depth > bound:  # stored in the agreed state, which must always serialise
+        raise BadInputError(
+            f"body: nesting depth is at least {depth}, above the bound of {bound} "
+            "(service.limits.max_json_depth)",
+            "body",
+        )
     timeout = _timeout(request)
     result = await consensus.propose(ops.set_metadata(key, value), timeout)
     await consensus.wait_synced(result.index, timeout)

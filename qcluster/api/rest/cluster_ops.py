@@ -10,7 +10,7 @@ from aiohttp import web
 
 from qcluster.api.actions import cluster_ops as actions
 from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
-from qcluster.api.rest.parse import body, query_int
+from qcluster.api.rest.parse import body, limits, query_int
 from qcluster.consensus.operations import TransferRef
 from qcluster.errors import QClusterError
 
@@ -26,7 +26,7 @@ async def cluster_operation(request: web.Request) -> web.Response:
     req = await body(request, actions.ClusterOperationIn)
     consensus = request.app[CONSENSUS_KEY].get("service")
     name = request.match_info["collection_name"]
-    await actions.apply(request.app[TOC_KEY], consensus, name, req, _timeout(request))
+    await actions.apply(request.app[TOC_KEY], consensus, name, req, _timeout(request), limits(request))
     return ok(request, True)
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from qcluster.api.actions import collections as actions
 from qcluster.api.actions import points as point_actions
 from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import body, query_bool, query_int
+from qcluster.api.rest.parse import body, limits, query_bool, query_int
 from qcluster.api.rest.quotas import QUOTAS_KEY
 from qcluster.api.rest.render import update_json
 from qcluster.models.collections import (
@@ -61,13 +61,13 @@ async def get_collection(request: web.Request) -> web.Response:
 async def create_collection(request: web.Request) -> web.Response:
     request.app[QUOTAS_KEY].check_write()
     req = await body(request, CreateCollection)
-    await actions.create(request.app[TOC_KEY], _name(request), req, _timeout(request))
+    await actions.create(request.app[TOC_KEY], _name(request), req, _timeout(request), limits(request))
     return ok(request, True)
 
 
 async def update_collection(request: web.Request) -> web.Response:
     req = await body(request, UpdateCollection, required=False)
-    await actions.update(request.app[TOC_KEY], _name(request), req, _timeout(request))
+    await actions.update(request.app[TOC_KEY], _name(request), req, _timeout(request), limits(request))
     return ok(request, True)
 
 
@@ -110,7 +110,9 @@ async def delete_index(request: web.Request) -> web.Response:
 async def create_vector_name(request: web.Request) -> web.Response:
     req = await body(request, VectorNameConfigIn)
     vector = request.match_info["vector_name"]
-    await actions.create_vector(request.app[TOC_KEY], _name(request), vector, req, _timeout(request))
+    await actions.create_vector(
+        request.app[TOC_KEY], _name(request), vector, req, _timeout(request), limits(request)
+    )
     return ok(request, update_json(UpdateResult(0, "completed")))
 
 

@@ -13,8 +13,8 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from qcluster.api.actions import points as actions
-from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import adapt, body, body_json, query_bool
+from qcluster.api.rest.app import TOC_KEY, ok, ok_built
+from qcluster.api.rest.parse import adapt, body, body_json, limits, query_bool
 from qcluster.api.rest.quotas import QUOTAS_KEY
 from qcluster.api.rest.render import record_json, update_json
 from qcluster.collection import Collection
@@ -29,7 +29,7 @@ from qcluster.models.points import (
     UpsertIn,
 )
 from qcluster.shards.operations import UpdateOperation
-from qcluster.types import parse_point_id
+from qcluster.types import parse_decimal, parse_point_id
 
 UPSERT = TypeAdapter(UpsertIn)
 
@@ -58,7 +58,7 @@ async def _run(
 async def upsert(request: web.Request) -> web.Response:
     col = _col(request)
     request.app[QUOTAS_KEY].check_write()
-    req: actions.UpsertBody = adapt(UPSERT, await body_json(request))
+    req: actions.UpsertBody = adapt(UPSERT, await body_json(request), limits(request))
     result = await actions.upsert(col, req, query_bool(request, "wait"), _ordering(request))
     return ok(request, update_json(result))
 
@@ -119,14 +119,16 @@ async def batch_update(request: web.Request) -> web.Response:
 async def get_point(request: web.Request) -> web.Response:
     col = _col(request)
     raw = request.match_info["id"]
-    pid = parse_point_id(int(raw) if raw.isdigit() else raw, "id")
+    pid = parse_point_id(parse_decimal(raw, "id", "a point id") if raw.isdigit() else raw, "id")
     return ok(request, record_json(await actions.retrieve_one(col, pid), col))
 
 
 async def get_points(request: web.Request) -> web.Response:
     col = _col(request)
-    recs = await actions.retrieve(col, await body(request, PointRequestIn), _timeout(request))
-    return ok(request, [record_json(r, col) for r in recs])
+    recs = await actions.retrieve(
+        col, await body(request, PointRequestIn), limits(request), _timeout(request)
+    )
+    return await ok_built(request, lambda: [record_json(r, col) for r in recs], len(recs))
 
 
 def register(app: web.Application) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from qcluster.api.actions import points as actions
-from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import body
+from qcluster.api.rest.app import TOC_KEY, ok, ok_built
+from qcluster.api.rest.parse import body, limits
 from qcluster.api.rest.render import record_json
 from qcluster.collection import Collection
 from qcluster.models.query import CountIn, FacetIn, ScrollIn
@@ -22,10 +22,16 @@ def _timeout(request: web.Request) -> str | None:
 
 async def scroll(request: web.Request) -> web.Response:
     col = _col(request)
-    res = await actions.scroll(col, await body(request, ScrollIn, required=False), _timeout(request))
-    return ok(
+    res = await actions.scroll(
+        col, await body(request, ScrollIn, required=False), limits(request), _timeout(request)
+    )
+    return await ok_built(
         request,
-        {"points": [record_json(r, col) for r in res.points], "next_page_offset": res.next_page_offset},
+        lambda: {
+            "points": [record_json(r, col) for r in res.points],
+            "next_page_offset": res.next_page_offset,
+        },
+        len(res.points),
     )
 
 

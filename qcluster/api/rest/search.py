@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from qcluster.api.actions import query as actions
-from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import body
+from qcluster.api.rest.app import TOC_KEY, ok_built
+from qcluster.api.rest.parse import body, limits
 from qcluster.api.rest.render import group_json, hits_json
 from qcluster.collection import Collection
 from qcluster.collection.query import Lookup
@@ -48,15 +48,19 @@ def _timeout(request: web.Request) -> str | None:
 async def query(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryIn, required=False, prefix="internal.")
-    hits = await actions.query(col, req, _lookup(request), _timeout(request))
-    return ok(request, {"points": hits_json(hits, col)})
+    hits = await actions.query(col, req, _lookup(request), limits(request), _timeout(request))
+    return await ok_built(request, lambda: {"points": hits_json(hits, col)}, len(hits))
 
 
 async def query_batch(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryBatchIn)
-    results = await actions.query_batch(col, req.searches, _lookup(request), _timeout(request))
-    return ok(request, [{"points": hits_json(hits, col)} for hits in results])
+    results = await actions.query_batch(
+        col, req.searches, _lookup(request), limits(request), _timeout(request)
+    )
+    return await ok_built(
+        request, lambda: [{"points": hits_json(hits, col)} for hits in results], sum(map(len, results))
+    )
 
 
 async def _groups(
@@ -68,7 +72,7 @@ async def _groups(
     group_size: int | None,
     limit: int | None,
     with_lookup: str | WithLookupIn | None,
-) -> dict[str, Any]:
+) -> web.Response:
     groups, lookup_col = await actions.groups(
         col,
         req,
@@ -77,25 +81,27 @@ async def _groups(
         group_size=group_size,
         limit=limit,
         with_lookup=with_lookup,
+        bounds=limits(request),
         timeout=_timeout(request),
     )
-    return {"groups": [group_json(g, col, lookup_col) for g in groups]}
+    return await ok_built(
+        request,
+        lambda: {"groups": [group_json(g, col, lookup_col) for g in groups]},
+        sum(len(g.hits) for g in groups),
+    )
 
 
 async def query_groups(request: web.Request) -> web.Response:
     col = _col(request)
     req = await body(request, QueryGroupsIn)
-    return ok(
+    return await _groups(
         request,
-        await _groups(
-            request,
-            col,
-            req,
-            group_by=req.group_by,
-            group_size=req.group_size,
-            limit=req.limit,
-            with_lookup=req.with_lookup,
-        ),
+        col,
+        req,
+        group_by=req.group_by,
+        group_size=req.group_size,
+        limit=req.limit,
+        with_lookup=req.with_lookup,
     )
 
 
@@ -107,8 +113,8 @@ def _single(model: type[Any], convert: Convert) -> Callable[[web.Request], Await
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
         req = convert(await body(request, model))
-        hits = await actions.query(col, req, _lookup(request), _timeout(request))
-        return ok(request, hits_json(hits, col))
+        hits = await actions.query(col, req, _lookup(request), limits(request), _timeout(request))
+        return await ok_built(request, lambda: hits_json(hits, col), len(hits))
 
     return handler
 
@@ -118,8 +124,10 @@ def _batch(model: type[Any], convert: Convert) -> Callable[[web.Request], Awaita
         col = _col(request)
         req = await body(request, model)
         queries = [convert(s) for s in req.searches]
-        results = await actions.query_batch(col, queries, _lookup(request), _timeout(request))
-        return ok(request, [hits_json(hits, col) for hits in results])
+        results = await actions.query_batch(
+            col, queries, _lookup(request), limits(request), _timeout(request)
+        )
+        return await ok_built(request, lambda: [hits_json(h, col) for h in results], sum(map(len, results)))
 
     return handler
 
@@ -128,7 +136,7 @@ def _grouped(model: type[Any], convert: Convert) -> Callable[[web.Request], Awai
     async def handler(request: web.Request) -> web.Response:
         col = _col(request)
         req = await body(request, model)
-        result = await _groups(
+        return await _groups(
             request,
             col,
             convert(req),
@@ -137,7 +145,6 @@ def _grouped(model: type[Any], convert: Convert) -> Callable[[web.Request], Awai
             limit=req.limit,
             with_lookup=req.with_lookup,
         )
-        return ok(request, result)
 
     return handler
 

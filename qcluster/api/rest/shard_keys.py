@@ -6,7 +6,7 @@ from aiohttp import web
 
 from qcluster.api.actions import collections as actions
 from qcluster.api.rest.app import TOC_KEY, ok
-from qcluster.api.rest.parse import body, query_int
+from qcluster.api.rest.parse import body, limits, query_int
 from qcluster.models.collections import CreateShardKeyIn, DropShardKeyIn
 
 
@@ -24,6 +24,8 @@ async def create_shard_key(request: web.Request) -> web.Response:
         req.shards_number,
         req.replication_factor,
         _timeout(request),
+        limits(request),
+        req.placement,
     )
     return ok(request, True)
 

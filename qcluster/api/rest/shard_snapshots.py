@@ -14,9 +14,9 @@ from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
 from qcluster.api.rest.parse import body
 from qcluster.api.rest.snapshots import SNAPSHOTS_KEY, fetch_archive, receive_upload
 from qcluster.collection import Collection
-from qcluster.errors import BadInputError
 from qcluster.models.collections import SnapshotRecoverIn
 from qcluster.shard_snapshots import ShardSnapshots, parse_priority
+from qcluster.types import parse_decimal
 
 SHARD_SNAPSHOTS_KEY = web.AppKey("shard_snapshots", ShardSnapshots)
 
@@ -26,10 +26,7 @@ def _where(request: web.Request) -> tuple[ShardSnapshots, Collection, int]:
     snaps.consensus = request.app[CONSENSUS_KEY].get("service")
     snaps.watchdog = getattr(request.app[CONSENSUS_KEY].get("sync"), "watchdog", None)
     col = request.app[TOC_KEY].get(request.match_info["collection_name"])
-    raw = request.match_info["shard_id"]
-    if not raw.isdigit():
-        raise BadInputError(f"shard_id: expected a shard number, got {raw!r}", "shard_id")
-    return snaps, col, int(raw)
+    return snaps, col, parse_decimal(request.match_info["shard_id"], "shard_id", "a shard number")
 
 
 async def create(request: web.Request) -> web.Response:

@@ -90,23 +90,27 @@ async def rescore(ctx: QueryContext, ids: Sequence[PointId], scorer: Scorer) -> 
     Then threshold, offset, limit."""
     if not ids:
         return []
-    recs = await ctx.col.retrieve(ids, NO_PAYLOAD, VectorSelector(True, (ctx.using,)))
-    recs = [r for r in recs if r.vector and ctx.using in r.vector]
+    found = await ctx.col.retrieve(ids, NO_PAYLOAD, VectorSelector(True, (ctx.using,)))
+    recs = [r for r in found if r.vector and ctx.using in r.vector]
     if not recs:
         return []
-    stored = ctx.stored([r.vector[ctx.using] for r in recs if r.vector])
-    # numpy releases the GIL: big candidate sets are scored off the event loop
-    raw = await asyncio.to_thread(scorer, stored) if len(stored) > 2048 else scorer(stored)
-    scores = np.asarray(raw, dtype=np.float64)
-    order = np.argsort(-scores, kind="stable")
-    picked: list[tuple[PointId, float]] = []
-    for i in order:
-        score = float(scores[i])
-        if ctx.score_threshold is not None and score < ctx.score_threshold:
-            continue
-        picked.append((recs[int(i)].id, score))
-        if len(picked) >= ctx.offset + ctx.limit:
-            break
+
+    def pick() -> list[tuple[PointId, float]]:
+        stored = ctx.stored([r.vector[ctx.using] for r in recs if r.vector])
+        scores = np.asarray(scorer(stored), dtype=np.float64)
+        order = np.argsort(-scores, kind="stable")
+        picked: list[tuple[PointId, float]] = []
+        for i in order:
+            score = float(scores[i])
+            if ctx.score_threshold is not None and score < ctx.score_threshold:
+                continue
+            picked.append((recs[int(i)].id, score))
+            if len(picked) >= ctx.offset + ctx.limit:
+                break
+        return picked
+
+    # big candidate sets are scored and ranked off the event loop (numpy releases the GIL)
+    picked = await asyncio.to_thread(pick) if len(recs) > 2048 else pick()
     return await hydrate(ctx, picked[ctx.offset :])
 
 

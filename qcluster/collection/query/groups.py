@@ -85,7 +85,7 @@ async def run_groups(
             "with_vector": False,
         }
     )
-    want = max(limit * group_size * 2, 10)
+    want = min(max(limit * group_size * 2, 10), MAX_CANDIDATES)  # never past the cap, whatever was asked
     while True:
         hits = await run_query(col, inner.model_copy(update={"limit": want}), lookup)
         groups = bucket(hits, group_by, group_size, limit)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,6 +45,7 @@ from qcluster.models.query import OrderByIn, PrefetchIn, QueryIn
 from qcluster.shards.base import NO_PAYLOAD, ScrollRequest, SearchRequest, VectorSelector
 from qcluster.types import PointId, parse_point_id
 
+FUSE_ON_THREAD = 10_000  # prefetched points: more are fused on a thread
 UNSUPPORTED = {
     "relevance_feedback": "relevance feedback queries",
     "text": "inference (document) queries",
@@ -282,6 +284,16 @@ async def _fusion(ctx: QueryContext, query: Mapping[str, Any], pre: list[list[Hi
     if pre is None:
         raise BadInputError("fusion queries need `prefetch`: they combine the prefetch results", "prefetch")
     lists = [[(h.id, h.score) for h in hits] for hits in pre]
+    fused = await _fuse(query, lists)
+    if ctx.score_threshold is not None:
+        fused = [(p, s) for p, s in fused if s >= ctx.score_threshold]
+    return await hydrate(ctx, fused[ctx.offset : ctx.offset + ctx.limit])
+
+
+async def _fuse(
+    query: Mapping[str, Any], lists: list[list[tuple[PointId, float]]]
+) -> list[tuple[PointId, float]]:
+    """The fused ranking; long prefetch results are fused off the event loop."""
     if "rrf" in query:
         spec = query["rrf"]
         if not isinstance(spec, Mapping):
@@ -295,19 +307,19 @@ async def _fusion(ctx: QueryContext, query: Mapping[str, Any], pre: list[list[Hi
             not isinstance(weights, list) or not all(isinstance(w, int | float) for w in weights)
         ):
             raise BadInputError("query.rrf.weights: expected a list of numbers", "query.rrf.weights")
-        fused = rrf(lists, k, weights)
+        fuse = functools.partial(rrf, lists, k, weights)
     elif query["fusion"] == "rrf":
-        fused = rrf(lists)
+        fuse = functools.partial(rrf, lists)
     elif query["fusion"] == "dbsf":
-        fused = dbsf(lists)
+        fuse = functools.partial(dbsf, lists)
     else:
         raise BadInputError(
             f"query.fusion: unknown variant `{query['fusion']}`, expected one of `rrf`, `dbsf`",
             "query.fusion",
         )
-    if ctx.score_threshold is not None:
-        fused = [(p, s) for p, s in fused if s >= ctx.score_threshold]
-    return await hydrate(ctx, fused[ctx.offset : ctx.offset + ctx.limit])
+    if sum(map(len, lists)) > FUSE_ON_THREAD:
+        return await asyncio.to_thread(fuse)
+    return fuse()
 
 
 async def scroll_hits(

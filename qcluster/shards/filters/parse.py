@@ -58,6 +58,7 @@ from qcluster.shards.filters.conditions import (
 )
 from qcluster.shards.filters.datetimes import datetime_micros
 from qcluster.shards.filters.paths import array_key, parse_path
+from qcluster.shards.filters.shape import STACK_SAFE_DEPTH, filter_shape
 from qcluster.types import parse_point_id
 
 FILTER_KEYS = ("must", "should", "must_not", "min_should")
@@ -284,7 +285,7 @@ def parse_condition(raw: Any, path: str) -> Condition:
     if "key" in raw:
         return _field(raw, path)
     if all(k in FILTER_KEYS for k in raw):
-        return parse_filter(raw, path)
+        return _parse_filter(raw, path)
     special = [k for k in raw if k in ("is_empty", "is_null", "has_id", "has_vector", "nested", "slice")]
     if len(special) != 1 or len(raw) != 1:
         unknown = [k for k in raw if k not in FILTER_KEYS]
@@ -317,7 +318,7 @@ def parse_condition(raw: Any, path: str) -> Condition:
         raise _err(sub, "nested needs key and filter")
     key = obj["key"]
     p = parse_path(key, f"{sub}.key")
-    inner = parse_filter(obj["filter"], f"{sub}.filter")
+    inner = Filter() if obj["filter"] is None else _parse_filter(obj["filter"], f"{sub}.filter")
     _reject_in_nested(inner, f"{sub}.filter")
     akey, apath = array_key(key, p)
     return Nested(key, akey, apath, inner)
@@ -370,9 +371,15 @@ _cache_lock = threading.Lock()
 def parse_filter(raw: Any, path: str = "filter") -> Filter:
     """Validate Qdrant filter JSON (None = no filter = match all). Parsed filters are immutable
     and the same filter JSON comes back often (per query: planning and evaluation; across queries:
-    a tenant filter), so the last few hundred top-level parses are remembered by their JSON."""
+    a tenant filter), so the last few hundred top-level parses are remembered by their JSON.
+
+    Before any recursion, the nesting is measured iteratively (``shape.py``): a filter deeper
+    than the parser can safely recurse is refused whatever the request layer allowed."""
     if raw is None:
         return Filter()
+    depth = filter_shape(raw, STACK_SAFE_DEPTH, 2**62).depth
+    if depth > STACK_SAFE_DEPTH:
+        raise _err(path, f"filter nested more than {STACK_SAFE_DEPTH} levels deep")
     if path != "filter" or not isinstance(raw, dict):
         return _parse_filter(raw, path)
     try:

@@ -284,8 +284,8 @@ class VectorIndex:
                     assert originals is not None
                     return exact_top_k(queries, originals[: self.size], k, self.distance, allowed, threshold)
                 over = max(over, IGNORE_MIN_OVERSAMPLING)
-            if exact:
-                fetch = max(k, math.ceil(k * over))
+            if exact:  # oversampling past the index size fetches nothing more
+                fetch = max(k, math.ceil(k * min(over, self.size)))
         fetch = min(fetch, self.size)
         if allowed is not None and len(allowed) < self.size:
             allowed = np.concatenate([allowed, np.zeros(self.size - len(allowed), dtype=np.bool_)])
