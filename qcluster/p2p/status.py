@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import grpc
 import grpc.aio
 
+from qcluster import deadline
 from qcluster.errors import (
     AlreadyExistsError,
     BadInputError,
@@ -18,6 +23,9 @@ from qcluster.errors import (
     TransientError,
     UnauthorizedError,
 )
+from qcluster.logging import get_logger
+
+log = get_logger(__name__)
 
 _TO_STATUS: tuple[tuple[type[QClusterError], grpc.StatusCode], ...] = (
     (TimeoutError_, grpc.StatusCode.DEADLINE_EXCEEDED),
@@ -56,3 +64,25 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, what: str) -> QClusterError:
     """Translate a failed call into the error tree; raise it ``from exc``."""
     cls = _FROM_STATUS.get(exc.code(), QClusterError)
     return cls(f"{what}: {exc.details() or exc.code().name}")
+
+
+Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+def guarded(fn: Callable[[Any], Awaitable[Any]], service: str, *, caller_deadline: bool = False) -> Handler:
+    """A servicer method as a gRPC handler: a qcluster error becomes its status, anything else is
+    a bug that is logged and answered INTERNAL (the peer keeps serving). ``caller_deadline``: the
+    call's remaining time becomes the request deadline here, so reads stop at it too."""
+
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        left = context.time_remaining() if caller_deadline else None
+        try:
+            with deadline.scope(left) if left is not None else contextlib.nullcontext():
+                return await fn(request)
+        except QClusterError as exc:
+            await context.abort(status_for(exc), exc.message)
+        except Exception as exc:  # a bug: say so, keep serving
+            log.exception(f"{service} call failed", method=getattr(fn, "__name__", "?"))
+            await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+    return handler

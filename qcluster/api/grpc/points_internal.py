@@ -8,7 +8,6 @@ UNAVAILABLE (the caller's replica set treats it as a failed replica, not as a wr
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -16,10 +15,9 @@ import grpc
 import grpc.aio
 import orjson
 
-from qcluster import deadline
-from qcluster.errors import QClusterError, ShardUnknownError, TransientError
+from qcluster.errors import ShardUnknownError, TransientError
 from qcluster.logging import get_logger
-from qcluster.p2p.status import status_for
+from qcluster.p2p.status import guarded
 from qcluster.proto_gen.v1 import points_internal_pb2 as pb
 from qcluster.shards import remote_codec as codec
 from qcluster.shards.base import CountRequest, ShardOperation
@@ -62,27 +60,13 @@ class PointsInternalServicer:
         }
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(
-                self._guarded(fn), request_deserializer=msg.FromString, response_serializer=_serialize
+                guarded(fn, "points_internal", caller_deadline=True),
+                request_deserializer=msg.FromString,
+                response_serializer=_serialize,
             )
             for name, (fn, msg) in methods.items()
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-
-    def _guarded(
-        self, fn: Callable[[Any], Awaitable[Any]]
-    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
-        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            left = context.time_remaining()  # the caller's deadline: reads stop at it here too
-            try:
-                with deadline.scope(left) if left is not None else contextlib.nullcontext():
-                    return await fn(request)
-            except QClusterError as exc:
-                await context.abort(status_for(exc), exc.message)
-            except Exception as exc:  # a bug: say so, keep serving
-                log.exception("points_internal call failed", method=getattr(fn, "__name__", "?"))
-                await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-
-        return handler
 
     # ------------------------------------------------------------------ lookup
     def _set(self, ref: pb.ShardRef) -> ReplicaSet:

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
-from qcluster.errors import BadInputError, QClusterError, TransientError
+from qcluster.errors import BadInputError, TransientError
 from qcluster.logging import get_logger
-from qcluster.p2p.status import status_for
+from qcluster.p2p.status import guarded
 from qcluster.proto_gen.v1 import points_internal_pb2 as ppb
 from qcluster.proto_gen.v1 import transfer_pb2 as pb
 from qcluster.shards import remote_codec as codec
@@ -63,30 +63,16 @@ class TransferServicer:
         }
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(
-                self._guarded(fn), request_deserializer=msg.FromString, response_serializer=_serialize
+                guarded(fn, "transfer"), request_deserializer=msg.FromString, response_serializer=_serialize
             )
             for name, (fn, msg) in unary.items()
         }
         handlers["ReceiveSnapshot"] = grpc.stream_unary_rpc_method_handler(
-            self._guarded(self.ReceiveSnapshot),
+            guarded(self.ReceiveSnapshot, "transfer"),
             request_deserializer=pb.SnapshotChunk.FromString,
             response_serializer=_serialize,
         )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-
-    def _guarded(
-        self, fn: Callable[[Any], Awaitable[Any]]
-    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
-        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                return await fn(request)
-            except QClusterError as exc:
-                await context.abort(status_for(exc), exc.message)
-            except Exception as exc:  # a bug: say so, keep serving
-                log.exception("transfer call failed", method=getattr(fn, "__name__", "?"))
-                await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-
-        return handler
 
     # ------------------------------------------------------------------ lookup
     def _target(self, ref: ppb.ShardRef, from_peer: int = 0) -> tuple[ShardHolder, int]:
