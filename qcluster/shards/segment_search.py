@@ -167,7 +167,7 @@ def search_segment(seg: Segment, q: Query) -> tuple[F32, I64]:
         _note("empty", seg, nq, 0, est)
         return empty_result(nq, q.k)
     share = card / size
-    if index is None or card <= exact_limit(q, dim, share):
+    if index is None or card <= 4 * q.k or card <= exact_limit(q, dim, share):
         _note("exact", seg, nq, card, est)
         rows = ids if ids is not None else np.flatnonzero(np.asarray(mask))
         return exact_rows(q.vectors, vectors, rows, q.k, q.distance, q.threshold)
