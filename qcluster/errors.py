@@ -155,6 +155,12 @@ class ShardUnknownError(TransientError):
     (the asking peer's view of the agreed state is behind or ahead of the answering one's)."""
 
 
+class HoldersGoneError(ReplicationError):
+    """A write reached some replicas and failed on others, but none of those that took it still
+    takes writes in the agreed state (another coordinator deactivated them meanwhile): the write
+    is not acknowledged, and the failed replicas are left as they are."""
+
+
 class StaleShardViewError(ReplicationError):
     """Every replica asked about a shard says it does not know it: the shard is likely gone from
     the agreed state and this peer has not applied that yet."""

@@ -16,7 +16,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from qcluster.consensus import operations as ops
-from qcluster.errors import QClusterError, TransientError
+from qcluster.errors import HoldersGoneError, QClusterError, TransientError
 from qcluster.logging import get_logger
 from qcluster.p2p.channels import ChannelPool
 from qcluster.retry import until_done
@@ -81,10 +81,18 @@ class ClusterDataPlane:
         return await leader.coordinate(op, wait, ordering)
 
     async def deactivate(
-        self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState, reason: str
+        self,
+        collection: str,
+        shard_id: int,
+        peer_id: int,
+        from_state: ReplicaState,
+        reason: str,
+        holders: tuple[int, ...] = (),
     ) -> None:
         try:
-            await self._mark_dead(collection, shard_id, peer_id, from_state)
+            await self._mark_dead(collection, shard_id, peer_id, from_state, holders)
+        except HoldersGoneError:
+            raise  # final for this write: nothing to retry
         except QClusterError as exc:
             log.warning(
                 "could not mark a failed replica Dead yet; retrying in the background",
@@ -105,13 +113,28 @@ class ClusterDataPlane:
         )
 
     async def _mark_dead(
-        self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState
+        self,
+        collection: str,
+        shard_id: int,
+        peer_id: int,
+        from_state: ReplicaState,
+        holders: tuple[int, ...] = (),
     ) -> None:
+        """Commit ``peer_id``'s replica Dead. With ``holders`` (the replicas that took the write),
+        only while one of them still takes writes in the agreed state: two coordinators with
+        stale views must not deactivate each other's replicas until none is left, each then
+        acknowledging a write no Active replica holds (HoldersGoneError instead)."""
         consensus = self._consensus
-        if consensus.state.replica_state(collection, shard_id, peer_id) != from_state:
+        op = ops.set_replica_state(collection, shard_id, peer_id, ReplicaState.DEAD, from_state, holders)
+        if consensus.state.replica_state(collection, shard_id, peer_id) != from_state and not holders:
             return  # already moved on (another coordinator marked it, or it is being recovered)
-        op = ops.set_replica_state(collection, shard_id, peer_id, ReplicaState.DEAD, from_state)
         result = await consensus.propose(op, DEACTIVATE_TIMEOUT)
+        if result.refused:
+            raise HoldersGoneError(
+                f"shard {shard_id} of collection `{collection}`: the replicas that took the write "
+                f"(peers {', '.join(map(str, holders))}) no longer take writes in the cluster state, "
+                "so the write is not acknowledged"
+            )
         await consensus.wait_synced(result.index, DEACTIVATE_TIMEOUT)
 
     def _retry_later(self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState) -> None:

@@ -98,6 +98,17 @@ class ReplicaStateStale(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaChangeRefused(Event):
+    """A replica change made for a write was refused: none of the replicas holding the write
+    (``holders``) takes writes any more, so the write must not be acknowledged."""
+
+    collection: str
+    shard_id: int
+    peer_id: int
+    holders: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TransferStarted(Event):
     transfer: TransferRef
     method: str

@@ -79,6 +79,19 @@ def _peer(raw: Mapping[str, Any], key: str) -> int:
     return _int(raw, key, 1, MAX_PEER_ID)
 
 
+MAX_LIST_PEERS = 1024  # peer ids in one list field: more than any cluster has replicas of a shard
+
+
+def _peers(raw: Mapping[str, Any], key: str) -> tuple[int, ...]:
+    """An optional list of peer ids (absent: empty)."""
+    value = raw.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or len(value) > MAX_LIST_PEERS:
+        raise BadInputError(f"{key} must be a list of at most {MAX_LIST_PEERS} peer ids", key)
+    return tuple(_peer({key: v}, key) for v in value)
+
+
 def _float(raw: Mapping[str, Any], key: str) -> float:
     value = raw.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -183,6 +196,7 @@ _PARSERS: dict[str, Callable[[str, dict[str, Any]], Op]] = {
         _peer(r, "peer_id"),
         _req_state(r, "state"),
         _state(r, "from_state", optional=True),
+        _peers(r, "holders"),
     ),
     RemoveReplica.KIND: lambda rid, r: RemoveReplica(
         rid,

@@ -152,15 +152,23 @@ class SetReplicaState(Op):
     peer_id: int
     state: ReplicaState
     from_state: ReplicaState | None
+    # The peers whose replicas hold a write this change is made for (a write coordinator marking
+    # the replicas that failed it): the change applies only while one of them still takes writes
+    # (Active or Initializing), else it is refused and the write must not be acknowledged. Empty:
+    # no such condition.
+    holders: tuple[int, ...] = ()
 
     def payload(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "collection": self.collection,
             "shard_id": self.shard_id,
             "peer_id": self.peer_id,
             "state": self.state.value,
             "from_state": None if self.from_state is None else self.from_state.value,
         }
+        if self.holders:
+            out["holders"] = list(self.holders)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,9 +348,14 @@ def rename_alias(alias: str, new_alias: str) -> ChangeAliases:
 
 
 def set_replica_state(
-    collection: str, shard_id: int, peer_id: int, state: ReplicaState, from_state: ReplicaState | None
+    collection: str,
+    shard_id: int,
+    peer_id: int,
+    state: ReplicaState,
+    from_state: ReplicaState | None,
+    holders: tuple[int, ...] = (),
 ) -> SetReplicaState:
-    return SetReplicaState(new_request_id(), collection, shard_id, peer_id, state, from_state)
+    return SetReplicaState(new_request_id(), collection, shard_id, peer_id, state, from_state, holders)
 
 
 def remove_replica(

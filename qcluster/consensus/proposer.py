@@ -61,6 +61,12 @@ class ProposalResult:
         """True when a replica change met a different state than it expected (a no-op)."""
         return any(isinstance(e, ev.ReplicaStateStale) for e in self.events)
 
+    @property
+    def refused(self) -> bool:
+        """True when a replica change made for a write found none of the write's holders taking
+        writes any more (the write must fail)."""
+        return any(isinstance(e, ev.ReplicaChangeRefused) for e in self.events)
+
 
 def raise_for_rejection(events: tuple[ev.Event, ...]) -> None:
     for e in events:

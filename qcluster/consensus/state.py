@@ -324,11 +324,18 @@ def _change_aliases(s: ClusterState, op: ops.ChangeAliases) -> list[ev.Event]:
     return out
 
 
+_TAKING_WRITES = frozenset({ReplicaState.ACTIVE, ReplicaState.INITIALIZING})
+
+
 def _set_replica_state(s: ClusterState, op: ops.SetReplicaState) -> list[ev.Event]:
     shard = s._shard(op.collection, op.shard_id)
     if op.peer_id not in s.peers:
         raise _Reject("bad_input", f"peer {op.peer_id} doesn't exist")
     current = shard.replicas.get(op.peer_id)
+    if op.holders and not any(shard.replicas.get(p) in _TAKING_WRITES for p in op.holders if p != op.peer_id):
+        # checked first: a write whose holders were all deactivated meanwhile (by coordinators
+        # that did not know of each other) must fail, whatever became of the failed replica
+        return [ev.ReplicaChangeRefused(op.collection, op.shard_id, op.peer_id, op.holders)]
     if op.from_state is not None and current != op.from_state:
         return [ev.ReplicaStateStale(op.collection, op.shard_id, op.peer_id, op.from_state, current)]
     if current == op.state:

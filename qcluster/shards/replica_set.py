@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from qcluster.errors import (
+    HoldersGoneError,
     QClusterError,
     ReplicationError,
     ShardUnknownError,
@@ -112,10 +113,18 @@ class ReplicaEnv(Protocol):
         ...
 
     async def deactivate(
-        self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState, reason: str
+        self,
+        collection: str,
+        shard_id: int,
+        peer_id: int,
+        from_state: ReplicaState,
+        reason: str,
+        holders: tuple[int, ...] = (),
     ) -> None:
-        """Mark the replica Dead through consensus (only if it is still ``from_state``); return
-        once committed, raise when it cannot be (then keep trying in the background)."""
+        """Mark the replica Dead through consensus (only if it is still ``from_state``, and while
+        one of ``holders``, the replicas that took the write, still takes writes); return once
+        committed, raise when it cannot be (HoldersGoneError: final; else keep trying in the
+        background)."""
         ...
 
     async def forward(
@@ -295,7 +304,7 @@ class ReplicaSet:
                 peer=peer,
                 error=str(exc),
             )
-        await self._deactivate(failed)
+        await self._deactivate(failed, tuple(counted_done))
         counted = len(self._peers_counted_total())
         required = min(self._write_factor(), max(counted, 1))
         if len(counted_done) < required:
@@ -310,19 +319,26 @@ class ReplicaSet:
     def _peers_counted_total(self) -> list[int]:
         return [p for p, st in self.states.items() if st in COUNTED]
 
-    async def _deactivate(self, failed: Mapping[int, BaseException]) -> None:
+    async def _deactivate(self, failed: Mapping[int, BaseException], holders: tuple[int, ...]) -> None:
         for peer in failed:
             state = self.states.get(peer)
             if state is not None:
                 self._disabled[peer] = state
         results = await asyncio.gather(
             *(
-                self.env.deactivate(self.collection, self.shard_id, peer, self.states[peer], str(exc))
+                self.env.deactivate(
+                    self.collection, self.shard_id, peer, self.states[peer], str(exc), holders
+                )
                 for peer, exc in failed.items()
                 if peer in self.states
             ),
             return_exceptions=True,
         )
+        gone = next((r for r in results if isinstance(r, HoldersGoneError)), None)
+        if gone is not None:  # this peer's view was behind: the failed replicas stay as agreed
+            for peer in failed:
+                self._disabled.pop(peer, None)
+            raise gone
         problems = [r for r in results if isinstance(r, BaseException)]
         if problems:
             raise ReplicationError(
@@ -458,7 +474,13 @@ class SinglePeer:
         raise TransientError(f"cluster mode is disabled: there is no peer {peer_id} to reach")
 
     async def deactivate(
-        self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState, reason: str
+        self,
+        collection: str,
+        shard_id: int,
+        peer_id: int,
+        from_state: ReplicaState,
+        reason: str,
+        holders: tuple[int, ...] = (),
     ) -> None:
         return None
 

@@ -336,3 +336,39 @@ def test_decode_rejects_bad_operations_naming_the_field(raw: bytes, field: str) 
     with pytest.raises(BadInputError) as info:
         decode_op(raw)
     assert info.value.field == field
+
+
+def test_a_write_coordinator_cannot_deactivate_the_replicas_left_holding_its_write() -> None:
+    """Two coordinators with stale views each mark the other's replica Dead for a write only
+    their own took: the second change is refused (its write must fail), so the shard keeps an
+    Active replica and no acknowledged write is held by Dead replicas only."""
+    s = with_collection(cluster(A, B, C))  # shard 0 on A and B, Active
+    # A took a write B failed: B Dead, A (the holder) Active
+    assert s.apply(ops.set_replica_state("c", 0, B, RS.DEAD, RS.ACTIVE, holders=(A,))) == [
+        ev.ReplicaStateChanged("c", 0, B, RS.ACTIVE, RS.DEAD)
+    ]
+    # B, not yet knowing it is Dead, took a write A failed: refused, A stays Active
+    refused = s.apply(ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE, holders=(B,)))
+    assert refused == [ev.ReplicaChangeRefused("c", 0, A, (B,))]
+    assert s.replica_state("c", 0, A) is RS.ACTIVE
+    # refused even when the failed replica is already Dead: the holders decide for the write
+    assert s.apply(ops.set_replica_state("c", 0, B, RS.DEAD, RS.ACTIVE, holders=(B,))) == [
+        ev.ReplicaChangeRefused("c", 0, B, (B,))
+    ]
+    # without holders (an operator's or a recovery's change) the old rule holds
+    assert s.apply(ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE)) == [
+        ev.ReplicaStateChanged("c", 0, A, RS.ACTIVE, RS.DEAD)
+    ]
+    # Initializing replicas take writes too (a new collection)
+    t = with_collection(cluster(A, B, C), initial=RS.INITIALIZING)
+    assert t.apply(ops.set_replica_state("c", 1, C, RS.DEAD, RS.INITIALIZING, holders=(B,))) == [
+        ev.ReplicaStateChanged("c", 1, C, RS.INITIALIZING, RS.DEAD)
+    ]
+
+
+def test_holders_travel_through_the_codec() -> None:
+    op = ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE, holders=(B, C))
+    back = decode_op(encode_op(op))
+    assert back == op
+    plain = ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE)
+    assert "holders" not in plain.payload() and decode_op(encode_op(plain)) == plain
