@@ -1,13 +1,14 @@
 """Run every benchmark in the benchmark virtual environment and record the results.
 
-    python bench/run_all.py [--quick] [--only engine|filtered|rest|grpc_api|consensus|cluster|transfer]
+    python bench/run_all.py [--quick] [--only engine|filtered|sparse|rest|grpc_api|consensus|cluster|transfer]
                             [--skip-qcluster] [--no-doc]
 
 1. Creates ``bench/.venv`` once (qcluster installed editable, plus the benchmark-only reference
    packages qdrant-edge-py, chromadb, faiss-cpu and the pinned qdrant-client used for loading;
    none of them is a dependency of the package). A stamp file records what was installed, so a
    second run installs nothing unless this list or pyproject.toml changed.
-2. Runs engine.py, filtered.py, rest.py, grpc_api.py and consensus.py with that interpreter (``--quick`` passed through),
+2. Runs engine.py, filtered.py, sparse.py, rest.py, grpc_api.py, consensus.py, cluster.py and transfer.py with that
+   interpreter (``--quick`` passed through),
    each bounded by a timeout; their JSON goes to ``bench/results/<name>[-quick].json``.
 3. Rewrites the section of BENCHMARKS.md between ``<!-- results:start -->`` and
    ``<!-- results:end -->`` from every results file present (full-size and quick runs are kept
@@ -39,7 +40,7 @@ REFERENCE_PACKAGES = [
     "faiss-cpu>=1.8,<2",
     "qdrant-client==1.20.0",
 ]
-BENCHMARKS = ("engine", "filtered", "rest", "grpc_api", "consensus", "cluster", "transfer")
+BENCHMARKS = ("engine", "filtered", "sparse", "rest", "grpc_api", "consensus", "cluster", "transfer")
 TIMEOUT_S = {True: 300, False: 3600}  # per benchmark, quick / full
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -240,6 +241,53 @@ def render_filtered(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_sparse(r: dict[str, Any]) -> list[str]:
+    m = r.get("machine", {})
+    reps = r.get("repeats")
+    lines = [
+        f"#### Sparse search (`bench/sparse.py`): BM25 weights, limit {r.get('k', 10)}, exact dot products\n",
+        f"Measured {m.get('date', '?')} on {m.get('nproc', '?')} cores ({m.get('cpu', '?')}), Python "
+        f"{m.get('python', '?')}, load {f(m.get('load_avg_1m'), 1)} at the start."
+        + (f" Medians of {reps} interleaved repeats (min to max in brackets)." if reps else "")
+        + (f" Commit {m['commit']}." if m.get("commit") else "")
+        + "\n",
+        "| case | documents | terms per document / query | matching (median) | qcluster recall | qcluster QPS | "
+        "qcluster p50 / p99 ms | qdrant-edge recall | qdrant-edge QPS | qdrant-edge p50 / p99 ms | "
+        "qcluster / qdrant-edge |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for row in r.get("rows", []):
+        ratio_txt = "n/a"
+        if row.get("ratio_vs_edge") is not None:
+            ratio_txt = f"{row['ratio_vs_edge']:.2f}x ({row['ratio_vs_edge_min']:.2f} to {row['ratio_vs_edge_max']:.2f})"
+            exact = row.get("recall_at_10") == 1.0
+            verdicts.append(
+                f"{row['case']} {row['ratio_vs_edge']:.2f}x"
+                + ("" if exact else f" (qcluster recall {f(row.get('recall_at_10'), 4)})")
+            )
+        lines.append(
+            f"| {row['case']} (modifier {row.get('modifier', 'none')}) | {row.get('dataset', '?')}, "
+            f"{f(row.get('n'))} | {f(row.get('nnz_per_doc'), 1)} / {f(row.get('terms_per_query'), 1)} | "
+            f"{f(row.get('matching_median'))} | {f(row.get('recall_at_10'), 4)} | {_spread(row, 'qps')} | "
+            f"{f(row.get('p50_ms'), 3)} / {f(row.get('p99_ms'), 3)} | {f(row.get('qdrant_edge_recall_at_10'), 4)} | "
+            f"{_spread(row, 'qdrant_edge_qps')} | {f(row.get('qdrant_edge_p50_ms'), 3)} / "
+            f"{f(row.get('qdrant_edge_p99_ms'), 3)} | {ratio_txt} |"
+        )
+        lines += [
+            f"\n*{row['case']}: {v['error']}*" for v in (row.get("errors") or {}).values() if "error" in v
+        ]
+    lines += [
+        "",
+        f"{f(r.get('queries'))} queries per case, one at a time; both engines hold the documents in one "
+        "indexed segment of one sparse vector (no dense vector). Recall@10 counts documents tied with the "
+        "10th exact score as right. Target: qcluster QPS >= qdrant-edge at recall 1.0; median qcluster / qdrant-edge "
+        "ratios: " + (", ".join(verdicts) or "n/a") + ".",
+        "",
+    ]
+    return lines
+
+
 def _pick(d: dict[str, Any], *keys: str) -> Any:
     return next((d[k] for k in keys if d.get(k) is not None), None)
 
@@ -419,6 +467,7 @@ def render_transfer(r: dict[str, Any]) -> list[str]:
 RENDER = {
     "engine": render_engine,
     "filtered": render_filtered,
+    "sparse": render_sparse,
     "rest": render_rest,
     "grpc_api": render_grpc_api,
     "consensus": render_consensus,
