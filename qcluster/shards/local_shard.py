@@ -51,6 +51,7 @@ from qcluster.shards.base import (
 )
 from qcluster.shards.clock import ClockMap, ClockTag
 from qcluster.shards.filters import parse_filter
+from qcluster.shards.filters.parse import cached_filter
 from qcluster.shards.filters.shape import filter_shape
 from qcluster.shards.operations import (
     SELECTOR_OPS,
@@ -444,16 +445,17 @@ class LocalShard:
         """A small filter whose every condition is answered by a payload index (so evaluating it
         is cheap); a large one goes to the search threads whatever its conditions. Remembered per
         parsed filter (parses are cached by their JSON) and set of indexed keys."""
+        indexed = self.set.field_schemas
+        known = cached_filter(raw)  # a filter seen lately: its answer is remembered below
+        hit = None if known is None else self._indexed_filters.get(id(known))
+        if hit is not None and hit[0] is known and hit[1] == indexed.keys():
+            return hit[2]
         if filter_shape(raw, 2**31, CHEAP_FILTER_CONDITIONS).conditions > CHEAP_FILTER_CONDITIONS:
             return False
         try:
             flt = parse_filter(raw)
         except QClusterError:
             return True  # fails fast inline with the same error
-        indexed = self.set.field_schemas
-        hit = self._indexed_filters.get(id(flt))
-        if hit is not None and hit[0] is flt and hit[1] == indexed.keys():
-            return hit[2]
         answer = _all_indexed(flt, set(indexed))
         if len(self._indexed_filters) > 1024:
             self._indexed_filters.clear()
@@ -463,6 +465,9 @@ class LocalShard:
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         if batching.active():  # a batch endpoint: join this loop turn's searches (``batching.py``)
             return await self._coalescer.search(requests)
+        if self._cheap(requests):  # (``_search_now`` inlined: the one-query path is hot)
+            self._check_open()
+            return shard_search.search(tuple(self.set.segments), self.config, requests)
         return await self._search_now(requests)
 
     async def _search_now(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:

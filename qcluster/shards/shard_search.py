@@ -38,6 +38,7 @@ from qcluster.types import PointId
 
 Mask = npt.NDArray[np.bool_]
 F32 = npt.NDArray[np.float32]
+SMALL_MERGE = 64  # hits per segment up to which one query's merge runs in plain Python
 Hits = list[tuple[float, int, int]]  # (sort key: smaller is better, segment index, offset)
 
 
@@ -72,6 +73,8 @@ def search(
 ) -> list[list[ScoredPoint]]:
     """Answer every request: plain dense ones grouped into batches (one planner decision and one
     FAISS call per segment per group), sparse, multivector and IDF requests one by one."""
+    if len(requests) == 1 and _plain_dense(config, requests[0]):  # the common case, no grouping
+        return [_search_dense(segments, config, requests[0])]
     out: list[list[ScoredPoint]] = [[] for _ in requests]
     groups: dict[tuple[Any, ...], list[tuple[int, F32]]] = {}
     filters: dict[int, Filter | None] = {}
@@ -100,6 +103,27 @@ def search(
         for row, (i, _) in enumerate(members):
             out[i] = _merge_dense(requests[i], per_segment, row, high)
     return out
+
+
+def _search_dense(segments: Sequence[Segment], config: ShardConfig, req: SearchRequest) -> list[ScoredPoint]:
+    """One plain dense request (what ``search`` does for a group of one)."""
+    vec = _query_vector(config, req)
+    live = [seg for seg in segments if seg.live_count]
+    k = min(req.limit + req.offset, sum(seg.live_count for seg in live))
+    if k == 0:
+        return []
+    params_v = config.vectors[req.using]
+    query = Query(
+        vec,
+        req.using,
+        k,
+        params_v.distance,
+        config.hnsw_for(req.using),
+        req.params,
+        req.score_threshold,
+        parsed_filter(req.filter),
+    )
+    return _merge_dense(req, _per_segment(live, query), 0, higher_is_better(params_v.distance))
 
 
 def _per_segment(
@@ -141,7 +165,7 @@ def _query_vector(config: ShardConfig, req: SearchRequest) -> F32:
     if params.distance == "Cosine" and 0 < dot < math.inf:  # unit length, as ``preprocess`` stores
         norm = float(np.sqrt(dot))
         if abs(norm - 1.0) <= UNIT_TOLERANCE:  # kept bit for bit, as ``preprocess`` does
-            return np.ascontiguousarray(vec.reshape(1, -1))
+            return vec.reshape(1, -1) if vec.flags.c_contiguous else np.ascontiguousarray(vec.reshape(1, -1))
         return (vec / np.float32(norm)).reshape(1, -1)
     if params.distance == "Cosine":
         return preprocess(vec.reshape(1, -1), "Cosine")
@@ -163,13 +187,28 @@ def _merge_dense(
     else:
         seg, scores, offs = per_segment[0]
         o, s = offs[row], scores[row]
-        keep = o >= 0
-        o, s = o[keep], s[keep]
-        gone = seg.deleted[o]
-        if gone.any():
-            o, s = o[~gone], s[~gone]
-        o, s = o[req.offset : req.offset + req.limit], s[req.offset : req.offset + req.limit]
-        picked = list(zip(s.tolist(), o.tolist(), (seg,) * len(o), strict=True))
+        end = req.offset + req.limit
+        if len(o) <= SMALL_MERGE:  # a few hits: plain Python beats a chain of tiny numpy calls
+            deleted = seg.deleted
+            if not payload_sel.enabled and not vector_sel.enabled:  # ids, versions and scores only
+                ids = seg.ids
+                return [
+                    ScoredPoint(ids[off], version, sc)
+                    for sc, off, version in zip(s.tolist(), o.tolist(), seg.versions[o].tolist(), strict=True)
+                    if off >= 0 and not deleted[off]
+                ][req.offset : end]
+            live = [
+                (sc, off)
+                for sc, off in zip(s.tolist(), o.tolist(), strict=True)
+                if off >= 0 and not deleted[off]
+            ]
+            picked = [(sc, off, seg) for sc, off in live[req.offset : end]]
+        else:
+            keep = (o >= 0) & ~seg.deleted[np.maximum(o, 0)]
+            if not keep.all():
+                o, s = o[keep], s[keep]
+            o, s = o[req.offset : end], s[req.offset : end]
+            picked = list(zip(s.tolist(), o.tolist(), (seg,) * len(o), strict=True))
     return [
         ScoredPoint(
             seg.ids[off],

@@ -11,6 +11,8 @@ from qcluster.models.config import ScalarQuantization, ScalarQuantizationConfig,
 from qcluster.shards.base import (
     ALL_PAYLOAD,
     ALL_VECTORS,
+    NO_PAYLOAD,
+    NO_VECTORS,
     CountRequest,
     QuantizationSearchParams,
     ScrollRequest,
@@ -399,3 +401,45 @@ async def test_three_hundred_shards_share_the_peers_threads(tmp_path: Path) -> N
     assert threading.active_count() <= pool_threads + 20, threading.active_count()
     assert [await s.count(CountRequest()) for s in shards[:3]] == [1, 1, 1]
     await asyncio.gather(*(s.close() for s in shards))
+
+
+@pytest.mark.parametrize("limit", [3, 80])  # the few-hits merge and the numpy merge
+async def test_one_query_pages_skip_deleted_points_and_carry_payloads(tmp_path: Path, limit: int) -> None:
+    """One indexed segment, points deleted after indexing: a page (offset + limit) equals the
+    brute-force order without the deleted points, with or without payloads and vectors."""
+    data = clustered(600, 8, seed=5)
+    shard = await LocalShard.load_or_create(
+        tmp_path / "s", shard_config(8, "Dot", indexing_threshold=40), storage()
+    )
+    try:
+        await shard.update(upsert_op(list(range(600)), data, [{"i": i} for i in range(600)]))
+        await wait_optimized(shard)
+        gone = list(range(0, 600, 3))
+        await shard.update(DeletePoints(PointSelector(ids=tuple(gone))))
+        alive = np.array(sorted(set(range(600)) - set(gone)))
+        assert len([s for s in shard.set.segments if s.live_count]) == 1  # the one-segment merge
+        q = clustered(1, 8, seed=6)[0]
+        order = alive[np.argsort(-(data[alive] @ q), kind="stable")]
+        for offset in (0, 2):
+            want = [int(i) for i in order[offset : offset + limit]]
+            for payload in (False, True):
+                (hits,) = await shard.search(
+                    [
+                        SearchRequest(
+                            vector=q,
+                            limit=limit,
+                            offset=offset,
+                            params=SearchParams(exact=True),
+                            with_payload=ALL_PAYLOAD if payload else NO_PAYLOAD,
+                            with_vector=ALL_VECTORS if payload else NO_VECTORS,
+                        )
+                    ]
+                )
+                assert [h.id for h in hits] == want
+                assert all(h.version > 0 for h in hits)
+                if payload:
+                    assert all(h.payload == {"i": h.id} and h.vector is not None for h in hits)
+                else:
+                    assert all(h.payload is None and h.vector is None for h in hits)
+    finally:
+        await shard.close()

@@ -368,34 +368,51 @@ _cache: OrderedDict[bytes, Filter] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
+def _cache_key(raw: Any, path: str) -> bytes | None:
+    """The cache key of top-level filter JSON ``raw`` (None when it is not cached)."""
+    if path != "filter" or not isinstance(raw, dict):
+        return None
+    try:
+        return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # not JSON, or nested past orjson's own limit
+        return None
+
+
+def cached_filter(raw: Any) -> Filter | None:
+    """The parse of top-level filter JSON ``raw`` if it is remembered, else None (never parses)."""
+    key = _cache_key(raw, "filter")
+    if key is None:
+        return None
+    with _cache_lock:
+        return _cache.get(key)
+
+
 def parse_filter(raw: Any, path: str = "filter") -> Filter:
     """Validate Qdrant filter JSON (None = no filter = match all). Parsed filters are immutable
     and the same filter JSON comes back often (per query: planning and evaluation; across queries:
-    a tenant filter), so the last few hundred top-level parses are remembered by their JSON.
+    a tenant filter), so the last few hundred top-level parses are remembered by their JSON: a
+    remembered filter was checked when it was parsed, and comes back without another walk.
 
     Before any recursion, the nesting is measured iteratively (``shape.py``): a filter deeper
     than the parser can safely recurse is refused whatever the request layer allowed."""
     if raw is None:
         return Filter()
+    key = _cache_key(raw, path)
+    if key is not None:
+        with _cache_lock:
+            hit = _cache.get(key)
+            if hit is not None:
+                _cache.move_to_end(key)
+                return hit
     depth = filter_shape(raw, STACK_SAFE_DEPTH, 2**62).depth
     if depth > STACK_SAFE_DEPTH:
         raise _err(path, f"filter nested more than {STACK_SAFE_DEPTH} levels deep")
-    if path != "filter" or not isinstance(raw, dict):
-        return _parse_filter(raw, path)
-    try:
-        key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        return _parse_filter(raw, path)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
     parsed = _parse_filter(raw, path)  # errors are not cached: they raise every time
-    with _cache_lock:
-        _cache[key] = parsed
-        if len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+    if key is not None:
+        with _cache_lock:
+            _cache[key] = parsed
+            if len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
     return parsed
 
 
