@@ -72,16 +72,28 @@ def query(rng: np.random.Generator, terms: int, signed: bool, missing: bool) -> 
     return sorted_unique(idx, vals, "q")
 
 
+def spread(v: SparseVector) -> SparseVector:
+    """The same vector over indices far apart (hashed tokens): no lookup table, binary search."""
+    return SparseVector(v.indices * np.uint32(70_001), v.values)
+
+
 @pytest.mark.parametrize(
-    ("integer", "signed"), [(False, False), (True, False), (False, True)], ids=["real", "ties", "signed"]
+    ("integer", "signed", "spread_out"),
+    [(False, False, False), (True, False, False), (False, True, False), (False, False, True)],
+    ids=["real", "ties", "signed", "spread"],
 )
-def test_top_k_matches_brute_force(integer: bool, signed: bool) -> None:
+def test_top_k_matches_brute_force(integer: bool, signed: bool, spread_out: bool) -> None:
     rng = np.random.default_rng(7 + integer + 2 * signed)
     rows = corpus(rng, 1500, integer, signed)
+    if spread_out:
+        rows = [spread(r) for r in rows]
     index = index_of(rows)
+    assert (index._slots is None) == spread_out
     masks = [None, rng.random(len(rows)) < 0.3, rng.random(len(rows)) < 0.01]
     for case in range(60):
         q = query(rng, int(rng.integers(1, 13)), signed and case % 2 == 0, case % 5 == 0)
+        if spread_out:
+            q = spread(q)
         k = [1, 10, 100, 3000][case % 4]
         allowed = masks[case % 3]
         threshold = [None, 1.0, -0.5][case % 3] if case % 2 else None

@@ -31,6 +31,7 @@ I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 Arr = npt.NDArray[Any]
 FILES = ("terms", "ptr", "docs", "vals")
+SLOT_TABLE_MIN = 1 << 16  # a table of up to 4 entries per term plus this many is kept
 
 
 class Terms(NamedTuple):
@@ -54,6 +55,15 @@ class InvertedIndex:
     _last: list[tuple[SparseVector, Terms] | None] = field(
         default_factory=lambda: [None], compare=False, repr=False
     )
+    # index -> position in ``terms`` (-1: absent) when the indices are dense enough for a table
+    # (a vocabulary of word pieces): one memory access per query index instead of a binary search
+    _slots: I64 | None = field(init=False, default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.terms) and int(self.terms[-1]) < 4 * len(self.terms) + SLOT_TABLE_MIN:
+            slots = np.full(int(self.terms[-1]) + 1, -1, dtype=np.int64)
+            slots[self.terms] = np.arange(len(self.terms), dtype=np.int64)
+            object.__setattr__(self, "_slots", slots)
 
     @classmethod
     def build(cls, indptr: I64, indices: Arr, values: Arr) -> InvertedIndex:
@@ -80,38 +90,55 @@ class InvertedIndex:
         last = self._last[0]
         if last is not None and last[0] is query:
             return last[1]
-        terms = self.terms
-        if len(query) == 0 or len(terms) == 0:
+        if len(query) == 0 or len(self.terms) == 0:
             found_terms = Terms(np.zeros(0, np.int64), np.zeros(0, np.float64), [], [])
         else:
-            pos = terms.searchsorted(query.indices)
-            if int(pos[-1]) >= len(terms):  # indices ascend: only the last can fall past the end
-                np.minimum(pos, len(terms) - 1, out=pos)
-            if terms[pos].tolist() == query.indices.tolist():
+            pos = self._positions(query.indices)
+            if int(pos.min()) >= 0:
                 w = query.values.astype(np.float64)
             else:
-                found = terms[pos] == query.indices
+                found = pos >= 0
                 pos, w = pos[found], query.values[found].astype(np.float64)
             found_terms = Terms(pos, w, self.ptr[pos].tolist(), self.ptr[pos + 1].tolist())
         self._last[0] = (query, found_terms)
         return found_terms
+
+    def _positions(self, indices: Arr) -> I64:
+        """Position in ``terms`` of each of ``indices`` (ascending, not empty), -1 if absent."""
+        slots = self._slots
+        if slots is not None:
+            if int(indices[-1]) < len(slots):
+                return slots[indices]
+            pos = np.full(len(indices), -1, dtype=np.int64)
+            inside = indices < len(slots)
+            pos[inside] = slots[indices[inside]]
+            return pos
+        terms = self.terms
+        pos = terms.searchsorted(indices)
+        if int(pos[-1]) >= len(terms):  # indices ascend: only the last can fall past the end
+            np.minimum(pos, len(terms) - 1, out=pos)
+        absent = terms[pos] != indices
+        if absent.any():
+            pos[absent] = -1
+        return pos
 
     def postings_read(self, query: SparseVector) -> int:
         """How many postings scoring ``query`` reads."""
         found = self.lookup(query)
         return sum(found.hi) - sum(found.lo)
 
-    def gather(self, lo: list[int], hi: list[int], w: F64) -> tuple[I64, Arr]:
-        """(docs as intp, values times their term's weight) of the posting lists ``lo[i]:hi[i]``,
-        one after another. The values are float64, or the stored float32 values when every weight
-        is 1 (``bincount`` widens them to the same float64 products)."""
+    def gather(self, lo: list[int], hi: list[int], w: F64) -> tuple[Arr, Arr]:
+        """(docs, values times their term's weight) of the posting lists ``lo[i]:hi[i]``, one
+        after another. Docs keep the stored dtype (uint32); values are float64, or the stored
+        float32 values when every weight is 1 (``bincount`` widens them to the same float64
+        products)."""
         if len(lo) == 1:
             a, b = lo[0], hi[0]
-            return self.docs[a:b].astype(np.int64), self.vals[a:b] * w[0]
+            return self.docs[a:b], self.vals[a:b] * w[0]
         if not lo:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+            return np.zeros(0, np.uint32), np.zeros(0, np.float64)
         spans = list(zip(lo, hi, strict=True))
-        docs = np.concatenate([self.docs[a:b] for a, b in spans], dtype=np.int64)
+        docs = np.concatenate([self.docs[a:b] for a, b in spans])
         vals = np.concatenate([self.vals[a:b] for a, b in spans])
         if bool((w == 1.0).all()):
             return docs, vals

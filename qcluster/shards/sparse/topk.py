@@ -26,6 +26,7 @@ from qcluster.shards.sparse.vector import SparseVector
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
+Arr = npt.NDArray[np.generic]
 
 
 LARGE = 256  # more candidates than this above the floor: cut them to the k best first
@@ -52,15 +53,16 @@ def top_k(
         cand = np.flatnonzero(above)
         cs = scores[cand]
         if len(cand) > LARGE:
-            sel = cs >= cs[np.argpartition(-cs, k - 1)[k - 1]]
+            sel = cs >= _kth_largest(cs, k)
             cand, cs = cand[sel], cs[sel]
         order = np.lexsort((cand, -cs))[:k]
         return cs[order], cand[order]
+    docs = docs.astype(np.int64)
     return _among_postings(docs, scores[docs], len(lo), k, allowed, threshold)
 
 
 def _floor_from_a_list(
-    scores: F64, docs: I64, allowed: Mask | None, lo: list[int], hi: list[int], k: int
+    scores: F64, docs: Arr, allowed: Mask | None, lo: list[int], hi: list[int], k: int
 ) -> float | None:
     """The k-th best score among the allowed points of the shortest posting list holding at
     least ``k`` of them, or None. ``docs`` holds the lists one after another."""
@@ -77,8 +79,7 @@ def _floor_from_a_list(
             points = points[allowed[points]]
             if len(points) < k:
                 continue
-        s = scores[points]
-        return float(s[np.argpartition(-s, k - 1)[k - 1]])
+        return _kth_largest(scores[points], k)
     return None
 
 
@@ -97,7 +98,7 @@ def _among_postings(
         docs, s = docs[keep], s[keep]
     m = k * terms  # holds >= k distinct offsets
     if len(s) > m:
-        sel = s >= s[np.argpartition(-s, m - 1)[m - 1]]  # every tie at the cut too
+        sel = s >= _kth_largest(s, m)  # every tie at the cut too
         docs, s = docs[sel], s[sel]
     order = np.lexsort((docs, -s))  # a point's postings share its score: they end up adjacent
     docs, s = docs[order], s[order]
@@ -108,3 +109,8 @@ def _among_postings(
         if not first.all():
             docs, s = docs[first], s[first]
     return s[:k], docs[:k]
+
+
+def _kth_largest(s: F64, k: int) -> float:
+    """The k-th largest of ``s`` (1 <= k <= len(s))."""
+    return float(np.partition(s, len(s) - k)[len(s) - k])
