@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_args, fmt_row, machine, say, stats, ticker, unavailable, write_json
+from bench.common import bench_args, fmt_row, result_head, say, stats, ticker, unavailable, write_json
 from bench.datasets import Dataset, load
 
 M, EF_CONSTRUCT, EF, K = 16, 100, 128, 10
@@ -251,18 +251,7 @@ def main() -> None:
             engines[name] = summarise([spawn(name, args, n, nq) for _ in range(args.repeats)])
         except Exception as exc:
             engines[name] = unavailable(name, exc)
-    result = {
-        "benchmark": "memory",
-        "dataset": ds.name,
-        "n": ds.n,
-        "dim": ds.dim,
-        "queries": len(ds.queries),
-        "quick": args.quick,
-        "repeats": args.repeats,
-        "machine": machine(),
-        "elapsed_s": time.perf_counter() - started,
-        "engines": engines,
-    }
+    result = {**result_head("memory", ds, args, started), "engines": engines}
     print(summary(result))
     write_json(args.json, result)
 
