@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.common import ticker
@@ -28,23 +29,35 @@ def shard_config(dim: int, n: int) -> Any:
     )
 
 
-async def wait_fully_indexed(shard: Any, n: int, timeout_s: float = 600.0) -> Any:
+def sparse_indexed(shard: Any) -> int:
+    """Live points in sealed segments whose every sparse vector name has its inverted index (the
+    sparse counterpart of ``indexed_vectors_count``, which counts dense HNSW vectors)."""
+    return sum(
+        seg.live_count
+        for seg in shard.set.segments
+        if not seg.appendable and all(store.index is not None for store in seg.sparse.values())
+    )
+
+
+async def wait_fully_indexed(
+    shard: Any, n: int, timeout_s: float = 600.0, indexed: Callable[[Any], int] | None = None
+) -> Any:
     """Until every vector is in an HNSW index and the optimizer is idle (bounded in time). A tail
-    below ``indexing_threshold`` is indexed by lowering the threshold once the rest is done."""
+    below ``indexing_threshold`` is indexed by lowering the threshold once the rest is done.
+    ``indexed(shard)``: how many points count as indexed (default: ``indexed_vectors_count``)."""
     deadline = time.monotonic() + timeout_s
     flushed = False
     with ticker("qcluster indexing (optimizer)"):
         while True:
             info = await shard.info()
+            done = info.indexed_vectors_count if indexed is None else indexed(shard)
             if info.optimizer_error:
                 raise RuntimeError(f"optimizer failed: {info.optimizer_error}")
             if shard.optimizer.idle:
-                if info.indexed_vectors_count >= n:
+                if done >= n:
                     return info
                 if flushed:
-                    raise RuntimeError(
-                        f"optimizer idle with {info.indexed_vectors_count}/{n} vectors indexed"
-                    )
+                    raise RuntimeError(f"optimizer idle with {done}/{n} vectors indexed")
                 # the tail sits in a segment below indexing_threshold: index it too, as
                 # qdrant-edge's optimize() does, so both engines search fully indexed data
                 cfg = shard.config
@@ -52,7 +65,5 @@ async def wait_fully_indexed(shard: Any, n: int, timeout_s: float = 600.0) -> An
                 await shard.update_config(cfg.model_copy(update={"optimizer_config": tail}))
                 flushed = True
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"not fully indexed after {timeout_s:.0f} s ({info.indexed_vectors_count}/{n})"
-                )
+                raise TimeoutError(f"not fully indexed after {timeout_s:.0f} s ({done}/{n})")
             await asyncio.sleep(0.02)

@@ -1,7 +1,9 @@
 """Run every benchmark in the benchmark virtual environment and record the results.
 
-    python bench/run_all.py [--quick] [--only engine|filtered|memory|rest|grpc_api|consensus|cluster|transfer]
-                            [--skip-qcluster] [--no-doc]
+    python bench/run_all.py [--quick] [--only NAME] [--skip-qcluster] [--no-doc]
+
+    NAME: engine, filtered, sparse, memory, rest, grpc_api, consensus, cluster or transfer
+    (repeatable)
 
 1. Creates ``bench/.venv`` once (qcluster installed editable, plus the benchmark-only reference
    packages qdrant-edge-py, chromadb, faiss-cpu and the pinned qdrant-client used for loading;
@@ -39,7 +41,17 @@ REFERENCE_PACKAGES = [
     "faiss-cpu>=1.8,<2",
     "qdrant-client==1.20.0",
 ]
-BENCHMARKS = ("engine", "filtered", "memory", "rest", "grpc_api", "consensus", "cluster", "transfer")
+BENCHMARKS = (
+    "engine",
+    "filtered",
+    "sparse",
+    "memory",
+    "rest",
+    "grpc_api",
+    "consensus",
+    "cluster",
+    "transfer",
+)
 TIMEOUT_S = {True: 300, False: 3600}  # per benchmark, quick / full
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -237,6 +249,53 @@ def render_filtered(r: dict[str, Any]) -> list[str]:
     errs = r.get("errors") or {}
     lines += [f"\n*{v['error']}*" for v in errs.values() if isinstance(v, dict) and "error" in v]
     lines += [*errors(r, ("qcluster", "faiss", "qdrant_edge")), ""]
+    return lines
+
+
+def render_sparse(r: dict[str, Any]) -> list[str]:
+    m = r.get("machine", {})
+    reps = r.get("repeats")
+    lines = [
+        f"#### Sparse search (`bench/sparse.py`): BM25 weights, limit {r.get('k', 10)}, exact dot products\n",
+        f"Measured {m.get('date', '?')} on {m.get('nproc', '?')} cores ({m.get('cpu', '?')}), Python "
+        f"{m.get('python', '?')}, load {f(m.get('load_avg_1m'), 1)} at the start."
+        + (f" Medians of {reps} interleaved repeats (min to max in brackets)." if reps else "")
+        + (f" Commit {m['commit']}." if m.get("commit") else "")
+        + "\n",
+        "| case | documents | terms per document / query | matching (median) | qcluster recall | qcluster QPS | "
+        "qcluster p50 / p99 ms | qdrant-edge recall | qdrant-edge QPS | qdrant-edge p50 / p99 ms | "
+        "qcluster / qdrant-edge |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for row in r.get("rows", []):
+        ratio_txt = "n/a"
+        if row.get("ratio_vs_edge") is not None:
+            ratio_txt = f"{row['ratio_vs_edge']:.2f}x ({row['ratio_vs_edge_min']:.2f} to {row['ratio_vs_edge_max']:.2f})"
+            exact = row.get("recall_at_10") == 1.0
+            verdicts.append(
+                f"{row['case']} {row['ratio_vs_edge']:.2f}x"
+                + ("" if exact else f" (qcluster recall {f(row.get('recall_at_10'), 4)})")
+            )
+        lines.append(
+            f"| {row['case']} (modifier {row.get('modifier', 'none')}) | {row.get('dataset', '?')}, "
+            f"{f(row.get('n'))} | {f(row.get('nnz_per_doc'), 1)} / {f(row.get('terms_per_query'), 1)} | "
+            f"{f(row.get('matching_median'))} | {f(row.get('recall_at_10'), 4)} | {_spread(row, 'qps')} | "
+            f"{f(row.get('p50_ms'), 3)} / {f(row.get('p99_ms'), 3)} | {f(row.get('qdrant_edge_recall_at_10'), 4)} | "
+            f"{_spread(row, 'qdrant_edge_qps')} | {f(row.get('qdrant_edge_p50_ms'), 3)} / "
+            f"{f(row.get('qdrant_edge_p99_ms'), 3)} | {ratio_txt} |"
+        )
+        lines += [
+            f"\n*{row['case']}: {v['error']}*" for v in (row.get("errors") or {}).values() if "error" in v
+        ]
+    lines += [
+        "",
+        f"{f(r.get('queries'))} queries per case, one at a time; both engines hold the documents in one "
+        "indexed segment of one sparse vector (no dense vector). Recall@10 counts documents tied with the "
+        "10th exact score as right. Target: qcluster QPS >= qdrant-edge at recall 1.0; median qcluster / qdrant-edge "
+        "ratios: " + (", ".join(verdicts) or "n/a") + ".",
+        "",
+    ]
     return lines
 
 
@@ -453,6 +512,7 @@ def render_memory(r: dict[str, Any]) -> list[str]:
 RENDER = {
     "engine": render_engine,
     "filtered": render_filtered,
+    "sparse": render_sparse,
     "memory": render_memory,
     "rest": render_rest,
     "grpc_api": render_grpc_api,

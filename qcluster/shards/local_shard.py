@@ -68,6 +68,8 @@ from qcluster.shards.optimizer import Optimizer
 from qcluster.shards.segment import Segment
 from qcluster.shards.segment_files import fsync_dir, read_json, write_json_atomic
 from qcluster.shards.shard_apply import SegmentSet
+from qcluster.shards.sparse.search import INLINE_POSTINGS, inline_cost
+from qcluster.shards.sparse.vector import SparseVector
 from qcluster.shards.wal import Wal
 from qcluster.shards.wal_history import WalHistory
 from qcluster.shards.workers import Lane
@@ -432,6 +434,10 @@ class LocalShard:
             return False
         if req.filter is not None and not self._indexed_filter(req.filter):
             return False
+        if req.using in self.config.sparse_vectors:  # cost = postings read, not points
+            if not isinstance(req.vector, SparseVector):
+                return True  # fails fast inline with the same error
+            return inline_cost(self.set.segments, req.using, req.vector) <= INLINE_POSTINGS
         unindexed = sum(s.live_count for s in self.set.segments if req.using not in s.indexes)
         return unindexed <= 20_000
 

@@ -354,10 +354,11 @@ def _sparse_hits(segments: Sequence[Segment], config: ShardConfig, req: SearchRe
 
 def _merge(segments: Sequence[Segment], hits: Hits, req: SearchRequest, high: bool) -> list[ScoredPoint]:
     if len(segments) > 1:
-        hits.sort(key=lambda h: h[0])
+        hits.sort()  # by key; ties keep segment order, then offset order (as appended)
     out: list[ScoredPoint] = []
     seen: set[PointId] = set()
     skipped = 0
+    payload_sel, vector_sel = req.with_payload, req.with_vector
     for key, si, off in hits:
         seg = segments[si]
         pid = seg.ids[off]
@@ -369,11 +370,11 @@ def _merge(segments: Sequence[Segment], hits: Hits, req: SearchRequest, high: bo
             continue
         out.append(
             ScoredPoint(
-                id=pid,
-                version=int(seg.versions[off]),
-                score=-key if high else key,
-                payload=select_payload(seg.payloads[off], req.with_payload),
-                vector=point_vectors(seg, off, req.with_vector),
+                pid,
+                int(seg.versions[off]),
+                -key if high else key,
+                select_payload(seg.payloads[off], payload_sel) if payload_sel.enabled else None,
+                point_vectors(seg, off, vector_sel) if vector_sel.enabled else None,
             )
         )
         if len(out) >= req.limit:

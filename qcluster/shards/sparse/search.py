@@ -19,13 +19,29 @@ import numpy as np
 import numpy.typing as npt
 
 from qcluster.shards.segment import Segment
-from qcluster.shards.sparse.inverted import csr_doc_freq, score_csr
+from qcluster.shards.sparse.inverted import InvertedIndex, csr_doc_freq, score_csr
+from qcluster.shards.sparse.topk import top_k
 from qcluster.shards.sparse.vector import SparseVector
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
+
+
+# A sparse search reading at most this many postings (and rows scored from CSR) is cheap enough to
+# run on the event loop (about a millisecond); a larger one goes to the search threads.
+INLINE_POSTINGS = 100_000
+
+
+def inline_cost(segments: Sequence[Segment], name: str, query: SparseVector) -> int:
+    """How many postings (and unindexed rows, counted as the values they hold) a search of
+    ``query`` reads over ``segments``: what deciding between the loop and a thread weighs."""
+    return sum(
+        seg.sparse[name].read_cost(query, seg.size)
+        for seg in segments
+        if name in seg.sparse and seg.live_count
+    )
 
 
 def _empty(k: int) -> tuple[F32, I64]:
@@ -60,6 +76,9 @@ def search_sparse(
     size = seg.size
     if size == 0 or name not in seg.sparse or k <= 0:
         return _empty(k)
+    view = seg.sparse[name].view(size)
+    if view.index is not None and len(view.tail) == 0 and view.index.size == size:
+        return _indexed(seg, name, view.index, query, k, filter_mask, threshold)
     scores, ok = segment_scores(seg, name, query)
     base = seg.searchable_mask(name)
     if base is not None:
@@ -83,6 +102,27 @@ def search_sparse(
     return out_s, out_o
 
 
+def _indexed(
+    seg: Segment,
+    name: str,
+    index: InvertedIndex,
+    query: SparseVector,
+    k: int,
+    filter_mask: Mask | None,
+    threshold: float | None,
+) -> tuple[F32, I64]:
+    """``search_sparse`` over an index that covers every offset: only the query's postings are
+    read (``topk.top_k``)."""
+    allowed = seg.searchable_mask(name)
+    if filter_mask is not None:
+        allowed = filter_mask[: seg.size] if allowed is None else allowed & filter_mask[: seg.size]
+    scores, offs = top_k(index, query, k, allowed, threshold)
+    out_s, out_o = _empty(k)
+    out_s[: len(scores)] = scores
+    out_o[: len(offs)] = offs
+    return out_s, out_o
+
+
 def doc_freq(
     seg: Segment, name: str, indices: npt.NDArray[np.uint32], corpus: Mask | None
 ) -> tuple[int, I64]:
@@ -91,10 +131,16 @@ def doc_freq(
     size = seg.size
     if size == 0 or name not in seg.sparse:
         return 0, np.zeros(len(indices), dtype=np.int64)
+    view = seg.sparse[name].view(size)
+    index = view.index
+    whole = index is not None and index.size == size and len(view.tail) == 0
+    if whole and corpus is None and seg.searchable_mask(name) is None:
+        # every offset is live and holds a vector: the posting lengths are the counts
+        assert index is not None
+        return size, index.posting_lengths(indices)
     counted = seg.live_mask() & seg.vector_mask(name)
     if corpus is not None:
         counted = counted & corpus[:size]
-    view = seg.sparse[name].view(size)
     df = np.zeros(len(indices), dtype=np.int64)
     if view.index is not None:
         in_index = counted.copy()

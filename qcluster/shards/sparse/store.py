@@ -45,6 +45,7 @@ class SparseStore(RaggedStore):
         super().__init__(SPARSE_PARTS, appendable=appendable)
         self.index: InvertedIndex | None = None  # sealed segments: built by the optimizer
         self._cached: _Cached | None = None
+        self._indexed_view: SparseView | None = None  # sealed and indexed: the same view every time
         self._lock = threading.Lock()
 
     def vector(self, offset: int) -> SparseVector | None:
@@ -59,8 +60,12 @@ class SparseStore(RaggedStore):
 
     def view(self, size: int) -> SparseView:
         if self.csr is not None:  # sealed: rows never change
-            if self.index is not None and self.index.size >= size:
-                return SparseView(self.index, np.zeros(0, np.int64), _empty_csr())
+            index = self.index
+            if index is not None and index.size >= size:
+                indexed = self._indexed_view
+                if indexed is None or indexed.index is not index:
+                    indexed = self._indexed_view = SparseView(index, _NO_TAIL, _EMPTY_CSR)
+                return indexed
             return SparseView(None, np.arange(size, dtype=np.int64), self.csr)
         cached = self._cached
         tail = self._tail(cached, size)
@@ -77,6 +82,22 @@ class SparseStore(RaggedStore):
         rows = [values[int(o)] if o < len(values) else None for o in tail]
         return SparseView(cached.index, tail, csr_from_values(rows, self.parts))
 
+    def read_cost(self, query: SparseVector, size: int) -> int:
+        """Postings a search of ``query`` reads in an index covering the rows, plus the values of
+        the rows scored from CSR (all of them when no index covers the segment yet)."""
+        values = self.nbytes() // 8  # a 4-byte index and a 4-byte value per stored dimension
+        cached = self._cached
+        if self.csr is not None:
+            index, replaced = self.index, 0
+        elif cached is not None:
+            index, replaced = cached.index, len(self.log) - cached.log_pos
+        else:
+            return values
+        if index is None:
+            return values
+        tail = max(0, size - index.size) + replaced
+        return index.postings_read(query) + tail * values // max(1, size)
+
     def _tail(self, cached: _Cached | None, size: int) -> I64:
         if cached is None:
             return np.arange(size, dtype=np.int64)
@@ -92,5 +113,12 @@ class SparseStore(RaggedStore):
         self._cached = None
 
 
-def _empty_csr() -> Csr:
-    return csr_from_values([], SPARSE_PARTS)
+def _frozen(csr: Csr) -> Csr:
+    for arr in (csr.indptr, *csr.parts):
+        arr.flags.writeable = False
+    return csr
+
+
+_NO_TAIL: I64 = np.zeros(0, np.int64)
+_NO_TAIL.flags.writeable = False
+_EMPTY_CSR = _frozen(csr_from_values([], SPARSE_PARTS))
