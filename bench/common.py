@@ -127,6 +127,22 @@ def write_json(path: str | None, data: dict[str, Any]) -> None:
         print(text)
 
 
+def result_head(benchmark: str, ds: Any, args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """The fields every results JSON opens with: the benchmark, its data, its size and repeats,
+    the machine (with its load) and the time it took since ``started`` (``perf_counter``)."""
+    return {
+        "benchmark": benchmark,
+        "dataset": ds.name,
+        "n": ds.n,
+        "dim": ds.dim,
+        "queries": len(ds.queries),
+        "quick": args.quick,
+        "repeats": getattr(args, "repeats", 1),
+        "machine": machine(),
+        "elapsed_s": time.perf_counter() - started,
+    }
+
+
 def unavailable(engine: str, exc: BaseException) -> dict[str, Any]:
     """The result of an engine that could not run: printed, and recorded in the JSON."""
     lines = [ln.strip() for ln in f"{type(exc).__name__}: {exc}".strip().splitlines() if ln.strip()]

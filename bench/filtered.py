@@ -47,8 +47,8 @@ from bench.common import (
     bench_args,
     fmt_row,
     interleaved,
-    machine,
     progress,
+    result_head,
     say,
     stats,
     unavailable,
@@ -419,16 +419,8 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = summarise(all_cases, out["runs"], ds.n)
     result = {
-        "benchmark": "filtered",
-        "dataset": ds.name,
-        "n": ds.n,
-        "dim": ds.dim,
-        "queries": len(ds.queries),
+        **result_head("filtered", ds, args, started),
         "ef": EF,
-        "quick": args.quick,
-        "repeats": args.repeats,
-        "machine": machine(),
-        "elapsed_s": time.perf_counter() - started,
         "engines_info": out["info"],
         "rows": [r for r in rows if r["kind"] != "unfiltered"],
         "unfiltered": next((r for r in rows if r["kind"] == "unfiltered"), {}),

@@ -1,13 +1,13 @@
 """Run every benchmark in the benchmark virtual environment and record the results.
 
-    python bench/run_all.py [--quick] [--only engine|filtered|rest|grpc_api|consensus|cluster|transfer]
+    python bench/run_all.py [--quick] [--only engine|filtered|memory|rest|grpc_api|consensus|cluster|transfer]
                             [--skip-qcluster] [--no-doc]
 
 1. Creates ``bench/.venv`` once (qcluster installed editable, plus the benchmark-only reference
    packages qdrant-edge-py, chromadb, faiss-cpu and the pinned qdrant-client used for loading;
    none of them is a dependency of the package). A stamp file records what was installed, so a
    second run installs nothing unless this list or pyproject.toml changed.
-2. Runs engine.py, filtered.py, rest.py, grpc_api.py and consensus.py with that interpreter (``--quick`` passed through),
+2. Runs every benchmark of ``BENCHMARKS`` with that interpreter (``--quick`` passed through),
    each bounded by a timeout; their JSON goes to ``bench/results/<name>[-quick].json``.
 3. Rewrites the section of BENCHMARKS.md between ``<!-- results:start -->`` and
    ``<!-- results:end -->`` from every results file present (full-size and quick runs are kept
@@ -39,7 +39,7 @@ REFERENCE_PACKAGES = [
     "faiss-cpu>=1.8,<2",
     "qdrant-client==1.20.0",
 ]
-BENCHMARKS = ("engine", "filtered", "rest", "grpc_api", "consensus", "cluster", "transfer")
+BENCHMARKS = ("engine", "filtered", "memory", "rest", "grpc_api", "consensus", "cluster", "transfer")
 TIMEOUT_S = {True: 300, False: 3600}  # per benchmark, quick / full
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -117,7 +117,7 @@ def header(r: dict[str, Any]) -> str:
     return (
         f"{r.get('dataset', 'clustered (an earlier generator)')}, {f(r.get('n'))} points x {r.get('dim', '?')}, "
         f"{f(r.get('queries'))} queries; measured {m.get('date', '?')} on {m.get('nproc', '?')} cores "
-        f"({m.get('cpu', '?')}), Python {m.get('python', '?')}."
+        f"({m.get('cpu', '?')}), Python {m.get('python', '?')}, load {f(m.get('load_avg_1m'), 1)}."
     )
 
 
@@ -416,9 +416,44 @@ def render_transfer(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_memory(r: dict[str, Any]) -> list[str]:
+    e = r.get("engines") or {}
+    lines = [
+        "#### Memory as served (`bench/memory.py`): each engine in its own process\n",
+        header(r),
+        f"Resident memory of the process above its baseline (interpreter, libraries, data loaded), "
+        f"per vector; median (min-max) of {r.get('repeats', '?')} processes per engine. Peak: during "
+        "the build; serving: after the queries, garbage collected.\n",
+        "| engine | peak bytes/vector | serving bytes/vector | build s | recall@10 |",
+        "|---|---|---|---|---|",
+    ]
+    for key, name in (
+        ("qcluster", "qcluster LocalShard"),
+        ("faiss", "raw FAISS HNSW"),
+        ("qdrant_edge", "qdrant-edge-py"),
+    ):
+        d = e.get(key) or {}
+        if "error" in d or not d:
+            lines.append(f"| {name} | {d.get('error', 'not run')} | | | |")
+            continue
+        lines.append(
+            f"| {name} | {f(d.get('peak_bytes_per_vector'))} ({f(d.get('peak_bytes_per_vector_min'))}-"
+            f"{f(d.get('peak_bytes_per_vector_max'))}) | {f(d.get('serving_bytes_per_vector'))} "
+            f"({f(d.get('serving_bytes_per_vector_min'))}-{f(d.get('serving_bytes_per_vector_max'))}) | "
+            f"{f(d.get('build_s'), 1)} | {f(d.get('recall_at_10'), 3)} |"
+        )
+    q, edge = (
+        (e.get("qcluster") or {}).get("serving_bytes_per_vector"),
+        (e.get("qdrant_edge") or {}).get("serving_bytes_per_vector"),
+    )
+    lines += ["", f"qcluster serves in {ratio(q, edge)} the memory of qdrant-edge per vector.", ""]
+    return lines
+
+
 RENDER = {
     "engine": render_engine,
     "filtered": render_filtered,
+    "memory": render_memory,
     "rest": render_rest,
     "grpc_api": render_grpc_api,
     "consensus": render_consensus,

@@ -345,6 +345,10 @@ class ReplicaSet:
         return UpdateResult(version, "completed" if wait else "acknowledged")
 
     # ------------------------------------------------------------------ reads
+    def reads_here(self) -> bool:
+        """Whether a one-replica read is answered by this peer's own replica (no network)."""
+        return self.local is not None and self.me in self._peers_in(READABLE)
+
     def read_order(self) -> list[int]:
         """Readable replicas: this peer's first, the others shuffled (spreads the load)."""
         peers = self._peers_in(READABLE)

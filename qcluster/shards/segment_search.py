@@ -155,6 +155,10 @@ def search_segment(seg: Segment, q: Query) -> tuple[F32, I64]:
     budget = None if index is None else exact_limit(q, dim, 0.0)
     ids = selection.offsets(q.filter, seg, size, budget)
     mask: Mask | None = None
+    if ids is None and index is not None:
+        wide = _wide_share(q.filter, seg, index, base)
+        if wide is not None:  # a plain walk checking its candidates: no point mask at all
+            return _postfilter(seg, index, q, vectors, base, None, wide, wide)
     if ids is None:
         mask = evaluate(q.filter, seg, base)
         card = int(np.count_nonzero(mask))
@@ -189,18 +193,52 @@ def search_segment(seg: Segment, q: Query) -> tuple[F32, I64]:
     return scores, offs
 
 
+def _wide_share(flt: Filter, seg: Segment, index: Any, base: Mask | None) -> int | None:
+    """The fewest points the filter can allow when the payload indexes count at least
+    ``POSTFILTER_SHARE`` of the segment for it (and no payload graph is made for it): the plan is
+    then a post-filtered walk whose candidates are checked one by one. None otherwise."""
+    est = selection.estimate(flt, seg, seg.live_count)
+    if est is None:
+        return None
+    low = est[0] - (0 if base is None else seg.size - int(np.count_nonzero(base)))
+    if low < POSTFILTER_SHARE * seg.size:
+        return None
+    if index.payload_graphs and payload_search.choose(index, flt, seg) is not None:
+        return None
+    return low
+
+
 def _postfilter(
-    seg: Segment, index: Any, q: Query, vectors: F32, base: Mask | None, mask: Mask, card: int, est: Any
+    seg: Segment,
+    index: Any,
+    q: Query,
+    vectors: F32,
+    base: Mask | None,
+    mask: Mask | None,
+    card: int,
+    est: Any,
 ) -> tuple[F32, I64]:
     """A walk of the main graph for ``k / share`` neighbours (times a margin), keeping the allowed
     ones: one plain walk, no selector. Queries that keep fewer than ``k`` (their region is
-    excluded, or they were unlucky) are answered exactly."""
+    excluded, or they were unlucky) are answered exactly. Without a ``mask`` the candidates are
+    checked by index lookups (``card`` is then a lower bound), and the mask is only built when a
+    query needs the exact answer."""
+    flt = q.filter
+    assert flt is not None
     share = card / seg.size
     fetch = min(seg.size, max(q.k, math.ceil(q.k * POSTFILTER_MARGIN / share)))
     _note("postfilter", seg, len(q.vectors), card, est, max(q.ef, fetch))
     wide = Query(q.vectors, q.using, fetch, q.distance, q.hnsw, q.params, q.threshold, None)
     scores, offs = _walk(index, wide, max(q.ef, fetch), base, vectors)
-    keep = (offs >= 0) & mask[np.maximum(offs, 0)]
+    found = offs >= 0
+    accepted = None if mask is not None else selection.member(flt, seg, offs[found])
+    if accepted is None:
+        if mask is None:
+            mask = evaluate(flt, seg, base)
+        keep = found & mask[np.maximum(offs, 0)]
+    else:
+        keep = np.zeros(offs.shape, dtype=np.bool_)
+        keep[found] = accepted
     nq, k = len(offs), q.k
     out_s, out_o = empty_result(nq, k)
     counts = keep.sum(axis=1)
@@ -215,6 +253,8 @@ def _postfilter(
     redo = np.flatnonzero(short)
     if len(redo):
         search_stats.record("fallback_region", len(redo))
+        if mask is None:
+            mask = evaluate(flt, seg, base)
         s2, o2 = exact_rows(q.vectors[redo], vectors, np.flatnonzero(mask), k, q.distance, q.threshold)
         out_s[redo] = s2
         out_o[redo] = o2

@@ -20,7 +20,7 @@ import pytest
 
 from qcluster.errors import BadInputError
 from qcluster.models.config import HnswConfig, OptimizersConfig, ShardConfig, VectorParams
-from qcluster.shards import batching, search_stats, shard_search
+from qcluster.shards import batching, search_stats, segment_search, shard_search
 from qcluster.shards.base import SearchParams, SearchRequest
 from qcluster.shards.distance import exact_top_k, preprocess
 from qcluster.shards.local_shard import LocalShard
@@ -145,9 +145,21 @@ async def test_small_filters_are_scored_exactly(shard: LocalShard) -> None:
     assert set(plans) == {"exact"}
 
 
-async def test_large_shares_post_filter_a_plain_walk(shard: LocalShard) -> None:
+async def test_large_shares_post_filter_a_plain_walk(
+    shard: LocalShard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the indexes count half the points: the walk's candidates are checked by index lookups, and
+    # no point mask is built (none is needed: no query comes back short)
+    masks: list[object] = []
+    real = segment_search.evaluate
+    monkeypatch.setattr(segment_search, "evaluate", lambda *a, **k: masks.append(a) or real(*a, **k))
     plans = await _check(shard, {"must": [{"key": "r", "range": {"lt": 0.5}}]}, TINY)
-    assert plans.get("postfilter") == len(QUERIES)
+    assert plans.get("postfilter") == len(QUERIES) and "fallback_region" not in plans
+    assert masks == []
+    # a filter the indexes cannot count (an is_empty leaf) builds its mask, same plan
+    not_empty = {"must": [{"key": "r", "range": {"lt": 0.5}}], "must_not": [{"is_empty": {"key": "r"}}]}
+    plans = await _check(shard, not_empty, TINY)
+    assert plans.get("postfilter") == len(QUERIES) and masks
 
 
 async def test_small_shares_walk_with_a_selector_and_a_wider_beam(shard: LocalShard) -> None:

@@ -91,6 +91,23 @@ def test_offsets_equal_the_evaluated_mask(seed: int) -> None:
     assert listed >= 30  # most generated filters are index-answerable
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_member_equals_the_evaluated_mask_on_any_offsets(seed: int) -> None:
+    view = _view(seed)
+    rng = np.random.default_rng(300 + seed)
+    answered = 0
+    for _ in range(60):
+        flt = parse_filter(_filter(rng))
+        want = evaluate(flt, view)
+        offsets = np.unique(rng.integers(0, N, int(rng.integers(0, 200))))
+        got = selection.member(flt, view, offsets)
+        if got is None:
+            continue
+        answered += 1
+        assert got.tolist() == want[offsets].tolist(), flt
+    assert answered >= 12  # many generated filters are answered by index lookups
+
+
 def _negates(flt: Any) -> bool:
     if not isinstance(flt, Filter):
         return False
@@ -168,3 +185,19 @@ def test_member_lookups_equal_the_mask() -> None:
     price = view.field_index("price")
     assert price is not None
     assert price.member(c, offsets) is None  # type: ignore[arg-type]
+
+
+def test_member_leaves_many_values_to_a_mask() -> None:
+    """A match on many values would cost a binary search per value: marking their postings in a
+    mask is cheaper, so per-offset lookups decline (None) and the caller builds the mask."""
+    payloads: list[dict[str, Any] | None] = [{"k": f"v{i % 40}"} for i in range(N)]
+    view = PayloadView(payloads)
+    view.add_index("k", "keyword")
+    idx = view.field_index("k")
+    assert idx is not None
+    offsets = np.arange(0, N, 7, dtype=np.int64)
+    few = parse_filter({"must": [{"key": "k", "match": {"any": ["v1", "v2"]}}]}).must[0]
+    many = parse_filter({"must": [{"key": "k", "match": {"any": [f"v{i}" for i in range(30)]}}]}).must[0]
+    got = idx.member(few, offsets)  # type: ignore[arg-type]
+    assert got is not None and got.tolist() == [int(o) % 40 in (1, 2) for o in offsets]
+    assert idx.member(many, offsets) is None  # type: ignore[arg-type]

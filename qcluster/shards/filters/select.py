@@ -6,7 +6,9 @@ touching payloads or building point-count masks where it can:
   planner then evaluates the filter exactly);
 - ``offsets``: the sorted offsets passing, for filters whose leaves indexes answer, built by
   intersecting / merging sorted arrays (a selective filter over a large segment costs O(matches));
-  None otherwise.
+  None otherwise;
+- ``member``: which of some given offsets pass, by index lookups per offset (a plan that walks
+  the graph and keeps the allowed candidates checks a few hundred points, not a point mask).
 
 Both work on the leaves the evaluator would answer from indexes (``evaluate.py``), so ``offsets``
 equals ``np.flatnonzero(evaluate(...))`` by construction (tested). Deleted offsets never reach an
@@ -108,6 +110,39 @@ def offsets(flt: Condition, view: SegmentView, size: int, budget: int | None = N
         idx = view.field_index(flt.key)
         return None if idx is None else idx.offsets(flt, size, budget)
     return None
+
+
+def member(flt: Condition, view: SegmentView, offsets: I64) -> Mask | None:
+    """Which of ``offsets`` pass ``flt``, by per-offset index lookups, O(len(offsets)) whatever
+    the filter's size: the check a plan that only meets a few candidates needs (None when some
+    leaf can only be told by a mask or the payloads)."""
+    if isinstance(flt, Filter):
+        if flt.min_should is not None:
+            return None
+        keep = np.ones(len(offsets), dtype=np.bool_)
+        for c in flt.must:
+            part = member(c, view, offsets)
+            if part is None:
+                return None
+            keep &= part
+        if flt.should:
+            any_ = np.zeros(len(offsets), dtype=np.bool_)
+            for c in flt.should:
+                part = member(c, view, offsets)
+                if part is None:
+                    return None
+                any_ |= part
+            keep &= any_
+        for c in flt.must_not:
+            part = member(c, view, offsets)
+            if part is None:
+                return None
+            keep &= ~part
+        return keep
+    if isinstance(flt, HasId):
+        listed = [view.offset_of(pid) for pid in flt.ids]
+        return np.isin(offsets, np.fromiter((o for o in listed if o is not None), dtype=np.int64))
+    return _member(flt, view, offsets)
 
 
 def _member(c: Condition, view: SegmentView, offsets: I64) -> Mask | None:
