@@ -26,17 +26,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qcluster.logging import get_logger
-from qcluster.shards import graph_builder
+from qcluster.shards import graph_builder, segment_store
 from qcluster.shards.base import OptimizationProgress
 from qcluster.shards.ragged import Csr, concat_csr
-from qcluster.shards.segment import Segment
+from qcluster.shards.segment import Segment, new_segment
 from qcluster.shards.workers import Lane
 
 if TYPE_CHECKING:
@@ -97,7 +96,7 @@ class Optimizer:
             target = self._requested
             while not self._stopped:
                 try:
-                    job: Job | None = await self.shard.run_in_update(self._plan)
+                    job: Job | None = await self.shard.in_update(self._plan)
                 except Exception as exc:
                     self.error = f"planning failed: {exc}"
                     log.error("optimization planning failed", error=str(exc), path=str(self.shard.path))
@@ -110,9 +109,9 @@ class Optimizer:
                 try:
                     result = await loop.run_in_executor(self._pool, self._build, job)
                     if self._stopped:
-                        await self.shard.run_in_update(self._abandon, job)
+                        await self.shard.in_update(self._abandon, job)
                         return
-                    await self.shard.run_in_update(self._commit, job, result)
+                    await self.shard.in_update(self._commit, job, result)
                     self.completed += 1
                     self.error = None
                 except asyncio.CancelledError:
@@ -125,7 +124,7 @@ class Optimizer:
                         error=str(exc),
                         path=str(self.shard.path),
                     )
-                    await self.shard.run_in_update(self._abandon, job)
+                    await self.shard.in_update(self._abandon, job)
                     self.pending = False
                     self._handled = target
                     break
@@ -144,9 +143,9 @@ class Optimizer:
         app = segs[-1]
         threshold_kb = cfg.indexing_threshold if cfg.indexing_threshold is not None else 10000
         if threshold_kb > 0 and app.live_count > 0 and app.vector_bytes() >= threshold_kb * 1024:
-            fresh = shard._new_segment()
+            fresh = new_segment(shard.path / "segments", shard.config)
             shard.set.new_field_indexes(fresh)
-            app.seal()
+            segment_store.seal(app)
             segs.append(fresh)
             log.info("segment sealed", segment=app.id, points=app.live_count, path=str(shard.path))
         sealed = segs[:-1]
@@ -281,17 +280,8 @@ class Optimizer:
         from qcluster.shards.index import VectorIndex
 
         cfg = self.shard.config
-        sid = uuid.uuid4().hex
         dims = cfg.dense_dims()
-        seg = Segment(
-            self.shard.path / "segments" / sid,
-            sid,
-            dims,
-            appendable=False,
-            capacity=1,
-            multi=cfg.multi_dims(),
-            sparse=list(cfg.sparse_vectors),
-        )
+        seg = new_segment(self.shard.path / "segments", cfg, appendable=False, capacity=1)
         snaps = sorted(job.snapshot, key=lambda s: 0 if s[0] is job.base else 1)
         seg.ids = [pid for snap in snaps for pid in snap[2]]
         seg.payloads = [p for snap in snaps for p in snap[3]]
@@ -321,7 +311,7 @@ class Optimizer:
         for store in seg.sparse.values():
             store.index = store.build_index(seg.size)
         seg.offsets = {pid: off for off, pid in enumerate(seg.ids) if not seg.deleted[off]}
-        seg.seal()
+        segment_store.seal(seg)
         for name in dims:
             if job.base is not None and name in job.base.indexes:
                 extra = np.asarray(seg.vectors[name][base_rows:])
@@ -390,7 +380,7 @@ class Optimizer:
         kept = [s for s in segs[:-1] if s not in job.sources]
         shard.set.segments = [*kept, new, segs[-1]]
         new.dirty = True
-        shard.retire(job.sources)
+        shard.flusher.retire(job.sources)
         log.info(
             "segments merged" if job.kind == "merge" else "segment vacuumed",
             into=new.id,

@@ -16,22 +16,12 @@ Vectors come in three kinds: dense (one row of a ``[capacity, dim]`` array per o
 ragged stores (``ragged.py``; sparse adds its inverted index, ``sparse/``). ``has_vec`` flags which
 offsets hold a vector of each name, whatever its kind.
 
-Files in the segment directory (each written atomically; see ``segment_files``)::
-
-    meta.json            id, kind, size, vector names -> file stem and dimension
-    ids.json             offset -> point id
-    payloads.json        offset -> payload (null for none / deleted)
-    deleted.npy versions.npy has_<v>.npy    flags per offset
-    vectors_<v>.npy      float32 [size, dim] (preprocessed: Cosine rows are unit length)
-    index_<v>.faiss      FAISS index (sealed and indexed only), with its payload graphs beside it
-    field-<hash>.npz     payload indexes (sealed only; ``payload_index/files.py``)
-    <m|s>_indptr.npy, <m>_rows.npy, <s>_indices.npy, <s>_values.npy    multi / sparse vectors (CSR)
-    inverted_<s>_*.npy   sparse inverted index (sealed and indexed only)
+Its files, and sealing (vectors frozen on disk), are ``segment_store.py``.
 """
 
 from __future__ import annotations
 
-import shutil
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,14 +32,6 @@ import numpy.typing as npt
 from qcluster.models.config import ShardConfig
 from qcluster.shards.base import AnyVector
 from qcluster.shards.ragged import RaggedStore, Value, multi_parts
-from qcluster.shards.segment_files import (
-    fsync_dir,
-    read_array,
-    read_json,
-    write_array_atomic,
-    write_json_atomic,
-)
-from qcluster.shards.sparse.inverted import InvertedIndex
 from qcluster.shards.sparse.store import SparseStore
 from qcluster.shards.sparse.vector import SparseVector
 from qcluster.types import PointId
@@ -104,7 +86,7 @@ class Segment:
         self.epoch = 0  # bumps on every deletion / vector removal (invalidates cached masks)
         self._mask_cache: dict[str, tuple[int, int, Mask | None]] = {}
         self.touched: set[int] | None = None  # offsets changed while an optimization reads this segment
-        self._saved_fields: dict[str, tuple[int, int]] = {}  # key -> (token, index id) on disk
+        self.saved_fields: dict[str, tuple[int, int]] = {}  # key -> (token, index id) on disk
 
     # ------------------------------------------------------------------ sizes and views
     @property
@@ -192,11 +174,6 @@ class Segment:
             if payload is not None:
                 fidx.add(offset, payload)
 
-    def _put_ragged(self, name: str, offset: int, vec: StoredVector | None) -> None:
-        store = self.sparse.get(name) or self.multi.get(name)
-        if store is not None:
-            store.put(offset, _value(vec))
-
     def put_point(
         self, pid: PointId, vectors: Mapping[str, StoredVector | None], payload: Payload | None, version: int
     ) -> int:
@@ -213,7 +190,7 @@ class Segment:
         for name in self.has_vec:
             vec = vectors.get(name)
             if name not in self.dims:
-                self._put_ragged(name, offset, vec)
+                self.ragged(name).put(offset, _value(vec))
             if vec is None:
                 if self.has_vec[name][offset]:
                     self.has_vec[name][offset] = False
@@ -298,7 +275,7 @@ class Segment:
             if name in self.dims:
                 self.vectors[name][offset] = _dense(vec)
             else:
-                self._put_ragged(name, offset, vec)
+                self.ragged(name).put(offset, _value(vec))
             self.has_vec[name][offset] = True
         self.versions[offset] = version
         self._touch(offset)
@@ -329,170 +306,19 @@ class Segment:
                     out[name] = np.array(value[0], dtype=np.float32)
         return out
 
-    def add_field_index(self, fidx: FieldIndex) -> None:
-        for pid, offset in self.iter_live():
-            del pid
-            payload = self.payloads[offset]
-            if payload is not None:
-                fidx.add(offset, payload)
-        self.field_indexes[fidx.key] = fidx
 
-    # ------------------------------------------------------------------ sealing and persistence
-    def seal(self) -> None:
-        """Freeze vectors: trim arrays, write them to disk and memory-map them. Update thread only."""
-        self.appendable = False
-        size = self.size
-        self.deleted = self.deleted[:size].copy()
-        self.versions = self.versions[:size].copy()
-        for name in self.has_vec:
-            self.has_vec[name] = self.has_vec[name][:size].copy()
-        for store in (*self.multi.values(), *self.sparse.values()):
-            if store.appendable:
-                store.seal(size)
-        self._write_vectors()
-        self._mask_cache.clear()
-
-    def _stem(self, name: str) -> str:
-        if name in self.sparse:
-            return f"s{sorted(self.sparse).index(name)}"
-        if name in self.multi:
-            return f"m{sorted(self.multi).index(name)}"
-        return f"v{sorted(self.dims).index(name)}"
-
-    def _write_vectors(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        for name in self.dims:
-            file = self.path / f"vectors_{self._stem(name)}.npy"
-            write_array_atomic(file, self.vectors[name][: self.size])
-            if not self.appendable:
-                self.vectors[name] = read_array(file, mmap=True)
-        for name, store in (*self.multi.items(), *self.sparse.items()):
-            store.save(self.path, self._stem(name), self.size)
-            if not self.appendable:
-                store.map_files(self.path, self._stem(name))
-        self.vectors_on_disk = not self.appendable
-
-    def flush(self) -> bool:
-        """Persist what changed since the last flush. Returns True when anything was written."""
-        if not self.dirty:
-            return False
-        self.path.mkdir(parents=True, exist_ok=True)
-        size = self.size
-        if self.appendable or not self.vectors_on_disk:
-            self._write_vectors()
-        write_json_atomic(self.path / "ids.json", self.ids[:size])
-        write_json_atomic(self.path / "payloads.json", self.payloads[:size])
-        write_array_atomic(self.path / "deleted.npy", self.deleted[:size])
-        write_array_atomic(self.path / "versions.npy", self.versions[:size])
-        for name in self.has_vec:
-            write_array_atomic(self.path / f"has_{self._stem(name)}.npy", self.has_vec[name][:size])
-        if not self.appendable:
-            self._save_field_indexes()
-        for name, index in self.indexes.items():
-            file = self.path / f"index_{self._stem(name)}.faiss"
-            if not file.exists():
-                index.save(file)
-            else:
-                index.save_graphs(file)  # payload graphs attached after the index
-        sparse_indexed = sorted(n for n, s in self.sparse.items() if s.index is not None)
-        for name in sparse_indexed:
-            store = self.sparse[name]
-            if store.index is not None and not InvertedIndex.paths(self.path, self._stem(name))[0].exists():
-                store.index.save(self.path, self._stem(name))
-        meta = {
-            "id": self.id,
-            "appendable": self.appendable,
-            "size": size,
-            "vectors": {n: {"stem": self._stem(n), "dim": d} for n, d in self.dims.items()},
-            "multi": {n: {"stem": self._stem(n), "dim": d} for n, d in self.multi_dims.items()},
-            "sparse": {n: {"stem": self._stem(n)} for n in self.sparse},
-            "indexed": sorted(self.indexes),
-            "sparse_indexed": sparse_indexed,
-        }
-        write_json_atomic(self.path / "meta.json", meta)
-        fsync_dir(self.path)
-        self.dirty = False
-        return True
-
-    def _fields_token(self) -> int:
-        """Changes whenever a payload or deletion does (each raises a point's WAL version)."""
-        return int(self.versions[: self.size].sum())
-
-    def _save_field_indexes(self) -> None:
-        from qcluster.shards.payload_index import files
-
-        token = self._fields_token()
-        for key, fidx in self.field_indexes.items():
-            if self._saved_fields.get(key) != (token, id(fidx)):
-                files.save(fidx, self.path, token)
-                self._saved_fields[key] = (token, id(fidx))
-
-    def restore_field_index(self, key: str, schema: Any) -> bool:
-        """Take ``key``'s payload index from this sealed segment's files when they match its
-        payloads (see ``payload_index/files.py``); False when it must be built from payloads."""
-        from qcluster.shards.payload_index import files
-
-        if self.appendable:
-            return False
-        token = self._fields_token()
-        fidx = files.load(self.path, key, schema, token)
-        if fidx is None:
-            return False
-        self.field_indexes[key] = fidx
-        self._saved_fields[key] = (token, id(fidx))
-        return True
-
-    @classmethod
-    def load(cls, path: Path, config: ShardConfig) -> Segment:
-        from qcluster.shards.index import VectorIndex
-
-        meta = read_json(path / "meta.json")
-        dims = {name: int(v["dim"]) for name, v in meta["vectors"].items()}
-        multi = {name: int(v["dim"]) for name, v in meta.get("multi", {}).items()}
-        sparse = list(meta.get("sparse", {}))
-        appendable = bool(meta["appendable"])
-        seg = cls(path, meta["id"], dims, appendable=appendable, capacity=1, multi=multi, sparse=sparse)
-        ids = read_json(path / "ids.json")
-        size = len(ids)
-        seg.ids = list(ids)
-        seg.payloads = list(read_json(path / "payloads.json"))
-        deleted = read_array(path / "deleted.npy")
-        seg.versions = read_array(path / "versions.npy").astype(np.int64, copy=True)
-        seg.deleted = deleted.astype(np.bool_, copy=True)
-        for name, info in meta["vectors"].items():
-            stem = info["stem"]
-            seg.has_vec[name] = read_array(path / f"has_{stem}.npy").astype(np.bool_, copy=True)
-            vec_file = path / f"vectors_{stem}.npy"
-            if seg.appendable:
-                arr = read_array(vec_file)
-                seg.vectors[name] = np.array(arr, dtype=np.float32, copy=True)
-            else:
-                seg.vectors[name] = read_array(vec_file, mmap=True)
-        for name, info in (*meta.get("multi", {}).items(), *meta.get("sparse", {}).items()):
-            stem = info["stem"]
-            seg.has_vec[name] = read_array(path / f"has_{stem}.npy").astype(np.bool_, copy=True)
-            store = seg.sparse.get(name) or seg.multi[name]
-            store.read_files(path, stem)
-        if not (len(seg.payloads) == size == len(seg.deleted) == len(seg.versions)):
-            from qcluster.errors import CorruptedStorageError
-
-            raise CorruptedStorageError(f"segment {path}: files disagree on the number of points")
-        seg.size = size
-        seg.offsets = {pid: off for off, pid in enumerate(seg.ids) if not seg.deleted[off]}
-        seg.vectors_on_disk = not seg.appendable
-        for name in meta.get("indexed", []):
-            if name in dims:
-                hnsw = config.hnsw_for(name) if name in config.vectors else None
-                on_disk = bool(hnsw.on_disk) if hnsw is not None else False
-                seg.indexes[name] = VectorIndex.load(path / f"index_{seg._stem(name)}.faiss", on_disk=on_disk)
-        for name in meta.get("sparse_indexed", []):
-            if name in seg.sparse:
-                seg.sparse[name].index = InvertedIndex.load(path, seg._stem(name), size)
-        seg.dirty = False
-        return seg
-
-    def remove_files(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+def new_segment(root: Path, config: ShardConfig, *, appendable: bool = True, capacity: int = 256) -> Segment:
+    """An empty segment with ``config``'s vectors, in a fresh directory under ``root``."""
+    sid = uuid.uuid4().hex
+    return Segment(
+        root / sid,
+        sid,
+        config.dense_dims(),
+        appendable=appendable,
+        capacity=capacity,
+        multi=config.multi_dims(),
+        sparse=list(config.sparse_vectors),
+    )
 
 
 def _dense(vec: StoredVector) -> F32:

@@ -7,7 +7,7 @@ other; searches read concurrently.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from qcluster.errors import BadInputError, NotFoundError
 from qcluster.models.config import ShardConfig, VectorParams
-from qcluster.shards import payload_ops
+from qcluster.shards import payload_ops, segment_store
 from qcluster.shards.base import AnyVector
 from qcluster.shards.distance import preprocess
 from qcluster.shards.operations import (
@@ -129,8 +129,8 @@ class SegmentSet:
         schema = parse_field_schema(raw_schema)
         self.field_schemas[key] = raw_schema
         for seg in self.segments:
-            if not seg.restore_field_index(key, schema):  # sealed segments keep theirs on disk
-                seg.add_field_index(build_index(key, schema))
+            if not segment_store.restore_field_index(seg, key, schema):  # sealed segments keep theirs on disk
+                seg.field_indexes[key] = build_index(key, schema, _live_payloads(seg))
 
     def new_field_indexes(self, seg: Segment) -> None:
         """Give a new segment the shard's payload indexes."""
@@ -139,7 +139,7 @@ class SegmentSet:
         from qcluster.shards.payload_index import build_index, parse_field_schema
 
         for key, raw in self.field_schemas.items():
-            seg.add_field_index(build_index(key, parse_field_schema(raw)))
+            seg.field_indexes[key] = build_index(key, parse_field_schema(raw), _live_payloads(seg))
 
     def preprocess_batch(self, batch: PointsBatch) -> dict[str, Column]:
         """Columns as stored: datatype applied (uint8 / float16), Cosine rows unit length."""
@@ -219,6 +219,10 @@ class SegmentSet:
             payload = seg.payloads[off]
             seg.delete(pid, version)
             app.put_point(pid, merged, payload, version)
+
+
+def _live_payloads(seg: Segment) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    return ((offset, seg.payloads[offset]) for _, offset in seg.iter_live())
 
 
 def _stored(data: F32, params: VectorParams) -> F32:

@@ -11,9 +11,9 @@ from typing import Protocol
 
 from qcluster.errors import BadInputError
 from qcluster.logging import get_logger
+from qcluster.shards.local_open import MANIFEST
 
 log = get_logger(__name__)
-MANIFEST = "manifest.json"
 
 
 class _Segment(Protocol):

@@ -154,7 +154,7 @@ class TransferDriver:
                 rs.forward = None
                 if rs.local is not None:
                     for pin_id in pins:
-                        rs.local.unpin_wal(pin_id)
+                        rs.local.replay.unpin_wal(pin_id)
             self.registry.end(ref)
             if self.after_transfer is not None:
                 with contextlib.suppress(QClusterError):
@@ -167,13 +167,13 @@ class TransferDriver:
                 job.proxy.forwarding = False
                 job.proxy.failure = None
                 for pin_id in job.pins:
-                    job.local.unpin_wal(pin_id)
+                    job.local.replay.unpin_wal(pin_id)
                 job.pins.clear()
                 used, start = await self._fill(job, method)
                 await methods.catch_up(job, start)
                 # under the proxy lock: every write the map counts has reached the target
                 async with job.proxy.lock:
-                    clocks = await job.local.clock_map()
+                    clocks = await job.local.replay.clock_map()
                 await job.target.merge_clocks(clocks)
                 return used
         raise AssertionError("unreachable")  # pragma: no cover - until_done re-raises

@@ -51,7 +51,7 @@ class Job:
 
 
 async def fill_stream_records(job: Job) -> int:
-    pin_id, start = await job.local.pin_wal()
+    pin_id, start = await job.local.replay.pin_wal()
     job.pin(pin_id)
     await job.target.prepare(reset=True)
     total = (await job.local.info()).points_count
@@ -65,7 +65,7 @@ async def fill_stream_records(job: Job) -> int:
 
 
 async def fill_snapshot(job: Job) -> int:
-    pin_id, _ = await job.local.pin_wal()
+    pin_id, _ = await job.local.replay.pin_wal()
     job.pin(pin_id)
     job.scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=job.scratch, prefix=".transfer-") as tmp:
@@ -80,7 +80,7 @@ async def fill_snapshot(job: Job) -> int:
 async def fill_wal_delta(job: Job) -> int | None:
     await job.target.prepare(reset=False)
     target_clocks = await job.target.clock_map()
-    pinned = await job.local.pin_for_replay(target_clocks)
+    pinned = await job.local.replay.pin_for_replay(target_clocks)
     if pinned is None:
         return None
     pin_id, start = pinned
@@ -97,7 +97,7 @@ async def catch_up(job: Job, start: int) -> int:
 
     async def send_from(version: int) -> int:
         nonlocal sent
-        records = await local.read_wal(version, REPLAY_BATCH)
+        records = await local.replay.read_wal(version, REPLAY_BATCH)
         if records:
             await job.target.apply([data for _, data in records])
             sent += len(records)

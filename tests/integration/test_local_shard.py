@@ -310,7 +310,7 @@ async def test_wal_corruption_stops_only_that_shard(tmp_path: Path) -> None:
 async def test_an_idle_shard_flush_writes_nothing(tmp_path: Path) -> None:
     """A peer holds many shards and each flushes every few seconds: an idle one must not rewrite
     its files (measured: 300 idle collections x 3 shards took 23 % of a core, 4.5 % without)."""
-    from qcluster.shards.local_shard import MANIFEST
+    from qcluster.shards.local_open import MANIFEST
 
     shard = await LocalShard.load_or_create(tmp_path / "s", shard_config(4, "Dot"), storage())
     try:
@@ -349,16 +349,16 @@ async def test_a_resent_tagged_write_is_applied_once_also_after_restart(tmp_path
     await shard.update(upsert_op(list(range(10)), data[:10]), tag=tag)
     assert shard.applied_version == before
     assert await shard.count(CountRequest()) == 9
-    clocks = await shard.clock_map()
+    clocks = await shard.replay.clock_map()
     assert clocks.seen(ClockTag(5, 0, 101)) and not clocks.seen(ClockTag(5, 0, 102))
     await shard.abandon()  # a crash: the clock map comes back from the WAL records' tags
     again = await LocalShard.load_or_create(tmp_path / "s", shard_config(8), storage())
-    assert (await again.clock_map()) == clocks
+    assert (await again.replay.clock_map()) == clocks
     await again.update(upsert_op([1], data[:1]), tag=ClockTag(5, 0, 101))
     assert await again.count(CountRequest()) == 9
     await again.close()  # a clean stop: the clock map is in the checkpoint
     third = await LocalShard.load_or_create(tmp_path / "s", shard_config(8), storage())
-    assert (await third.clock_map()) == clocks
+    assert (await third.replay.clock_map()) == clocks
     await third.close()
 
 
@@ -374,11 +374,11 @@ async def test_wal_delta_refuses_a_target_that_applied_a_later_write_first(tmp_p
     await source.update(upsert_op([1], data[1:2], [{"w": 2}]), tag=ClockTag(8, 0, 1))  # target lacks
     await source.update(upsert_op([1], data[2:3], [{"w": 3}]), tag=ClockTag(9, 0, 1))  # target has
     in_order = ClockMap({(7, 0): 1})
-    pinned = await source.pin_for_replay(in_order)
+    pinned = await source.replay.pin_for_replay(in_order)
     assert pinned is not None and pinned[1] == 2  # replay from the first write it lacks
-    source.unpin_wal(pinned[0])
+    source.replay.unpin_wal(pinned[0])
     out_of_order = ClockMap({(7, 0): 1, (9, 0): 1})
-    assert await source.pin_for_replay(out_of_order) is None
+    assert await source.replay.pin_for_replay(out_of_order) is None
     await source.close()
 
 

@@ -140,4 +140,4 @@ class PointsInternalServicer:
         rs = self._set(request.shard)
         if rs.local is None:
             raise TransientError(f"peer {self._peer_id()} holds no replica of shard {request.shard.shard_id}")
-        return codec.clocks_out(await rs.local.clock_map())
+        return codec.clocks_out(await rs.local.replay.clock_map())

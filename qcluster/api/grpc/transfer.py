@@ -138,11 +138,11 @@ class TransferServicer:
             bytes=received,
             version=local.applied_version,
         )
-        return codec.clocks_out(await local.clock_map())
+        return codec.clocks_out(await local.replay.clock_map())
 
     async def MergeClocks(self, request: pb.MergeClocksRequest) -> ppb.ClockMapResponse:
         local = self._local(request.shard)
-        merged = await local.merge_clocks(
+        merged = await local.replay.merge_clocks(
             ClockMap.from_json([[c.peer_id, c.clock_id, c.tick] for c in request.clocks])
         )
         await local.flush()

@@ -54,9 +54,7 @@ class PayloadView:
         """Build a payload index of ``schema`` (Qdrant's field_schema JSON) over every payload."""
         from qcluster.shards.payload_index import build_index, parse_field_schema
 
-        idx = build_index(key, parse_field_schema(schema))
-        for off, payload in enumerate(self.payloads):
-            idx.add(off, payload)
+        idx = build_index(key, parse_field_schema(schema), enumerate(self.payloads))
         self.indexes[key] = idx
         return idx
 

@@ -8,6 +8,9 @@ scans payloads.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from qcluster.shards.filters.conditions import (
     Check,
     FieldCondition,
@@ -44,9 +47,16 @@ RANGE_KINDS = ("integer", "float", "datetime")
 FACET_KINDS = ("keyword", "integer", "bool", "uuid")
 
 
-def build_index(key: str, schema: FieldSchema) -> FieldIndex:
-    """An empty index of ``schema``'s type on ``key`` (BadInputError if ``key`` is not a valid path)."""
-    return _KINDS[schema.type](key, schema)
+def build_index(
+    key: str, schema: FieldSchema, payloads: Iterable[tuple[int, dict[str, Any] | None]] = ()
+) -> FieldIndex:
+    """An index of ``schema``'s type on ``key`` over ``payloads`` (offset, payload) (BadInputError
+    if ``key`` is not a valid path)."""
+    index = _KINDS[schema.type](key, schema)
+    for offset, payload in payloads:
+        if payload is not None:
+            index.add(offset, payload)
+    return index
 
 
 def _needs(check: Check) -> tuple[tuple[str, ...], str]:

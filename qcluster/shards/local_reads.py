@@ -1,0 +1,145 @@
+"""The read side of a LocalShard: searches, scroll, count, retrieve, facet and info.
+
+Reads run on the peer's search threads (``workers.py``) under the caller's deadline, except a
+search cheap enough to answer on the loop without a thread hop (``cheap``): one query of modest
+size, no unindexed data worth scanning, and no filter or a small one whose every condition a
+payload index answers. ``LocalShard.search`` makes that decision itself (the one-query path is
+hot); searches of a batch endpoint are coalesced per loop turn (``batching.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from qcluster import deadline
+from qcluster.errors import QClusterError
+from qcluster.shards import batching, load, shard_read, shard_search
+from qcluster.shards.base import (
+    CountRequest,
+    PayloadSelector,
+    Record,
+    ScoredPoint,
+    ScrollRequest,
+    ScrollResult,
+    SearchRequest,
+    ShardInfo,
+    VectorSelector,
+)
+from qcluster.shards.filters import parse_filter
+from qcluster.shards.filters.conditions import FieldCondition, Filter, HasId, HasVector
+from qcluster.shards.filters.parse import cached_filter
+from qcluster.shards.filters.shape import filter_shape
+from qcluster.shards.sparse.search import INLINE_POSTINGS, inline_cost
+from qcluster.shards.sparse.vector import SparseVector
+from qcluster.shards.workers import Lane
+from qcluster.types import PointId
+
+if TYPE_CHECKING:
+    from qcluster.shards.local_shard import LocalShard
+
+CHEAP_FILTER_CONDITIONS = 32  # at most this many conditions for a filtered search on the loop
+
+
+class LocalReads:
+    def __init__(self, shard: LocalShard):
+        self.shard = shard
+        self.pool = Lane(shard.workers.search, shard.workers.sizes.search)
+        self.coalescer = batching.Coalescer(self.search_now)
+        self._indexed_filters: dict[int, tuple[Any, frozenset[str], bool]] = {}
+
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` on a search thread under the caller's deadline (``qcluster.deadline``): the
+        read stops at its next check once the request's deadline has passed; a read still queued
+        when its request is cancelled never starts."""
+        self.shard.check_open()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, deadline.context().run, fn, *args)
+
+    def cheap(self, requests: Sequence[SearchRequest]) -> bool:
+        """One unfiltered query of modest size, and little unindexed data to scan exactly."""
+        if len(requests) != 1 or load.busy():
+            return False
+        req = requests[0]
+        if req.params.exact or req.limit + req.offset > 1000:
+            return False
+        if req.filter is not None and not self._indexed_filter(req.filter):
+            return False
+        if req.using in self.shard.config.sparse_vectors:  # cost = postings read, not points
+            if not isinstance(req.vector, SparseVector):
+                return True  # fails fast inline with the same error
+            return inline_cost(self.shard.set.segments, req.using, req.vector) <= INLINE_POSTINGS
+        unindexed = sum(s.live_count for s in self.shard.set.segments if req.using not in s.indexes)
+        return unindexed <= 20_000
+
+    def _indexed_filter(self, raw: Any) -> bool:
+        """A small filter whose every condition is answered by a payload index (so evaluating it
+        is cheap); a large one goes to the search threads whatever its conditions. Remembered per
+        parsed filter (parses are cached by their JSON) and set of indexed keys."""
+        indexed = self.shard.set.field_schemas
+        known = cached_filter(raw)  # a filter seen lately: its answer is remembered below
+        hit = None if known is None else self._indexed_filters.get(id(known))
+        if hit is not None and hit[0] is known and hit[1] == indexed.keys():
+            return hit[2]
+        if filter_shape(raw, 2**31, CHEAP_FILTER_CONDITIONS).conditions > CHEAP_FILTER_CONDITIONS:
+            return False
+        try:
+            flt = parse_filter(raw)
+        except QClusterError:
+            return True  # fails fast inline with the same error
+        answer = _all_indexed(flt, set(indexed))
+        if len(self._indexed_filters) > 1024:
+            self._indexed_filters.clear()
+        self._indexed_filters[id(flt)] = (flt, frozenset(indexed), answer)
+        return answer
+
+    async def search_now(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
+        """Search inline when cheap, else on a search thread (what ``LocalShard.search`` does
+        outside batches, and what a batch's coalesced searches run)."""
+        shard = self.shard
+        if self.cheap(requests):
+            shard.check_open()
+            return shard_search.search(tuple(shard.set.segments), shard.config, requests)
+        result: list[list[ScoredPoint]] = await self._read(
+            shard_search.search, tuple(shard.set.segments), shard.config, requests
+        )
+        return result
+
+    async def scroll(self, request: ScrollRequest) -> ScrollResult:
+        result: ScrollResult = await self._read(shard_read.scroll, tuple(self.shard.set.segments), request)
+        return result
+
+    async def count(self, request: CountRequest) -> int:
+        result: int = await self._read(shard_read.count, tuple(self.shard.set.segments), request)
+        return result
+
+    async def retrieve(
+        self, ids: Sequence[PointId], with_payload: PayloadSelector, with_vector: VectorSelector
+    ) -> list[Record]:
+        result: list[Record] = await self._read(
+            shard_read.retrieve, tuple(self.shard.set.segments), ids, with_payload, with_vector
+        )
+        return result
+
+    async def facet(self, key: str, filter: Any, limit: int) -> list[tuple[Any, int]]:
+        result: list[tuple[Any, int]] = await self._read(
+            shard_read.facet, tuple(self.shard.set.segments), key, filter, limit
+        )
+        return result
+
+    def info(self) -> ShardInfo:
+        shard = self.shard
+        shard.check_open()
+        return shard_read.info(
+            tuple(shard.set.segments), shard.set.field_schemas, shard.optimizer, shard.applied_version
+        )
+
+
+def _all_indexed(c: Any, indexed: set[str]) -> bool:
+    if isinstance(c, Filter):
+        conds = (*c.must, *c.should, *c.must_not, *(c.min_should.conditions if c.min_should else ()))
+        return all(_all_indexed(x, indexed) for x in conds)
+    if isinstance(c, FieldCondition):
+        return c.key in indexed
+    return isinstance(c, HasId | HasVector)
