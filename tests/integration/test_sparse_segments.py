@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from qcluster.models.config import OptimizersConfig, ShardConfig, SparseVectorParams
-from qcluster.shards import local_shard
+from qcluster.shards import local_reads
 from qcluster.shards.base import SearchRequest
 from qcluster.shards.local_shard import LocalShard
 from qcluster.shards.operations import DeletePoints, DeleteVectors, PointsBatch, PointSelector, UpsertPoints
@@ -133,7 +133,7 @@ async def test_exact_over_segments_deletes_and_both_paths(
         assert shard.set.segments[-1].live_count >= len(moved) + len(fresh)
 
         assert await check(shard, docs, np.random.default_rng(1), idf) > 100  # on the loop
-        monkeypatch.setattr(local_shard, "INLINE_POSTINGS", -1)  # every search on a thread
+        monkeypatch.setattr(local_reads, "INLINE_POSTINGS", -1)  # every search on a thread
         assert await check(shard, docs, np.random.default_rng(1), idf) > 100
         monkeypatch.undo()
         await wait_optimized(shard)  # and once more after the optimizer's merges and vacuums
