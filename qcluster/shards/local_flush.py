@@ -88,6 +88,7 @@ class Flusher:
             or last["segments"] != [s.id for s in shard.set.segments]
             or last["field_indexes"] != shard.set.field_schemas
             or last["clocks"] != shard.clocks.to_json()
+            or last.get("history") != shard.history.state()
             or any(s.dirty for s in shard.set.segments)
         )
 
@@ -104,6 +105,7 @@ class Flusher:
             "segments": [s.id for s in shard.set.segments],
             "field_indexes": copy.deepcopy(shard.set.field_schemas),
             "clocks": shard.clocks.to_json(),
+            "history": shard.history.state(),
         }
         if not wrote and not self._garbage and manifest == self._last_manifest:
             return

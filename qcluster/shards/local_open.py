@@ -56,6 +56,7 @@ def open_shard(path: Path, config: ShardConfig, history: WalHistory) -> Opened:
         schemas = dict(manifest.get("field_indexes", {}))
         clocks = ClockMap.from_json(manifest.get("clocks"))
         history.checkpoint(version, clocks.copy())
+        history.restore(manifest.get("history") or {})
     if not segments or segments[-1].appendable is False:
         segments.append(new_segment(path / "segments", config))
     segset = SegmentSet(segments, config)

@@ -125,6 +125,7 @@ class WalReplay:
         def merge() -> ClockMap:
             for tag in clocks:
                 shard.clocks.advance(tag)
+            shard.history.merged(shard.applied_version, shard.clocks.copy())
             return shard.clocks.copy()
 
         result: ClockMap = await shard.in_update(merge)

@@ -209,6 +209,8 @@ class LocalShard:
             if isinstance(op, SELECTOR_OPS) and op.selector.filter is not None:
                 op = self.set.resolve(op)
             self._apply(op, tag)
+            if tag is None:  # a copy of a point (a transfer's fill), not a write
+                self.history.copied(self.applied_version)
             applied += 1
         return applied, skipped, self.applied_version
 

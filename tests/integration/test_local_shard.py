@@ -382,6 +382,32 @@ async def test_wal_delta_refuses_a_target_that_applied_a_later_write_first(tmp_p
     await source.close()
 
 
+async def test_a_replica_filled_by_copies_serves_no_wal_delta_to_one_that_missed_a_delete(
+    tmp_path: Path,
+) -> None:
+    """A replica rebuilt by stream_records holds copies of the points alive at the copy, not the
+    writes: a replica that missed a delete meanwhile must get a full copy from it, not a replay
+    of the copies (which would bring the deleted point back); also after a restart."""
+    from qcluster.shards.clock import ClockMap
+
+    data = clustered(4, 8, seed=6)
+    copied = await LocalShard.load_or_create(tmp_path / "b", shard_config(8), storage())
+    # the source had: upsert 1..4 (tick 1), delete 4 (tick 2); the copies are of 1..3
+    await copied.apply_records([(upsert_op([1, 2, 3], data[:3]), None)])
+    assert await copied.replay.pin_for_replay(ClockMap({(7, 0): 1})) is None  # not merged yet
+    await copied.replay.merge_clocks(ClockMap({(7, 0): 2}))
+    await copied.flush()
+    missed_delete = ClockMap({(7, 0): 1})
+    assert await copied.replay.pin_for_replay(missed_delete) is None
+    pinned = await copied.replay.pin_for_replay(ClockMap({(7, 0): 2}))
+    assert pinned is not None and pinned[1] == copied.applied_version + 1  # nothing to replay
+    copied.replay.unpin_wal(pinned[0])
+    await copied.close()
+    again = await LocalShard.load_or_create(tmp_path / "b", shard_config(8), storage())
+    assert await again.replay.pin_for_replay(missed_delete) is None
+    await again.close()
+
+
 async def test_three_hundred_shards_share_the_peers_threads(tmp_path: Path) -> None:
     """A peer holding many shards runs them on its shared pools: the thread count stays that of
     the pools, not a few per shard."""

@@ -48,3 +48,29 @@ def test_checkpoints_keep_ascending_versions() -> None:
     h.checkpoint(10, m((1, 0, 11)))  # the same version: the newer map
     assert h.replay_start(m((1, 0, 11)), 11) == 11
     assert h.replay_start(m((1, 0, 10)), 11) is None
+
+
+def test_copies_serve_no_replay_until_merged_then_only_after_the_merge() -> None:
+    """A replica filled by stream_records holds copies of points in its WAL (never cut), not the
+    writes: replaying them to a replica that missed a delete would bring the point back."""
+    h = WalHistory()
+    for version in range(1, 51):
+        h.copied(version)
+    h.checkpoint(60, m((1, 0, 3)))  # a flush mid-transfer: the map undercounts the copies
+    assert h.replay_start(ClockMap(), wal_first_version=1) is None
+    assert h.replay_start(m((1, 0, 3)), wal_first_version=1) is None
+    h.merged(70, m((1, 0, 90), (2, 0, 9)))
+    assert h.replay_start(m((1, 0, 89), (2, 0, 9)), wal_first_version=1) is None  # lacks a copied write
+    assert h.replay_start(m((1, 0, 90), (2, 0, 9)), wal_first_version=1) == 71
+    # the manifest keeps it: a restart does not turn the copies back into history
+    again = WalHistory()
+    again.checkpoint(75, m((1, 0, 95), (2, 0, 9)))
+    again.restore(h.state())
+    assert again.replay_start(m((1, 0, 90), (2, 0, 9)), wal_first_version=1) is None
+    assert again.replay_start(m((1, 0, 95), (2, 0, 9)), wal_first_version=1) == 71
+
+
+def test_a_merge_without_copies_moves_no_floor() -> None:
+    h = WalHistory()
+    h.merged(40, m((1, 0, 40)))
+    assert h.replay_start(ClockMap(), wal_first_version=1) == 1
