@@ -49,7 +49,18 @@ Violations found by these campaigns and fixed in the product (each with a regres
 - a recovery agreed while the previous transfer of the same shard to the same peer still waited for
   every peer to confirm its finish never got a driver, so its target stayed `Partial` (`points`
   campaign, not converged): it starts once the previous one ends
-  (`tests/unit/test_transfer_driver_tasks.py`).
+  (`tests/unit/test_transfer_driver_tasks.py`);
+- during partitions, two coordinators with stale views each marked the other's replicas `Dead`
+  after a failed write, until a shard had no `Active` replica left, and each acknowledged a write
+  that no `Active` replica held (`points-partition` seed 7208: lost, resurrected, divergent). The
+  proposal to mark a replica `Dead` now names the replicas that took the write, and consensus
+  refuses it once none of them still takes writes: the write fails instead
+  (`tests/unit/test_cluster_state.py`);
+- a replica rebuilt by `stream_records` holds copies of points in its WAL, not the writes (no
+  deletes), yet served `wal_delta` to another replica by replaying them: deletes that replica had
+  missed never came (`points-partition` seed 7209: 29 resurrected points on an `Active` replica).
+  The WAL now serves a replay only from after the transfer merged its clock map, a floor kept in
+  the shard manifest (`tests/unit/test_wal_history.py`, `tests/integration/test_local_shard.py`).
 
 """
 
