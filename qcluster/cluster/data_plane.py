@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from qcluster.consensus import operations as ops
@@ -23,7 +24,7 @@ from qcluster.retry import until_done
 from qcluster.shards.base import ShardOperation, UpdateResult
 from qcluster.shards.operations import UpdateOperation
 from qcluster.shards.remote_shard import RemoteShard
-from qcluster.shards.replica_set import Ordering
+from qcluster.shards.replica_set import FailedReplica, Ordering
 from qcluster.types import ReplicaState
 
 if TYPE_CHECKING:
@@ -80,53 +81,46 @@ class ClusterDataPlane:
         )
         return await leader.coordinate(op, wait, ordering)
 
-    async def deactivate(
-        self,
-        collection: str,
-        shard_id: int,
-        peer_id: int,
-        from_state: ReplicaState,
-        reason: str,
-        holders: tuple[int, ...] = (),
-    ) -> None:
+    async def deactivate(self, failed: FailedReplica) -> None:
         try:
-            await self._mark_dead(collection, shard_id, peer_id, from_state, holders)
+            await self._mark_dead(failed)
         except HoldersGoneError:
             raise  # final for this write: nothing to retry
         except QClusterError as exc:
             log.warning(
                 "could not mark a failed replica Dead yet; retrying in the background",
-                collection=collection,
-                shard=shard_id,
-                peer=peer_id,
+                collection=failed.collection,
+                shard=failed.shard_id,
+                peer=failed.peer_id,
                 error=exc.message,
             )
-            self._retry_later(collection, shard_id, peer_id, from_state)
+            self._retry_later(replace(failed, holders=()))
             raise
         log.info(
             "replica marked Dead after a failed write; it will be recovered from another replica",
-            collection=collection,
-            shard=shard_id,
-            peer=peer_id,
-            was=from_state.value,
-            reason=reason,
+            collection=failed.collection,
+            shard=failed.shard_id,
+            peer=failed.peer_id,
+            was=failed.from_state.value,
+            reason=failed.reason,
         )
 
-    async def _mark_dead(
-        self,
-        collection: str,
-        shard_id: int,
-        peer_id: int,
-        from_state: ReplicaState,
-        holders: tuple[int, ...] = (),
-    ) -> None:
-        """Commit ``peer_id``'s replica Dead. With ``holders`` (the replicas that took the write),
+    async def _mark_dead(self, failed: FailedReplica) -> None:
+        """Commit the failed replica Dead. With ``holders`` (the replicas that took the write),
         only while one of them still takes writes in the agreed state: two coordinators with
         stale views must not deactivate each other's replicas until none is left, each then
         acknowledging a write no Active replica holds (HoldersGoneError instead)."""
         consensus = self._consensus
-        op = ops.set_replica_state(collection, shard_id, peer_id, ReplicaState.DEAD, from_state, holders)
-        if consensus.state.replica_state(collection, shard_id, peer_id) != from_state and not holders:
+        collection, shard_id, peer_id, holders = (
+            failed.collection,
+            failed.shard_id,
+            failed.peer_id,
+            failed.holders,
+        )
+        op = ops.set_replica_state(
+            collection, shard_id, peer_id, ReplicaState.DEAD, failed.from_state, holders
+        )
+        if consensus.state.replica_state(collection, shard_id, peer_id) != failed.from_state and not holders:
             return  # already moved on (another coordinator marked it, or it is being recovered)
         result = await consensus.propose(op, DEACTIVATE_TIMEOUT)
         if result.refused:
@@ -137,8 +131,8 @@ class ClusterDataPlane:
             )
         await consensus.wait_synced(result.index, DEACTIVATE_TIMEOUT)
 
-    def _retry_later(self, collection: str, shard_id: int, peer_id: int, from_state: ReplicaState) -> None:
-        key = (collection, shard_id, peer_id)
+    def _retry_later(self, failed: FailedReplica) -> None:
+        key = (failed.collection, failed.shard_id, failed.peer_id)
         if key in self._retries and not self._retries[key].done():
             return
 
@@ -146,13 +140,13 @@ class ClusterDataPlane:
             try:
                 async for attempt in until_done(DEACTIVATE_RETRY_FOR):
                     with attempt:
-                        await self._mark_dead(collection, shard_id, peer_id, from_state)
+                        await self._mark_dead(failed)
             except QClusterError as exc:
                 log.error(
                     "gave up marking a failed replica Dead; it may miss acknowledged writes",
-                    collection=collection,
-                    shard=shard_id,
-                    peer=peer_id,
+                    collection=failed.collection,
+                    shard=failed.shard_id,
+                    peer=failed.peer_id,
                     error=exc.message,
                 )
             finally:

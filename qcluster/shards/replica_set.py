@@ -102,6 +102,19 @@ class ShardWriter(Protocol):
     ) -> UpdateResult: ...
 
 
+@dataclass(frozen=True, slots=True)
+class FailedReplica:
+    """A replica that failed a write, to be marked Dead: it was ``from_state``; ``holders`` are
+    the replicas that took the write (empty for a deactivation on no write's behalf)."""
+
+    collection: str
+    shard_id: int
+    peer_id: int
+    from_state: ReplicaState
+    reason: str
+    holders: tuple[int, ...] = ()
+
+
 class ReplicaEnv(Protocol):
     """What a replica set needs from the peer it runs on (the consumer's interface)."""
 
@@ -112,19 +125,11 @@ class ReplicaEnv(Protocol):
         """The replica of ``shard_id`` on ``peer_id`` (another peer), reached over the p2p port."""
         ...
 
-    async def deactivate(
-        self,
-        collection: str,
-        shard_id: int,
-        peer_id: int,
-        from_state: ReplicaState,
-        reason: str,
-        holders: tuple[int, ...] = (),
-    ) -> None:
-        """Mark the replica Dead through consensus (only if it is still ``from_state``, and while
-        one of ``holders``, the replicas that took the write, still takes writes); return once
-        committed, raise when it cannot be (HoldersGoneError: final; else keep trying in the
-        background)."""
+    async def deactivate(self, failed: FailedReplica) -> None:
+        """Mark the replica Dead through consensus (only if it is still ``failed.from_state``,
+        and while one of ``failed.holders``, the replicas that took the write, still takes
+        writes); return once committed, raise when it cannot be (HoldersGoneError: final; else
+        keep trying in the background)."""
         ...
 
     async def forward(
@@ -327,7 +332,7 @@ class ReplicaSet:
         results = await asyncio.gather(
             *(
                 self.env.deactivate(
-                    self.collection, self.shard_id, peer, self.states[peer], str(exc), holders
+                    FailedReplica(self.collection, self.shard_id, peer, self.states[peer], str(exc), holders)
                 )
                 for peer, exc in failed.items()
                 if peer in self.states
@@ -473,15 +478,7 @@ class SinglePeer:
     def remote(self, collection: str, shard_id: int, peer_id: int) -> ShardOperation:
         raise TransientError(f"cluster mode is disabled: there is no peer {peer_id} to reach")
 
-    async def deactivate(
-        self,
-        collection: str,
-        shard_id: int,
-        peer_id: int,
-        from_state: ReplicaState,
-        reason: str,
-        holders: tuple[int, ...] = (),
-    ) -> None:
+    async def deactivate(self, failed: FailedReplica) -> None:
         return None
 
     def check_view(self) -> None:
