@@ -44,7 +44,8 @@ from qcluster.types import ReplicaState, ShardKey
 if TYPE_CHECKING:
     from qcluster.collection import Collection
     from qcluster.consensus.service import ConsensusService
-    from qcluster.consensus.state import ClusterState, CollectionInfo
+    from qcluster.consensus.state import ClusterState
+    from qcluster.consensus.state_records import CollectionInfo
     from qcluster.toc import TableOfContents
     from qcluster.transfer.driver import TransferDriver
     from qcluster.transfer.recovery import RecoveryWatchdog

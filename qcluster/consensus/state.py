@@ -20,41 +20,19 @@ import orjson
 
 from qcluster.consensus import events as ev
 from qcluster.consensus import operations as ops
-from qcluster.consensus.operations import ReplicaState, ShardKey, TransferRef
+from qcluster.consensus.operations import ReplicaState, TransferRef
+from qcluster.consensus.state_records import CollectionInfo, Reject, ShardInfo, TransferInfo
+from qcluster.consensus.state_replicas import (
+    abort_transfer,
+    finish_transfer,
+    remove_replica,
+    set_replica_state,
+    start_transfer,
+)
 from qcluster.json_diff import deep_merge
 
 DEFAULT_DEDUP_CAPACITY = 10_000
 FORMAT_VERSION = 1
-
-
-class _Reject(Exception):
-    def __init__(self, code: ev.RejectCode, message: str) -> None:
-        super().__init__(message)
-        self.code: ev.RejectCode = code
-        self.message = message
-
-
-@dataclass
-class ShardInfo:
-    replicas: dict[int, ReplicaState] = field(default_factory=dict)  # peer id -> state
-    shard_key: ShardKey | None = None
-
-
-@dataclass
-class CollectionInfo:
-    name: str
-    config: dict[str, Any]
-    shards: dict[int, ShardInfo]
-    created_at: float
-
-
-@dataclass
-class TransferInfo:
-    transfer: TransferRef
-    method: str
-    sync: bool
-    started_at: float
-    target_was_new: bool  # the target replica was created for the transfer (abort removes it)
 
 
 @dataclass
@@ -75,7 +53,7 @@ class ClusterState:
         handler = _HANDLERS[type(op)]
         try:
             events = handler(self, op)
-        except _Reject as rej:
+        except Reject as rej:
             events = [ev.OpRejected(rej.code, rej.message)]
         self.applied_requests[op.request_id] = None
         while len(self.applied_requests) > self.dedup_capacity:
@@ -191,22 +169,22 @@ class ClusterState:
     def _collection(self, name: str) -> CollectionInfo:
         c = self.collections.get(name)
         if c is None:
-            raise _Reject("not_found", f"Collection `{name}` doesn't exist!")
+            raise Reject("not_found", f"Collection `{name}` doesn't exist!")
         return c
 
     def _shard(self, collection: str, shard_id: int) -> ShardInfo:
         shard = self._collection(collection).shards.get(shard_id)
         if shard is None:
-            raise _Reject("not_found", f"shard {shard_id} of collection `{collection}` doesn't exist")
+            raise Reject("not_found", f"shard {shard_id} of collection `{collection}` doesn't exist")
         return shard
 
     def _check_peers(self, placement: ops.Placement, what: str) -> None:
         for sid, peers in placement.items():
             if not peers:
-                raise _Reject("bad_input", f"{what}: shard {sid} has no replica")
+                raise Reject("bad_input", f"{what}: shard {sid} has no replica")
             unknown = [p for p in peers if p not in self.peers]
             if unknown:
-                raise _Reject("bad_input", f"{what}: shard {sid} is placed on unknown peer(s) {unknown}")
+                raise Reject("bad_input", f"{what}: shard {sid} is placed on unknown peer(s) {unknown}")
 
     def _drop_transfers(self, match: Callable[[TransferRef], bool], reason: str) -> list[ev.Event]:
         out: list[ev.Event] = []
@@ -227,16 +205,16 @@ def _add_peer(s: ClusterState, op: ops.AddPeer) -> list[ev.Event]:
     if op.peer_id in s.peers:
         if s.peers[op.peer_id] == op.uri:
             return []
-        raise _Reject("already_exists", f"peer {op.peer_id} already exists with uri {s.peers[op.peer_id]}")
+        raise Reject("already_exists", f"peer {op.peer_id} already exists with uri {s.peers[op.peer_id]}")
     if not op.uri:
-        raise _Reject("bad_input", "peer uri must not be empty")
+        raise Reject("bad_input", "peer uri must not be empty")
     s.peers[op.peer_id] = op.uri
     return [ev.PeerAdded(op.peer_id, op.uri)]
 
 
 def _remove_peer(s: ClusterState, op: ops.RemovePeer) -> list[ev.Event]:
     if op.peer_id not in s.peers:
-        raise _Reject("not_found", f"peer {op.peer_id} doesn't exist")
+        raise Reject("not_found", f"peer {op.peer_id} doesn't exist")
     out = s._drop_transfers(lambda t: op.peer_id in (t.from_peer, t.to_peer), f"peer {op.peer_id} removed")
     for name, sid, state in s.replicas_on_peer(op.peer_id):
         del s.collections[name].shards[sid].replicas[op.peer_id]
@@ -249,9 +227,9 @@ def _remove_peer(s: ClusterState, op: ops.RemovePeer) -> list[ev.Event]:
 def _update_peer_uri(s: ClusterState, op: ops.UpdatePeerUri) -> list[ev.Event]:
     old = s.peers.get(op.peer_id)
     if old is None:
-        raise _Reject("not_found", f"peer {op.peer_id} doesn't exist")
+        raise Reject("not_found", f"peer {op.peer_id} doesn't exist")
     if not op.uri:
-        raise _Reject("bad_input", "peer uri must not be empty")
+        raise Reject("bad_input", "peer uri must not be empty")
     if old == op.uri:
         return []
     s.peers[op.peer_id] = op.uri
@@ -260,11 +238,11 @@ def _update_peer_uri(s: ClusterState, op: ops.UpdatePeerUri) -> list[ev.Event]:
 
 def _create_collection(s: ClusterState, op: ops.CreateCollection) -> list[ev.Event]:
     if not op.name:
-        raise _Reject("bad_input", "collection name must not be empty")
+        raise Reject("bad_input", "collection name must not be empty")
     if op.name in s.collections:
-        raise _Reject("already_exists", f"Collection `{op.name}` already exists!")
+        raise Reject("already_exists", f"Collection `{op.name}` already exists!")
     if op.name in s.aliases:
-        raise _Reject("already_exists", f"Alias `{op.name}` already exists!")
+        raise Reject("already_exists", f"Alias `{op.name}` already exists!")
     s._check_peers(op.placement, "placement")
     shards = {
         sid: ShardInfo(dict.fromkeys(peers, op.initial_state)) for sid, peers in sorted(op.placement.items())
@@ -301,22 +279,22 @@ def _change_aliases(s: ClusterState, op: ops.ChangeAliases) -> list[ev.Event]:
     for a in op.actions:
         if a.kind is ops.AliasActionKind.CREATE:
             if a.collection not in s.collections:
-                raise _Reject("not_found", f"Collection `{a.collection}` doesn't exist!")
+                raise Reject("not_found", f"Collection `{a.collection}` doesn't exist!")
             if not a.alias or a.alias in s.collections:
-                raise _Reject("bad_input", f"alias name `{a.alias}` is empty or names a collection")
+                raise Reject("bad_input", f"alias name `{a.alias}` is empty or names a collection")
             if a.alias in aliases:  # Qdrant re-points an existing alias
                 out.append(ev.AliasDeleted(a.alias, aliases[a.alias]))
             aliases[a.alias] = a.collection
             out.append(ev.AliasCreated(a.alias, a.collection))
         elif a.kind is ops.AliasActionKind.DELETE:
             if a.alias not in aliases:
-                raise _Reject("not_found", f"Alias `{a.alias}` doesn't exist!")
+                raise Reject("not_found", f"Alias `{a.alias}` doesn't exist!")
             out.append(ev.AliasDeleted(a.alias, aliases.pop(a.alias)))
         else:
             if a.alias not in aliases:
-                raise _Reject("not_found", f"Alias `{a.alias}` doesn't exist!")
+                raise Reject("not_found", f"Alias `{a.alias}` doesn't exist!")
             if not a.new_alias or a.new_alias in aliases or a.new_alias in s.collections:
-                raise _Reject("already_exists", f"Alias `{a.new_alias}` already exists!")
+                raise Reject("already_exists", f"Alias `{a.new_alias}` already exists!")
             target = aliases.pop(a.alias)
             aliases[a.new_alias] = target
             out += [ev.AliasDeleted(a.alias, target), ev.AliasCreated(a.new_alias, target)]
@@ -324,123 +302,13 @@ def _change_aliases(s: ClusterState, op: ops.ChangeAliases) -> list[ev.Event]:
     return out
 
 
-_TAKING_WRITES = frozenset({ReplicaState.ACTIVE, ReplicaState.INITIALIZING})
-
-
-def _set_replica_state(s: ClusterState, op: ops.SetReplicaState) -> list[ev.Event]:
-    shard = s._shard(op.collection, op.shard_id)
-    if op.peer_id not in s.peers:
-        raise _Reject("bad_input", f"peer {op.peer_id} doesn't exist")
-    current = shard.replicas.get(op.peer_id)
-    if op.holders and not any(shard.replicas.get(p) in _TAKING_WRITES for p in op.holders if p != op.peer_id):
-        # checked first: a write whose holders were all deactivated meanwhile (by coordinators
-        # that did not know of each other) must fail, whatever became of the failed replica
-        return [ev.ReplicaChangeRefused(op.collection, op.shard_id, op.peer_id, op.holders)]
-    if op.from_state is not None and current != op.from_state:
-        return [ev.ReplicaStateStale(op.collection, op.shard_id, op.peer_id, op.from_state, current)]
-    if current == op.state:
-        return []
-    shard.replicas[op.peer_id] = op.state
-    return [ev.ReplicaStateChanged(op.collection, op.shard_id, op.peer_id, current, op.state)]
-
-
-def _remove_replica(s: ClusterState, op: ops.RemoveReplica) -> list[ev.Event]:
-    shard = s._shard(op.collection, op.shard_id)
-    current = shard.replicas.get(op.peer_id)
-    if current is None or (op.from_state is not None and current != op.from_state):
-        return [ev.ReplicaStateStale(op.collection, op.shard_id, op.peer_id, op.from_state, current)]
-    out = s._drop_transfers(
-        lambda t: (
-            (t.collection, t.shard_id) == (op.collection, op.shard_id)
-            and op.peer_id in (t.from_peer, t.to_peer)
-        ),
-        f"replica of peer {op.peer_id} removed",
-    )
-    del shard.replicas[op.peer_id]
-    out.append(ev.ReplicaRemoved(op.collection, op.shard_id, op.peer_id, current))
-    return out
-
-
-def _start_transfer(s: ClusterState, op: ops.StartTransfer) -> list[ev.Event]:
-    t = op.transfer
-    shard = s._shard(t.collection, t.shard_id)
-    if t.from_peer == t.to_peer:
-        raise _Reject("bad_input", "a transfer needs two different peers")
-    if t.to_peer not in s.peers:
-        raise _Reject("bad_input", f"target peer {t.to_peer} doesn't exist")
-    if shard.replicas.get(t.from_peer) is not ReplicaState.ACTIVE:
-        raise _Reject("bad_input", f"peer {t.from_peer} has no active replica of shard {t.shard_id} to send")
-    busy = [
-        r
-        for r in s.transfers
-        if (r.collection, r.shard_id) == (t.collection, t.shard_id) and t.to_peer == r.to_peer
-    ]
-    if busy:
-        raise _Reject(
-            "already_exists", f"shard {t.shard_id} is already being transferred to peer {t.to_peer}"
-        )
-    target = shard.replicas.get(t.to_peer)
-    if target is ReplicaState.ACTIVE:
-        raise _Reject(
-            "already_exists", f"peer {t.to_peer} already holds an active replica of shard {t.shard_id}"
-        )
-    s.transfers[t] = TransferInfo(t, op.method, op.sync, op.started_at, target is None)
-    shard.replicas[t.to_peer] = ReplicaState.PARTIAL
-    return [
-        ev.TransferStarted(t, op.method, op.sync),
-        ev.ReplicaStateChanged(t.collection, t.shard_id, t.to_peer, target, ReplicaState.PARTIAL),
-    ]
-
-
-def _find_transfer(s: ClusterState, t: TransferRef) -> TransferInfo:
-    info = s.transfers.get(t)
-    if info is None:
-        raise _Reject("not_found", f"no transfer of shard {t.shard_id} from {t.from_peer} to {t.to_peer}")
-    return info
-
-
-def _finish_transfer(s: ClusterState, op: ops.FinishTransfer) -> list[ev.Event]:
-    t = op.transfer
-    info = _find_transfer(s, t)
-    shard = s._shard(t.collection, t.shard_id)
-    old = shard.replicas.get(t.to_peer)
-    if old is not ReplicaState.PARTIAL:
-        # The target was marked Dead (or removed) meanwhile: it may miss writes, so it must not be
-        # promoted (nor the source of a move dropped). The driver aborts instead.
-        raise _Reject("bad_input", f"the target replica on peer {t.to_peer} is {old}, no longer Partial")
-    del s.transfers[t]
-    out: list[ev.Event] = [ev.TransferFinished(t)]
-    shard.replicas[t.to_peer] = ReplicaState.ACTIVE
-    out.append(ev.ReplicaStateChanged(t.collection, t.shard_id, t.to_peer, old, ReplicaState.ACTIVE))
-    if not info.sync and t.from_peer in shard.replicas:
-        out.append(ev.ReplicaRemoved(t.collection, t.shard_id, t.from_peer, shard.replicas.pop(t.from_peer)))
-    return out
-
-
-def _abort_transfer(s: ClusterState, op: ops.AbortTransfer) -> list[ev.Event]:
-    t = op.transfer
-    info = _find_transfer(s, t)
-    shard = s._shard(t.collection, t.shard_id)
-    del s.transfers[t]
-    out: list[ev.Event] = [ev.TransferAborted(t, op.reason)]
-    old = shard.replicas.get(t.to_peer)
-    if old is ReplicaState.PARTIAL:
-        if info.target_was_new:
-            del shard.replicas[t.to_peer]
-            out.append(ev.ReplicaRemoved(t.collection, t.shard_id, t.to_peer, old))
-        else:
-            shard.replicas[t.to_peer] = ReplicaState.DEAD
-            out.append(ev.ReplicaStateChanged(t.collection, t.shard_id, t.to_peer, old, ReplicaState.DEAD))
-    return out
-
-
 def _create_shard_key(s: ClusterState, op: ops.CreateShardKey) -> list[ev.Event]:
     c = s._collection(op.collection)
     if any(sh.shard_key == op.shard_key for sh in c.shards.values()):
-        raise _Reject("already_exists", f"Shard key {op.shard_key} already exists")
+        raise Reject("already_exists", f"Shard key {op.shard_key} already exists")
     clash = sorted(set(op.placement) & set(c.shards))
     if clash or not op.placement:
-        raise _Reject("bad_input", f"shard key placement is empty or reuses shard ids {clash}")
+        raise Reject("bad_input", f"shard key placement is empty or reuses shard ids {clash}")
     s._check_peers(op.placement, "placement")
     out: list[ev.Event] = [ev.ShardKeyCreated(op.collection, op.shard_key, tuple(sorted(op.placement)))]
     for sid, peers in sorted(op.placement.items()):
@@ -455,7 +323,7 @@ def _delete_shard_key(s: ClusterState, op: ops.DeleteShardKey) -> list[ev.Event]
     c = s._collection(op.collection)
     sids = tuple(sorted(sid for sid, sh in c.shards.items() if sh.shard_key == op.shard_key))
     if not sids:
-        raise _Reject("not_found", f"Shard key {op.shard_key} doesn't exist")
+        raise Reject("not_found", f"Shard key {op.shard_key} doesn't exist")
     out = s._drop_transfers(
         lambda t: t.collection == op.collection and t.shard_id in sids, f"shard key {op.shard_key} deleted"
     )
@@ -468,7 +336,7 @@ def _delete_shard_key(s: ClusterState, op: ops.DeleteShardKey) -> list[ev.Event]
 
 def _set_metadata(s: ClusterState, op: ops.SetMetadata) -> list[ev.Event]:
     if not op.key:
-        raise _Reject("bad_input", "metadata key must not be empty")
+        raise Reject("bad_input", "metadata key must not be empty")
     s.metadata[op.key] = op.value
     return [ev.MetadataChanged(op.key, op.value)]
 
@@ -488,11 +356,11 @@ _HANDLERS: dict[type[ops.Op], Callable[[ClusterState, Any], list[ev.Event]]] = {
     ops.UpdateCollection: _update_collection,
     ops.DeleteCollection: _delete_collection,
     ops.ChangeAliases: _change_aliases,
-    ops.SetReplicaState: _set_replica_state,
-    ops.RemoveReplica: _remove_replica,
-    ops.StartTransfer: _start_transfer,
-    ops.FinishTransfer: _finish_transfer,
-    ops.AbortTransfer: _abort_transfer,
+    ops.SetReplicaState: set_replica_state,
+    ops.RemoveReplica: remove_replica,
+    ops.StartTransfer: start_transfer,
+    ops.FinishTransfer: finish_transfer,
+    ops.AbortTransfer: abort_transfer,
     ops.CreateShardKey: _create_shard_key,
     ops.DeleteShardKey: _delete_shard_key,
     ops.SetMetadata: _set_metadata,

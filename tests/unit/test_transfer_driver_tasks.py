@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from qcluster.consensus.operations import TransferRef
-from qcluster.consensus.state import TransferInfo
+from qcluster.consensus.state_records import TransferInfo
 from qcluster.transfer.driver import TransferDriver
 
 REF = TransferRef("c", 0, 1, 2)

@@ -1,0 +1,122 @@
+"""ClusterState's handlers for replica states and shard transfers (``state.py`` dispatches to
+them; the same rules: pure, validate first, mutate last)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qcluster.consensus import events as ev
+from qcluster.consensus import operations as ops
+from qcluster.consensus.operations import ReplicaState, TransferRef
+from qcluster.consensus.state_records import Reject, TransferInfo
+
+if TYPE_CHECKING:
+    from qcluster.consensus.state import ClusterState
+
+
+_TAKING_WRITES = frozenset({ReplicaState.ACTIVE, ReplicaState.INITIALIZING})
+
+
+def set_replica_state(s: ClusterState, op: ops.SetReplicaState) -> list[ev.Event]:
+    shard = s._shard(op.collection, op.shard_id)
+    if op.peer_id not in s.peers:
+        raise Reject("bad_input", f"peer {op.peer_id} doesn't exist")
+    current = shard.replicas.get(op.peer_id)
+    if op.holders and not any(shard.replicas.get(p) in _TAKING_WRITES for p in op.holders if p != op.peer_id):
+        # checked first: a write whose holders were all deactivated meanwhile (by coordinators
+        # that did not know of each other) must fail, whatever became of the failed replica
+        return [ev.ReplicaChangeRefused(op.collection, op.shard_id, op.peer_id, op.holders)]
+    if op.from_state is not None and current != op.from_state:
+        return [ev.ReplicaStateStale(op.collection, op.shard_id, op.peer_id, op.from_state, current)]
+    if current == op.state:
+        return []
+    shard.replicas[op.peer_id] = op.state
+    return [ev.ReplicaStateChanged(op.collection, op.shard_id, op.peer_id, current, op.state)]
+
+
+def remove_replica(s: ClusterState, op: ops.RemoveReplica) -> list[ev.Event]:
+    shard = s._shard(op.collection, op.shard_id)
+    current = shard.replicas.get(op.peer_id)
+    if current is None or (op.from_state is not None and current != op.from_state):
+        return [ev.ReplicaStateStale(op.collection, op.shard_id, op.peer_id, op.from_state, current)]
+    out = s._drop_transfers(
+        lambda t: (
+            (t.collection, t.shard_id) == (op.collection, op.shard_id)
+            and op.peer_id in (t.from_peer, t.to_peer)
+        ),
+        f"replica of peer {op.peer_id} removed",
+    )
+    del shard.replicas[op.peer_id]
+    out.append(ev.ReplicaRemoved(op.collection, op.shard_id, op.peer_id, current))
+    return out
+
+
+def start_transfer(s: ClusterState, op: ops.StartTransfer) -> list[ev.Event]:
+    t = op.transfer
+    shard = s._shard(t.collection, t.shard_id)
+    if t.from_peer == t.to_peer:
+        raise Reject("bad_input", "a transfer needs two different peers")
+    if t.to_peer not in s.peers:
+        raise Reject("bad_input", f"target peer {t.to_peer} doesn't exist")
+    if shard.replicas.get(t.from_peer) is not ReplicaState.ACTIVE:
+        raise Reject("bad_input", f"peer {t.from_peer} has no active replica of shard {t.shard_id} to send")
+    busy = [
+        r
+        for r in s.transfers
+        if (r.collection, r.shard_id) == (t.collection, t.shard_id) and t.to_peer == r.to_peer
+    ]
+    if busy:
+        raise Reject("already_exists", f"shard {t.shard_id} is already being transferred to peer {t.to_peer}")
+    target = shard.replicas.get(t.to_peer)
+    if target is ReplicaState.ACTIVE:
+        raise Reject(
+            "already_exists", f"peer {t.to_peer} already holds an active replica of shard {t.shard_id}"
+        )
+    s.transfers[t] = TransferInfo(t, op.method, op.sync, op.started_at, target is None)
+    shard.replicas[t.to_peer] = ReplicaState.PARTIAL
+    return [
+        ev.TransferStarted(t, op.method, op.sync),
+        ev.ReplicaStateChanged(t.collection, t.shard_id, t.to_peer, target, ReplicaState.PARTIAL),
+    ]
+
+
+def find_transfer(s: ClusterState, t: TransferRef) -> TransferInfo:
+    info = s.transfers.get(t)
+    if info is None:
+        raise Reject("not_found", f"no transfer of shard {t.shard_id} from {t.from_peer} to {t.to_peer}")
+    return info
+
+
+def finish_transfer(s: ClusterState, op: ops.FinishTransfer) -> list[ev.Event]:
+    t = op.transfer
+    info = find_transfer(s, t)
+    shard = s._shard(t.collection, t.shard_id)
+    old = shard.replicas.get(t.to_peer)
+    if old is not ReplicaState.PARTIAL:
+        # The target was marked Dead (or removed) meanwhile: it may miss writes, so it must not be
+        # promoted (nor the source of a move dropped). The driver aborts instead.
+        raise Reject("bad_input", f"the target replica on peer {t.to_peer} is {old}, no longer Partial")
+    del s.transfers[t]
+    out: list[ev.Event] = [ev.TransferFinished(t)]
+    shard.replicas[t.to_peer] = ReplicaState.ACTIVE
+    out.append(ev.ReplicaStateChanged(t.collection, t.shard_id, t.to_peer, old, ReplicaState.ACTIVE))
+    if not info.sync and t.from_peer in shard.replicas:
+        out.append(ev.ReplicaRemoved(t.collection, t.shard_id, t.from_peer, shard.replicas.pop(t.from_peer)))
+    return out
+
+
+def abort_transfer(s: ClusterState, op: ops.AbortTransfer) -> list[ev.Event]:
+    t = op.transfer
+    info = find_transfer(s, t)
+    shard = s._shard(t.collection, t.shard_id)
+    del s.transfers[t]
+    out: list[ev.Event] = [ev.TransferAborted(t, op.reason)]
+    old = shard.replicas.get(t.to_peer)
+    if old is ReplicaState.PARTIAL:
+        if info.target_was_new:
+            del shard.replicas[t.to_peer]
+            out.append(ev.ReplicaRemoved(t.collection, t.shard_id, t.to_peer, old))
+        else:
+            shard.replicas[t.to_peer] = ReplicaState.DEAD
+            out.append(ev.ReplicaStateChanged(t.collection, t.shard_id, t.to_peer, old, ReplicaState.DEAD))
+    return out
