@@ -21,7 +21,13 @@ import orjson
 from qcluster.consensus import events as ev
 from qcluster.consensus import operations as ops
 from qcluster.consensus.operations import ReplicaState, TransferRef
-from qcluster.consensus.state_records import CollectionInfo, Reject, ShardInfo, TransferInfo
+from qcluster.consensus.state_records import (
+    CollectionInfo,
+    Reject,
+    ShardInfo,
+    TransferInfo,
+    transfer_sort_key,
+)
 from qcluster.consensus.state_replicas import (
     abort_transfer,
     finish_transfer,
@@ -124,7 +130,7 @@ class ClusterState:
                     "started_at": t.started_at,
                     "target_was_new": t.target_was_new,
                 }
-                for t in sorted(self.transfers.values(), key=lambda t: _transfer_sort_key(t.transfer))
+                for t in sorted(self.transfers.values(), key=lambda t: transfer_sort_key(t.transfer))
             ],
             "metadata": self.metadata,
             "applied_requests": list(self.applied_requests),
@@ -188,14 +194,10 @@ class ClusterState:
 
     def _drop_transfers(self, match: Callable[[TransferRef], bool], reason: str) -> list[ev.Event]:
         out: list[ev.Event] = []
-        for ref in sorted((r for r in self.transfers if match(r)), key=_transfer_sort_key):
+        for ref in sorted((r for r in self.transfers if match(r)), key=transfer_sort_key):
             del self.transfers[ref]
             out.append(ev.TransferAborted(ref, reason))
         return out
-
-
-def _transfer_sort_key(t: TransferRef) -> tuple[str, int, int, int]:
-    return (t.collection, t.shard_id, t.from_peer, t.to_peer)
 
 
 # ----------------------------------------------------------------------------------- handlers

@@ -41,3 +41,8 @@ class TransferInfo:
     sync: bool
     started_at: float
     target_was_new: bool  # the target replica was created for the transfer (abort removes it)
+
+
+def transfer_sort_key(t: TransferRef) -> tuple[str, int, int, int]:
+    """Transfers in a stable order (events of one operation come out the same on every peer)."""
+    return (t.collection, t.shard_id, t.from_peer, t.to_peer)

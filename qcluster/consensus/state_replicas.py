@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from qcluster.consensus import events as ev
 from qcluster.consensus import operations as ops
 from qcluster.consensus.operations import ReplicaState, TransferRef
-from qcluster.consensus.state_records import Reject, TransferInfo
+from qcluster.consensus.state_records import Reject, TransferInfo, transfer_sort_key
 
 if TYPE_CHECKING:
     from qcluster.consensus.state import ClusterState
@@ -31,7 +31,18 @@ def set_replica_state(s: ClusterState, op: ops.SetReplicaState) -> list[ev.Event
     if current == op.state:
         return []
     shard.replicas[op.peer_id] = op.state
-    return [ev.ReplicaStateChanged(op.collection, op.shard_id, op.peer_id, current, op.state)]
+    out: list[ev.Event] = [ev.ReplicaStateChanged(op.collection, op.shard_id, op.peer_id, current, op.state)]
+    if current is ReplicaState.ACTIVE:
+        # A source that stops taking writes stops forwarding them: its targets would miss every
+        # write acknowledged without it, so their transfers end here (not at a finish that the
+        # source proposed before it was deactivated and that may still be in the log).
+        sending = [
+            ref for ref in s.transfers
+            if (ref.collection, ref.shard_id, ref.from_peer) == (op.collection, op.shard_id, op.peer_id)
+        ]  # fmt: skip
+        for ref in sorted(sending, key=transfer_sort_key):
+            out += _end_transfer(s, ref, f"the source replica on peer {op.peer_id} became {op.state.value}")
+    return out
 
 
 def remove_replica(s: ClusterState, op: ops.RemoveReplica) -> list[ev.Event]:
@@ -91,6 +102,9 @@ def finish_transfer(s: ClusterState, op: ops.FinishTransfer) -> list[ev.Event]:
     t = op.transfer
     info = find_transfer(s, t)
     shard = s._shard(t.collection, t.shard_id)
+    if shard.replicas.get(t.from_peer) is not ReplicaState.ACTIVE:
+        # cannot happen while deactivating a source ends its transfers; kept as the rule itself
+        raise Reject("bad_input", f"the source replica on peer {t.from_peer} is no longer Active")
     old = shard.replicas.get(t.to_peer)
     if old is not ReplicaState.PARTIAL:
         # The target was marked Dead (or removed) meanwhile: it may miss writes, so it must not be
@@ -106,11 +120,15 @@ def finish_transfer(s: ClusterState, op: ops.FinishTransfer) -> list[ev.Event]:
 
 
 def abort_transfer(s: ClusterState, op: ops.AbortTransfer) -> list[ev.Event]:
-    t = op.transfer
-    info = find_transfer(s, t)
+    find_transfer(s, op.transfer)
+    return _end_transfer(s, op.transfer, op.reason)
+
+
+def _end_transfer(s: ClusterState, t: TransferRef, reason: str) -> list[ev.Event]:
+    """Abort ``t``: its target goes back to Dead, or is removed when it was made for it."""
+    info = s.transfers.pop(t)
     shard = s._shard(t.collection, t.shard_id)
-    del s.transfers[t]
-    out: list[ev.Event] = [ev.TransferAborted(t, op.reason)]
+    out: list[ev.Event] = [ev.TransferAborted(t, reason)]
     old = shard.replicas.get(t.to_peer)
     if old is ReplicaState.PARTIAL:
         if info.target_was_new:

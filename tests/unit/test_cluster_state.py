@@ -209,6 +209,45 @@ def test_finishing_only_promotes_a_target_that_is_still_partial() -> None:
     assert ref in s.transfers  # still there for the driver to abort
 
 
+def test_deactivating_a_transfer_source_ends_its_transfers() -> None:
+    # chaos (quick campaign, seed 1601): the source proposed its finish, then a write failed on it
+    # and was acknowledged by the other replica after the source was marked Dead; the finish,
+    # applied after that, made Active a target that never saw the write (the source had not)
+    s = with_collection(cluster(A, B, C))
+    s.apply(ops.set_replica_state("c", 0, B, RS.DEAD, RS.ACTIVE))
+    to_b, to_c = TransferRef("c", 0, A, B), TransferRef("c", 0, A, C)
+    s.apply(ops.start_transfer(to_b, sync=True))
+    s.apply(ops.start_transfer(to_c, sync=True))
+    events = s.apply(ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE))
+    assert events[0] == ev.ReplicaStateChanged("c", 0, A, RS.ACTIVE, RS.DEAD)
+    assert [type(e) for e in events[1:]] == [
+        ev.TransferAborted,
+        ev.ReplicaStateChanged,
+        ev.TransferAborted,
+        ev.ReplicaRemoved,
+    ]
+    assert events[2] == ev.ReplicaStateChanged("c", 0, B, RS.PARTIAL, RS.DEAD)  # Dead again
+    assert events[4] == ev.ReplicaRemoved("c", 0, C, RS.PARTIAL)  # made for the transfer
+    assert not s.transfers
+    assert rejected(s.apply(ops.finish_transfer(to_b)), "not_found")
+    assert s.collections["c"].shards[0].replicas == {A: RS.DEAD, B: RS.DEAD}
+    # a transfer of another shard from the same peer goes on
+    s = with_collection(cluster(A, B, C))
+    other = TransferRef("c", 1, B, A)
+    s.apply(ops.start_transfer(other, sync=True))
+    assert len(s.apply(ops.set_replica_state("c", 0, B, RS.DEAD, RS.ACTIVE))) == 1
+    assert other in s.transfers
+
+
+def test_a_finish_needs_an_active_source() -> None:
+    s = with_collection(cluster(A, B, C))
+    ref = TransferRef("c", 0, A, C)
+    s.apply(ops.start_transfer(ref, sync=True))
+    s.collections["c"].shards[0].replicas[A] = RS.DEAD  # as if it left Active some other way
+    assert rejected(s.apply(ops.finish_transfer(ref)), "bad_input")
+    assert s.collections["c"].shards[0].replicas[C] is RS.PARTIAL
+
+
 def test_transfer_rejections() -> None:
     s = with_collection(cluster(A, B, C))
     assert rejected(s.apply(ops.start_transfer(TransferRef("c", 0, A, A))), "bad_input")
