@@ -230,7 +230,7 @@ class ShardSnapshots:
             await asyncio.to_thread(shard_snapshot.unpack, archive, Path(tmp) / "shard")
 
     async def _swap(self, col: Collection, shard_id: int, archive: Path) -> None:
-        async with col.writes_paused():
+        async with col.writes.paused():
             await col.holder.reset_local(shard_id, archive)
 
     async def _set(

@@ -193,7 +193,7 @@ class TableOfContents:
         if self.metadata is not None:
             await self.metadata.update_collection(name, config, timeout or CLUSTER_TIMEOUT)
             return
-        await self.get(name).update_config(config)
+        await self.get(name).schema.update_config(config)
 
     async def create_shard_key(
         self,
@@ -218,7 +218,7 @@ class TableOfContents:
             factor = replication_factor or col.config.params.replication_factor
             await self.metadata.create_shard_key(col.name, key, number, factor, timeout or CLUSTER_TIMEOUT)
             return
-        await col.add_shard_key(key, number)
+        await col.topology.add_shard_key(key, number)
 
     async def delete_shard_key(self, name: str, key: ShardKey, timeout: float | None = None) -> None:
         col = self.get(name)
@@ -227,7 +227,7 @@ class TableOfContents:
         if self.metadata is not None:
             await self.metadata.delete_shard_key(col.name, key, timeout or CLUSTER_TIMEOUT)
             return
-        await col.drop_shard_key(key)
+        await col.topology.drop_shard_key(key)
 
     async def change_vectors(
         self,
@@ -240,13 +240,13 @@ class TableOfContents:
         through consensus in cluster mode."""
         col = self.get(name)
         if self.metadata is not None:
-            config = col.config_with_vector(vector, params)
+            config = col.schema.config_with_vector(vector, params)
             await self.metadata.update_collection(col.name, config, timeout or CLUSTER_TIMEOUT)
             return
         if params is None:
-            await col.delete_vector(vector)
+            await col.schema.delete_vector(vector)
         else:
-            await col.create_vector(vector, params)
+            await col.schema.create_vector(vector, params)
 
     async def delete(self, name: str, timeout: float | None = None) -> bool:
         if self.metadata is not None:

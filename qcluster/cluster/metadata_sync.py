@@ -91,7 +91,7 @@ class MetadataSync:
             current = col.config.model_dump(mode="json")
             merged = deep_merge(current, diff, drop_none=True)
             if merged != current:
-                await col.update_config(CollectionConfig.model_validate(merged))
+                await col.schema.update_config(CollectionConfig.model_validate(merged))
                 log.info("collection config updated through consensus", collection=name, diff=diff)
 
     def caught_up(self) -> bool:
@@ -137,7 +137,7 @@ class MetadataSync:
                 config = CollectionConfig.model_validate(info.config)
                 col = await self.toc.create_local(name, config, placement, info.created_at)
             else:
-                await col.sync(placement, destructive=destructive)
+                await col.topology.sync(placement, destructive=destructive)
         except (QClusterError, OSError) as exc:
             # OSError too: a collection whose local files cannot be opened (left half-deleted by
             # an interrupted delete, a full disk) must not stop the rest of the reconcile, or this
