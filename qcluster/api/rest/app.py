@@ -258,10 +258,13 @@ def create_app(toc: TableOfContents, settings: Settings, metrics: Metrics | None
     app[STATE_KEY] = {"ready": False}
     app[CONSENSUS_KEY] = {}
     app[METRICS_KEY] = metrics
+    # aiohttp tries the routes sharing a path prefix (every ``/collections/...`` one) in the order
+    # they were added, one regex each: the hot search and point routes go first. No two routes
+    # match the same method and path (tests/unit/test_rest_routes.py), so order changes nothing else.
+    search.register(app)
+    points.register(app)
     service.register(app)
     collections.register(app)
-    points.register(app)
-    search.register(app)
     matrix.register(app)
     scroll.register(app)
     snapshots.register(app)
