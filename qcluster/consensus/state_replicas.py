@@ -36,12 +36,18 @@ def set_replica_state(s: ClusterState, op: ops.SetReplicaState) -> list[ev.Event
         # A source that stops taking writes stops forwarding them: its targets would miss every
         # write acknowledged without it, so their transfers end here (not at a finish that the
         # source proposed before it was deactivated and that may still be in the log).
-        sending = [
-            ref for ref in s.transfers
-            if (ref.collection, ref.shard_id, ref.from_peer) == (op.collection, op.shard_id, op.peer_id)
-        ]  # fmt: skip
-        for ref in sorted(sending, key=transfer_sort_key):
-            out += _end_transfer(s, ref, f"the source replica on peer {op.peer_id} became {op.state.value}")
+        out += _end_sending(s, op.collection, op.shard_id, op.peer_id, f"became {op.state.value}")
+    return out
+
+
+def _end_sending(s: ClusterState, collection: str, shard_id: int, peer: int, why: str) -> list[ev.Event]:
+    """Abort every transfer of the shard whose source is ``peer``'s replica."""
+    sending = [
+        r for r in s.transfers if (r.collection, r.shard_id, r.from_peer) == (collection, shard_id, peer)
+    ]
+    out: list[ev.Event] = []
+    for ref in sorted(sending, key=transfer_sort_key):
+        out += _end_transfer(s, ref, f"the source replica on peer {peer} {why}")
     return out
 
 
@@ -116,6 +122,7 @@ def finish_transfer(s: ClusterState, op: ops.FinishTransfer) -> list[ev.Event]:
     out.append(ev.ReplicaStateChanged(t.collection, t.shard_id, t.to_peer, old, ReplicaState.ACTIVE))
     if not info.sync and t.from_peer in shard.replicas:
         out.append(ev.ReplicaRemoved(t.collection, t.shard_id, t.from_peer, shard.replicas.pop(t.from_peer)))
+        out += _end_sending(s, t.collection, t.shard_id, t.from_peer, "moved away")
     return out
 
 

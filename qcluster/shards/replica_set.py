@@ -181,7 +181,10 @@ class ReplicaSet:
         self.clocks = clocks
         self.local: LocalShard | None = None
         # While this replica is the source of a transfer: writes to it go through this proxy.
+        # One slot: transfers from this replica take turns (``sending``, held by the driver from
+        # installing its proxy to removing it), or a second one would replace the first's proxy.
         self.forward: ShardWriter | None = None
+        self.sending = asyncio.Lock()
         self.states: dict[int, ReplicaState] = {}
         self._write_factor = write_factor
         self._remotes: dict[int, ShardOperation] = {}

@@ -116,13 +116,21 @@ class TransferDriver:
         started = time.monotonic()
         log.info("transfer started", method=method, move=not sync, **_fields(ref))
         rs = None
+        holding = False  # this transfer holds its replica set's ``sending`` lock
         pins: list[int] = []
         try:
             col = self.toc.get(ref.collection)
             rs = col.holder.sets.get(ref.shard_id)
             if rs is None or rs.local is None:
                 raise StorageError(f"this peer holds no replica of shard {ref.shard_id} to send")
+            if rs.sending.locked():
+                progress.begin("waiting for another transfer from this replica to end", 0, "")
+                log.info("another transfer from this replica is running; this one waits", **_fields(ref))
+            await rs.sending.acquire()
+            holding = True
             local = rs.local
+            if local is None:
+                raise StorageError(f"this peer no longer holds a replica of shard {ref.shard_id} to send")
             target = TargetClient(ref, lambda: self._address(ref.to_peer), self.pool, self.timeout)
             proxy = ForwardProxy(local, target.replica, functools.partial(self._fence, ref))
             rs.forward = proxy
@@ -150,11 +158,12 @@ class TransferDriver:
             await self._abort(ref, reason)
         finally:
             self._finishing.discard(ref)
-            if rs is not None:
+            if rs is not None and holding:
                 rs.forward = None
                 if rs.local is not None:
                     for pin_id in pins:
                         rs.local.replay.unpin_wal(pin_id)
+                rs.sending.release()
             self.registry.end(ref)
             if self.after_transfer is not None:
                 with contextlib.suppress(QClusterError):

@@ -137,6 +137,39 @@ def test_each_method_copies_a_shard_under_a_concurrent_writer(tmp_path: Path) ->
         cluster.stop()
 
 
+def test_two_transfers_from_one_replica_both_get_every_write(tmp_path: Path) -> None:
+    """A replica has one forward slot: a second transfer from it used to replace the first's proxy
+    (and the first's end removed the second's), so writes acknowledged meanwhile never reached a
+    target that was then made Active (chaos, quick campaign seed 1611). They now take turns."""
+    cluster = PeerCluster(tmp_path)
+    try:
+        peers = cluster.start(3)
+        ids = _by_id(cluster)
+        name = "fanout"
+        _create(peers[0], name, shard_number=1, replication_factor=1)
+        status, _ = rest(
+            peers[0].url, "PUT", f"/collections/{name}/points?wait=true", {"points": _points(range(3000), 8)}
+        )
+        assert status == 200
+        source = _holder_of(peers[0], name)
+        targets = [p for p in ids if p != source]
+        with Writer(ids[source], name, 10_000, 8) as writer:
+            for target in targets:
+                body = {"replicate_shard": {"shard_id": 0, "from_peer_id": source, "to_peer_id": target}}
+                status, answer = _operate(peers[0], name, body)
+                assert status == 200, answer
+            wait_for(lambda: _no_transfers(peers[0], name), 120, "both transfers done")
+            acked = set(writer.acked)
+        assert writer.failed == 0
+        assert _replicas(peers[0], name)[0] == {p: "Active" for p in ids}
+        contents = {p: replica_contents(ids[p].p2p_uri, name, 0) for p in ids}
+        for p in targets:
+            assert contents[p] == contents[source], f"target {p} differs from the source"
+        assert set(range(3000)) | acked <= set(contents[source])
+    finally:
+        cluster.stop()
+
+
 def _operator_mistakes_are_refused(
     peer: ClusterPeer, name: str, ids: dict[int, ClusterPeer], holder: int, other: int
 ) -> None:

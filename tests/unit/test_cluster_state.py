@@ -239,6 +239,21 @@ def test_deactivating_a_transfer_source_ends_its_transfers() -> None:
     assert other in s.transfers
 
 
+def test_a_finished_move_ends_the_other_transfers_from_its_source() -> None:
+    s = with_collection(cluster(A, B, C))
+    s.apply(ops.set_replica_state("c", 0, B, RS.DEAD, RS.ACTIVE))
+    move, copy = TransferRef("c", 0, A, C), TransferRef("c", 0, A, B)
+    s.apply(ops.start_transfer(move, sync=False))
+    s.apply(ops.start_transfer(copy, sync=True))
+    events = s.apply(ops.finish_transfer(move))
+    assert ev.ReplicaRemoved("c", 0, A, RS.ACTIVE) in events
+    assert events[-2:] == [
+        ev.TransferAborted(copy, f"the source replica on peer {A} moved away"),
+        ev.ReplicaStateChanged("c", 0, B, RS.PARTIAL, RS.DEAD),
+    ]
+    assert not s.transfers
+
+
 def test_a_finish_needs_an_active_source() -> None:
     s = with_collection(cluster(A, B, C))
     ref = TransferRef("c", 0, A, C)
