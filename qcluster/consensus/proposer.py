@@ -43,6 +43,7 @@ from qcluster.logging import get_logger
 
 log = get_logger(__name__)
 
+DEFAULT_TIMEOUT = 10.0  # seconds a consensus operation may take unless its caller says otherwise
 MAX_OP_BYTES = 1024 * 1024
 RESUBMIT_AFTER = 1.0
 RETRY_DELAY = 0.05
