@@ -273,7 +273,18 @@ class ReplicaSet:
         finally:
             self.clocks.give_back(clock)
         done: dict[int, UpdateResult] = {}
-        failed: dict[int, BaseException] = {}
+        # Replicas a write failed on here, not yet Dead in the agreed state: not sent to (each
+        # write would wait on them), but not skipped silently either: like a failure, each write
+        # is acknowledged only once their deactivation is agreed (chaos, quick campaign seed
+        # 1639: a coordinator cut off from the others acknowledged writes on its own replica
+        # alone, which the cluster then rebuilt from the others, losing them).
+        failed: dict[int, BaseException] = {
+            peer: ReplicationError(
+                f"not written: a write failed on peer {peer} here and it is not marked Dead yet"
+            )
+            for peer in self._disabled
+            if self.states.get(peer) in UPDATABLE
+        }
         for peer, outcome in zip(targets, outcomes, strict=True):
             if isinstance(outcome, UpdateResult):
                 done[peer] = outcome
