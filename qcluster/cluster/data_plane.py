@@ -94,7 +94,7 @@ class ClusterDataPlane:
                 peer=failed.peer_id,
                 error=exc.message,
             )
-            self._retry_later(replace(failed, holders=()))
+            self._retry_later(replace(failed, holders=(), holders_since=()))
             raise
         log.info(
             "replica marked Dead after a failed write; it will be recovered from another replica",
@@ -118,7 +118,7 @@ class ClusterDataPlane:
             failed.holders,
         )
         op = ops.set_replica_state(
-            collection, shard_id, peer_id, ReplicaState.DEAD, failed.from_state, holders
+            collection, shard_id, peer_id, ReplicaState.DEAD, failed.from_state, holders, failed.holders_since
         )
         if consensus.state.replica_state(collection, shard_id, peer_id) != failed.from_state and not holders:
             return  # already moved on (another coordinator marked it, or it is being recovered)

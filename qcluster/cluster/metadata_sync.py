@@ -57,7 +57,9 @@ CATCH_UP_POLL = 0.2
 
 
 def placement_of(info: CollectionInfo) -> dict[int, ShardPlacement]:
-    return {sid: ShardPlacement(dict(s.replicas), s.shard_key) for sid, s in info.shards.items()}
+    return {
+        sid: ShardPlacement(dict(s.replicas), s.shard_key, dict(s.since)) for sid, s in info.shards.items()
+    }
 
 
 class MetadataSync:

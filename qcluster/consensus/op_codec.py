@@ -92,6 +92,16 @@ def _peers(raw: Mapping[str, Any], key: str) -> tuple[int, ...]:
     return tuple(_peer({key: v}, key) for v in value)
 
 
+def _versions(raw: Mapping[str, Any], key: str, count: int) -> tuple[int, ...]:
+    """An optional list of state versions, one per entry of a list of ``count`` (absent: empty)."""
+    value = raw.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or len(value) != count:
+        raise BadInputError(f"{key} must be a list of {count} state versions", key)
+    return tuple(_int({key: v}, key) for v in value)
+
+
 def _float(raw: Mapping[str, Any], key: str) -> float:
     value = raw.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -197,6 +207,7 @@ _PARSERS: dict[str, Callable[[str, dict[str, Any]], Op]] = {
         _req_state(r, "state"),
         _state(r, "from_state", optional=True),
         _peers(r, "holders"),
+        _versions(r, "holders_since", len(_peers(r, "holders"))),
     ),
     RemoveReplica.KIND: lambda rid, r: RemoveReplica(
         rid,

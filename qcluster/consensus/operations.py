@@ -157,6 +157,10 @@ class SetReplicaState(Op):
     # (Active or Initializing), else it is refused and the write must not be acknowledged. Empty:
     # no such condition.
     holders: tuple[int, ...] = ()
+    # For each holder, the state version its replica had changed state at in the coordinator's
+    # view (``ShardInfo.since``): a holder whose replica changed state since (rebuilt by a
+    # transfer after the write) does not count. Empty: not checked (operations logged before).
+    holders_since: tuple[int, ...] = ()
 
     def payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -168,6 +172,8 @@ class SetReplicaState(Op):
         }
         if self.holders:
             out["holders"] = list(self.holders)
+        if self.holders_since:
+            out["holders_since"] = list(self.holders_since)
         return out
 
 
@@ -354,8 +360,11 @@ def set_replica_state(
     state: ReplicaState,
     from_state: ReplicaState | None,
     holders: tuple[int, ...] = (),
+    holders_since: tuple[int, ...] = (),
 ) -> SetReplicaState:
-    return SetReplicaState(new_request_id(), collection, shard_id, peer_id, state, from_state, holders)
+    return SetReplicaState(
+        new_request_id(), collection, shard_id, peer_id, state, from_state, holders, holders_since
+    )
 
 
 def remove_replica(

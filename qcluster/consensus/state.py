@@ -50,6 +50,7 @@ class ClusterState:
     metadata: dict[str, Any] = field(default_factory=dict)
     applied_requests: OrderedDict[str, None] = field(default_factory=OrderedDict)
     dedup_capacity: int = DEFAULT_DEDUP_CAPACITY
+    version: int = 0  # operations applied (not counting duplicates): the replicas' ``since``
 
     # ------------------------------------------------------------------------------- apply
 
@@ -64,6 +65,16 @@ class ClusterState:
         self.applied_requests[op.request_id] = None
         while len(self.applied_requests) > self.dedup_capacity:
             self.applied_requests.popitem(last=False)
+        self.version += 1
+        for e in events:
+            if isinstance(e, ev.ReplicaStateChanged | ev.ReplicaRemoved):
+                c = self.collections.get(e.collection)
+                shard = c.shards.get(e.shard_id) if c else None
+                if shard is not None:
+                    if isinstance(e, ev.ReplicaRemoved):
+                        shard.since.pop(e.peer_id, None)
+                    else:
+                        shard.since[e.peer_id] = self.version
         return events
 
     # ------------------------------------------------------------------------------- queries
@@ -112,6 +123,7 @@ class ClusterState:
                             "shard_id": sid,
                             "shard_key": s.shard_key,
                             "replicas": [[p, st.value] for p, st in sorted(s.replicas.items())],
+                            "since": [[p, v] for p, v in sorted(s.since.items())],
                         }
                         for sid, s in sorted(c.shards.items())
                     ],
@@ -135,6 +147,7 @@ class ClusterState:
             "metadata": self.metadata,
             "applied_requests": list(self.applied_requests),
             "dedup_capacity": self.dedup_capacity,
+            "version": self.version,
         }
 
     def to_bytes(self) -> bytes:
@@ -149,7 +162,9 @@ class ClusterState:
         for c in raw["collections"]:
             shards = {
                 int(s["shard_id"]): ShardInfo(
-                    {int(p): ReplicaState(st) for p, st in s["replicas"]}, s.get("shard_key")
+                    {int(p): ReplicaState(st) for p, st in s["replicas"]},
+                    s.get("shard_key"),
+                    {int(p): int(v) for p, v in s.get("since", ())},
                 )
                 for s in c["shards"]
             }
@@ -164,6 +179,7 @@ class ClusterState:
             )
         state.metadata = dict(raw["metadata"])
         state.applied_requests = OrderedDict.fromkeys(str(r) for r in raw["applied_requests"])
+        state.version = int(raw.get("version", 0))
         return state
 
     @classmethod

@@ -24,6 +24,10 @@ class Reject(Exception):
 class ShardInfo:
     replicas: dict[int, ReplicaState] = field(default_factory=dict)  # peer id -> state
     shard_key: ShardKey | None = None
+    # peer id -> the state version (``ClusterState.version``) at which its replica last changed
+    # state: a write's coordinator names the versions it saw for the replicas that took the write,
+    # and a replica rebuilt since (Dead, then filled again by a transfer) no longer counts for it
+    since: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass

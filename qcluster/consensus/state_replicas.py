@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from qcluster.consensus import events as ev
 from qcluster.consensus import operations as ops
 from qcluster.consensus.operations import ReplicaState, TransferRef
-from qcluster.consensus.state_records import Reject, TransferInfo, transfer_sort_key
+from qcluster.consensus.state_records import Reject, ShardInfo, TransferInfo, transfer_sort_key
 
 if TYPE_CHECKING:
     from qcluster.consensus.state import ClusterState
@@ -22,9 +22,10 @@ def set_replica_state(s: ClusterState, op: ops.SetReplicaState) -> list[ev.Event
     if op.peer_id not in s.peers:
         raise Reject("bad_input", f"peer {op.peer_id} doesn't exist")
     current = shard.replicas.get(op.peer_id)
-    if op.holders and not any(shard.replicas.get(p) in _TAKING_WRITES for p in op.holders if p != op.peer_id):
+    if op.holders and not any(_still_holds(shard, op, i) for i in range(len(op.holders))):
         # checked first: a write whose holders were all deactivated meanwhile (by coordinators
-        # that did not know of each other) must fail, whatever became of the failed replica
+        # that did not know of each other), or rebuilt since, must fail, whatever became of the
+        # failed replica
         return [ev.ReplicaChangeRefused(op.collection, op.shard_id, op.peer_id, op.holders)]
     if op.from_state is not None and current != op.from_state:
         return [ev.ReplicaStateStale(op.collection, op.shard_id, op.peer_id, op.from_state, current)]
@@ -49,6 +50,17 @@ def _end_sending(s: ClusterState, collection: str, shard_id: int, peer: int, why
     for ref in sorted(sending, key=transfer_sort_key):
         out += _end_transfer(s, ref, f"the source replica on peer {peer} {why}")
     return out
+
+
+def _still_holds(shard: ShardInfo, op: ops.SetReplicaState, i: int) -> bool:
+    """Holder ``i`` still takes writes and has not changed state since the coordinator's view (a
+    replica Dead and then filled by a transfer may no longer hold the write: chaos, points-partition
+    seed 16: a coordinator cut off with the only copy of a write had its replica rebuilt from
+    the others before its proposals to mark them Dead were applied)."""
+    peer = op.holders[i]
+    if peer == op.peer_id or shard.replicas.get(peer) not in _TAKING_WRITES:
+        return False
+    return not op.holders_since or shard.since.get(peer, 0) == op.holders_since[i]
 
 
 def remove_replica(s: ClusterState, op: ops.RemoveReplica) -> list[ev.Event]:

@@ -113,6 +113,7 @@ class FailedReplica:
     from_state: ReplicaState
     reason: str
     holders: tuple[int, ...] = ()
+    holders_since: tuple[int, ...] = ()  # each holder's ``since`` in the view the write used
 
 
 class ReplicaEnv(Protocol):
@@ -186,6 +187,7 @@ class ReplicaSet:
         self.forward: ShardWriter | None = None
         self.sending = asyncio.Lock()
         self.states: dict[int, ReplicaState] = {}
+        self.since: dict[int, int] = {}  # peer -> the state version its replica last changed at
         self._write_factor = write_factor
         self._remotes: dict[int, ShardOperation] = {}
         self._disabled: dict[int, ReplicaState] = {}  # peer -> the state it had when a write failed
@@ -196,8 +198,9 @@ class ReplicaSet:
     def me(self) -> int:
         return self.env.peer_id
 
-    def set_states(self, states: Mapping[int, ReplicaState]) -> None:
+    def set_states(self, states: Mapping[int, ReplicaState], since: Mapping[int, int] | None = None) -> None:
         self.states = dict(states)
+        self.since = dict(since or {})  # replaced, never changed in place: a write keeps its view
         for peer, was in list(self._disabled.items()):
             if self.states.get(peer) != was:
                 del self._disabled[peer]
@@ -265,6 +268,7 @@ class ReplicaSet:
                 f"shard {self.shard_id} of `{self.collection}` has no replica that can take writes "
                 f"({self._describe()})"
             )
+        since = self.since  # the view this write is sent with (set_states replaces it)
         clock, tag = self.clocks.take()
         try:
             outcomes = await asyncio.gather(
@@ -293,7 +297,7 @@ class ReplicaSet:
             else:  # CancelledError / KeyboardInterrupt from a replica call: not ours to swallow
                 raise outcome
         if failed:
-            await self._settle_failures(done, failed)
+            await self._settle_failures(done, failed, since)
         return self._merge(done, wait)
 
     async def _send(self, peer: int, op: UpdateOperation, wait: bool, tag: ClockTag) -> UpdateResult:
@@ -303,7 +307,7 @@ class ReplicaSet:
         return await replica.update(op, wait, tag)
 
     async def _settle_failures(
-        self, done: Mapping[int, UpdateResult], failed: Mapping[int, BaseException]
+        self, done: Mapping[int, UpdateResult], failed: Mapping[int, BaseException], since: Mapping[int, int]
     ) -> None:
         counted_done = [p for p in done if self.states.get(p) in COUNTED]
         if not counted_done:
@@ -323,7 +327,7 @@ class ReplicaSet:
                 peer=peer,
                 error=str(exc),
             )
-        await self._deactivate(failed, tuple(counted_done))
+        await self._deactivate(failed, tuple(counted_done), tuple(since.get(p, 0) for p in counted_done))
         counted = len(self._peers_counted_total())
         required = min(self._write_factor(), max(counted, 1))
         if len(counted_done) < required:
@@ -338,7 +342,9 @@ class ReplicaSet:
     def _peers_counted_total(self) -> list[int]:
         return [p for p, st in self.states.items() if st in COUNTED]
 
-    async def _deactivate(self, failed: Mapping[int, BaseException], holders: tuple[int, ...]) -> None:
+    async def _deactivate(
+        self, failed: Mapping[int, BaseException], holders: tuple[int, ...], holders_since: tuple[int, ...]
+    ) -> None:
         for peer in failed:
             state = self.states.get(peer)
             if state is not None:
@@ -346,7 +352,15 @@ class ReplicaSet:
         results = await asyncio.gather(
             *(
                 self.env.deactivate(
-                    FailedReplica(self.collection, self.shard_id, peer, self.states[peer], str(exc), holders)
+                    FailedReplica(
+                        self.collection,
+                        self.shard_id,
+                        peer,
+                        self.states[peer],
+                        str(exc),
+                        holders,
+                        holders_since,
+                    )
                 )
                 for peer, exc in failed.items()
                 if peer in self.states

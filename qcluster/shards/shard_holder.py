@@ -45,6 +45,7 @@ log = get_logger(__name__)
 class ShardPlacement:
     replicas: Mapping[int, ReplicaState] = field(default_factory=dict)
     shard_key: ShardKey | None = None
+    since: Mapping[int, int] = field(default_factory=dict)  # the agreed ``ShardInfo.since``
 
 
 OpenLocal = Callable[[Path], Awaitable["LocalShard"]]
@@ -118,7 +119,7 @@ class ShardHolder:
             keys = {sid: p.shard_key for sid, p in placement.items()}
             for sid, p in sorted(placement.items()):
                 rs = self._set(sid, keys[sid])
-                rs.set_states(p.replicas)
+                rs.set_states(p.replicas, p.since)
                 if me in p.replicas and rs.local is None:
                     path = self.root / str(sid)
                     fresh = not path.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from qcluster.consensus import events as ev
@@ -10,6 +11,7 @@ from qcluster.consensus.op_codec import decode_op, encode_op
 from qcluster.consensus.operations import ReplicaState as RS
 from qcluster.consensus.operations import TransferRef
 from qcluster.consensus.state import ClusterState
+from qcluster.errors import BadInputError
 
 A, B, C = 101, 202, 303
 
@@ -420,9 +422,47 @@ def test_a_write_coordinator_cannot_deactivate_the_replicas_left_holding_its_wri
     ]
 
 
+def test_a_holder_rebuilt_since_the_write_does_not_count() -> None:
+    """Chaos, points-partition seed 16: B, cut off, took a write alone and asked to mark A Dead;
+    meanwhile the others marked B Dead and rebuilt it from A (without the write). B's request,
+    applied after that, must be refused: B no longer holds the write."""
+    s = with_collection(cluster(A, B, C))  # shard 0 on A and B, Active
+    seen = s.collections["c"].shards[0].since[B]  # B's view when it sent the write
+    assert s.collections["c"].shards[0].since[A] == seen  # both created by the same operation
+    s.apply(ops.set_replica_state("c", 0, B, RS.DEAD, RS.ACTIVE, holders=(A,)))
+    rebuild = TransferRef("c", 0, A, B)
+    s.apply(ops.start_transfer(rebuild, sync=True))
+    s.apply(ops.finish_transfer(rebuild))
+    assert s.replica_state("c", 0, B) is RS.ACTIVE
+    assert s.collections["c"].shards[0].since[B] > seen
+    late = ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE, holders=(B,), holders_since=(seen,))
+    assert s.apply(late) == [ev.ReplicaChangeRefused("c", 0, A, (B,))]
+    assert s.replica_state("c", 0, A) is RS.ACTIVE
+    # a holder unchanged since the coordinator's view counts
+    now = s.collections["c"].shards[0].since[B]
+    fresh = ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE, holders=(B,), holders_since=(now,))
+    assert s.apply(fresh) == [ev.ReplicaStateChanged("c", 0, A, RS.ACTIVE, RS.DEAD)]
+    # the versions survive a snapshot of the state
+    back = ClusterState.from_bytes(s.to_bytes())
+    assert (
+        back.version == s.version
+        and back.collections["c"].shards[0].since == s.collections["c"].shards[0].since
+    )
+    # a removed replica has no version
+    s.apply(ops.remove_replica("c", 0, A))
+    assert A not in s.collections["c"].shards[0].since
+
+
 def test_holders_travel_through_the_codec() -> None:
     op = ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE, holders=(B, C))
     back = decode_op(encode_op(op))
     assert back == op
     plain = ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE)
     assert "holders" not in plain.payload() and decode_op(encode_op(plain)) == plain
+    versioned = ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE, holders=(B, C), holders_since=(4, 9))
+    assert decode_op(encode_op(versioned)) == versioned
+    raw = orjson.loads(encode_op(versioned))
+    raw["holders_since"] = [4]  # one version per holder
+    with pytest.raises(BadInputError) as err:
+        decode_op(orjson.dumps(raw))
+    assert err.value.field == "holders_since"
