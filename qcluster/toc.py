@@ -32,7 +32,8 @@ from qcluster.models.config import (
 )
 from qcluster.settings import StorageSettings
 from qcluster.shards.clock import next_epoch
-from qcluster.shards.replica_set import ReplicaEnv, ReplicaSet, SinglePeer
+from qcluster.shards.replica_env import ReplicaEnv, SinglePeer
+from qcluster.shards.replica_set import ReplicaSet
 from qcluster.shards.segment_files import read_json, write_json_atomic
 from qcluster.shards.shard_holder import ShardPlacement, local_placement
 from qcluster.types import ShardKey

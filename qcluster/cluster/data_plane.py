@@ -24,7 +24,7 @@ from qcluster.retry import until_done
 from qcluster.shards.base import ShardOperation, UpdateResult
 from qcluster.shards.operations import UpdateOperation
 from qcluster.shards.remote_shard import RemoteShard
-from qcluster.shards.replica_set import FailedReplica, Ordering
+from qcluster.shards.replica_env import FailedReplica, Ordering
 from qcluster.types import ReplicaState
 
 if TYPE_CHECKING:
@@ -111,22 +111,26 @@ class ClusterDataPlane:
         stale views must not deactivate each other's replicas until none is left, each then
         acknowledging a write no Active replica holds (HoldersGoneError instead)."""
         consensus = self._consensus
-        collection, shard_id, peer_id, holders = (
-            failed.collection,
-            failed.shard_id,
-            failed.peer_id,
-            failed.holders,
-        )
+        collection, shard_id, holders = failed.collection, failed.shard_id, failed.holders
         op = ops.set_replica_state(
-            collection, shard_id, peer_id, ReplicaState.DEAD, failed.from_state, holders, failed.holders_since
+            collection,
+            shard_id,
+            failed.peer_id,
+            ReplicaState.DEAD,
+            failed.from_state,
+            holders,
+            failed.holders_since,
         )
-        if consensus.state.replica_state(collection, shard_id, peer_id) != failed.from_state and not holders:
+        if (
+            consensus.state.replica_state(collection, shard_id, failed.peer_id) != failed.from_state
+            and not holders
+        ):
             return  # already moved on (another coordinator marked it, or it is being recovered)
         result = await consensus.propose(op, DEACTIVATE_TIMEOUT)
         if result.refused:
             raise HoldersGoneError(
                 f"shard {shard_id} of collection `{collection}`: the replicas that took the write "
-                f"(peers {', '.join(map(str, holders))}) no longer take writes in the cluster state, "
+                f"(peers {', '.join(map(str, holders))}) no longer take writes in the cluster state, or were rebuilt since, "
                 "so the write is not acknowledged"
             )
         await consensus.wait_synced(result.index, DEACTIVATE_TIMEOUT)

@@ -38,7 +38,7 @@ from qcluster.collection.writes import CollectionWrites
 from qcluster.models.collections import CollectionConfig
 from qcluster.settings import StorageSettings
 from qcluster.shards.local_shard import LocalShard
-from qcluster.shards.replica_set import ReplicaEnv
+from qcluster.shards.replica_env import ReplicaEnv
 from qcluster.shards.routing import LEGACY_SCHEME
 from qcluster.shards.segment_files import read_json, write_json_atomic
 from qcluster.shards.shard_holder import ShardHolder, ShardPlacement

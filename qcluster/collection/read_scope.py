@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from qcluster.errors import BadInputError
-from qcluster.shards.replica_set import Consistency
+from qcluster.shards.replica_env import Consistency
 from qcluster.types import ShardKey, parse_decimal
 
 T = TypeVar("T")

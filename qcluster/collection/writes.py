@@ -26,7 +26,7 @@ from qcluster.shards.operations import (
     UpsertPoints,
     sub_batch,
 )
-from qcluster.shards.replica_set import DEFAULT_WRITE, WriteOptions
+from qcluster.shards.replica_env import DEFAULT_WRITE, WriteOptions
 from qcluster.types import PointId
 
 if TYPE_CHECKING:

@@ -66,16 +66,22 @@ class ClusterState:
         while len(self.applied_requests) > self.dedup_capacity:
             self.applied_requests.popitem(last=False)
         self.version += 1
-        for e in events:
-            if isinstance(e, ev.ReplicaStateChanged | ev.ReplicaRemoved):
-                c = self.collections.get(e.collection)
-                shard = c.shards.get(e.shard_id) if c else None
-                if shard is not None:
-                    if isinstance(e, ev.ReplicaRemoved):
-                        shard.since.pop(e.peer_id, None)
-                    else:
-                        shard.since[e.peer_id] = self.version
+        self._note_replica_changes(events)
         return events
+
+    def _note_replica_changes(self, events: list[ev.Event]) -> None:
+        """Stamp every replica whose state ``events`` changed with the current version."""
+        for e in events:
+            if not isinstance(e, ev.ReplicaStateChanged | ev.ReplicaRemoved):
+                continue
+            c = self.collections.get(e.collection)
+            shard = c.shards.get(e.shard_id) if c else None
+            if shard is None:
+                continue
+            if isinstance(e, ev.ReplicaRemoved):
+                shard.since.pop(e.peer_id, None)
+            else:
+                shard.since[e.peer_id] = self.version
 
     # ------------------------------------------------------------------------------- queries
 

@@ -42,8 +42,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qcluster.errors import (
     HoldersGoneError,
@@ -58,6 +57,7 @@ from qcluster.logging import get_logger
 from qcluster.shards.base import ShardOperation, UpdateResult
 from qcluster.shards.clock import ClockSet, ClockTag
 from qcluster.shards.operations import UpdateOperation
+from qcluster.shards.replica_env import Consistency, FailedReplica, Ordering, ReplicaEnv, ShardWriter
 from qcluster.shards.resolve import Condition
 from qcluster.types import ReplicaState, ShardKey
 
@@ -66,9 +66,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 T = TypeVar("T")
-
-Ordering = Literal["weak", "medium", "strong"]
-Consistency = int | Literal["majority", "quorum", "all"]
 
 # A Partial replica (the target of a transfer) is not written by coordinators: the transfer's
 # source feeds it, in the source's order (see qcluster/transfer/proxy.py).
@@ -83,74 +80,6 @@ UPDATABLE = frozenset(
 # Replicas that count for write_consistency_factor and can be the source of truth.
 COUNTED = frozenset({ReplicaState.ACTIVE, ReplicaState.INITIALIZING})
 READABLE = frozenset({ReplicaState.ACTIVE})
-
-
-@dataclass(frozen=True, slots=True)
-class WriteOptions:
-    ordering: Ordering = "weak"
-    shard_keys: tuple[ShardKey, ...] | None = None
-
-
-DEFAULT_WRITE = WriteOptions()
-
-
-class ShardWriter(Protocol):
-    """What takes writes for this peer's replica (the replica, or a transfer's proxy of it)."""
-
-    async def update(
-        self, op: UpdateOperation, wait: bool = True, tag: ClockTag | None = None
-    ) -> UpdateResult: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FailedReplica:
-    """A replica that failed a write, to be marked Dead: it was ``from_state``; ``holders`` are
-    the replicas that took the write (empty for a deactivation on no write's behalf)."""
-
-    collection: str
-    shard_id: int
-    peer_id: int
-    from_state: ReplicaState
-    reason: str
-    holders: tuple[int, ...] = ()
-    holders_since: tuple[int, ...] = ()  # each holder's ``since`` in the view the write used
-
-
-class ReplicaEnv(Protocol):
-    """What a replica set needs from the peer it runs on (the consumer's interface)."""
-
-    @property
-    def peer_id(self) -> int: ...
-
-    def remote(self, collection: str, shard_id: int, peer_id: int) -> ShardOperation:
-        """The replica of ``shard_id`` on ``peer_id`` (another peer), reached over the p2p port."""
-        ...
-
-    async def deactivate(self, failed: FailedReplica) -> None:
-        """Mark the replica Dead through consensus (only if it is still ``failed.from_state``,
-        and while one of ``failed.holders``, the replicas that took the write, still takes
-        writes); return once committed, raise when it cannot be (HoldersGoneError: final; else
-        keep trying in the background)."""
-        ...
-
-    async def forward(
-        self,
-        collection: str,
-        shard_id: int,
-        peer_id: int,
-        op: UpdateOperation,
-        wait: bool,
-        ordering: Ordering,
-    ) -> UpdateResult:
-        """Have ``peer_id`` coordinate the write (it leads the shard for this ordering)."""
-        ...
-
-    def check_view(self) -> None:
-        """Raise TransientError while this peer's view of the replica states may be older than
-        the cluster's (after a start, until it caught up with the leader once): coordinating a
-        write then could apply it to a local replica the cluster already marked Dead, ahead of
-        the older writes its recovery replays later."""
-        ...
 
 
 def _retrieve_exception(task: asyncio.Future[Any]) -> None:
@@ -494,31 +423,3 @@ class ReplicaSet:
 
 def _message(exc: BaseException) -> str:
     return exc.message if isinstance(exc, QClusterError) else f"{type(exc).__name__}: {exc}"
-
-
-class SinglePeer:
-    """The environment of a peer outside any cluster: every replica is local and Active."""
-
-    @property
-    def peer_id(self) -> int:
-        return 0
-
-    def remote(self, collection: str, shard_id: int, peer_id: int) -> ShardOperation:
-        raise TransientError(f"cluster mode is disabled: there is no peer {peer_id} to reach")
-
-    async def deactivate(self, failed: FailedReplica) -> None:
-        return None
-
-    def check_view(self) -> None:
-        return None
-
-    async def forward(
-        self,
-        collection: str,
-        shard_id: int,
-        peer_id: int,
-        op: UpdateOperation,
-        wait: bool,
-        ordering: Ordering,
-    ) -> UpdateResult:
-        raise TransientError(f"cluster mode is disabled: there is no peer {peer_id} to reach")

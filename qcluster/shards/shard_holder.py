@@ -31,7 +31,8 @@ from qcluster.shards.operations import (
     UpsertPoints,
     sub_batch,
 )
-from qcluster.shards.replica_set import ReplicaEnv, ReplicaSet
+from qcluster.shards.replica_env import ReplicaEnv
+from qcluster.shards.replica_set import ReplicaSet
 from qcluster.shards.routing import Router, RoutingScheme, ring_table
 from qcluster.types import ReplicaState, ShardKey
 

@@ -12,7 +12,8 @@ from qcluster.errors import ReplicationError, TransientError
 from qcluster.shards.base import UpdateResult
 from qcluster.shards.clock import ClockSet
 from qcluster.shards.operations import DeletePoints
-from qcluster.shards.replica_set import FailedReplica, ReplicaSet
+from qcluster.shards.replica_env import FailedReplica
+from qcluster.shards.replica_set import ReplicaSet
 from qcluster.types import ReplicaState as RS
 
 ME, OTHER = 1, 2

@@ -64,7 +64,7 @@ from qcluster.shards.operations import (
     SetPayload,
     UpdateOperation,
 )
-from qcluster.shards.replica_set import Ordering, WriteOptions
+from qcluster.shards.replica_env import Ordering, WriteOptions
 from qcluster.types import PointId
 
 UpsertBody = PointsListIn | PointsBatchIn

@@ -22,7 +22,8 @@ from qcluster.proto_gen.v1 import points_internal_pb2 as pb
 from qcluster.shards import remote_codec as codec
 from qcluster.shards.base import CountRequest, ShardOperation
 from qcluster.shards.operations import decode_operation
-from qcluster.shards.replica_set import Ordering, ReplicaSet
+from qcluster.shards.replica_env import Ordering
+from qcluster.shards.replica_set import ReplicaSet
 from qcluster.types import ReplicaState
 
 log = get_logger(__name__)

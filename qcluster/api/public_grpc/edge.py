@@ -39,7 +39,7 @@ from qcluster.models.bounds import DEFAULT_LIMITS
 from qcluster.p2p.status import status_for
 from qcluster.settings import LimitsSettings
 from qcluster.shards import load
-from qcluster.shards.replica_set import Consistency
+from qcluster.shards.replica_env import Consistency
 from qcluster.snapshots import Snapshots
 from qcluster.toc import TableOfContents
 
