@@ -209,6 +209,11 @@ class FieldIndex:
         elif counts:
             self._multi[offset] = counts
 
+    def prepare(self) -> None:
+        """Build now what answering conditions would build on first use (sorted values and
+        ranks of range indexes): called off the query path once a segment's indexes are made,
+        so the first search after an optimization does not pay for it."""
+
     # ------------------------------------------------------------------ answering conditions
     def points_count(self) -> int:
         """Points with at least one value of this index's type."""
