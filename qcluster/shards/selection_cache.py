@@ -9,11 +9,13 @@ segment, keyed by the filter object and what shaped the answer, and stamped with
 ``generation`` (bumped after every change to its points, payloads or payload indexes), ``epoch``
 (deletions, vector removals) and size. A stamp that no longer matches is a miss.
 
-Concurrency: the segment's one writer bumps ``generation`` after a change is complete, and a
-reader takes the stamp before it computes, so an answer computed while a change was under way is
-stored under the old stamp and never served after it. The map is bounded in entries and in
-offsets held (oldest dropped first); entries hold their filter, so an id is never reused under
-a live key.
+Stamps only grow, so an answer stored under a newer stamp drops every older one (a segment that
+keeps changing holds only the answers of its current state), and one computed under an older
+stamp is not stored. Concurrency: the segment's one writer bumps ``generation`` after a change
+is complete, and a reader takes the stamp before it computes, so an answer computed while a
+change was under way carries the old stamp and is never served after it. The map is bounded in
+entries and in offsets held (oldest dropped first); entries hold their filter, so an id is never
+reused under a live key.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy.typing as npt
 I64 = npt.NDArray[np.int64]
 Stamp = tuple[int, int, int]
 MAX_ENTRIES = 256
-MAX_OFFSETS = 1 << 20  # offsets held per segment (8 MiB)
+MAX_OFFSETS = 1 << 18  # offsets held per segment (2 MiB)
 
 
 class SelectionCache:
@@ -37,6 +39,7 @@ class SelectionCache:
     def __init__(self) -> None:
         self._entries: dict[tuple[int, Hashable], tuple[Any, Stamp, I64 | None]] = {}
         self._held = 0
+        self._stamp: Stamp = (-1, -1, -1)  # of the answers held
         self._lock = threading.Lock()
 
     def get(self, flt: Any, key: Hashable, stamp: Stamp) -> tuple[bool, I64 | None]:
@@ -55,6 +58,12 @@ class SelectionCache:
             offsets.flags.writeable = False
         with self._lock:
             entries = self._entries
+            if stamp != self._stamp:
+                if stamp < self._stamp:
+                    return  # computed before a change whose answers are already here
+                entries.clear()  # every answer held is of an older state of the segment
+                self._held = 0
+                self._stamp = stamp
             old = entries.pop((id(flt), key), None)
             if old is not None:
                 self._held -= 0 if old[2] is None else len(old[2])

@@ -25,6 +25,7 @@ def test_hit_only_for_the_same_filter_key_and_stamp() -> None:
     flt, other = _flt(1), _flt(2)
     offs = np.array([3, 5, 8], dtype=np.int64)
     cache.put(flt, ("", 10), (1, 0, 100), offs)
+    cache.put(other, ("", 10), (1, 0, 100), offs[:1])
     found, got = cache.get(flt, ("", 10), (1, 0, 100))
     assert found and got is not None and got.tolist() == [3, 5, 8]
     assert not got.flags.writeable  # shared by later queries: nobody may write into it
@@ -34,7 +35,18 @@ def test_hit_only_for_the_same_filter_key_and_stamp() -> None:
     assert cache.get(flt, ("", 10), (1, 1, 100)) == (False, None)  # epoch moved
     assert cache.get(flt, ("", 10), (1, 0, 101)) == (False, None)  # size moved
     assert cache.get(flt, ("", 20), (1, 0, 100)) == (False, None)  # another budget key
-    assert cache.get(other, ("", 10), (1, 0, 100)) == (False, None)
+    assert cache.get(other, ("", 10), (1, 0, 100))[1].tolist() == [3]  # type: ignore[union-attr]
+
+
+def test_a_newer_stamp_drops_older_answers_and_an_older_one_is_not_kept() -> None:
+    cache = SelectionCache()
+    a, b = _flt(1), _flt(2)
+    one = np.array([1], dtype=np.int64)
+    cache.put(a, "k", (3, 0, 10), one)
+    cache.put(b, "k", (4, 0, 10), one)  # the segment changed: a's answer is gone
+    assert len(cache) == 1 and cache.get(b, "k", (4, 0, 10))[0]
+    cache.put(a, "k", (3, 0, 10), one)  # computed before the change: not stored
+    assert len(cache) == 1 and not cache.get(a, "k", (3, 0, 10))[0]
 
 
 def test_none_is_remembered_as_an_answer() -> None:

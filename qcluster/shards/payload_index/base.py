@@ -210,9 +210,7 @@ class FieldIndex:
             self._multi[offset] = counts
 
     def prepare(self) -> None:
-        """Build now what answering conditions would build on first use (sorted values and
-        ranks of range indexes): called off the query path once a segment's indexes are made,
-        so the first search after an optimization does not pay for it."""
+        """Build now, off the query path, what answering conditions builds on first use."""
 
     # ------------------------------------------------------------------ answering conditions
     def points_count(self) -> int:
