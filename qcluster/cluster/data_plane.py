@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,13 @@ class ClusterDataPlane:
                 "this peer is catching up with the cluster state after its start; retry shortly"
             )
         self._view_current = True
+
+    def agreed_view(
+        self, collection: str, shard_id: int
+    ) -> tuple[Mapping[int, ReplicaState], Mapping[int, int]] | None:
+        info = self._consensus.state.collections.get(collection)
+        shard = info.shards.get(shard_id) if info is not None else None
+        return None if shard is None else (shard.replicas, shard.since)
 
     def _address(self, peer_id: int) -> str:
         uri = self._consensus.state.peers.get(peer_id)

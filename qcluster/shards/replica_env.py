@@ -96,6 +96,13 @@ class ReplicaEnv(Protocol):
         """Have ``peer_id`` coordinate the write (it leads the shard for this ordering)."""
         ...
 
+    def agreed_view(
+        self, collection: str, shard_id: int
+    ) -> tuple[Mapping[int, ReplicaState], Mapping[int, int]] | None:
+        """The shard's replica states and their ``since`` as consensus has them now (None: no
+        such view, outside a cluster)."""
+        ...
+
     def check_view(self) -> None:
         """Raise TransientError while this peer's view of the replica states may be older than
         the cluster's (after a start, until it caught up with the leader once): coordinating a
@@ -115,6 +122,11 @@ class SinglePeer:
         raise TransientError(f"cluster mode is disabled: there is no peer {peer_id} to reach")
 
     async def deactivate(self, failed: FailedReplica) -> None:
+        return None
+
+    def agreed_view(
+        self, collection: str, shard_id: int
+    ) -> tuple[Mapping[int, ReplicaState], Mapping[int, int]] | None:
         return None
 
     def check_view(self) -> None:

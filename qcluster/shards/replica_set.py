@@ -202,6 +202,14 @@ class ReplicaSet:
 
     async def _replicate(self, op: UpdateOperation, wait: bool) -> UpdateResult:
         self.env.check_view()
+        agreed = self.env.agreed_view(self.collection, self.shard_id)
+        if agreed is not None and (agreed[0] != self.states or agreed[1] != self.since):
+            # This peer applied state changes its replica set has not taken yet (the metadata
+            # sync does so a moment later): write with the agreed states, not the older ones,
+            # which could skip a replica the cluster made Active with nothing failing to tell
+            # (chaos quick seed 2003: a peer just restarted acknowledged a write its replica set
+            # sent to one replica of two).
+            self.set_states(*agreed)
         targets = self._peers_in(UPDATABLE)
         if not targets:
             raise ReplicationError(

@@ -76,6 +76,11 @@ class Env:
     def check_view(self) -> None:
         pass
 
+    def agreed_view(self, collection: str, shard_id: int) -> Any:
+        return self.agreed_now
+
+    agreed_now: Any = None  # (states, since) consensus has, when the test sets it
+
 
 def test_a_replica_that_failed_here_is_skipped_only_once_its_deactivation_is_agreed() -> None:
     async def run() -> None:
@@ -186,3 +191,22 @@ def test_disagreements_name_the_replicas_below_each_clocks_highest_tick() -> Non
     b.advance(ClockTag(4, 0, 1))  # only b has a write of clock (4, 0)
     assert disagreements({1: a, 2: b, 3: c}) == {(9, 1): (3, (1, 2), (3,)), (4, 0): (1, (2,), (1, 3))}
     assert disagreements({1: a, 2: a.copy()}) == {}
+
+
+def test_a_write_goes_by_the_agreed_states_even_before_the_replica_set_took_them() -> None:
+    """Chaos quick seed 2003: just after a restart, consensus here had made OTHER Active again
+    but the replica set still saw it Dead, and a write sent to this replica alone was
+    acknowledged. A write takes the agreed states first."""
+
+    async def run() -> None:
+        env = Env()
+        rs = env.rs = ReplicaSet("c", 0, env, ClockSet(lambda: ME, 1), lambda: 1)
+        local = Replica()
+        rs.local = local  # type: ignore[assignment]  # only .update is used
+        rs.set_states({ME: RS.ACTIVE, OTHER: RS.DEAD}, {ME: 1, OTHER: 2})
+        env.agreed_now = ({ME: RS.ACTIVE, OTHER: RS.ACTIVE}, {ME: 1, OTHER: 5})
+        assert (await rs.update(DeletePoints((7,)))).status == "completed"
+        assert local.calls == 1 and env.remote_replica.calls == 1  # OTHER got it too
+        assert rs.states == {ME: RS.ACTIVE, OTHER: RS.ACTIVE} and rs.since == {ME: 1, OTHER: 5}
+
+    asyncio.run(run())
