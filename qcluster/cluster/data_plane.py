@@ -96,6 +96,9 @@ class ClusterDataPlane:
             )
             self._retry_later(replace(failed, holders=(), holders_since=()))
             raise
+        now = self._consensus.state.replica_state(failed.collection, failed.shard_id, failed.peer_id)
+        if now not in (None, ReplicaState.DEAD):
+            return  # its agreed state was no longer ``from_state``: left as it is
         log.info(
             "replica marked Dead after a failed write; it will be recovered from another replica",
             collection=failed.collection,

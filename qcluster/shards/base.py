@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from qcluster.shards.clock import ClockTag
+from qcluster.shards.clock import ClockMap, ClockTag
 from qcluster.shards.operations import UpdateOperation
 from qcluster.shards.sparse.vector import SparseVector
 from qcluster.types import DEFAULT_VECTOR, PointId
@@ -212,5 +212,9 @@ class ShardOperation(Protocol):
     async def facet(self, key: str, filter: Any, limit: int, exact: bool) -> list[tuple[Any, int]]: ...
 
     async def info(self) -> ShardInfo: ...
+
+    async def clock_map(self) -> ClockMap:
+        """The highest tick this replica applied per clock (see :mod:`clock`)."""
+        ...
 
     async def close(self) -> None: ...

@@ -63,6 +63,10 @@ class ClockMap:
         """True when ``tag`` (or a later write of its clock) was already applied."""
         return self._ticks.get((tag.peer_id, tag.clock_id), -1) >= tag.tick
 
+    def tick_of(self, peer_id: int, clock_id: int) -> int:
+        """The highest tick applied from that clock (-1: none)."""
+        return self._ticks.get((peer_id, clock_id), -1)
+
     def advance(self, tag: ClockTag) -> None:
         key = (tag.peer_id, tag.clock_id)
         if self._ticks.get(key, -1) < tag.tick:

@@ -272,6 +272,9 @@ class LocalShard:
     async def info(self) -> ShardInfo:
         return self.reads.info()
 
+    async def clock_map(self) -> ClockMap:
+        return await self.replay.clock_map()
+
 
 def _validate(op: UpdateOperation, config: ShardConfig) -> None:
     """Refuse a malformed operation before it reaches the update thread (and the WAL)."""

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from qcluster.errors import (
@@ -59,6 +60,7 @@ from qcluster.shards.clock import ClockSet, ClockTag
 from qcluster.shards.operations import UpdateOperation
 from qcluster.shards.replica_env import Consistency, FailedReplica, Ordering, ReplicaEnv, ShardWriter
 from qcluster.shards.resolve import Condition
+from qcluster.shards.unsettled import Settler
 from qcluster.types import ReplicaState, ShardKey
 
 if TYPE_CHECKING:
@@ -77,6 +79,8 @@ UPDATABLE = frozenset(
         ReplicaState.RESHARDING,
     }
 )
+# Transfer targets: coordinators rely on the transfer's source to forward writes to them.
+FED = frozenset({ReplicaState.PARTIAL})
 # Replicas that count for write_consistency_factor and can be the source of truth.
 COUNTED = frozenset({ReplicaState.ACTIVE, ReplicaState.INITIALIZING})
 READABLE = frozenset({ReplicaState.ACTIVE})
@@ -121,6 +125,7 @@ class ReplicaSet:
         self._remotes: dict[int, ShardOperation] = {}
         self._disabled: dict[int, ReplicaState] = {}  # peer -> the state it had when a write failed
         self._order_lock = asyncio.Lock()
+        self.settler = Settler(self)
 
     # ------------------------------------------------------------------ states
     @property
@@ -198,13 +203,11 @@ class ReplicaSet:
                 f"({self._describe()})"
             )
         since = self.since  # the view this write is sent with (set_states replaces it)
+        fed = self._peers_in(FED)  # not sent to: a transfer's source forwards to them
         clock, tag = self.clocks.take()
-        try:
-            outcomes = await asyncio.gather(
-                *(self._send(peer, op, wait, tag) for peer in targets), return_exceptions=True
-            )
-        finally:
-            self.clocks.give_back(clock)
+        outcomes = await asyncio.gather(
+            *(self._send(peer, op, wait, tag) for peer in targets), return_exceptions=True
+        )
         done: dict[int, UpdateResult] = {}
         # Replicas a write failed on here, not yet Dead in the agreed state: not sent to (each
         # write would wait on them), but not skipped silently either: like a failure, each write
@@ -225,8 +228,18 @@ class ReplicaSet:
                 failed[peer] = outcome
             else:  # CancelledError / KeyboardInterrupt from a replica call: not ours to swallow
                 raise outcome
+        unknown = any(not is_definite(e) for e in failed.values())
+        if not unknown:  # every replica applied it, or refused it itself
+            self.clocks.give_back(clock)
+        # else the clock is retired: its tick on each replica must keep telling whether that
+        # replica applied this write (see qcluster/shards/unsettled.py)
         if failed:
-            await self._settle_failures(done, failed, since)
+            try:
+                await self._settle_failures(done, failed, since, fed)
+            except QClusterError:
+                if unknown:  # not acknowledged, and maybe applied on some replicas only
+                    self.settler.settle_later(tag)
+                raise
         return self._merge(done, wait)
 
     async def _send(self, peer: int, op: UpdateOperation, wait: bool, tag: ClockTag) -> UpdateResult:
@@ -236,7 +249,11 @@ class ReplicaSet:
         return await replica.update(op, wait, tag)
 
     async def _settle_failures(
-        self, done: Mapping[int, UpdateResult], failed: Mapping[int, BaseException], since: Mapping[int, int]
+        self,
+        done: Mapping[int, UpdateResult],
+        failed: Mapping[int, BaseException],
+        since: Mapping[int, int],
+        fed: list[int],
     ) -> None:
         counted_done = [p for p in done if self.states.get(p) in COUNTED]
         if not counted_done:
@@ -256,7 +273,12 @@ class ReplicaSet:
                 peer=peer,
                 error=str(exc),
             )
-        await self._deactivate(failed, tuple(counted_done), tuple(since.get(p, 0) for p in counted_done))
+        await self._deactivate(
+            failed,
+            tuple(counted_done),
+            tuple(since.get(p, 0) for p in counted_done),
+            self._unfed(fed, failed),
+        )
         counted = len(self._peers_counted_total())
         required = min(self._write_factor(), max(counted, 1))
         if len(counted_done) < required:
@@ -268,31 +290,49 @@ class ReplicaSet:
                 )
             )
 
+    def _unfed(self, fed: list[int], failed: Mapping[int, BaseException]) -> list[FailedReplica]:
+        """The transfer targets this write relied on a source to forward it to, to be marked Dead
+        should their transfer have finished meanwhile (from Active: a target still Partial is left
+        to its transfer, which ends when its source is marked Dead). The write failed on some
+        replica, maybe the source, and then never reached the target; with a view older than the
+        agreed finish, nothing else would tell (chaos quick campaign, seed 1601 op 924: an
+        acknowledged delete missing on a replica made Active by a finish this peer had not applied)."""
+        why = "; ".join(f"peer {p}: {_message(e)}" for p, e in sorted(failed.items()))
+        return [
+            FailedReplica(
+                self.collection,
+                self.shard_id,
+                peer,
+                ReplicaState.ACTIVE,
+                f"a write its transfer's source was to forward failed on a replica ({why})",
+            )
+            for peer in fed
+            if peer not in failed
+        ]
+
     def _peers_counted_total(self) -> list[int]:
         return [p for p, st in self.states.items() if st in COUNTED]
 
     async def _deactivate(
-        self, failed: Mapping[int, BaseException], holders: tuple[int, ...], holders_since: tuple[int, ...]
+        self,
+        failed: Mapping[int, BaseException],
+        holders: tuple[int, ...],
+        holders_since: tuple[int, ...],
+        unfed: list[FailedReplica],
     ) -> None:
         for peer in failed:
             state = self.states.get(peer)
             if state is not None:
                 self._disabled[peer] = state
+        replicas = [
+            FailedReplica(self.collection, self.shard_id, peer, self.states[peer], str(exc))
+            for peer, exc in failed.items()
+            if peer in self.states
+        ]
         results = await asyncio.gather(
             *(
-                self.env.deactivate(
-                    FailedReplica(
-                        self.collection,
-                        self.shard_id,
-                        peer,
-                        self.states[peer],
-                        str(exc),
-                        holders,
-                        holders_since,
-                    )
-                )
-                for peer, exc in failed.items()
-                if peer in self.states
+                self.env.deactivate(replace(replica, holders=holders, holders_since=holders_since))
+                for replica in replicas + unfed
             ),
             return_exceptions=True,
         )
@@ -417,6 +457,7 @@ class ReplicaSet:
         return [answers[p] for p in order if p in answers]
 
     async def close(self) -> None:
+        await self.settler.close()
         if self.local is not None:
             await self.local.close()
 

@@ -15,6 +15,7 @@ import grpc
 import grpc.aio
 import orjson
 
+from qcluster import deadline
 from qcluster.errors import ShardUnknownError, TransientError
 from qcluster.logging import get_logger
 from qcluster.p2p.status import guarded
@@ -93,6 +94,10 @@ class PointsInternalServicer:
             ordering = ORDERINGS.get(request.ordering, "weak")
             result = await self._set(request.shard).update(op, request.wait, ordering, forwarded=True)
         else:
+            # A send that arrives after its coordinator gave up on it (a paused peer, a slow
+            # link) is refused: the coordinator settles such writes by reading which replicas
+            # applied them (qcluster/shards/unsettled.py), and a late apply would undo that.
+            deadline.check()
             self._local(request.shard)  # this peer must hold a replica
             rs = self._set(request.shard)
             mine = rs.states.get(self._peer_id())
