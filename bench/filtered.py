@@ -8,9 +8,12 @@ Payloads: ``tenant`` (keyword, 20 values), ``category`` (keyword, the point's ve
 ``price`` (integer, uniform 0..99,999), ``sub`` (integer, uniform 0..999) and ``org`` (keyword
 with ``is_tenant``, 100 values of Zipf-distributed size: the largest holds ~19 % of the points,
 the smallest ~0.2 %). Filters:
-- random: ``price < s * 100,000`` at s = 0.1 %, 1 %, 10 %, 50 %;
-- correlated: ``category`` in the first clusters (plus a ``sub`` range when s is below one
-  cluster's share), so allowed points sit in a few clusters, away from most queries;
+- random: ``price`` in a window of width s * 100,000 at s = 0.1 %, 1 %, 10 %, 50 %, the window
+  sliding with the query (every query its own filter: no engine can serve one from what it
+  remembered of another);
+- correlated: ``category`` in a few clusters (one cluster plus a sliding ``sub`` window when s is
+  below one cluster's share; else a different set of clusters per query), so allowed points sit
+  in a few clusters, away from most queries;
 - tenant: ``tenant == t0`` (~5 %), the multi-tenant case;
 - zipf tenants: query i asks for ``org == o{i % 100}`` (every tenant, large and small, equally
   often), and the largest tenant alone.
@@ -97,31 +100,59 @@ def _case(kind: str, s: float, flt: dict[str, Any] | None, mask: np.ndarray, nq:
     return {"kind": kind, "selectivity": s, "filters": [flt] * nq, "masks": [mask] * nq}
 
 
+def _window(i: int, width: int, span: int) -> int:
+    """Query i's window start in 0..span-width: spread over the span, one per query."""
+    return (i * 7919) % (span - width + 1)
+
+
 def cases(cols: dict[str, np.ndarray], nq: int) -> list[dict[str, Any]]:
-    """Each case: kind, target selectivity, and per query the Qdrant filter JSON and its mask."""
+    """Each case: kind, target selectivity, and per query the Qdrant filter JSON and its mask.
+    Random and correlated cases give every query its own filter of the same selectivity (a
+    window that slides with the query), so no engine serves a query from what it remembered of
+    an earlier one; the tenant cases repeat their filters, as tenants do."""
     n = len(cols["price"])
     out: list[dict[str, Any]] = []
     for s in SELECTIVITIES:
-        limit = round(s * 100_000)
-        flt = {"must": [{"key": "price", "range": {"lt": limit}}]}
-        out.append(_case("random", s, flt, cols["price"] < limit, nq))
+        width = round(s * 100_000)
+        starts = [_window(i, width, 100_000) for i in range(nq)]
+        out.append(
+            {
+                "kind": "random",
+                "selectivity": s,
+                "filters": [
+                    {"must": [{"key": "price", "range": {"gte": a, "lt": a + width}}]} for a in starts
+                ],
+                "masks": [(cols["price"] >= a) & (cols["price"] < a + width) for a in starts],
+            }
+        )
     counts = np.bincount(cols["category"])
+    clusters = len(counts)
     for s in SELECTIVITIES:
         target = s * n
-        if target < counts[0]:  # a slice of one cluster
-            sub_limit = max(1, round(1000 * target / counts[0]))
-            flt = {
-                "must": [
-                    {"key": "category", "match": {"any": ["c0"]}},
-                    {"key": "sub", "range": {"lt": sub_limit}},
-                ]
-            }
-            mask = (cols["category"] == 0) & (cols["sub"] < sub_limit)
-        else:  # whole clusters, in label order, until the target is reached
+        filters: list[dict[str, Any]] = []
+        masks: list[np.ndarray] = []
+        if target < counts.min():  # a slice of one cluster
+            for i in range(nq):
+                c = i % clusters
+                width = max(1, round(1000 * target / counts[c]))
+                a = _window(i, width, 1000)
+                filters.append(
+                    {
+                        "must": [
+                            {"key": "category", "match": {"any": [f"c{c}"]}},
+                            {"key": "sub", "range": {"gte": a, "lt": a + width}},
+                        ]
+                    }
+                )
+                masks.append((cols["category"] == c) & (cols["sub"] >= a) & (cols["sub"] < a + width))
+        else:  # whole clusters: k of them, a different set for every query
             k = int(np.searchsorted(np.cumsum(counts), target)) + 1
-            flt = {"must": [{"key": "category", "match": {"any": [f"c{c}" for c in range(k)]}}]}
-            mask = np.isin(cols["category"], np.arange(k))
-        out.append(_case("correlated", s, flt, mask, nq))
+            pick = np.random.default_rng(k)
+            for _ in range(nq):
+                run = sorted(int(c) for c in pick.choice(clusters, size=k, replace=False))
+                filters.append({"must": [{"key": "category", "match": {"any": [f"c{c}" for c in run]}}]})
+                masks.append(np.isin(cols["category"], run))
+        out.append({"kind": "correlated", "selectivity": s, "filters": filters, "masks": masks})
     out.append(
         _case(
             "tenant", 0.05, {"must": [{"key": "tenant", "match": {"value": "t0"}}]}, cols["tenant"] == 0, nq

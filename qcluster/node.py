@@ -53,6 +53,7 @@ class Node:
         self._data_plane: Any = None
         self._transfers: Any = None
         self._watchdog: Any = None
+        self._audit: Any = None
         self._transfer_targets: Any = None
         self._tls: Any = None
         self.public_grpc: Any = None
@@ -66,6 +67,7 @@ class Node:
         moment the HTTP port is open (``consensus_thread_status: stopped`` until it runs)."""
         from qcluster.cluster.data_plane import ClusterDataPlane
         from qcluster.cluster.metadata_sync import MetadataSync
+        from qcluster.cluster.replica_audit import ReplicaAudit
         from qcluster.cluster.transfer_target import TransferTargets
         from qcluster.consensus.service import ConsensusService
         from qcluster.p2p.channels import ChannelPool
@@ -97,6 +99,13 @@ class Node:
         self._sync.transfers = self._transfers
         self._transfers.after_transfer = self._sync.reconcile
         self._sync.watchdog = self._watchdog
+        self._audit = ReplicaAudit(
+            self.toc,
+            lambda: self.consensus.peer_id,
+            lambda: self.consensus.running and self.consensus.is_caught_up(),
+            cluster.replica_audit_interval_sec,
+            settle_after=timeout + cluster.replica_audit_interval_sec,
+        )
         self._transfer_targets = TransferTargets(self.toc, self.consensus, self._transfers, scratch)
         self.app[CONSENSUS_KEY]["transfers"] = self._transfers
         # From the first request on, collection changes go through consensus (and fail with 503
@@ -182,6 +191,7 @@ class Node:
             await self._sync.reconcile()
             if self.settings.cluster.auto_recovery:
                 self._watchdog.start()
+                self._audit.start()
         self.app[STATE_KEY]["ready"] = True
         log.info("peer ready", storage=str(self.settings.storage.storage_path))
 
@@ -192,6 +202,8 @@ class Node:
             await self._runner.cleanup()
         if self._watchdog is not None:
             await self._watchdog.close()
+        if self._audit is not None:
+            await self._audit.close()
         if self._transfers is not None:
             await self._transfers.close()
         if self._sync is not None:

@@ -159,6 +159,9 @@ class ClusterSettings(_Section):
     # Dead replicas of this peer are recovered by themselves (see qcluster/transfer/recovery.py);
     # off: only by an operator's replicate_shard (benchmarks compare methods that way).
     auto_recovery: bool = True
+    # How often the peer leading a shard's Active replicas compares their clock maps (see
+    # qcluster/cluster/replica_audit.py; part of auto_recovery).
+    replica_audit_interval_sec: float = Field(5.0, gt=0)
 
 
 LOG_LEVELS = {

@@ -54,6 +54,40 @@ def split_by_tick(ticks: Mapping[int, int], tag: ClockTag) -> tuple[list[int], l
     return have, lack
 
 
+async def mark_lacking(
+    rs: ReplicaSet,
+    marks: Mapping[int, tuple[int, ...]],
+    states: Mapping[int, ReplicaState],
+    since: Mapping[int, int],
+    why: str,
+) -> None:
+    """Mark every replica of ``marks`` Dead through consensus, naming the replicas that hold the
+    writes it lacks (``marks[peer]``) as holders, with their ``since`` in the view ``states``
+    was read in. Holders that changed meanwhile: a transient error (look again)."""
+    results = await asyncio.gather(
+        *(
+            rs.env.deactivate(
+                FailedReplica(
+                    rs.collection,
+                    rs.shard_id,
+                    peer,
+                    states[peer],
+                    f"{why} {list(holders)}",
+                    holders,
+                    tuple(since.get(h, 0) for h in holders),
+                )
+            )
+            for peer, holders in marks.items()
+        ),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, HoldersGoneError):  # the view moved on: look again
+            raise TransientError(f"{result.message}; checking the replicas again")
+        if isinstance(result, BaseException):
+            raise result
+
+
 class Settler:
     """Settles the unacknowledged writes of one replica set (see the module docstring). One
     worker per replica set checks every pending write in a round: one clock map per replica."""
@@ -121,28 +155,7 @@ class Settler:
                 )
                 for peer in lack:
                     marks.setdefault(peer, tuple(have))
-        results = await asyncio.gather(
-            *(
-                rs.env.deactivate(
-                    FailedReplica(
-                        rs.collection,
-                        rs.shard_id,
-                        peer,
-                        states[peer],
-                        f"missing a write that failed but was applied on peers {list(holders)}",
-                        holders,
-                        tuple(since.get(h, 0) for h in holders),
-                    )
-                )
-                for peer, holders in marks.items()
-            ),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, HoldersGoneError):  # the view moved on: look again
-                raise TransientError(f"{result.message}; checking the replicas again")
-            if isinstance(result, BaseException):
-                raise result
+        await mark_lacking(rs, marks, states, since, "missing a write that failed but was applied on peers")
         for tag in tags:
             self._pending.pop(tag, None)
 

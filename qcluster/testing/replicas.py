@@ -15,6 +15,8 @@ import orjson
 
 from qcluster.p2p.channels import ChannelPool
 from qcluster.shards.base import ALL_PAYLOAD, ALL_VECTORS, ScrollRequest
+from qcluster.shards.clock import ClockTag
+from qcluster.shards.operations import UpdateOperation
 from qcluster.shards.remote_shard import RemoteShard
 from qcluster.types import PointId
 
@@ -50,3 +52,26 @@ def replica_contents(
 ) -> dict[PointId, str]:
     """Point id -> content hash (payload and vectors) of every point of one replica."""
     return asyncio.run(_read(p2p_uri, collection, shard_id, secret))
+
+
+async def _write(
+    p2p_uri: str, collection: str, shard_id: int, op: UpdateOperation, tag: ClockTag, secret: str | None
+) -> None:
+    pool = ChannelPool(secret)
+    try:
+        await RemoteShard(collection, shard_id, 0, lambda: p2p_uri, pool, timeout=60.0).update(op, True, tag)
+    finally:
+        await pool.close()
+
+
+def write_one_replica(
+    p2p_uri: str,
+    collection: str,
+    shard_id: int,
+    op: UpdateOperation,
+    tag: ClockTag,
+    secret: str | None = None,
+) -> None:
+    """Apply ``op`` tagged ``tag`` to one replica only, as a coordinator killed halfway through
+    a write leaves it (tests of the replica audit)."""
+    asyncio.run(_write(p2p_uri, collection, shard_id, op, tag, secret))

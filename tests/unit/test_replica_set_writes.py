@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from qcluster.cluster.replica_audit import disagreements
 from qcluster.errors import ReplicationError, TransientError
 from qcluster.shards.base import UpdateResult
-from qcluster.shards.clock import ClockMap, ClockSet
+from qcluster.shards.clock import ClockMap, ClockSet, ClockTag
 from qcluster.shards.operations import DeletePoints
 from qcluster.shards.replica_env import FailedReplica
 from qcluster.shards.replica_set import ReplicaSet
@@ -173,3 +174,15 @@ def test_a_write_that_failed_everywhere_is_settled_so_the_replicas_agree(applied
         assert len(local.clocks) == (2 if applied_here else 1)  # the failed write's clock was retired
 
     asyncio.run(run())
+
+
+def test_disagreements_name_the_replicas_below_each_clocks_highest_tick() -> None:
+    a, b, c = ClockMap(), ClockMap(), ClockMap()
+    for m in (a, b, c):
+        m.advance(ClockTag(9, 0, 5))  # every replica agrees on clock (9, 0)
+    a.advance(ClockTag(9, 1, 3))
+    b.advance(ClockTag(9, 1, 3))
+    c.advance(ClockTag(9, 1, 2))  # c lacks the last write of clock (9, 1)
+    b.advance(ClockTag(4, 0, 1))  # only b has a write of clock (4, 0)
+    assert disagreements({1: a, 2: b, 3: c}) == {(9, 1): (3, (1, 2), (3,)), (4, 0): (1, (2,), (1, 3))}
+    assert disagreements({1: a, 2: a.copy()}) == {}
