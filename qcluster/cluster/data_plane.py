@@ -94,7 +94,7 @@ class ClusterDataPlane:
                 peer=failed.peer_id,
                 error=exc.message,
             )
-            self._retry_later(replace(failed, holders=(), holders_since=()))
+            self._retry_later(replace(failed, holders=(), holders_since=(), view=(), view_since=()))
             raise
         now = self._consensus.state.replica_state(failed.collection, failed.shard_id, failed.peer_id)
         if now not in (None, ReplicaState.DEAD):
@@ -123,6 +123,8 @@ class ClusterDataPlane:
             failed.from_state,
             holders,
             failed.holders_since,
+            failed.view,
+            failed.view_since,
         )
         if (
             consensus.state.replica_state(collection, shard_id, failed.peer_id) != failed.from_state
@@ -133,8 +135,9 @@ class ClusterDataPlane:
         if result.refused:
             raise HoldersGoneError(
                 f"shard {shard_id} of collection `{collection}`: the replicas that took the write "
-                f"(peers {', '.join(map(str, holders))}) no longer take writes in the cluster state, or were rebuilt since, "
-                "so the write is not acknowledged"
+                f"(peers {', '.join(map(str, holders))}) no longer take writes in the cluster state or were "
+                "rebuilt since, or another replica that may lack the write takes writes now, so the write "
+                "is not acknowledged"
             )
         await consensus.wait_synced(result.index, DEACTIVATE_TIMEOUT)
 

@@ -208,6 +208,8 @@ _PARSERS: dict[str, Callable[[str, dict[str, Any]], Op]] = {
         _state(r, "from_state", optional=True),
         _peers(r, "holders"),
         _versions(r, "holders_since", len(_peers(r, "holders"))),
+        _peers(r, "view"),
+        _versions(r, "view_since", len(_peers(r, "view"))),
     ),
     RemoveReplica.KIND: lambda rid, r: RemoveReplica(
         rid,

@@ -161,6 +161,13 @@ class SetReplicaState(Op):
     # view (``ShardInfo.since``): a holder whose replica changed state since (rebuilt by a
     # transfer after the write) does not count. Empty: not checked (operations logged before).
     holders_since: tuple[int, ...] = ()
+    # The other replicas of the shard in the coordinator's view (the failed one included) and the
+    # state version each had changed state at: a replica that takes writes now and is neither a
+    # holder nor unchanged since that view (a Dead one rebuilt meanwhile from replicas without
+    # the write, a transfer target finished since) may lack the write, so the change is refused.
+    # Empty: not checked (operations logged before, or no view).
+    view: tuple[int, ...] = ()
+    view_since: tuple[int, ...] = ()
 
     def payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -174,6 +181,9 @@ class SetReplicaState(Op):
             out["holders"] = list(self.holders)
         if self.holders_since:
             out["holders_since"] = list(self.holders_since)
+        if self.view:
+            out["view"] = list(self.view)
+            out["view_since"] = list(self.view_since)
         return out
 
 
@@ -361,9 +371,20 @@ def set_replica_state(
     from_state: ReplicaState | None,
     holders: tuple[int, ...] = (),
     holders_since: tuple[int, ...] = (),
+    view: tuple[int, ...] = (),
+    view_since: tuple[int, ...] = (),
 ) -> SetReplicaState:
     return SetReplicaState(
-        new_request_id(), collection, shard_id, peer_id, state, from_state, holders, holders_since
+        new_request_id(),
+        collection,
+        shard_id,
+        peer_id,
+        state,
+        from_state,
+        holders,
+        holders_since,
+        view,
+        view_since,
     )
 
 

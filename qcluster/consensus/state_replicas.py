@@ -27,6 +27,8 @@ def set_replica_state(s: ClusterState, op: ops.SetReplicaState) -> list[ev.Event
         # that did not know of each other), or rebuilt since, must fail, whatever became of the
         # failed replica
         return [ev.ReplicaChangeRefused(op.collection, op.shard_id, op.peer_id, op.holders)]
+    if op.holders and op.view and _changed_since_view(shard, op):
+        return [ev.ReplicaChangeRefused(op.collection, op.shard_id, op.peer_id, op.holders)]
     if op.from_state is not None and current != op.from_state:
         return [ev.ReplicaStateStale(op.collection, op.shard_id, op.peer_id, op.from_state, current)]
     if current == op.state:
@@ -61,6 +63,20 @@ def _still_holds(shard: ShardInfo, op: ops.SetReplicaState, i: int) -> bool:
     if peer == op.peer_id or shard.replicas.get(peer) not in _TAKING_WRITES:
         return False
     return not op.holders_since or shard.since.get(peer, 0) == op.holders_since[i]
+
+
+def _changed_since_view(shard: ShardInfo, op: ops.SetReplicaState) -> bool:
+    """A replica takes writes now, is not a holder, and was not in the coordinator's view or
+    changed state since (chaos quick seed 1913: a coordinator cut off with a write that only its
+    own replica took proposed to mark the other Active one Dead; meanwhile the third, Dead in its
+    view, was rebuilt from that other one, without the write, and made Active)."""
+    seen = dict(zip(op.view, op.view_since, strict=True))
+    for peer, state in shard.replicas.items():
+        if peer == op.peer_id or peer in op.holders or state not in _TAKING_WRITES:
+            continue
+        if peer not in seen or shard.since.get(peer, 0) != seen[peer]:
+            return True
+    return False
 
 
 def remove_replica(s: ClusterState, op: ops.RemoveReplica) -> list[ev.Event]:

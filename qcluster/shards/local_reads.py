@@ -47,7 +47,7 @@ class LocalReads:
         self.shard = shard
         self.pool = Lane(shard.workers.search, shard.workers.sizes.search)
         self.coalescer = batching.Coalescer(self.search_now)
-        self._indexed_filters: dict[int, tuple[Any, frozenset[str], bool]] = {}
+        self._indexed_filters: dict[int, tuple[Filter, tuple[str, ...] | None]] = {}
 
     async def _read(self, fn: Any, *args: Any) -> Any:
         """Run ``fn`` on a search thread under the caller's deadline (``qcluster.deadline``): the
@@ -57,50 +57,65 @@ class LocalReads:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, deadline.context().run, fn, *args)
 
-    def cheap(self, requests: Sequence[SearchRequest]) -> bool:
-        """One unfiltered query of modest size, and little unindexed data to scan exactly."""
+    def cheap(self, requests: Sequence[SearchRequest], parsed: list[Filter] | None = None) -> bool:
+        """One query of modest size, unfiltered or with a small filter that payload indexes
+        answer, and little unindexed data to scan exactly. ``parsed`` (when given) receives the
+        request's parsed filter when it was at hand, so the search need not look it up again."""
         if len(requests) != 1 or load.busy():
             return False
         req = requests[0]
         if req.params.exact or req.limit + req.offset > 1000:
             return False
-        if req.filter is not None and not self._indexed_filter(req.filter):
+        if req.filter is not None and not self._indexed_filter(req.filter, parsed):
             return False
         if req.using in self.shard.config.sparse_vectors:  # cost = postings read, not points
             if not isinstance(req.vector, SparseVector):
                 return True  # fails fast inline with the same error
             return inline_cost(self.shard.set.segments, req.using, req.vector) <= INLINE_POSTINGS
-        unindexed = sum(s.live_count for s in self.shard.set.segments if req.using not in s.indexes)
+        unindexed = 0
+        for seg in self.shard.set.segments:
+            if req.using not in seg.indexes:
+                unindexed += len(seg.offsets)  # live points
         return unindexed <= 20_000
 
-    def _indexed_filter(self, raw: Any) -> bool:
+    def _indexed_filter(self, raw: Any, parsed: list[Filter] | None = None) -> bool:
         """A small filter whose every condition is answered by a payload index (so evaluating it
         is cheap); a large one goes to the search threads whatever its conditions. Remembered per
-        parsed filter (parses are cached by their JSON) and set of indexed keys."""
+        parsed filter (parses are cached by their JSON): the keys its field conditions read (None
+        when some leaf is of a kind no index answers), checked against the indexed keys."""
         indexed = self.shard.set.field_schemas
-        known = cached_filter(raw)  # a filter seen lately: its answer is remembered below
+        known = cached_filter(raw)  # a filter seen lately: its keys are remembered below
         hit = None if known is None else self._indexed_filters.get(id(known))
-        if hit is not None and hit[0] is known and hit[1] == indexed.keys():
-            return hit[2]
+        if hit is not None and hit[0] is known:
+            keys = hit[1]
+            if keys is None:
+                return False
+            for key in keys:
+                if key not in indexed:
+                    return False
+            if parsed is not None:
+                parsed.append(hit[0])
+            return True
         if filter_shape(raw, 2**31, CHEAP_FILTER_CONDITIONS).conditions > CHEAP_FILTER_CONDITIONS:
             return False
         try:
             flt = parse_filter(raw)
         except QClusterError:
             return True  # fails fast inline with the same error
-        answer = _all_indexed(flt, set(indexed))
+        keys = _index_keys(flt)
         if len(self._indexed_filters) > 1024:
             self._indexed_filters.clear()
-        self._indexed_filters[id(flt)] = (flt, frozenset(indexed), answer)
-        return answer
+        self._indexed_filters[id(flt)] = (flt, keys)
+        return keys is not None and all(key in indexed for key in keys)
 
     async def search_now(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         """Search inline when cheap, else on a search thread (what ``LocalShard.search`` does
         outside batches, and what a batch's coalesced searches run)."""
         shard = self.shard
-        if self.cheap(requests):
+        parsed: list[Filter] = []
+        if self.cheap(requests, parsed):
             shard.check_open()
-            return shard_search.search(tuple(shard.set.segments), shard.config, requests)
+            return shard_search.search(tuple(shard.set.segments), shard.config, requests, parsed or None)
         result: list[list[ScoredPoint]] = await self._read(
             shard_search.search, tuple(shard.set.segments), shard.config, requests
         )
@@ -136,10 +151,17 @@ class LocalReads:
         )
 
 
-def _all_indexed(c: Any, indexed: set[str]) -> bool:
+def _index_keys(c: Any) -> tuple[str, ...] | None:
+    """The keys of ``c``'s field conditions (it is answered by payload indexes when each has
+    one), or None when some leaf is of a kind no index answers."""
     if isinstance(c, Filter):
-        conds = (*c.must, *c.should, *c.must_not, *(c.min_should.conditions if c.min_should else ()))
-        return all(_all_indexed(x, indexed) for x in conds)
+        keys: list[str] = []
+        for x in (*c.must, *c.should, *c.must_not, *(c.min_should.conditions if c.min_should else ())):
+            sub = _index_keys(x)
+            if sub is None:
+                return None
+            keys.extend(k for k in sub if k not in keys)
+        return tuple(keys)
     if isinstance(c, FieldCondition):
-        return c.key in indexed
-    return isinstance(c, HasId | HasVector)
+        return (c.key,)
+    return () if isinstance(c, HasId | HasVector) else None

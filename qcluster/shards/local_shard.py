@@ -47,6 +47,7 @@ from qcluster.shards.base import (
     VectorSelector,
 )
 from qcluster.shards.clock import ClockMap, ClockTag
+from qcluster.shards.filters.conditions import Filter
 from qcluster.shards.local_flush import Flusher
 from qcluster.shards.local_open import open_shard
 from qcluster.shards.local_reads import LocalReads
@@ -250,9 +251,10 @@ class LocalShard:
     async def search(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         if batching.active():  # a batch endpoint: join this loop turn's searches (``batching.py``)
             return await self.reads.coalescer.search(requests)
-        if self.reads.cheap(requests):  # (``LocalReads.search_now`` inlined: the one-query path is hot)
+        parsed: list[Filter] = []  # (``LocalReads.search_now`` inlined: the one-query path is hot)
+        if self.reads.cheap(requests, parsed):
             self.check_open()
-            return shard_search.search(tuple(self.set.segments), self.config, requests)
+            return shard_search.search(tuple(self.set.segments), self.config, requests, parsed or None)
         return await self.reads.search_now(requests)
 
     async def scroll(self, request: ScrollRequest) -> ScrollResult:

@@ -50,9 +50,16 @@ class Job:
     sources: list[Segment]
     base: Segment | None = None
     graphs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # vector -> key -> spec
-    layout: tuple[str, str] | None = None  # (key, "tenant" | "principal") ordering merged rows
+    # (key, "tenant" | "principal") ordering the rebuilt rows; on an indexing job: rebuild the
+    # segment in that order rather than index it in place
+    layout: tuple[str, str] | None = None
     progress: OptimizationProgress = field(default_factory=lambda: OptimizationProgress("", [], 0, 0, 0.0))
     snapshot: list[Any] = field(default_factory=list)
+
+    @property
+    def rebuilds(self) -> bool:
+        """The job builds a new segment replacing its sources (merge, vacuum, laid-out indexing)."""
+        return self.kind in ("merge", "vacuum") or (self.kind == "indexing" and self.layout is not None)
 
 
 class Optimizer:
@@ -150,10 +157,15 @@ class Optimizer:
             log.info("segment sealed", segment=app.id, points=app.live_count, path=str(shard.path))
         sealed = segs[:-1]
         names = list(shard.config.dense_dims())
+        layout = graph_builder.layout_field(shard.set.field_schemas)
         for seg in sealed:
             if threshold_kb > 0 and _unindexed(seg, names) and seg.live_count > 0:
                 self.pending = True
-                return self._start(Job("indexing", [seg]))
+                # Indexed for the first time under a tenant / principal field: rebuilt in that
+                # order (Qdrant's tenant-first layout: a tenant's vectors are read contiguously
+                # when it is scored exactly), as merges and vacuums lay out their rows.
+                relayout = layout is not None and not seg.indexes and seg.live_count > 1
+                return self._start(Job("indexing", [seg], layout=layout if relayout else None))
         for seg in sealed:
             deleted = seg.deleted_count
             if (
@@ -200,7 +212,7 @@ class Optimizer:
     def _start(self, job: Job) -> Job:
         points = sum(s.live_count for s in job.sources)
         job.progress = OptimizationProgress(job.kind, [s.id for s in job.sources], points, 0, time.time())
-        if job.kind in ("merge", "vacuum"):
+        if job.rebuilds:
             job.layout = graph_builder.layout_field(self.shard.set.field_schemas)
             job.graphs = {
                 n: graph_builder.wanted(self.shard.config, self.shard.set.field_schemas, n)
@@ -249,7 +261,7 @@ class Optimizer:
                 for name, specs in job.graphs.items()
                 if name in seg.indexes
             }
-        if job.kind == "indexing":
+        if not job.rebuilds:  # indexing in place
             seg = job.sources[0]
             built: dict[str, Any] = {}
             for name, store in seg.sparse.items():
@@ -266,6 +278,8 @@ class Optimizer:
                     threads=self._threads(),
                     progress=self._report(job),
                 )
+            for fidx in list(seg.field_indexes.values()):
+                fidx.prepare()
             return built  # payload graphs follow as their own job
         return self._build_merged(job)
 
@@ -328,6 +342,8 @@ class Optimizer:
                     progress=self._report(job),
                 )
         self.shard.set.new_field_indexes(seg)
+        for fidx in seg.field_indexes.values():
+            fidx.prepare()
         for name, index in seg.indexes.items():
             for graph in self._graphs(job, seg, index, name, list(job.graphs.get(name, {}))).values():
                 index.with_payload_graph(graph)
@@ -351,7 +367,7 @@ class Optimizer:
                 fields=sorted(k for g in job.graphs.values() for k in g),
             )
             return
-        if job.kind == "indexing":
+        if not job.rebuilds:  # indexing in place
             seg = job.sources[0]
             for name, index in result.items():
                 if name in seg.sparse:
@@ -382,7 +398,9 @@ class Optimizer:
         new.dirty = True
         shard.flusher.retire(job.sources)
         log.info(
-            "segments merged" if job.kind == "merge" else "segment vacuumed",
+            {"merge": "segments merged", "vacuum": "segment vacuumed"}.get(
+                job.kind, "segment indexed in layout order"
+            ),
             into=new.id,
             sources=len(job.sources),
             points=new.live_count,

@@ -5,7 +5,8 @@ replica through consensus, forwarding ordered writes), what takes writes for the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from qcluster.errors import TransientError
@@ -47,6 +48,23 @@ class FailedReplica:
     reason: str
     holders: tuple[int, ...] = ()
     holders_since: tuple[int, ...] = ()  # each holder's ``since`` in the view the write used
+    view: tuple[int, ...] = ()  # the other replicas in that view, and their ``since``
+    view_since: tuple[int, ...] = ()
+
+
+def attested(
+    replica: FailedReplica, holders: Sequence[int], view: Mapping[int, ReplicaState], since: Mapping[int, int]
+) -> FailedReplica:
+    """``replica`` with the replicas that hold the write and the view it was sent in (each
+    replica's ``since``), so consensus can refuse the change once that view no longer holds."""
+    others = tuple(p for p in sorted(view) if p not in holders)
+    return replace(
+        replica,
+        holders=tuple(holders),
+        holders_since=tuple(since.get(h, 0) for h in holders),
+        view=others,
+        view_since=tuple(since.get(p, 0) for p in others),
+    )
 
 
 class ReplicaEnv(Protocol):

@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from qcluster.errors import (
@@ -58,7 +57,14 @@ from qcluster.logging import get_logger
 from qcluster.shards.base import ShardOperation, UpdateResult
 from qcluster.shards.clock import ClockSet, ClockTag
 from qcluster.shards.operations import UpdateOperation
-from qcluster.shards.replica_env import Consistency, FailedReplica, Ordering, ReplicaEnv, ShardWriter
+from qcluster.shards.replica_env import (
+    Consistency,
+    FailedReplica,
+    Ordering,
+    ReplicaEnv,
+    ShardWriter,
+    attested,
+)
 from qcluster.shards.resolve import Condition
 from qcluster.shards.unsettled import Settler
 from qcluster.types import ReplicaState, ShardKey
@@ -202,7 +208,7 @@ class ReplicaSet:
                 f"shard {self.shard_id} of `{self.collection}` has no replica that can take writes "
                 f"({self._describe()})"
             )
-        since = self.since  # the view this write is sent with (set_states replaces it)
+        view, since = self.states, self.since  # the view this write is sent in (set_states replaces them)
         fed = self._peers_in(FED)  # not sent to: a transfer's source forwards to them
         clock, tag = self.clocks.take()
         outcomes = await asyncio.gather(
@@ -235,7 +241,7 @@ class ReplicaSet:
         # replica applied this write (see qcluster/shards/unsettled.py)
         if failed:
             try:
-                await self._settle_failures(done, failed, since, fed)
+                await self._settle_failures(done, failed, view, since, fed)
             except QClusterError:
                 if unknown:  # not acknowledged, and maybe applied on some replicas only
                     self.settler.settle_later(tag)
@@ -252,6 +258,7 @@ class ReplicaSet:
         self,
         done: Mapping[int, UpdateResult],
         failed: Mapping[int, BaseException],
+        view: Mapping[int, ReplicaState],
         since: Mapping[int, int],
         fed: list[int],
     ) -> None:
@@ -273,12 +280,7 @@ class ReplicaSet:
                 peer=peer,
                 error=str(exc),
             )
-        await self._deactivate(
-            failed,
-            tuple(counted_done),
-            tuple(since.get(p, 0) for p in counted_done),
-            self._unfed(fed, failed),
-        )
+        await self._deactivate(failed, counted_done, view, since, self._unfed(fed, failed))
         counted = len(self._peers_counted_total())
         required = min(self._write_factor(), max(counted, 1))
         if len(counted_done) < required:
@@ -316,8 +318,9 @@ class ReplicaSet:
     async def _deactivate(
         self,
         failed: Mapping[int, BaseException],
-        holders: tuple[int, ...],
-        holders_since: tuple[int, ...],
+        holders: list[int],
+        view: Mapping[int, ReplicaState],
+        since: Mapping[int, int],
         unfed: list[FailedReplica],
     ) -> None:
         for peer in failed:
@@ -330,10 +333,7 @@ class ReplicaSet:
             if peer in self.states
         ]
         results = await asyncio.gather(
-            *(
-                self.env.deactivate(replace(replica, holders=holders, holders_since=holders_since))
-                for replica in replicas + unfed
-            ),
+            *(self.env.deactivate(attested(replica, holders, view, since)) for replica in replicas + unfed),
             return_exceptions=True,
         )
         gone = next((r for r in results if isinstance(r, HoldersGoneError)), None)

@@ -29,16 +29,25 @@ PLANS = (
     "fallback_short",
     "fallback_region",
 )
-_counts: Counter[str] = Counter()
+# One counter per thread that searches (only that thread writes it: no lock on the hot path);
+# a snapshot adds them up. Counters outlive their threads, so counts never go down.
+_local = threading.local()
+_counters: list[Counter[str]] = []
 _lock = threading.Lock()
 
 
 def record(plan: str, queries: int = 1) -> None:
-    with _lock:
-        _counts[plan] += queries
+    try:
+        counts: Counter[str] = _local.counts
+    except AttributeError:
+        counts = _local.counts = Counter()
+        with _lock:
+            _counters.append(counts)
+    counts[plan] += queries
 
 
 def snapshot() -> dict[str, int]:
     """Every plan with its count so far (zeros included)."""
     with _lock:
-        return {p: _counts.get(p, 0) for p in PLANS}
+        counters = list(_counters)
+    return {p: sum(c.get(p, 0) for c in counters) for p in PLANS}

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from qcluster.models.config import ShardConfig
 from qcluster.shards.base import AnyVector
 from qcluster.shards.ragged import RaggedStore, Value, multi_parts
+from qcluster.shards.selection_cache import SelectionCache
 from qcluster.shards.sparse.store import SparseStore
 from qcluster.shards.sparse.vector import SparseVector
 from qcluster.types import PointId
@@ -84,6 +85,9 @@ class Segment:
         self.dirty = True
         self.vectors_on_disk = False  # sealed vectors already written (they never change)
         self.epoch = 0  # bumps on every deletion / vector removal (invalidates cached masks)
+        # bumps after every change to points, payloads or payload indexes (``selection_cache``)
+        self.generation = 0
+        self.selections = SelectionCache()
         self._mask_cache: dict[str, tuple[int, int, Mask | None]] = {}
         self.touched: set[int] | None = None  # offsets changed while an optimization reads this segment
         self.saved_fields: dict[str, tuple[int, int]] = {}  # key -> (token, index id) on disk
@@ -131,6 +135,14 @@ class Segment:
     def field_index(self, key: str) -> FieldIndex | None:
         return self.field_indexes.get(key)
 
+    def set_field_index(self, key: str, index: FieldIndex) -> None:
+        self.field_indexes[key] = index
+        self.generation += 1
+
+    def drop_field_index(self, key: str) -> None:
+        self.field_indexes.pop(key, None)
+        self.generation += 1
+
     def live_mask(self) -> Mask:
         return ~self.deleted[: self.size]
 
@@ -165,6 +177,7 @@ class Segment:
 
     def _touch(self, offset: int) -> None:
         self.dirty = True
+        self.generation += 1
         if self.touched is not None:
             self.touched.add(offset)
 
@@ -247,6 +260,7 @@ class Segment:
                     for fidx in self.field_indexes.values():
                         fidx.add(start + i, payload)
         self.dirty = True
+        self.generation += 1
         if self.touched is not None:
             self.touched.update(range(start, start + n))
 

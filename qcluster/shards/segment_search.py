@@ -75,9 +75,11 @@ PROBE_HITS = 2
 MIN_PROBES = 16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Query:
-    """One request's queries and parameters, shared by every segment it searches."""
+    """One request's queries and parameters, shared by every segment it searches (never changed
+    once made: ``clamped`` returns a copy; not frozen only because a frozen dataclass costs
+    microseconds to create, on the one-query path)."""
 
     vectors: F32  # preprocessed [nq, dim]
     using: str
@@ -91,7 +93,7 @@ class Query:
 
     def __post_init__(self) -> None:
         if not self.ef:
-            object.__setattr__(self, "ef", max(self.params.hnsw_ef or self.hnsw.ef_construct, self.k))
+            self.ef = max(self.params.hnsw_ef or self.hnsw.ef_construct, self.k)
 
     def clamped(self, size: int) -> Query:
         """This query with ``k`` and the beam at most ``size`` (a segment's points): a limit or
@@ -152,8 +154,7 @@ def search_segment(seg: Segment, q: Query) -> tuple[F32, I64]:
     dim = vectors.shape[1]
     # A filter whose candidates the indexes can list within the largest exact budget never
     # builds a point mask; otherwise (too many, or a leaf needs payloads) it becomes a mask.
-    budget = None if index is None else exact_limit(q, dim, 0.0)
-    ids = selection.offsets(q.filter, seg, size, budget)
+    ids = _allowed(seg, q, size, dim, index is not None, base)
     mask: Mask | None = None
     if ids is None and index is not None:
         wide = _wide_share(q.filter, seg, index, base)
@@ -163,8 +164,6 @@ def search_segment(seg: Segment, q: Query) -> tuple[F32, I64]:
         mask = evaluate(q.filter, seg, base)
         card = int(np.count_nonzero(mask))
     else:
-        if base is not None:
-            ids = ids[base[ids]]
         card = len(ids)
     est = selection.estimate(q.filter, seg, seg.live_count) if _debug.isEnabledFor(logging.DEBUG) else None
     if card == 0:
@@ -191,6 +190,24 @@ def search_segment(seg: Segment, q: Query) -> tuple[F32, I64]:
     if q.threshold is None:
         _verify(index, q, vectors, base, mask, card, scores, offs)
     return scores, offs
+
+
+def _allowed(seg: Segment, q: Query, size: int, dim: int, indexed: bool, base: Mask | None) -> I64 | None:
+    """The searchable offsets the filter allows, listed from the payload indexes within the
+    largest exact budget when the segment is ``indexed`` (None: too many, or a leaf needs
+    payloads), remembered per filter until the segment changes (``selection_cache.py``)."""
+    flt = q.filter
+    assert flt is not None
+    stamp = (seg.generation, seg.epoch, size)
+    key = (q.using, q.k, q.ef, q.hnsw.full_scan_threshold, indexed)  # what the budget depends on
+    found, ids = seg.selections.get(flt, key, stamp)
+    if found:
+        return ids
+    ids = selection.offsets(flt, seg, size, exact_limit(q, dim, 0.0) if indexed else None)
+    if ids is not None and base is not None:
+        ids = ids[base[ids]]
+    seg.selections.put(flt, key, stamp, ids)
+    return ids
 
 
 def _wide_share(flt: Filter, seg: Segment, index: Any, base: Mask | None) -> int | None:

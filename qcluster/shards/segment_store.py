@@ -155,7 +155,7 @@ def restore_field_index(seg: Segment, key: str, schema: Any) -> bool:
     fidx = files.load(seg.path, key, schema, token)
     if fidx is None:
         return False
-    seg.field_indexes[key] = fidx
+    seg.set_field_index(key, fidx)
     seg.saved_fields[key] = (token, id(fidx))
     return True
 

@@ -121,7 +121,7 @@ class SegmentSet:
         elif isinstance(op, DeleteFieldIndex):
             self.field_schemas.pop(op.field_name, None)
             for seg in self.segments:
-                seg.field_indexes.pop(op.field_name, None)
+                seg.drop_field_index(op.field_name)
 
     def create_field_index(self, key: str, raw_schema: Any) -> None:
         from qcluster.shards.payload_index import build_index, parse_field_schema
@@ -130,7 +130,7 @@ class SegmentSet:
         self.field_schemas[key] = raw_schema
         for seg in self.segments:
             if not segment_store.restore_field_index(seg, key, schema):  # sealed segments keep theirs on disk
-                seg.field_indexes[key] = build_index(key, schema, _live_payloads(seg))
+                seg.set_field_index(key, build_index(key, schema, _live_payloads(seg)))
 
     def new_field_indexes(self, seg: Segment) -> None:
         """Give a new segment the shard's payload indexes."""
@@ -139,7 +139,7 @@ class SegmentSet:
         from qcluster.shards.payload_index import build_index, parse_field_schema
 
         for key, raw in self.field_schemas.items():
-            seg.field_indexes[key] = build_index(key, parse_field_schema(raw), _live_payloads(seg))
+            seg.set_field_index(key, build_index(key, parse_field_schema(raw), _live_payloads(seg)))
 
     def preprocess_batch(self, batch: PointsBatch) -> dict[str, Column]:
         """Columns as stored: datatype applied (uint8 / float16), Cosine rows unit length."""

@@ -69,14 +69,20 @@ def point_vectors(seg: Segment, off: int, sel: VectorSelector) -> dict[str, Stor
 
 
 def search(
-    segments: Sequence[Segment], config: ShardConfig, requests: Sequence[SearchRequest]
+    segments: Sequence[Segment],
+    config: ShardConfig,
+    requests: Sequence[SearchRequest],
+    parsed: Sequence[Filter] | None = None,
 ) -> list[list[ScoredPoint]]:
     """Answer every request: plain dense ones grouped into batches (one planner decision and one
-    FAISS call per segment per group), sparse, multivector and IDF requests one by one."""
+    FAISS call per segment per group), sparse, multivector and IDF requests one by one.
+    ``parsed``: the parse of a single request's filter, when the caller has it at hand."""
     if len(requests) == 1:  # the common case, no grouping
-        if _plain_dense(config, requests[0]):
-            return [_search_dense(segments, config, requests[0])]
-        return [_search_one(segments, config, requests[0])]
+        req = requests[0]
+        if _plain_dense(config, req):
+            flt = parsed[0] if parsed else parsed_filter(req.filter)
+            return [_search_dense(segments, config, req, flt)]
+        return [_search_one(segments, config, req)]
     out: list[list[ScoredPoint]] = [[] for _ in requests]
     groups: dict[tuple[Any, ...], list[tuple[int, F32]]] = {}
     filters: dict[int, Filter | None] = {}
@@ -107,11 +113,19 @@ def search(
     return out
 
 
-def _search_dense(segments: Sequence[Segment], config: ShardConfig, req: SearchRequest) -> list[ScoredPoint]:
-    """One plain dense request (what ``search`` does for a group of one)."""
+def _search_dense(
+    segments: Sequence[Segment], config: ShardConfig, req: SearchRequest, flt: Filter | None
+) -> list[ScoredPoint]:
+    """One plain dense request with its parsed filter (what ``search`` does for a group of one)."""
     vec = _query_vector(config, req)
-    live = [seg for seg in segments if seg.live_count]
-    k = min(req.limit + req.offset, sum(seg.live_count for seg in live))
+    live = []
+    total = 0
+    for seg in segments:
+        n = len(seg.offsets)  # live points
+        if n:
+            live.append(seg)
+            total += n
+    k = min(req.limit + req.offset, total)
     if k == 0:
         return []
     params_v = config.vectors[req.using]
@@ -123,7 +137,7 @@ def _search_dense(segments: Sequence[Segment], config: ShardConfig, req: SearchR
         config.hnsw_for(req.using),
         req.params,
         req.score_threshold,
-        parsed_filter(req.filter),
+        flt,
     )
     return _merge_dense(req, _per_segment(live, query), 0, higher_is_better(params_v.distance))
 
@@ -161,14 +175,17 @@ def _query_vector(config: ShardConfig, req: SearchRequest) -> F32:
         raise BadInputError(f"`{req.using or 'vector'}` is not a multivector: expected one vector", "vector")
     if len(vec) != params.size:
         raise BadInputError(f"Vector dimension error: expected dim: {params.size}, got {len(vec)}", "vector")
-    dot = np.dot(vec, vec)
+    dot32 = np.dot(vec, vec)
+    dot = float(dot32)
     if not math.isfinite(dot) and not np.isfinite(vec).all():
         raise BadInputError("query vector values must be finite numbers", "vector")
     if params.distance == "Cosine" and 0 < dot < math.inf:  # unit length, as ``preprocess`` stores
-        norm = float(np.sqrt(dot))
+        # the float32 square root (as ``preprocess``): sqrt of the float64 value, rounded once
+        norm = float(np.float32(math.sqrt(dot)))
         if abs(norm - 1.0) <= UNIT_TOLERANCE:  # kept bit for bit, as ``preprocess`` does
-            return vec.reshape(1, -1) if vec.flags.c_contiguous else np.ascontiguousarray(vec.reshape(1, -1))
-        return (vec / np.float32(norm)).reshape(1, -1)
+            row = vec[None]
+            return row if vec.flags.c_contiguous else np.ascontiguousarray(row)
+        return (vec / np.float32(norm))[None]
     if params.distance == "Cosine":
         return preprocess(vec.reshape(1, -1), "Cosine")
     return np.ascontiguousarray(vec.reshape(1, -1))
@@ -192,18 +209,20 @@ def _merge_dense(
         o, s = offs[row], scores[row]
         end = req.offset + req.limit
         if len(o) <= SMALL_MERGE:  # a few hits: plain Python beats a chain of tiny numpy calls
-            deleted = seg.deleted
+            gone = seg.deleted[o].tolist()  # (an empty slot, -1, reads the last flag: skipped anyway)
             if not payload_sel.enabled and not vector_sel.enabled:  # ids, versions and scores only
                 ids = seg.ids
                 return [
                     ScoredPoint(ids[off], version, sc)
-                    for sc, off, version in zip(s.tolist(), o.tolist(), seg.versions[o].tolist(), strict=True)
-                    if off >= 0 and not deleted[off]
+                    for sc, off, version, dead in zip(
+                        s.tolist(), o.tolist(), seg.versions[o].tolist(), gone, strict=True
+                    )
+                    if off >= 0 and not dead
                 ][req.offset : end]
             live = [
                 (sc, off)
-                for sc, off in zip(s.tolist(), o.tolist(), strict=True)
-                if off >= 0 and not deleted[off]
+                for sc, off, dead in zip(s.tolist(), o.tolist(), gone, strict=True)
+                if off >= 0 and not dead
             ]
             picked = [(sc, off, seg) for sc, off in live[req.offset : end]]
         else:

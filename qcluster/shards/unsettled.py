@@ -34,7 +34,7 @@ from qcluster.errors import HoldersGoneError, QClusterError, TransientError
 from qcluster.logging import get_logger
 from qcluster.retry import until_done
 from qcluster.shards.clock import ClockTag
-from qcluster.shards.replica_env import FailedReplica
+from qcluster.shards.replica_env import FailedReplica, attested
 from qcluster.types import ReplicaState
 
 if TYPE_CHECKING:
@@ -62,19 +62,16 @@ async def mark_lacking(
     why: str,
 ) -> None:
     """Mark every replica of ``marks`` Dead through consensus, naming the replicas that hold the
-    writes it lacks (``marks[peer]``) as holders, with their ``since`` in the view ``states``
-    was read in. Holders that changed meanwhile: a transient error (look again)."""
+    writes it lacks (``marks[peer]``) as holders, in the view ``states`` / ``since`` were read
+    in. Holders or other replicas changed meanwhile: a transient error (look again)."""
     results = await asyncio.gather(
         *(
             rs.env.deactivate(
-                FailedReplica(
-                    rs.collection,
-                    rs.shard_id,
-                    peer,
-                    states[peer],
-                    f"{why} {list(holders)}",
+                attested(
+                    FailedReplica(rs.collection, rs.shard_id, peer, states[peer], f"{why} {list(holders)}"),
                     holders,
-                    tuple(since.get(h, 0) for h in holders),
+                    states,
+                    since,
                 )
             )
             for peer, holders in marks.items()

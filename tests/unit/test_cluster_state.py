@@ -466,3 +466,47 @@ def test_holders_travel_through_the_codec() -> None:
     with pytest.raises(BadInputError) as err:
         decode_op(orjson.dumps(raw))
     assert err.value.field == "holders_since"
+
+
+def test_a_replica_rebuilt_since_the_writes_view_blocks_its_deactivations() -> None:
+    """Chaos quick seed 1913: C, cut off, took a write alone (A failed it, B was Dead in its view)
+    and asked to mark A Dead. Meanwhile the others rebuilt B from A, without the write, and made
+    it Active. C's request, applied after that, must be refused (B may lack the write), although
+    its holder C is unchanged."""
+    s = with_collection(cluster(A, B, C))  # shard 0 on A and B, Active
+    grow = TransferRef("c", 0, A, C)
+    s.apply(ops.start_transfer(grow, sync=True))
+    s.apply(ops.finish_transfer(grow))
+    s.apply(ops.set_replica_state("c", 0, B, RS.DEAD, RS.ACTIVE))
+    shard = s.collections["c"].shards[0]
+    seen = dict(shard.since)  # C's view when it sent the write
+    rebuild = TransferRef("c", 0, A, B)
+    s.apply(ops.start_transfer(rebuild, sync=True))
+    s.apply(ops.finish_transfer(rebuild))
+    assert s.replica_state("c", 0, B) is RS.ACTIVE and shard.since[B] != seen[B]
+
+    def mark_a(b_since: int) -> ops.SetReplicaState:
+        return ops.set_replica_state(
+            "c", 0, A, RS.DEAD, RS.ACTIVE, (C,), (seen[C],), view=(A, B), view_since=(seen[A], b_since)
+        )
+
+    assert s.apply(mark_a(seen[B])) == [ev.ReplicaChangeRefused("c", 0, A, (C,))]
+    assert s.replica_state("c", 0, A) is RS.ACTIVE
+    # a view in which B is as it is now: A is marked
+    assert s.apply(mark_a(shard.since[B])) == [ev.ReplicaStateChanged("c", 0, A, RS.ACTIVE, RS.DEAD)]
+    # a replica that takes writes but was not in the view at all also refuses
+    s.apply(ops.set_replica_state("c", 0, A, RS.ACTIVE, RS.DEAD))
+    unseen = ops.set_replica_state(
+        "c", 0, A, RS.DEAD, RS.ACTIVE, (C,), (seen[C],), view=(A,), view_since=(shard.since[A],)
+    )
+    assert s.apply(unseen) == [ev.ReplicaChangeRefused("c", 0, A, (C,))]
+
+
+def test_a_writes_view_travels_through_the_codec() -> None:
+    op = ops.set_replica_state("c", 0, A, RS.DEAD, RS.ACTIVE, (B,), (3,), view=(A, C), view_since=(1, 2))
+    assert decode_op(encode_op(op)) == op
+    raw = orjson.loads(encode_op(op))
+    raw["view_since"] = [1]  # one version per replica of the view
+    with pytest.raises(BadInputError) as err:
+        decode_op(orjson.dumps(raw))
+    assert err.value.field == "view_since"

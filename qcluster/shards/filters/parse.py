@@ -384,7 +384,10 @@ def cached_filter(raw: Any) -> Filter | None:
     if key is None:
         return None
     with _cache_lock:
-        return _cache.get(key)
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+        return hit
 
 
 def parse_filter(raw: Any, path: str = "filter") -> Filter:

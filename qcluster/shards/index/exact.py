@@ -67,8 +67,8 @@ def exact_rows(
     if rows.dtype != np.int64 or not rows.flags.c_contiguous:
         rows = np.ascontiguousarray(rows, dtype=np.int64)
     kk = k if k < n else n
-    vals = np.empty((nq, kk), dtype=np.float32)
-    labels = np.empty((nq, kk), dtype=np.int64)
+    vals = np.empty((nq, kk), np.float32)
+    labels = np.empty((nq, kk), np.int64)
     single_thread()
     knn = faiss.knn_L2sqr_by_idx if distance == "Euclid" else faiss.knn_inner_products_by_idx
     knn(

@@ -209,6 +209,9 @@ class FieldIndex:
         elif counts:
             self._multi[offset] = counts
 
+    def prepare(self) -> None:
+        """Build now, off the query path, what answering conditions builds on first use."""
+
     # ------------------------------------------------------------------ answering conditions
     def points_count(self) -> int:
         """Points with at least one value of this index's type."""

@@ -49,6 +49,10 @@ class _RangeIndex(FieldIndex):
     def _restore(self, offsets: I64, values: list[Any]) -> None:
         self.sorted.load(offsets, values)
 
+    def prepare(self) -> None:
+        with self._lock:
+            self.sorted.prepare()
+
     def _range_mask(self, check: Range, size: int) -> Mask:
         return self.sorted.select(size, gt=check.gt, gte=check.gte, lt=check.lt, lte=check.lte)
 

@@ -209,6 +209,22 @@ class SortedValues:
         if not self._built or len(self._dirty) > max(64, len(self._vals) // 16):
             self._rebuild()
 
+    def prepare(self) -> None:
+        """Sort now (and rank, when offsets hold one value each) rather than on first use."""
+        self._fresh()
+        if not self._dirty and self._single:
+            self._ranks()
+
+    def _ranks(self) -> I64:
+        """Offset -> position in the sorted arrays (-1: no value); single-valued indexes only."""
+        rank = self._rank
+        if rank is None:
+            top = int(self._offs.max()) + 1 if len(self._offs) else 0
+            rank = np.full(top, -1, dtype=np.int64)
+            rank[self._offs] = np.arange(len(self._offs), dtype=np.int64)
+            self._rank = rank
+        return rank
+
     def _bounds(self, gt: Any, gte: Any, lt: Any, lte: Any) -> tuple[int, int]:
         vals = self._vals
         lo, hi = 0, len(vals)
@@ -237,12 +253,7 @@ class SortedValues:
         self._fresh()
         if self._dirty or not self._single:
             return None
-        rank = self._rank
-        if rank is None:
-            top = int(self._offs.max()) + 1 if len(self._offs) else 0
-            rank = np.full(top, -1, dtype=np.int64)
-            rank[self._offs] = np.arange(len(self._offs), dtype=np.int64)
-            self._rank = rank
+        rank = self._ranks()
         pos = np.full(len(offsets), -1, dtype=np.int64)
         inside = offsets < len(rank)
         pos[inside] = rank[offsets[inside]]
