@@ -77,10 +77,12 @@ def search(
     """Answer every request: plain dense ones grouped into batches (one planner decision and one
     FAISS call per segment per group), sparse, multivector and IDF requests one by one.
     ``parsed``: the parse of a single request's filter, when the caller has it at hand."""
-    if len(requests) == 1 and _plain_dense(config, requests[0]):  # the common case, no grouping
+    if len(requests) == 1:  # the common case, no grouping
         req = requests[0]
-        flt = parsed[0] if parsed else parsed_filter(req.filter)
-        return [_search_dense(segments, config, req, flt)]
+        if _plain_dense(config, req):
+            flt = parsed[0] if parsed else parsed_filter(req.filter)
+            return [_search_dense(segments, config, req, flt)]
+        return [_search_one(segments, config, req)]
     out: list[list[ScoredPoint]] = [[] for _ in requests]
     groups: dict[tuple[Any, ...], list[tuple[int, F32]]] = {}
     filters: dict[int, Filter | None] = {}
@@ -195,9 +197,10 @@ def _merge_dense(
     row: int,
     high: bool,
 ) -> list[ScoredPoint]:
-    """One query's hits from every segment: best first, one per point id (a point moving between
-    segments may show twice for a moment: the first, live copy wins), offset skipped. Only the
-    returned hits get their payload and vectors."""
+    """One query's hits from every segment (row ``row`` of each segment's scores and offsets, -1
+    offsets padding): best first, one per point id (a point moving between segments may show
+    twice for a moment: the first, live copy wins), offset skipped. Only the returned hits get
+    their payload and vectors. Dense and sparse searches end here."""
     payload_sel, vector_sel = req.with_payload, req.with_vector
     if len(per_segment) != 1:
         picked = _merge_segments(req, per_segment, row, high)
@@ -290,7 +293,7 @@ def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchReq
                 f"Conversion between sparse and regular vectors failed: `{req.using}` is a sparse vector",
                 "vector",
             )
-        return [] if k == 0 else _merge(segments, _sparse_hits(segments, config, req, k), req, high=True)
+        return [] if k == 0 else _merge_sparse(req, _sparse_per_segment(segments, config, req, k))
     params = config.vectors.get(req.using)
     if params is None:
         raise BadInputError(f"Not existing vector name error: {req.using}", "using")
@@ -350,7 +353,10 @@ def _multi_hits(
     return hits
 
 
-def _sparse_hits(segments: Sequence[Segment], config: ShardConfig, req: SearchRequest, k: int) -> Hits:
+def _sparse_per_segment(
+    segments: Sequence[Segment], config: ShardConfig, req: SearchRequest, k: int
+) -> list[tuple[Segment, F32, npt.NDArray[np.int64]]]:
+    """Each segment's best ``k`` (one row of scores and offsets), for the segments with hits."""
     query = req.vector
     assert isinstance(query, SparseVector)
     corpus_raw = req.params.idf_corpus
@@ -358,17 +364,35 @@ def _sparse_hits(segments: Sequence[Segment], config: ShardConfig, req: SearchRe
         corpus = None if corpus_raw is None else filter_masks(segments, corpus_raw)
         query = shard_idf(segments, req.using, query, corpus)
     masks = filter_masks(segments, req.filter)
-    hits: Hits = []
+    out = []
     for si, seg in enumerate(segments):
         deadline.check()
         if seg.live_count == 0:
             continue
         scores, offs = search_sparse(seg, req.using, query, k, masks[si], req.score_threshold)
-        valid = offs >= 0
-        hits.extend(
-            (-s, si, off) for s, off in zip(scores[valid].tolist(), offs[valid].tolist(), strict=True)
-        )
-    return hits
+        if len(offs):
+            out.append((seg, scores, offs))
+    return out
+
+
+def _merge_sparse(
+    req: SearchRequest, per_segment: list[tuple[Segment, F32, npt.NDArray[np.int64]]]
+) -> list[ScoredPoint]:
+    """``_merge_dense`` for the sparse hits of ``_sparse_per_segment``; the hits of one segment
+    alone (no payload or vectors asked) are turned into points directly."""
+    if len(per_segment) != 1 or req.with_payload.enabled or req.with_vector.enabled:
+        rows = [(seg, scores.reshape(1, -1), offs.reshape(1, -1)) for seg, scores, offs in per_segment]
+        return _merge_dense(req, rows, 0, high=True)
+    seg, scores, offs = per_segment[0]
+    if any(seg.deleted[offs].tolist()):  # deleted while this search ran
+        return _merge_dense(req, [(seg, scores.reshape(1, -1), offs.reshape(1, -1))], 0, high=True)
+    if req.offset or len(offs) > req.limit:
+        end = req.offset + req.limit
+        scores, offs = scores[req.offset : end], offs[req.offset : end]
+    ids = seg.ids
+    return list(
+        map(ScoredPoint, [ids[o] for o in offs.tolist()], seg.versions[offs].tolist(), scores.tolist())
+    )
 
 
 def _merge(segments: Sequence[Segment], hits: Hits, req: SearchRequest, high: bool) -> list[ScoredPoint]:

@@ -1,6 +1,7 @@
 """``sparse.topk.top_k`` against a brute-force dot product over every row: the same offsets in the
 same order (best score, then lower offset) and the same scores, with allowed masks, thresholds,
-ties, negative values and terms the index lacks."""
+ties, negative values, terms the index lacks, floors read from lists on either side of the length
+cap and lookups reused across queries; IDF weights alike on their short and long paths."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from qcluster.shards.sparse.inverted import InvertedIndex
-from qcluster.shards.sparse.topk import LARGE, top_k
+from qcluster.shards.sparse.search import SHORT_QUERY, idf_weighted
+from qcluster.shards.sparse.topk import FLOOR_LIST, LARGE, top_k
 from qcluster.shards.sparse.vector import SparseVector, sorted_unique
 
 VOCAB = 400
@@ -88,7 +90,7 @@ def test_top_k_matches_brute_force(integer: bool, signed: bool, spread_out: bool
     if spread_out:
         rows = [spread(r) for r in rows]
     index = index_of(rows)
-    assert (index._slots is None) == spread_out
+    assert (index._spans is None) == spread_out
     masks = [None, rng.random(len(rows)) < 0.3, rng.random(len(rows)) < 0.01]
     for case in range(60):
         q = query(rng, int(rng.integers(1, 13)), signed and case % 2 == 0, case % 5 == 0)
@@ -129,3 +131,61 @@ def test_no_match_and_empty_query() -> None:
     zero = SparseVector(np.array([1], np.uint32), np.array([0.0], np.float32))
     scores, offs = top_k(index, zero, 3, None, None)
     assert offs.tolist() == [0, 1, 2] and scores.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_floor_list_on_either_side_of_its_length_cap() -> None:
+    # term 1 in every row, term 2 in FLOOR_LIST + 40 rows, term 3 in FLOOR_LIST - 40, term 4 in 30:
+    # the floor comes from the list of term 3 (the longest within the cap), or from the shortest
+    # beyond it when the query has no list within the cap; the answer is the brute force's
+    rng = np.random.default_rng(3)
+    n = 3 * FLOOR_LIST
+    member = {
+        2: set(rng.choice(n, FLOOR_LIST + 40, replace=False).tolist()),
+        3: set(rng.choice(n, FLOOR_LIST - 40, replace=False).tolist()),
+        4: set(rng.choice(n, 30, replace=False).tolist()),
+    }
+    rows = []
+    for r in range(n):
+        idx = [1] + [t for t in (2, 3, 4) if r in member[t]]
+        vals = rng.integers(1, 5, len(idx)).astype(np.float32)  # integer values: ties at the cut
+        rows.append(SparseVector(np.array(idx, np.uint32), vals))
+    index = index_of(rows)
+    for terms in ([1, 2, 3, 4], [1, 2], [2, 3], [4], [1]):
+        q = SparseVector(np.array(terms, np.uint32), (rng.random(len(terms)) + 0.5).astype(np.float32))
+        for k in (1, 10, 50):
+            scores, offs = top_k(index, q, k, None, None)
+            want = brute(rows, q, k, None, None)
+            assert offs.tolist() == [o for o, _ in want], (terms, k)
+            assert scores.tolist() == pytest.approx([s for _, s in want], rel=1e-12)
+
+
+def test_a_lookup_is_reused_only_for_the_same_indices() -> None:
+    rng = np.random.default_rng(4)
+    rows = corpus(rng, 300, integer=False, signed=False)
+    index = index_of(rows)
+    q = query(rng, 6, signed=False, missing=True)
+    same_indices = SparseVector(q.indices, (q.values * 3).astype(np.float32))  # as IDF weighs a query
+    equal_copy = SparseVector(q.indices.copy(), q.values[::-1].copy())
+    other = query(rng, 4, signed=False, missing=False)
+    for v in (q, same_indices, equal_copy, other, q):
+        scores, offs = top_k(index, v, 10, None, None)
+        want = brute(rows, v, 10, None, None)
+        assert offs.tolist() == [o for o, _ in want]
+        assert scores.tolist() == pytest.approx([s for _, s in want], rel=1e-12)
+        assert index.postings_read(v) == sum(
+            int(np.count_nonzero(np.isin(r.indices, v.indices))) for r in rows
+        )
+
+
+@pytest.mark.parametrize("terms", [1, SHORT_QUERY, SHORT_QUERY + 1])
+def test_idf_weights_are_the_same_on_both_paths(terms: int) -> None:
+    # a short query is weighed on Python floats, a long one with numpy: the same float64 formula
+    rng = np.random.default_rng(terms)
+    q = SparseVector(np.arange(terms, dtype=np.uint32), (rng.random(terms) + 0.1).astype(np.float32))
+    points = 5000
+    df = rng.integers(0, points + 1, terms).astype(np.int64)
+    got = idf_weighted(q, points, df)
+    dfs = df.astype(np.float64)
+    want = (q.values.astype(np.float64) * np.log((points - dfs + 0.5) / (dfs + 0.5) + 1.0)).astype(np.float32)
+    assert got.values.dtype == np.float32 and got.indices is q.indices
+    assert got.values.tobytes() == want.tobytes()

@@ -35,13 +35,24 @@ SLOT_TABLE_MIN = 1 << 16  # a table of up to 4 entries per term plus this many i
 
 
 class Terms(NamedTuple):
-    """A query's indices found in an index: term positions, query weights (float64), and where
-    each one's postings start and end."""
+    """A query's indices found in an index: their weights (float64), where each one's postings
+    start and end, and how many postings that is."""
 
-    pos: I64
     w: F64
     lo: list[int]
     hi: list[int]
+    postings: int
+
+
+class _Found(NamedTuple):
+    """Where a query's indices are in an index (what ``Terms`` holds but the weights)."""
+
+    indices: Arr  # the query's indices array this answers (kept: identity is the key)
+    found: Mask | None  # which of them the index holds; None: all of them
+    lo: list[int]
+    hi: list[int]
+    lengths: list[int]  # hi - lo, one per index (0: not in the index)
+    postings: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +62,20 @@ class InvertedIndex:
     docs: Arr
     vals: Arr
     size: int  # offsets 0..size-1 are covered
-    # the last lookup (query, answer); one slot, replaced whole, so concurrent readers are safe
-    _last: list[tuple[SparseVector, Terms] | None] = field(
-        default_factory=lambda: [None], compare=False, repr=False
-    )
-    # index -> position in ``terms`` (-1: absent) when the indices are dense enough for a table
-    # (a vocabulary of word pieces): one memory access per query index instead of a binary search
-    _slots: I64 | None = field(init=False, default=None, compare=False, repr=False)
+    # the last lookup, by the identity of the query's indices array (an IDF-weighted query shares
+    # it with the query it was made from); one slot, replaced whole, so concurrent readers are safe
+    _last: list[_Found | None] = field(default_factory=lambda: [None], compare=False, repr=False)
+    # index -> (start, end) of its postings ((0, 0): absent) when the indices are dense enough for
+    # a table (a vocabulary of word pieces): one memory access per query index instead of a
+    # binary search and two reads of ``ptr``
+    _spans: I64 | None = field(init=False, default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.terms) and int(self.terms[-1]) < 4 * len(self.terms) + SLOT_TABLE_MIN:
-            slots = np.full(int(self.terms[-1]) + 1, -1, dtype=np.int64)
-            slots[self.terms] = np.arange(len(self.terms), dtype=np.int64)
-            object.__setattr__(self, "_slots", slots)
+            spans = np.zeros((int(self.terms[-1]) + 1, 2), dtype=np.int64)
+            spans[self.terms, 0] = self.ptr[:-1]
+            spans[self.terms, 1] = self.ptr[1:]
+            object.__setattr__(self, "_spans", spans)
 
     @classmethod
     def build(cls, indptr: I64, indices: Arr, values: Arr) -> InvertedIndex:
@@ -84,65 +96,70 @@ class InvertedIndex:
         )
 
     def lookup(self, query: SparseVector) -> Terms:
-        """The query's indices present in the index: their positions, weights and posting spans.
-        The last answer is kept (by query identity): deciding where a search runs and running
-        it look the same query up."""
-        last = self._last[0]
-        if last is not None and last[0] is query:
-            return last[1]
-        if len(query) == 0 or len(self.terms) == 0:
-            found_terms = Terms(np.zeros(0, np.int64), np.zeros(0, np.float64), [], [])
-        else:
-            pos = self._positions(query.indices)
-            if int(pos.min()) >= 0:
-                w = query.values.astype(np.float64)
-            else:
-                found = pos >= 0
-                pos, w = pos[found], query.values[found].astype(np.float64)
-            found_terms = Terms(pos, w, self.ptr[pos].tolist(), self.ptr[pos + 1].tolist())
-        self._last[0] = (query, found_terms)
-        return found_terms
+        """The query's indices present in the index: their weights and posting spans. Where the
+        indices are is kept for the last query (by the identity of its indices array): deciding
+        where a search runs, weighing it by IDF and running it look the same indices up."""
+        where = self._where(query.indices)
+        values = query.values if where.found is None else query.values[where.found]
+        return Terms(values.astype(np.float64), where.lo, where.hi, where.postings)
 
-    def _positions(self, indices: Arr) -> I64:
-        """Position in ``terms`` of each of ``indices`` (ascending, not empty), -1 if absent."""
-        slots = self._slots
-        if slots is not None:
-            if int(indices[-1]) < len(slots):
-                return slots[indices]
-            pos = np.full(len(indices), -1, dtype=np.int64)
-            inside = indices < len(slots)
-            pos[inside] = slots[indices[inside]]
-            return pos
+    def _where(self, indices: Arr) -> _Found:
+        last = self._last[0]
+        if last is not None and last.indices is indices:
+            return last
+        lo, hi = self._spans_of(indices).T.tolist()
+        lengths = [b - a for a, b in zip(lo, hi, strict=True)]
+        found: Mask | None = None
+        if 0 in lengths:  # a term in the index holds at least one posting
+            found = np.array([n > 0 for n in lengths], dtype=np.bool_)
+            lo = [a for a, n in zip(lo, lengths, strict=True) if n]
+            hi = [b for b, n in zip(hi, lengths, strict=True) if n]
+        where = _Found(indices, found, lo, hi, lengths, sum(lengths))
+        self._last[0] = where
+        return where
+
+    def _spans_of(self, indices: Arr) -> I64:
+        """(start, end) of the postings of each of ``indices`` (ascending), (0, 0) if absent."""
+        spans = self._spans
+        if len(indices) == 0 or len(self.terms) == 0:
+            return np.zeros((len(indices), 2), dtype=np.int64)
+        if spans is not None:
+            if int(indices[-1]) < len(spans):
+                out: I64 = spans[indices]
+                return out
+            out = np.zeros((len(indices), 2), dtype=np.int64)
+            inside = indices < len(spans)
+            out[inside] = spans[indices[inside]]
+            return out
         terms = self.terms
         pos = terms.searchsorted(indices)
         if int(pos[-1]) >= len(terms):  # indices ascend: only the last can fall past the end
             np.minimum(pos, len(terms) - 1, out=pos)
-        absent = terms[pos] != indices
-        if absent.any():
-            pos[absent] = -1
-        return pos
+        out = np.stack((self.ptr[pos], self.ptr[pos + 1]), axis=1)
+        out[terms[pos] != indices] = 0
+        return out
 
     def postings_read(self, query: SparseVector) -> int:
         """How many postings scoring ``query`` reads."""
-        found = self.lookup(query)
-        return sum(found.hi) - sum(found.lo)
+        return self._where(query.indices).postings
 
-    def gather(self, lo: list[int], hi: list[int], w: F64) -> tuple[Arr, Arr]:
+    def gather(self, lo: list[int], hi: list[int], w: F64) -> tuple[Arr, F64]:
         """(docs, values times their term's weight) of the posting lists ``lo[i]:hi[i]``, one
-        after another. Docs keep the stored dtype (uint32); values are float64, or the stored
-        float32 values when every weight is 1 (``bincount`` widens them to the same float64
-        products)."""
+        after another: docs as ``intp`` and values as float64, what ``bincount`` reads without a
+        conversion of its own (a single list keeps its stored docs dtype)."""
         if len(lo) == 1:
             a, b = lo[0], hi[0]
             return self.docs[a:b], self.vals[a:b] * w[0]
         if not lo:
-            return np.zeros(0, np.uint32), np.zeros(0, np.float64)
+            return np.zeros(0, np.intp), np.zeros(0, np.float64)
+        docs_all, vals_all = self.docs, self.vals
         spans = list(zip(lo, hi, strict=True))
-        docs = np.concatenate([self.docs[a:b] for a, b in spans])
-        vals = np.concatenate([self.vals[a:b] for a, b in spans])
-        if bool((w == 1.0).all()):
-            return docs, vals
-        return docs, vals * np.repeat(w, [b - a for a, b in spans])
+        docs = np.concatenate([docs_all[a:b] for a, b in spans], dtype=np.intp)
+        vals: F64 = np.concatenate([vals_all[a:b] for a, b in spans], dtype=np.float64)
+        weights = w.tolist()
+        if min(weights) != 1.0 or max(weights) != 1.0:
+            vals *= np.repeat(w, [b - a for a, b in spans])
+        return docs, vals
 
     def score(self, query: SparseVector, size: int) -> tuple[F64, Mask]:
         """Dot products with every covered offset (``size`` >= ``self.size`` long), and which
@@ -155,14 +172,9 @@ class InvertedIndex:
         return scores, hit
 
     def posting_lengths(self, indices: Arr) -> I64:
-        """For each index, how many offsets hold it (0 for an index not in the index)."""
-        out = np.zeros(len(indices), dtype=np.int64)
-        if len(self.terms) == 0 or len(indices) == 0:
-            return out
-        pos = np.minimum(self.terms.searchsorted(indices), len(self.terms) - 1)
-        found = self.terms[pos] == indices
-        out[found] = self.ptr[pos[found] + 1] - self.ptr[pos[found]]
-        return out
+        """For each index (ascending, unique: a query's), how many offsets hold it (0 for an index
+        not in the index)."""
+        return np.array(self._where(indices).lengths, dtype=np.int64)
 
     def doc_freq(self, indices: Arr, counted: Mask) -> I64:
         """For each index, how many offsets with ``counted`` set hold it."""

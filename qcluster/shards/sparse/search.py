@@ -13,13 +13,14 @@ the points matching the ``idf.corpus`` filter when the query gives one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from qcluster.shards.segment import Segment
-from qcluster.shards.sparse.inverted import InvertedIndex, csr_doc_freq, score_csr
+from qcluster.shards.sparse.inverted import csr_doc_freq, score_csr
 from qcluster.shards.sparse.topk import top_k
 from qcluster.shards.sparse.vector import SparseVector
 
@@ -32,6 +33,7 @@ Mask = npt.NDArray[np.bool_]
 # A sparse search reading at most this many postings (and rows scored from CSR) is cheap enough to
 # run on the event loop (about a millisecond); a larger one goes to the search threads.
 INLINE_POSTINGS = 100_000
+SHORT_QUERY = 64  # IDF weights of a query this short are computed on Python floats
 
 
 def inline_cost(segments: Sequence[Segment], name: str, query: SparseVector) -> int:
@@ -44,8 +46,8 @@ def inline_cost(segments: Sequence[Segment], name: str, query: SparseVector) -> 
     )
 
 
-def _empty(k: int) -> tuple[F32, I64]:
-    return np.full(k, np.nan, dtype=np.float32), np.full(k, -1, dtype=np.int64)
+_NO_SCORES: F32 = np.zeros(0, np.float32)
+_NO_OFFSETS: I64 = np.zeros(0, np.int64)
 
 
 def segment_scores(seg: Segment, name: str, query: SparseVector) -> tuple[F64, Mask]:
@@ -72,13 +74,20 @@ def search_sparse(
     filter_mask: Mask | None,
     threshold: float | None,
 ) -> tuple[F32, I64]:
-    """Top ``k`` (scores, offsets) of one query in one segment, best first; -1 offsets pad."""
+    """Top ``k`` (scores, offsets) of one query in one segment, best first (then lower offset);
+    fewer when fewer match."""
     size = seg.size
     if size == 0 or name not in seg.sparse or k <= 0:
-        return _empty(k)
+        return _NO_SCORES, _NO_OFFSETS
     view = seg.sparse[name].view(size)
-    if view.index is not None and len(view.tail) == 0 and view.index.size == size:
-        return _indexed(seg, name, view.index, query, k, filter_mask, threshold)
+    index = view.index
+    if index is not None and len(view.tail) == 0 and index.size == size:
+        # an index covering every offset: only the query's postings are read (``topk.top_k``)
+        allowed = seg.searchable_mask(name)
+        if filter_mask is not None:
+            allowed = filter_mask[:size] if allowed is None else allowed & filter_mask[:size]
+        scores, offs = top_k(index, query, k, allowed, threshold)
+        return scores.astype(np.float32), offs
     scores, ok = segment_scores(seg, name, query)
     base = seg.searchable_mask(name)
     if base is not None:
@@ -88,39 +97,14 @@ def search_sparse(
     if threshold is not None:
         ok &= scores >= threshold
     cand = np.flatnonzero(ok)
-    out_s, out_o = _empty(k)
     if len(cand) == 0:
-        return out_s, out_o
+        return _NO_SCORES, _NO_OFFSETS
     cs = scores[cand]
     if len(cand) > k:
         part = np.argpartition(-cs, k - 1)[:k]
         cand, cs = cand[part], cs[part]
     order = np.lexsort((cand, -cs))  # best score first, then lower offset
-    n = len(order)
-    out_s[:n] = cs[order]
-    out_o[:n] = cand[order]
-    return out_s, out_o
-
-
-def _indexed(
-    seg: Segment,
-    name: str,
-    index: InvertedIndex,
-    query: SparseVector,
-    k: int,
-    filter_mask: Mask | None,
-    threshold: float | None,
-) -> tuple[F32, I64]:
-    """``search_sparse`` over an index that covers every offset: only the query's postings are
-    read (``topk.top_k``)."""
-    allowed = seg.searchable_mask(name)
-    if filter_mask is not None:
-        allowed = filter_mask[: seg.size] if allowed is None else allowed & filter_mask[: seg.size]
-    scores, offs = top_k(index, query, k, allowed, threshold)
-    out_s, out_o = _empty(k)
-    out_s[: len(scores)] = scores
-    out_o[: len(offs)] = offs
-    return out_s, out_o
+    return cs[order].astype(np.float32), cand[order]
 
 
 def doc_freq(
@@ -153,7 +137,14 @@ def doc_freq(
 
 
 def idf_weighted(query: SparseVector, points: int, df: I64) -> SparseVector:
+    """``query`` with each value times its index's IDF (float64, rounded to float32 once)."""
     n = float(points)
+    if len(query) <= SHORT_QUERY:  # the same float64 arithmetic without a chain of tiny numpy calls
+        weighted = [
+            v * math.log((n - d + 0.5) / (d + 0.5) + 1.0)
+            for v, d in zip(query.values.tolist(), df.tolist(), strict=True)
+        ]
+        return SparseVector(query.indices, np.array(weighted, dtype=np.float32))
     dfs = df.astype(np.float64)
     idf = np.log((n - dfs + 0.5) / (dfs + 0.5) + 1.0)
     return SparseVector(query.indices, (query.values.astype(np.float64) * idf).astype(np.float32))
@@ -164,9 +155,11 @@ def shard_idf(
 ) -> SparseVector:
     """``query`` with IDF-weighted values, statistics over ``segments``."""
     points = 0
-    df = np.zeros(len(query), dtype=np.int64)
+    df: I64 | None = None
     for i, seg in enumerate(segments):
+        if seg.size == 0 or name not in seg.sparse:
+            continue
         p, d = doc_freq(seg, name, query.indices, None if corpus is None else corpus[i])
         points += p
-        df += d
-    return idf_weighted(query, points, df)
+        df = d if df is None else df + d
+    return idf_weighted(query, points, np.zeros(len(query), dtype=np.int64) if df is None else df)

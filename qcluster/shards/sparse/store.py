@@ -85,14 +85,16 @@ class SparseStore(RaggedStore):
     def read_cost(self, query: SparseVector, size: int) -> int:
         """Postings a search of ``query`` reads in an index covering the rows, plus the values of
         the rows scored from CSR (all of them when no index covers the segment yet)."""
-        values = self.nbytes() // 8  # a 4-byte index and a 4-byte value per stored dimension
         cached = self._cached
         if self.csr is not None:
             index, replaced = self.index, 0
+            if index is not None and index.size >= size:  # sealed and indexed: the postings alone
+                return index.postings_read(query)
         elif cached is not None:
             index, replaced = cached.index, len(self.log) - cached.log_pos
         else:
-            return values
+            index, replaced = None, 0
+        values = self.nbytes() // 8  # a 4-byte index and a 4-byte value per stored dimension
         if index is None:
             return values
         tail = max(0, size - index.size) + replaced

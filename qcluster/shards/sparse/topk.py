@@ -2,9 +2,9 @@
 (a sealed segment): exact dot products, best score first, then lower offset.
 
 Every posting of the query's terms is gathered and summed per offset (one ``bincount``, float64).
-Then a *floor*: the k-th best score among the points of one posting list (the shortest holding at
-least ``k`` allowed points; a list holds each point once) is reached by at least ``k`` allowed
-points, so every point of the answer scores at least that much. When the floor is positive, the
+Then a *floor*: the k-th best score among the points of one posting list holding at least ``k``
+allowed points (a list holds each point once) is reached by at least ``k`` allowed points, so every
+point of the answer scores at least that much. When the floor is positive, the
 answer is among the offsets scoring at least the floor (a point sharing no dimension scores 0, so
 none of those slips in): one comparison over the scores, and the few offsets left are sorted by
 score, then offset (ties at the cut all seen, broken by the lower offset).
@@ -16,6 +16,8 @@ at least the worst of those is kept, sorted, and the first ``k`` distinct offset
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +32,7 @@ Arr = npt.NDArray[np.generic]
 
 
 LARGE = 256  # more candidates than this above the floor: cut them to the k best first
+FLOOR_LIST = 512  # the floor is read from a posting list of up to this many postings if one fits
 
 
 def top_k(
@@ -38,11 +41,11 @@ def top_k(
     """(scores, offsets) of the best ``k`` points sharing a dimension with ``query``, within
     ``allowed`` (when given) and scoring at least ``threshold`` (when given); fewer when fewer
     match. ``allowed`` covers the index's rows."""
-    _, w, lo, hi = index.lookup(query)
+    w, lo, hi, _ = index.lookup(query)
     if not lo or k <= 0:
         return np.zeros(0, np.float64), np.zeros(0, np.int64)
     docs, weighted = index.gather(lo, hi, w)
-    scores: F64 = np.bincount(docs, weights=weighted, minlength=index.size).astype(np.float64, copy=False)
+    scores = cast(F64, np.bincount(docs, weights=weighted, minlength=index.size))  # float64 with weights
     floor = _floor_from_a_list(scores, docs, allowed, lo, hi, k)
     if threshold is not None and (floor is None or threshold > floor):
         floor = threshold
@@ -50,22 +53,33 @@ def top_k(
         above = scores >= floor
         if allowed is not None:
             above &= allowed
-        cand = np.flatnonzero(above)
+        cand = above.nonzero()[0]  # ascending
         cs = scores[cand]
         if len(cand) > LARGE:
             sel = cs >= _kth_largest(cs, k)
             cand, cs = cand[sel], cs[sel]
-        order = np.lexsort((cand, -cs))[:k]
+        order = np.argsort(-cs, kind="stable")[:k]  # best score first, then lower offset
         return cs[order], cand[order]
-    docs = docs.astype(np.int64)
-    return _among_postings(docs, scores[docs], len(lo), k, allowed, threshold)
+    return _among_postings(docs.astype(np.int64, copy=False), scores, len(lo), k, allowed, threshold)
 
 
 def _floor_from_a_list(
     scores: F64, docs: Arr, allowed: Mask | None, lo: list[int], hi: list[int], k: int
 ) -> float | None:
-    """The k-th best score among the allowed points of the shortest posting list holding at
-    least ``k`` of them, or None. ``docs`` holds the lists one after another."""
+    """The k-th best score among the allowed points of one posting list holding at least ``k``
+    of them, or None. ``docs`` holds the lists one after another. Without a mask: the longest
+    list of at most ``FLOOR_LIST`` postings (a longer list holds better points, so the floor is
+    higher and fewer offsets pass it), else the shortest; with one, the shortest."""
+    if allowed is None:
+        start = best = best_start = 0
+        for a, b in zip(lo, hi, strict=True):
+            n = b - a
+            if n >= k and (best == 0 or best < n <= FLOOR_LIST or n < best > FLOOR_LIST):
+                best, best_start = n, start
+            start += n
+        if best == 0:
+            return None
+        return _kth_largest(scores[docs[best_start : best_start + best]], k)
     lens = [b - a for a, b in zip(lo, hi, strict=True)]
     starts = [0] * len(lens)
     for i in range(1, len(lens)):
@@ -75,19 +89,19 @@ def _floor_from_a_list(
         if n < k:
             continue
         points = docs[starts[t] : starts[t] + n]
-        if allowed is not None:
-            points = points[allowed[points]]
-            if len(points) < k:
-                continue
+        points = points[allowed[points]]
+        if len(points) < k:
+            continue
         return _kth_largest(scores[points], k)
     return None
 
 
 def _among_postings(
-    docs: I64, s: F64, terms: int, k: int, allowed: Mask | None, threshold: float | None
+    docs: I64, scores: F64, terms: int, k: int, allowed: Mask | None, threshold: float | None
 ) -> tuple[F64, I64]:
     """The best ``k`` distinct offsets among ``docs`` (repeated at most ``terms`` times each),
-    ``s`` being each one's score."""
+    ``scores`` being every offset's score."""
+    s = scores[docs]
     keep: Mask | None = None
     if allowed is not None:
         keep = allowed[docs]
@@ -113,4 +127,5 @@ def _among_postings(
 
 def _kth_largest(s: F64, k: int) -> float:
     """The k-th largest of ``s`` (1 <= k <= len(s))."""
-    return float(np.partition(s, len(s) - k)[len(s) - k])
+    at = len(s) - k
+    return float(np.partition(s, at)[at])
