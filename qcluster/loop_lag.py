@@ -9,9 +9,9 @@ stops it at its next sleep.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from qcluster.metrics import Metrics
+from qcluster.tasks import cancel_and_wait
 
 INTERVAL = 0.1
 
@@ -35,7 +35,4 @@ class LoopLagMonitor:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)

@@ -16,7 +16,6 @@ they replace.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ from qcluster.errors import QClusterError
 from qcluster.logging import get_logger
 from qcluster.shards.clock import ClockMap
 from qcluster.shards.unsettled import mark_lacking
+from qcluster.tasks import cancel_and_wait
 from qcluster.types import ReplicaState
 
 if TYPE_CHECKING:
@@ -71,10 +71,7 @@ class ReplicaAudit:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="replica-audit")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
         while True:

@@ -14,7 +14,6 @@ live state, which may already be ahead of the event being handled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -22,6 +21,7 @@ from typing import Protocol
 from qcluster.consensus import events as ev
 from qcluster.consensus.state import ClusterState
 from qcluster.logging import get_logger
+from qcluster.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -72,11 +72,8 @@ class Reactor:
         await self._queue.join()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

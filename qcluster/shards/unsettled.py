@@ -25,7 +25,6 @@ this is the narrow case left to a background repair comparing whole clock maps (
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ from qcluster.logging import get_logger
 from qcluster.retry import until_done
 from qcluster.shards.clock import ClockTag
 from qcluster.shards.replica_env import FailedReplica, attested
+from qcluster.tasks import cancel_and_wait
 from qcluster.types import ReplicaState
 
 if TYPE_CHECKING:
@@ -157,7 +157,4 @@ class Settler:
             self._pending.pop(tag, None)
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        await cancel_and_wait(self._worker)

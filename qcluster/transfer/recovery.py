@@ -27,6 +27,7 @@ from qcluster.consensus import operations as ops
 from qcluster.consensus.operations import TransferRef
 from qcluster.errors import QClusterError
 from qcluster.logging import get_logger
+from qcluster.tasks import cancel_and_wait
 from qcluster.types import ReplicaState
 
 if TYPE_CHECKING:
@@ -67,10 +68,7 @@ class RecoveryWatchdog:
         self._wake.set()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
         while True:
