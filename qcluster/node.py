@@ -29,6 +29,13 @@ from qcluster.toc import TableOfContents
 log = get_logger(__name__)
 
 
+# A send to a replica that has not landed after this long is refused at its deadline or goes to a
+# replica slow enough to be worth rebuilding: the replica audit acts on a disagreement this old
+# (plus one interval), so a coordinator killed mid-write is repaired within a chaos campaign's
+# 30 s convergence window (quick seed 2126).
+AUDIT_SEND_BOUND = 10.0
+
+
 @dataclass(frozen=True)
 class ClusterArgs:
     """The cluster flags of the command line (``--uri``, ``--bootstrap``, ``--reinit``)."""
@@ -104,7 +111,7 @@ class Node:
             lambda: self.consensus.peer_id,
             lambda: self.consensus.running and self.consensus.is_caught_up(),
             cluster.replica_audit_interval_sec,
-            settle_after=timeout + cluster.replica_audit_interval_sec,
+            settle_after=min(timeout, AUDIT_SEND_BOUND) + cluster.replica_audit_interval_sec,
         )
         self._transfer_targets = TransferTargets(self.toc, self.consensus, self._transfers, scratch)
         self.app[CONSENSUS_KEY]["transfers"] = self._transfers

@@ -5,7 +5,8 @@ killed before it could leaves replicas that disagree for good, all Active. So, e
 seconds, the peer with the lowest id among a shard's Active replicas reads their clock maps (the
 highest tick each applied per coordinator clock). A clock they disagree on, with the same ticks
 on every replica for longer than a write can take (``settle_after``: the deadline of a send to a
-replica, plus one interval), is no write in flight: its coordinator gave up, or is gone. The
+replica, at most 10 s, plus one interval; a send slower than that goes to a replica slow enough to
+be worth rebuilding), is no write in flight: its coordinator gave up, or is gone. The
 replicas below the highest tick are marked ``Dead`` through consensus, naming those at it as
 holders (so the rule for deactivations applies), and recovered from them.
 
