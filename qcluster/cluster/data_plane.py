@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,7 @@ from qcluster.retry import until_done
 from qcluster.shards.base import ShardOperation, UpdateResult
 from qcluster.shards.operations import UpdateOperation
 from qcluster.shards.remote_shard import RemoteShard
-from qcluster.shards.replica_env import FailedReplica, Ordering
+from qcluster.shards.replica_env import FailedReplica, Ordering, ShardView
 from qcluster.types import ReplicaState
 
 if TYPE_CHECKING:
@@ -57,9 +56,7 @@ class ClusterDataPlane:
             )
         self._view_current = True
 
-    def agreed_view(
-        self, collection: str, shard_id: int
-    ) -> tuple[Mapping[int, ReplicaState], Mapping[int, int]] | None:
+    def agreed_view(self, collection: str, shard_id: int) -> ShardView | None:
         info = self._consensus.state.collections.get(collection)
         shard = info.shards.get(shard_id) if info is not None else None
         return None if shard is None else (shard.replicas, shard.since)

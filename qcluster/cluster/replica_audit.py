@@ -81,9 +81,9 @@ class ReplicaAudit:
                 await self.audit_all()
 
     async def audit_all(self) -> None:
-        led = [rs for col in list(self._toc.collections.values()) for rs in list(col.holder.sets.values())]
-        keys = set()
-        for rs in led:
+        sets = [rs for col in list(self._toc.collections.values()) for rs in list(col.holder.sets.values())]
+        keys: set[tuple[str, int]] = set()  # the shards led here this round
+        for rs in sets:
             active = sorted(p for p, st in rs.states.items() if st is ReplicaState.ACTIVE)
             if len(active) < 2 or active[0] != self._peer_id():
                 continue

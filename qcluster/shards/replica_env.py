@@ -17,6 +17,8 @@ from qcluster.types import ReplicaState, ShardKey
 
 Ordering = Literal["weak", "medium", "strong"]
 Consistency = int | Literal["majority", "quorum", "all"]
+# A shard's replica states and each replica's ``since`` (the state version it last changed at).
+ShardView = tuple[Mapping[int, ReplicaState], Mapping[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +98,7 @@ class ReplicaEnv(Protocol):
         """Have ``peer_id`` coordinate the write (it leads the shard for this ordering)."""
         ...
 
-    def agreed_view(
-        self, collection: str, shard_id: int
-    ) -> tuple[Mapping[int, ReplicaState], Mapping[int, int]] | None:
+    def agreed_view(self, collection: str, shard_id: int) -> ShardView | None:
         """The shard's replica states and their ``since`` as consensus has them now (None: no
         such view, outside a cluster)."""
         ...
@@ -124,9 +124,7 @@ class SinglePeer:
     async def deactivate(self, failed: FailedReplica) -> None:
         return None
 
-    def agreed_view(
-        self, collection: str, shard_id: int
-    ) -> tuple[Mapping[int, ReplicaState], Mapping[int, int]] | None:
+    def agreed_view(self, collection: str, shard_id: int) -> ShardView | None:
         return None
 
     def check_view(self) -> None:
