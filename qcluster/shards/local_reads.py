@@ -27,9 +27,8 @@ from qcluster.shards.base import (
     ShardInfo,
     VectorSelector,
 )
-from qcluster.shards.filters import parse_filter
 from qcluster.shards.filters.conditions import FieldCondition, Filter, HasId, HasVector
-from qcluster.shards.filters.parse import cached_filter
+from qcluster.shards.filters.parse import parse_small_filter, remembered_filter
 from qcluster.shards.filters.shape import filter_shape
 from qcluster.shards.sparse.search import INLINE_POSTINGS, inline_cost
 from qcluster.shards.sparse.vector import SparseVector
@@ -84,29 +83,39 @@ class LocalReads:
         parsed filter (parses are cached by their JSON): the keys its field conditions read (None
         when some leaf is of a kind no index answers), checked against the indexed keys."""
         indexed = self.shard.set.field_schemas
-        known = cached_filter(raw)  # a filter seen lately: its keys are remembered below
+        key, known = remembered_filter(raw)  # a filter seen lately: its keys are remembered below
         hit = None if known is None else self._indexed_filters.get(id(known))
         if hit is not None and hit[0] is known:
             keys = hit[1]
             if keys is None:
                 return False
-            for key in keys:
-                if key not in indexed:
+            for k in keys:
+                if k not in indexed:
                     return False
             if parsed is not None:
                 parsed.append(hit[0])
             return True
-        if filter_shape(raw, 2**31, CHEAP_FILTER_CONDITIONS).conditions > CHEAP_FILTER_CONDITIONS:
-            return False
         try:
-            flt = parse_filter(raw)
+            if known is None:
+                flt = parse_small_filter(raw, key, CHEAP_FILTER_CONDITIONS)
+            else:  # parsed before (a large one, on a search thread, or by another shard)
+                small = (
+                    filter_shape(raw, 2**31, CHEAP_FILTER_CONDITIONS).conditions <= CHEAP_FILTER_CONDITIONS
+                )
+                flt = known if small else None
         except QClusterError:
             return True  # fails fast inline with the same error
+        if flt is None:
+            return False  # a large filter: parsed and evaluated on a search thread
         keys = _index_keys(flt)
         if len(self._indexed_filters) > 1024:
             self._indexed_filters.clear()
         self._indexed_filters[id(flt)] = (flt, keys)
-        return keys is not None and all(key in indexed for key in keys)
+        if keys is None or any(k not in indexed for k in keys):
+            return False
+        if parsed is not None:
+            parsed.append(flt)
+        return True
 
     async def search_now(self, requests: Sequence[SearchRequest]) -> list[list[ScoredPoint]]:
         """Search inline when cheap, else on a search thread (what ``LocalShard.search`` does

@@ -212,6 +212,11 @@ def _merge_dense(
             gone = seg.deleted[o].tolist()  # (an empty slot, -1, reads the last flag: skipped anyway)
             if not payload_sel.enabled and not vector_sel.enabled:  # ids, versions and scores only
                 ids = seg.ids
+                at = o.tolist()
+                if -1 not in at and not any(gone):  # every slot a live hit (the common case)
+                    if req.offset or end < len(at):
+                        o, s, at = o[req.offset : end], s[req.offset : end], at[req.offset : end]
+                    return list(map(ScoredPoint, [ids[x] for x in at], seg.versions[o].tolist(), s.tolist()))
                 return [
                     ScoredPoint(ids[off], version, sc)
                     for sc, off, version, dead in zip(

@@ -201,3 +201,30 @@ def test_member_leaves_many_values_to_a_mask() -> None:
     got = idx.member(few, offsets)  # type: ignore[arg-type]
     assert got is not None and got.tolist() == [int(o) % 40 in (1, 2) for o in offsets]
     assert idx.member(many, offsets) is None  # type: ignore[arg-type]
+
+
+def test_range_lookups_on_unsorted_far_and_empty_offsets() -> None:
+    """Per-offset range lookups (``SortedValues.contains``) in any order, past the largest
+    indexed offset, at offsets without a value, and on an index holding no values at all."""
+    rng = np.random.default_rng(8)
+    payloads: list[dict[str, Any] | None] = [
+        None if i % 5 == 0 else {"price": int(rng.integers(0, 100))} for i in range(N)
+    ]
+    view = PayloadView(payloads)
+    view.add_index("price", "integer")
+    idx = view.field_index("price")
+    assert idx is not None
+    offsets = rng.permutation(N + 40)[:150].astype(np.int64)  # unsorted, some past the end
+    for bounds in ({"gte": 10, "lt": 60}, {"gt": 90}, {"lte": 0}, {"gt": 50, "lt": 20}):
+        c = parse_filter({"must": [{"key": "price", "range": bounds}]}).must[0]
+        got = idx.member(c, offsets)  # type: ignore[arg-type]
+        mask = idx.mask(c, N + 40)  # type: ignore[arg-type]
+        assert got is not None and mask is not None
+        assert got.tolist() == mask[offsets].tolist(), bounds
+    empty = PayloadView([{"other": 1} for _ in range(20)])
+    empty.add_index("price", "integer")
+    none = empty.field_index("price")
+    assert none is not None
+    c = parse_filter({"must": [{"key": "price", "range": {"gte": 0}}]}).must[0]
+    got = none.member(c, np.arange(25, dtype=np.int64))  # type: ignore[arg-type]
+    assert got is not None and not got.any() and len(got) == 25

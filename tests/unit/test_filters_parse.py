@@ -319,3 +319,59 @@ def test_cached_filter_only_answers_what_was_parsed() -> None:
         with pytest.raises(BadInputError, match="levels deep"):
             parse_filter(deep)
         assert cached_filter(deep) is None
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        {"gte": 5, "lt": 9},
+        {"gt": -(2**63), "lte": 2**63 - 1},
+        {"gt": 1.5, "lt": None},
+        {"lte": float("inf")},
+        {"gte": 2**64},  # past 64 bits: the general path converts it
+        {"gt": 3, "lt": 7.25},
+    ],
+)
+def test_numeric_ranges_parse_as_floats_whatever_the_path(bounds: dict[str, Any]) -> None:
+    """Plain 64-bit integers and floats take a shortcut in the range parser: the result is the
+    same Range the general path builds (every bound a float, nulls absent)."""
+    c = field({"key": "p", "range": bounds})
+    assert isinstance(c.check, Range) and not c.check.datetime
+    for name in ("gt", "gte", "lt", "lte"):
+        want = bounds.get(name)
+        got = getattr(c.check, name)
+        assert got == (None if want is None else float(want))
+        assert got is None or type(got) is float
+
+
+@pytest.mark.parametrize("bad", [True, float("nan"), [1], {"x": 1}])
+def test_a_bad_bound_after_a_good_one_names_its_field(bad: Any) -> None:
+    with pytest.raises(BadInputError) as err:
+        parse_filter({"must": [{"key": "p", "range": {"gte": 1, "lt": bad}}]})
+    assert err.value.field == "filter.must[0].range.lt"
+
+
+def test_parse_small_filter_bounds_conditions_and_shares_the_cache() -> None:
+    from qcluster.shards.filters.parse import parse_small_filter, remembered_filter
+
+    small = {"must": [{"key": "small_one", "match": {"value": 1}}, {"key": "b", "range": {"lt": 3}}]}
+    key, known = remembered_filter(small)
+    assert key is not None and known is None
+    parsed = parse_small_filter(small, key, 2)
+    assert parsed is not None and parsed == parse_filter({"must": small["must"]})
+    assert remembered_filter(small)[1] is parsed  # remembered like parse_filter's parses
+    assert parse_filter(small) is parsed
+    big = {"must": [{"key": "big_one", "match": {"value": i}} for i in range(3)]}
+    key, _ = remembered_filter(big)
+    assert parse_small_filter(big, key, 2) is None  # more conditions than asked: not parsed
+    assert remembered_filter(big)[1] is None
+    with pytest.raises(BadInputError, match=r"filter\.must\[0\]"):
+        parse_small_filter({"must": [5]}, None, 2)
+    assert parse_small_filter(None, None, 2) == parse_filter(None)
+
+
+def test_present_kinds_are_reported_in_documented_order() -> None:
+    with pytest.raises(BadInputError, match="got value, any"):
+        parse_filter({"must": [{"key": "a", "match": {"any": [1], "value": 1}}]})
+    with pytest.raises(BadInputError, match="got match, range"):
+        parse_filter({"must": [{"key": "a", "range": {"gt": 1}, "match": {"value": 1}}]})

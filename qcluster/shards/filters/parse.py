@@ -24,7 +24,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -57,6 +57,7 @@ from qcluster.shards.filters.conditions import (
     children,
 )
 from qcluster.shards.filters.datetimes import datetime_micros
+from qcluster.shards.filters.parse_fast import simple_filter
 from qcluster.shards.filters.paths import array_key, parse_path
 from qcluster.shards.filters.shape import STACK_SAFE_DEPTH, filter_shape
 from qcluster.types import parse_point_id
@@ -74,6 +75,7 @@ FIELD_CHECKS = (
 )
 MATCH_KINDS = ("value", "any", "except", "text", "text_any", "phrase", "prefix")
 BOUNDS = ("gt", "gte", "lt", "lte")
+FIELD_KEYS = ("key", *FIELD_CHECKS)
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
 
@@ -81,13 +83,27 @@ def _err(path: str, reason: str) -> BadInputError:
     return BadInputError(f"{path}: {reason}", path)
 
 
+def _is_map(raw: Any) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(raw, Mapping)``, with JSON's plain dict answered without the ABC check (the
+    parser asks this of every node; the ABC check costs several times a type comparison)."""
+    return type(raw) is dict or (raw is not None and isinstance(raw, Mapping))
+
+
 def _object(raw: Any, path: str, what: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
+    if not _is_map(raw):
         raise _err(path, f"expected {what}, got {_show(raw)}")
     for k in raw:
         if k not in allowed:
             raise _err(f"{path}.{k}", f"unknown field {k!r}; expected one of {', '.join(allowed)}")
     return raw
+
+
+def _present(body: Mapping[str, Any], kinds: tuple[str, ...]) -> list[str]:
+    """The keys of ``kinds`` set (not null) in ``body``, in the order of ``kinds``."""
+    found = [k for k, v in body.items() if v is not None and k in kinds]
+    if len(found) > 1:
+        found.sort(key=kinds.index)
+    return found
 
 
 def _show(value: Any) -> str:
@@ -107,7 +123,7 @@ def _number(v: Any, path: str) -> float:
 # ---------------------------------------------------------------------- field checks
 def _match(raw: Any, path: str) -> Match:
     body = _object(raw, path, "a match object", MATCH_KINDS)
-    present = [k for k in MATCH_KINDS if body.get(k) is not None]
+    present = _present(body, MATCH_KINDS)
     if not present:
         raise _err(path, f"empty match: expected one of {', '.join(MATCH_KINDS)}")
     if len(present) > 1:
@@ -147,6 +163,16 @@ def _match(raw: Any, path: str) -> Match:
 
 def _range(raw: Any, path: str) -> Range:
     body = _object(raw, path, "a range object with gt / gte / lt / lte", BOUNDS)
+    fast: dict[str, float] = {}  # plain 64-bit integers and floats, the common case
+    for k, v in body.items():
+        if type(v) is int and I64_MIN <= v <= I64_MAX:
+            fast[k] = float(v)
+        elif type(v) is float and v == v:
+            fast[k] = v
+        elif v is not None:
+            break
+    else:
+        return Range(fast.get("gt"), fast.get("gte"), fast.get("lt"), fast.get("lte"))
     bounds = {k: v for k, v in body.items() if v is not None}
     if any(isinstance(v, str) for v in bounds.values()):
         conv: dict[str, float] = {}
@@ -251,10 +277,10 @@ def _check(kind: str, body: Any, sub: str) -> Check:
 
 
 def _field(raw: Mapping[str, Any], path: str) -> FieldCondition:
-    body = _object(raw, path, "a field condition", ("key", *FIELD_CHECKS))
+    body = _object(raw, path, "a field condition", FIELD_KEYS)
     key = body["key"]
     p = parse_path(key, f"{path}.key")
-    present = [k for k in FIELD_CHECKS if body.get(k) is not None]
+    present = _present(body, FIELD_CHECKS)
     if not present:
         raise UnprocessableInputError(
             f"[{path}: At least one field condition must be specified (one of {', '.join(FIELD_CHECKS)} "
@@ -280,7 +306,7 @@ def _key_only(body: Any, path: str) -> tuple[str, Any]:
 
 
 def parse_condition(raw: Any, path: str) -> Condition:
-    if not isinstance(raw, Mapping):
+    if not _is_map(raw):
         raise _err(path, f"expected a condition object, got {_show(raw)}")
     if "key" in raw:
         return _field(raw, path)
@@ -356,7 +382,7 @@ def _reject_in_nested(flt: Filter, path: str) -> None:
 def _clauses(raw: Any, path: str) -> tuple[Condition, ...]:
     if raw is None:
         return ()
-    if isinstance(raw, Mapping):
+    if _is_map(raw):
         return (parse_condition(raw, path),)
     if not isinstance(raw, list):
         raise _err(path, f"expected a condition or a list of conditions, got {_show(raw)}")
@@ -378,16 +404,23 @@ def _cache_key(raw: Any, path: str) -> bytes | None:
         return None
 
 
-def cached_filter(raw: Any) -> Filter | None:
-    """The parse of top-level filter JSON ``raw`` if it is remembered, else None (never parses)."""
+def remembered_filter(raw: Any) -> tuple[bytes | None, Filter | None]:
+    """(cache key, remembered parse) of top-level filter JSON ``raw``: the parse is None when it
+    is not remembered (never parses); the key (None: not cacheable) can be handed to
+    ``parse_small_filter`` so the JSON is not serialised again."""
     key = _cache_key(raw, "filter")
     if key is None:
-        return None
+        return None, None
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
-        return hit
+        return key, hit
+
+
+def cached_filter(raw: Any) -> Filter | None:
+    """The parse of top-level filter JSON ``raw`` if it is remembered, else None (never parses)."""
+    return remembered_filter(raw)[1]
 
 
 def parse_filter(raw: Any, path: str = "filter") -> Filter:
@@ -410,7 +443,29 @@ def parse_filter(raw: Any, path: str = "filter") -> Filter:
     depth = filter_shape(raw, STACK_SAFE_DEPTH, 2**62).depth
     if depth > STACK_SAFE_DEPTH:
         raise _err(path, f"filter nested more than {STACK_SAFE_DEPTH} levels deep")
-    parsed = _parse_filter(raw, path)  # errors are not cached: they raise every time
+    return _parse_and_remember(raw, path, key)
+
+
+def parse_small_filter(raw: Any, key: bytes | None, max_conditions: int) -> Filter | None:
+    """``parse_filter`` for a top-level filter of at most ``max_conditions`` conditions (None,
+    unparsed, when it has more), not remembered yet: ``key`` is its cache key from
+    ``remembered_filter``. One bounded walk measures the shape (a filter of that few conditions
+    cannot nest deeper than the parser recurses safely) before the parse."""
+    if raw is None:
+        return Filter()
+    shape = filter_shape(raw, STACK_SAFE_DEPTH, max_conditions)
+    if shape.conditions > max_conditions:
+        return None
+    if shape.depth > STACK_SAFE_DEPTH:
+        raise _err("filter", f"filter nested more than {STACK_SAFE_DEPTH} levels deep")
+    return _parse_and_remember(raw, "filter", key)
+
+
+def _parse_and_remember(raw: Any, path: str, key: bytes | None) -> Filter:
+    # the commonest shape without the general walk (``parse_fast``); errors are not cached
+    parsed = simple_filter(raw) if path == "filter" else None
+    if parsed is None:
+        parsed = _parse_filter(raw, path)
     if key is not None:
         with _cache_lock:
             _cache[key] = parsed

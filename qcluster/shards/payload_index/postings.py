@@ -38,7 +38,8 @@ def sorted_union(arrays: list[I64], size: int) -> I64:
         for a in arrays:
             mask[a] = True
         return np.flatnonzero(mask)
-    out = np.sort(np.concatenate(arrays))
+    out = np.concatenate(arrays)
+    out.sort()  # (in place: the concatenation is ours)
     if len(out) > 1:
         keep = np.empty(len(out), dtype=np.bool_)
         keep[0] = True
@@ -109,9 +110,7 @@ class Postings:
         if budget is not None and self.count(values) > budget:
             return None
         arrays = [
-            a if a[-1] < size else a[: int(np.searchsorted(a, size))]
-            for a in map(self.array, values)
-            if a.size
+            a if a[-1] < size else a[: int(a.searchsorted(size))] for a in map(self.array, values) if a.size
         ]
         return sorted_union(arrays, size)
 
@@ -126,7 +125,7 @@ class Postings:
         for v in values:
             arr = self.array(v)
             if arr.size:
-                at = np.searchsorted(arr, offsets)
+                at = arr.searchsorted(offsets)
                 np.minimum(at, arr.size - 1, out=at)
                 out |= arr[at] == offsets
         return out
@@ -216,26 +215,27 @@ class SortedValues:
             self._ranks()
 
     def _ranks(self) -> I64:
-        """Offset -> position in the sorted arrays (-1: no value); single-valued indexes only."""
+        """Offset -> position in the sorted arrays (-1: no value), one slot longer than the
+        largest offset (that last slot -1); single-valued indexes only."""
         rank = self._rank
         if rank is None:
             top = int(self._offs.max()) + 1 if len(self._offs) else 0
-            rank = np.full(top, -1, dtype=np.int64)
+            rank = np.full(top + 1, -1, dtype=np.int64)
             rank[self._offs] = np.arange(len(self._offs), dtype=np.int64)
             self._rank = rank
         return rank
 
     def _bounds(self, gt: Any, gte: Any, lt: Any, lte: Any) -> tuple[int, int]:
-        vals = self._vals
+        vals = self._vals  # (the array's own searchsorted: np.searchsorted adds a dispatch layer)
         lo, hi = 0, len(vals)
         if gte is not None:
-            lo = max(lo, int(np.searchsorted(vals, gte, side="left")))
+            lo = max(lo, int(vals.searchsorted(gte, side="left")))
         if gt is not None:
-            lo = max(lo, int(np.searchsorted(vals, gt, side="right")))
+            lo = max(lo, int(vals.searchsorted(gt, side="right")))
         if lt is not None:
-            hi = min(hi, int(np.searchsorted(vals, lt, side="left")))
+            hi = min(hi, int(vals.searchsorted(lt, side="left")))
         if lte is not None:
-            hi = min(hi, int(np.searchsorted(vals, lte, side="right")))
+            hi = min(hi, int(vals.searchsorted(lte, side="right")))
         return lo, hi
 
     def count(self, gt: Any = None, gte: Any = None, lt: Any = None, lte: Any = None) -> int:
@@ -253,22 +253,21 @@ class SortedValues:
         self._fresh()
         if self._dirty or not self._single:
             return None
-        rank = self._ranks()
-        pos = np.full(len(offsets), -1, dtype=np.int64)
-        inside = offsets < len(rank)
-        pos[inside] = rank[offsets[inside]]
-        has = pos >= 0
-        vals = self._vals[np.maximum(pos, 0)]
-        ok = has
+        if not len(self._vals):
+            return np.zeros(len(offsets), dtype=np.bool_)
+        rank = self._ranks()  # (its last slot is -1: ``clip`` sends larger offsets there)
+        pos = rank.take(offsets, mode="clip")
+        vals = self._vals.take(pos)  # (-1 reads the last value: masked by ``pos >= 0`` below)
+        ok = pos >= 0
         if gt is not None:
-            ok = ok & (vals > gt)
+            ok &= vals > gt
         if gte is not None:
-            ok = ok & (vals >= gte)
+            ok &= vals >= gte
         if lt is not None:
-            ok = ok & (vals < lt)
+            ok &= vals < lt
         if lte is not None:
-            ok = ok & (vals <= lte)
-        return np.asarray(ok, dtype=np.bool_)
+            ok &= vals <= lte
+        return ok
 
     def select_offsets(
         self,
@@ -296,10 +295,11 @@ class SortedValues:
             out[offs[offs < size]] = True
             return np.flatnonzero(out)
         # sorted; a point with two values in range once
-        offs = np.sort(self._offs[lo:hi])
+        offs = self._offs[lo:hi].copy()
+        offs.sort()
         if not self._single:
             offs = sorted_union([offs, _EMPTY], size)
-        return offs if offs[-1] < size else offs[: int(np.searchsorted(offs, size))]
+        return offs if offs[-1] < size else offs[: int(offs.searchsorted(size))]
 
     def select(
         self,
