@@ -134,8 +134,8 @@ def rpc(service: str) -> Callable[[Handler], Callable[[Any, Any, grpc.aio.Servic
         async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            load.enter()
             try:
-                await load.arrive()
                 consistency = consistency_of(request)
                 limits: LimitsSettings = self.services.limits
                 with contextlib.ExitStack() as scopes:

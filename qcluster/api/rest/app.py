@@ -120,8 +120,8 @@ def edge_middleware(metrics: Metrics, cors: bool) -> Any:
     @web.middleware
     async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = request[STARTED_KEY] = time.perf_counter()
+        load.enter()
         try:
-            await load.arrive()
             if cors and request.method == "OPTIONS":
                 response: web.StreamResponse = web.Response(status=200)
             else:
