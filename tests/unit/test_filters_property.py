@@ -10,6 +10,8 @@ that conditions select some points but not all and indexes meet values of the wr
 from __future__ import annotations
 
 import functools
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 from qcluster.shards.filters import estimate_cardinality, evaluate, matches, parse_filter
 from qcluster.shards.filters.conditions import Filter
 from qcluster.shards.filters.view import PayloadView
-from qcluster.shards.payload_index import FieldIndex
+from qcluster.shards.payload_index import files
 
 UUID = "f47ac10b-58cc-4372-a567-0e02b2c3d479"
 POOLS: dict[str, list[Any]] = {
@@ -331,6 +333,10 @@ def test_indexes_stay_exact_under_updates(case: Case, data: st.DataObject) -> No
     assert np.flatnonzero(evaluate(flt, indexed)).tolist() == reference(flt, indexed)
     # persisted and reloaded indexes answer the same
     reloaded = PayloadView(indexed.payloads, vectors={"": [True] * len(points), "v": has_v})
-    for key, idx in indexed.indexes.items():
-        reloaded.indexes[key] = FieldIndex.from_bytes(idx.to_bytes())
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, idx in indexed.indexes.items():
+            files.save(idx, Path(tmp), token=1)
+            back = files.load(Path(tmp), key, idx.schema, token=1)
+            assert back is not None
+            reloaded.indexes[key] = back
     assert np.flatnonzero(evaluate(flt, reloaded)).tolist() == reference(flt, indexed)

@@ -3,19 +3,20 @@ evaluator's use of them (no payload scans when indexes answer; cardinality estim
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from qcluster.errors import BadInputError, CorruptedStorageError
+from qcluster.errors import BadInputError
 from qcluster.shards.filters import estimate_cardinality, evaluate, parse_filter
 from qcluster.shards.filters.conditions import FieldCondition
 from qcluster.shards.filters.view import PayloadView
 from qcluster.shards.payload_index import (
-    FieldIndex,
     build_index,
     condition_type_error,
+    files,
     parse_field_schema,
 )
 from qcluster.shards.payload_index.text import TextAnalyzer
@@ -243,14 +244,16 @@ def test_order_values() -> None:
     ],
 )
 def test_persistence_round_trip(
-    schema: Any, payloads: list[dict[str, Any]], condition: dict[str, Any]
+    schema: Any, payloads: list[dict[str, Any]], condition: dict[str, Any], tmp_path: Path
 ) -> None:
     idx = build_index("k", parse_field_schema(schema))
     for off, p in enumerate(payloads):
         idx.add(off, p)
-    data = idx.to_bytes()
-    assert data.startswith(b"{")  # JSON, never pickle
-    back = FieldIndex.from_bytes(data)
+    files.save(idx, tmp_path, token=7)
+    _, meta_file = files.paths(tmp_path, "k")
+    assert meta_file.read_bytes().startswith(b"{")  # JSON and numpy columns, never pickle
+    back = files.load(tmp_path, "k", idx.schema, token=7)
+    assert back is not None
     assert type(back) is type(idx) and back.key == "k" and back.schema.to_json() == idx.schema.to_json()
     c = cond(condition)
     size = len(payloads)
@@ -258,12 +261,17 @@ def test_persistence_round_trip(
     is_null = parse_filter({"must": [{"is_null": {"key": "k"}}]}).must[0]
     assert hits(back.mask(is_null, size)) == hits(idx.mask(is_null, size))  # type: ignore[arg-type]
     assert back.points_count() == idx.points_count()
+    assert files.load(tmp_path, "k", idx.schema, token=8) is None  # saved for other payloads
 
 
 @pytest.mark.parametrize("data", [b"", b"not json", b"[]", b'{"format": 2}', b'{"format": 1, "key": "k"}'])
-def test_damaged_index_data(data: bytes) -> None:
-    with pytest.raises(CorruptedStorageError):
-        FieldIndex.from_bytes(data)
+def test_damaged_index_files_are_not_loaded(data: bytes, tmp_path: Path) -> None:
+    idx = build_index("k", parse_field_schema("keyword"))
+    idx.add(0, {"k": "a"})
+    files.save(idx, tmp_path, token=1)
+    _, meta_file = files.paths(tmp_path, "k")
+    meta_file.write_bytes(data)
+    assert files.load(tmp_path, "k", idx.schema, token=1) is None  # rebuilt from payloads instead
 
 
 @pytest.mark.parametrize(
@@ -465,3 +473,16 @@ def test_readers_and_a_writer_share_indexes() -> None:
     assert errors == []
     plain = PayloadView(view.payloads)
     assert np.array_equal(evaluate(flt, view), evaluate(flt, plain))
+
+
+def test_an_index_without_values_is_loaded_not_rebuilt(tmp_path: Path) -> None:
+    """A segment where the indexed key holds no value (its payloads lack it) still saves a file
+    that loads (it used to fail to restore, and the index was rebuilt from payloads each time)."""
+    idx = build_index("k", parse_field_schema("keyword"))
+    idx.add(0, {"other": 1})
+    idx.add(1, {"k": None})
+    files.save(idx, tmp_path, token=3)
+    back = files.load(tmp_path, "k", idx.schema, token=3)
+    assert back is not None and back.points_count() == 0
+    is_null = parse_filter({"must": [{"is_null": {"key": "k"}}]}).must[0]
+    assert hits(back.mask(is_null, 2)) == hits(idx.mask(is_null, 2)) == [1]  # type: ignore[arg-type]

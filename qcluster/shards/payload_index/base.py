@@ -1,5 +1,5 @@
 """What every payload index shares: value extraction, the shape of each point's field, the values
-of other types, answering a condition exactly, and persistence.
+of other types, answering a condition exactly, and their columns on disk (``files.py``).
 
 An index over key ``k`` reads a payload the way filters do (``paths.raw_values`` then one level of
 flattening) and splits the values it finds:
@@ -21,15 +21,13 @@ the evaluator scans payloads) or the exact answer, equal to the reference evalua
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
-from qcluster.errors import BadInputError, CorruptedStorageError
+from qcluster.errors import BadInputError
 from qcluster.shards.filters.checks import raw_count, value_passes
 from qcluster.shards.filters.conditions import (
     Check,
@@ -42,58 +40,19 @@ from qcluster.shards.filters.conditions import (
     ValuesCount,
 )
 from qcluster.shards.filters.paths import parse_path, raw_values
-from qcluster.shards.payload_index.schema import FieldSchema, parse_field_schema
+from qcluster.shards.payload_index.field_shape import (
+    SCALAR_BITS,
+    SHAPE_CHECKS,
+    FieldShape,
+    holds_when_absent,
+    shape_bits,
+    shape_check,
+)
+from qcluster.shards.payload_index.schema import FieldSchema
 
 Mask = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
 SKIP: Any = object()  # _convert's answer for a value of another type
-
-# shape bits per point (see checks.py for the meaning of each check)
-B_PRESENT = 1  # at least one raw value
-B_EMPTY = 2  # every raw value is null or []           -> is_empty
-B_NULL = 4  # some raw value is null                   -> is_null
-B_EF_TRUE = 8  # some raw value is null or []          -> {"is_empty": true}
-B_EF_FALSE = 16  # some raw value is not null nor []   -> {"is_empty": false}
-B_NF_TRUE = 32  # some raw value is null or has a null -> {"is_null": true}
-B_NF_FALSE = 64  # some raw value is not like that     -> {"is_null": false}
-
-
-_SCALAR_BITS = B_PRESENT | B_EF_FALSE | B_NF_FALSE  # one non-null, non-array value
-
-
-def _shape_bits(raw: list[Any]) -> int:
-    if not raw:
-        return 0
-    bits = B_PRESENT
-    empties = [v is None or (isinstance(v, list) and not v) for v in raw]
-    nullish = [v is None or (isinstance(v, list) and any(x is None for x in v)) for v in raw]
-    if all(empties):
-        bits |= B_EMPTY
-    if any(v is None for v in raw):
-        bits |= B_NULL
-    if any(empties):
-        bits |= B_EF_TRUE
-    if not all(empties):
-        bits |= B_EF_FALSE
-    if any(nullish):
-        bits |= B_NF_TRUE
-    if not all(nullish):
-        bits |= B_NF_FALSE
-    return bits
-
-
-def _dumps(obj: Any) -> bytes:
-    try:
-        return orjson.dumps(obj)
-    except TypeError:  # integers beyond 64 bits in stored values
-        return json.dumps(obj).encode()
-
-
-def _loads(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
 
 
 class FieldIndex:
@@ -111,9 +70,7 @@ class FieldIndex:
         self.path = parse_path(key, "field_name")
         self._own: dict[int, tuple[Any, ...]] = {}
         self._others: dict[int, list[Any]] = {}
-        self._bits = np.zeros(64, dtype=np.uint8)
-        self._count = np.zeros(64, dtype=np.int32)  # values_count of the single raw value
-        self._multi: dict[int, tuple[int, ...]] = {}  # counts when a point has several raw values
+        self.shape = FieldShape()
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ subclass hooks
@@ -157,7 +114,7 @@ class FieldIndex:
             return
         if len(raw) == 1 and raw[0] is not None and not isinstance(raw[0], list | dict):
             c = self._convert(raw[0])  # one scalar: shape and count are known
-            self._set_shape(offset, _SCALAR_BITS, (1,))
+            self.shape.set(offset, SCALAR_BITS, (1,))
             if c is SKIP:
                 self._others[offset] = [raw[0]]
             else:
@@ -177,7 +134,7 @@ class FieldIndex:
                 else:
                     own.append(c)
         counts = tuple(raw_count(v) for v in raw)
-        self._set_shape(offset, _shape_bits(raw), counts)
+        self.shape.set(offset, shape_bits(raw), counts)
         if own:
             self._own[offset] = tuple(own)
             self._insert(offset, self._own[offset])
@@ -193,21 +150,7 @@ class FieldIndex:
         if own is not None:
             self._delete(offset, own)
         self._others.pop(offset, None)
-        self._multi.pop(offset, None)
-        if offset < len(self._bits):
-            self._bits[offset] = 0
-            self._count[offset] = 0
-
-    def _set_shape(self, offset: int, bits: int, counts: tuple[int, ...]) -> None:
-        if offset >= len(self._bits):
-            cap = max(offset + 1, 2 * len(self._bits))
-            self._bits = np.concatenate([self._bits, np.zeros(cap - len(self._bits), dtype=np.uint8)])
-            self._count = np.concatenate([self._count, np.zeros(cap - len(self._count), dtype=np.int32)])
-        self._bits[offset] = bits
-        if len(counts) == 1:
-            self._count[offset] = min(counts[0], 2**31 - 1)
-        elif counts:
-            self._multi[offset] = counts
+        self.shape.clear(offset)
 
     def prepare(self) -> None:
         """Build now, off the query path, what answering conditions builds on first use."""
@@ -222,51 +165,17 @@ class FieldIndex:
         with self._lock:
             return np.fromiter(self._own.keys(), dtype=np.int64, count=len(self._own))
 
-    def _bit_mask(self, bit: int, size: int, absent: bool) -> Mask:
-        bits = self._bits[:size]
-        out = np.full(size, absent, dtype=np.bool_)
-        n = len(bits)
-        present = (bits & B_PRESENT) != 0
-        out[:n] = np.where(present, (bits & bit) != 0, absent)
-        return out
-
-    def _values_count_mask(self, check: ValuesCount, size: int) -> Mask:
-        out = np.full(size, check.test(0), dtype=np.bool_)
-        n = min(size, len(self._bits))
-        counts = self._count[:n]
-        ok = np.ones(n, dtype=np.bool_)
-        if check.gt is not None:
-            ok &= counts > check.gt
-        if check.gte is not None:
-            ok &= counts >= check.gte
-        if check.lt is not None:
-            ok &= counts < check.lt
-        if check.lte is not None:
-            ok &= counts <= check.lte
-        present = (self._bits[:n] & B_PRESENT) != 0
-        out[:n] = np.where(present, ok, out[:n])
-        for off, counts_multi in self._multi.items():
-            if off < size:
-                out[off] = any(check.test(c) for c in counts_multi)
-        return out
-
     def mask(self, condition: FieldCondition | IsEmpty | IsNull | Check, size: int) -> Mask | None:
         """bool[size]: the exact answer for a condition on this index's key, or None."""
         with self._lock:
             return self._mask(condition, size)
 
     def _mask(self, condition: FieldCondition | IsEmpty | IsNull | Check, size: int) -> Mask | None:
-        if isinstance(condition, IsEmpty):
-            return self._bit_mask(B_EMPTY, size, absent=True)
-        if isinstance(condition, IsNull):
-            return self._bit_mask(B_NULL, size, absent=False)
+        if shape_check(condition):
+            return self.shape.mask(condition, size)
+        assert not isinstance(condition, IsEmpty | IsNull)
         check = condition.check if isinstance(condition, FieldCondition) else condition
-        if isinstance(check, ValuesCount):
-            return self._values_count_mask(check, size)
-        if isinstance(check, EmptyFlag):
-            return self._bit_mask(B_EF_TRUE if check.flag else B_EF_FALSE, size, absent=check.flag)
-        if isinstance(check, NullFlag):
-            return self._bit_mask(B_NF_TRUE if check.flag else B_NF_FALSE, size, absent=not check.flag)
+        assert not isinstance(check, SHAPE_CHECKS)
         own = self._own_mask(check, size)
         if own is None:
             return None
@@ -352,26 +261,11 @@ class FieldIndex:
 
     def count(self, condition: FieldCondition | IsEmpty | IsNull | Check) -> int | None:
         """Exact number of indexed offsets passing ``condition``, None when not answerable."""
-        if self._holds_when_absent(condition):
+        if holds_when_absent(condition):
             return None  # would count points this index never saw: only the segment knows them
         with self._lock:
-            m = self._mask(condition, len(self._bits))
+            m = self._mask(condition, self.shape.size)
         return None if m is None else int(np.count_nonzero(m))
-
-    @staticmethod
-    def _holds_when_absent(condition: FieldCondition | IsEmpty | IsNull | Check) -> bool:
-        if isinstance(condition, IsEmpty):
-            return True
-        if isinstance(condition, IsNull):
-            return False
-        check = condition.check if isinstance(condition, FieldCondition) else condition
-        if isinstance(check, ValuesCount):
-            return check.test(0)
-        if isinstance(check, EmptyFlag):
-            return check.flag
-        if isinstance(check, NullFlag):
-            return not check.flag
-        return False
 
     # ------------------------------------------------------------------ facet, order_by, info
     def facet(self, mask: Mask | None, limit: int) -> list[tuple[Any, int]]:
@@ -407,20 +301,14 @@ class FieldIndex:
         from qcluster.shards.payload_index.files import numeric_dtype
 
         with self._lock:
-            shape_offs = np.flatnonzero(self._bits)
             own = self._own
             flat = [x for vals in own.values() for x in self._own_to_json(vals)]
             arrays: dict[str, npt.NDArray[Any]] = {
-                "shape_offs": shape_offs.astype(np.int64),
-                "bits": self._bits[shape_offs],
-                "count": self._count[shape_offs],
                 "own_offs": np.fromiter(own.keys(), dtype=np.int64, count=len(own)),
                 "own_counts": np.fromiter((len(v) for v in own.values()), dtype=np.int32, count=len(own)),
             }
-            meta: dict[str, Any] = {
-                "multi": [[off, list(c)] for off, c in self._multi.items()],
-                "others": [[off, vals] for off, vals in self._others.items()],
-            }
+            meta: dict[str, Any] = {"others": [[off, vals] for off, vals in self._others.items()]}
+            self.shape.export(arrays, meta)
             dtype = numeric_dtype(self.kind)
             if dtype is None:
                 meta["values"] = flat
@@ -431,13 +319,7 @@ class FieldIndex:
     def restore(self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> None:
         """Fill an empty index from ``export``'s output (structures rebuilt in bulk)."""
         with self._lock:
-            shape_offs = arrays["shape_offs"].astype(np.int64)
-            cap = max(64, int(shape_offs[-1]) + 1 if len(shape_offs) else 0)
-            self._bits = np.zeros(cap, dtype=np.uint8)
-            self._count = np.zeros(cap, dtype=np.int32)
-            self._bits[shape_offs] = arrays["bits"]
-            self._count[shape_offs] = arrays["count"]
-            self._multi = {int(off): tuple(int(c) for c in counts) for off, counts in meta["multi"]}
+            self.shape.restore(meta, arrays)
             self._others = {int(off): list(vals) for off, vals in meta["others"]}
             offs = arrays["own_offs"].astype(np.int64)
             counts = arrays["own_counts"].astype(np.int64)
@@ -445,7 +327,7 @@ class FieldIndex:
             if len(flat) != int(counts.sum()) or len(offs) != len(counts):
                 raise ValueError("payload index columns disagree")
             ends = np.cumsum(counts).tolist()
-            starts = [0, *ends[:-1]]
+            starts = [0, *ends[:-1]] if ends else []  # an index with no own values has no rows
             convert = self._own_from_json
             self._own.clear()  # in place: sorted values keep a reference to this map
             self._own.update(
@@ -459,44 +341,3 @@ class FieldIndex:
         del offsets, values
         for off, own in self._own.items():
             self._insert(off, own)
-
-    # ------------------------------------------------------------------ persistence (JSON, never pickle)
-    def to_bytes(self) -> bytes:
-        with self._lock:
-            return self._to_bytes()
-
-    def _to_bytes(self) -> bytes:
-        shape = []
-        for off in np.flatnonzero(self._bits).tolist():
-            shape.append([off, int(self._bits[off]), list(self._multi.get(off, (int(self._count[off]),)))])
-        return _dumps(
-            {
-                "format": 1,
-                "key": self.key,
-                "schema": self.schema.to_json(),
-                "own": [[off, self._own_to_json(vals)] for off, vals in self._own.items()],
-                "others": [[off, vals] for off, vals in self._others.items()],
-                "shape": shape,
-            }
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> FieldIndex:
-        from qcluster.shards.payload_index import build_index
-
-        try:
-            doc = _loads(data)
-            if doc.get("format") != 1:
-                raise ValueError(f"unknown format {doc.get('format')!r}")
-            index = build_index(doc["key"], parse_field_schema(doc["schema"]))
-            for off, bits, counts in doc["shape"]:
-                index._set_shape(int(off), int(bits), tuple(int(c) for c in counts))
-            for off, vals in doc["own"]:
-                own = index._own_from_json(vals)
-                index._own[int(off)] = own
-                index._insert(int(off), own)
-            for off, vals in doc["others"]:
-                index._others[int(off)] = list(vals)
-        except (ValueError, KeyError, TypeError, AttributeError, BadInputError) as exc:
-            raise CorruptedStorageError(f"payload index data is damaged: {exc}") from exc
-        return index

@@ -49,6 +49,8 @@ def load(directory: Path, key: str, schema: FieldSchema, token: int) -> FieldInd
     data_file, meta_file = paths(directory, key)
     try:
         meta = orjson.loads(meta_file.read_bytes())
+        if not isinstance(meta, dict):
+            return None
         if meta.get("format") != FORMAT or meta.get("key") != key or meta.get("token") != token:
             return None
         if meta.get("schema") != schema.to_json():
@@ -62,7 +64,7 @@ def load(directory: Path, key: str, schema: FieldSchema, token: int) -> FieldInd
     index = build_index(key, schema)
     try:
         index.restore(meta, arrays)
-    except (ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
     return index
 
