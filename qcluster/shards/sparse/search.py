@@ -77,9 +77,10 @@ def search_sparse(
     """Top ``k`` (scores, offsets) of one query in one segment, best first (then lower offset);
     fewer when fewer match."""
     size = seg.size
-    if size == 0 or name not in seg.sparse or k <= 0:
+    store = seg.sparse.get(name)
+    if size == 0 or store is None or k <= 0:
         return _NO_SCORES, _NO_OFFSETS
-    view = seg.sparse[name].view(size)
+    view = store.view(size)
     index = view.index
     if index is not None and len(view.tail) == 0 and index.size == size:
         # an index covering every offset: only the query's postings are read (``topk.top_k``)
