@@ -95,7 +95,7 @@ class Node:
         )
         self._sync.consensus = self.consensus
         timeout = cluster.grpc_timeout_ms / 1000
-        self._data_plane = ClusterDataPlane(self.consensus, self._pool, timeout)
+        self._data_plane = ClusterDataPlane(self.consensus, self._pool, timeout, cluster.write_persist_sec)
         self.toc.env = self._data_plane
         scratch = Path(self.settings.storage.storage_path) / "transfer-tmp"
         self._transfers = TransferDriver(self.toc, self.consensus, self._pool, timeout, scratch)

@@ -162,6 +162,10 @@ class ClusterSettings(_Section):
     # How often the peer leading a shard's Active replicas compares their clock maps (see
     # qcluster/cluster/replica_audit.py; part of auto_recovery).
     replica_audit_interval_sec: float = Field(5.0, gt=0)
+    # How long each shard's part of a write spanning several shards keeps being re-sent while its
+    # outcome is unknown (a replica restarting, a peer briefly cut off), so the write is not left
+    # applied on some shards only (see qcluster/shards/replica_set.py, ``persist``). 0: never.
+    write_persist_sec: float = Field(15.0, ge=0)
 
 
 LOG_LEVELS = {

@@ -36,10 +36,11 @@ DEACTIVATE_RETRY_FOR = 600.0
 
 
 class ClusterDataPlane:
-    def __init__(self, consensus: ConsensusService, pool: ChannelPool, timeout: float):
+    def __init__(self, consensus: ConsensusService, pool: ChannelPool, timeout: float, persist_for: float):
         self._consensus = consensus
         self._pool = pool
         self._timeout = timeout
+        self.persist_for = persist_for
         self._retries: dict[tuple[str, int, int], asyncio.Task[None]] = {}
         self._view_current = False  # caught up with the leader once since this peer started
 

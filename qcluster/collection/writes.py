@@ -53,8 +53,14 @@ class CollectionWrites:
             if len(parts) > 1:
                 await self._require_existing(op)
             sets = self.col.holder.sets
+            # a write spanning shards persists on each: one shard briefly unreachable (a replica
+            # restarting) is waited out rather than leaving the other shards' parts applied alone
+            persist = len(parts) > 1
             results = await asyncio.gather(
-                *(sets[sid].update(part, wait, options.ordering) for sid, part in parts.items())
+                *(
+                    sets[sid].update(part, wait, options.ordering, persist=persist)
+                    for sid, part in parts.items()
+                )
             )
         finally:
             self.gate.leave()

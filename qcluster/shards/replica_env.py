@@ -98,6 +98,12 @@ class ReplicaEnv(Protocol):
         """Have ``peer_id`` coordinate the write (it leads the shard for this ordering)."""
         ...
 
+    @property
+    def persist_for(self) -> float:
+        """Seconds a persisting write (each shard's part of a write spanning shards) keeps
+        re-sending while its outcome is unknown."""
+        ...
+
     def agreed_view(self, collection: str, shard_id: int) -> ShardView | None:
         """The shard's replica states and their ``since`` as consensus has them now (None: no
         such view, outside a cluster)."""
@@ -117,6 +123,10 @@ class SinglePeer:
     @property
     def peer_id(self) -> int:
         return 0
+
+    @property
+    def persist_for(self) -> float:
+        return 0.0  # one local replica: nothing to wait out
 
     def remote(self, collection: str, shard_id: int, peer_id: int) -> ShardOperation:
         raise TransientError(f"cluster mode is disabled: there is no peer {peer_id} to reach")

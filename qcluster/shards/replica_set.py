@@ -28,6 +28,10 @@ Writes (``update``)::
 Unlike Qdrant, a write that fails for lack of acknowledgements still deactivates the replicas it
 failed on when another replica took it, so a failed write never leaves replicas silently divergent.
 
+A persisting write (each shard's part of a write spanning shards) whose outcome is unknown is
+sent again with its clock tag for up to ``cluster.write_persist_sec`` before it fails (see
+``update``); replicas that applied it skip the re-send.
+
 Cancellation: the coordination runs in its own task, shielded from the caller; a client that goes
 away does not stop a write half-way through its replicas (or before the failed ones are marked).
 
@@ -54,8 +58,9 @@ from qcluster.errors import (
     is_definite,
 )
 from qcluster.logging import get_logger
+from qcluster.retry import while_unknown
 from qcluster.shards.base import ShardOperation, UpdateResult
-from qcluster.shards.clock import ClockSet, ClockTag
+from qcluster.shards.clock import Clock, ClockSet, ClockTag
 from qcluster.shards.operations import UpdateOperation
 from qcluster.shards.replica_env import (
     Consistency,
@@ -102,6 +107,23 @@ async def shielded(coro: Awaitable[T]) -> T:
     task = asyncio.ensure_future(coro)
     task.add_done_callback(_retrieve_exception)
     return await asyncio.shield(task)
+
+
+class Attempt:
+    """One write across its tries: the clock tag it took first (a retry re-sends the same tag, which
+    replicas that applied it skip) and whether its outcome became unknown (its clock retired)."""
+
+    __slots__ = ("clock", "tag", "unknown")
+
+    def __init__(self) -> None:
+        self.clock: Clock | None = None
+        self.tag: ClockTag | None = None
+        self.unknown = False
+
+    def take(self, clocks: ClockSet) -> tuple[Clock, ClockTag]:
+        if self.clock is None or self.tag is None:
+            self.clock, self.tag = clocks.take()
+        return self.clock, self.tag
 
 
 class ReplicaSet:
@@ -180,10 +202,21 @@ class ReplicaSet:
 
     # ------------------------------------------------------------------ writes
     async def update(
-        self, op: UpdateOperation, wait: bool = True, ordering: Ordering = "weak", *, forwarded: bool = False
+        self,
+        op: UpdateOperation,
+        wait: bool = True,
+        ordering: Ordering = "weak",
+        *,
+        forwarded: bool = False,
+        persist: bool = False,
     ) -> UpdateResult:
+        """``persist``: a write whose outcome is unknown (no counted replica took it for sure, and
+        some failure says nothing of whether it was applied) is sent again with the same clock tag
+        for up to ``env.persist_for`` seconds (``cluster.write_persist_sec``), riding out a restarting or briefly cut-off replica. The
+        collection asks for it for each shard's part of a write spanning several shards, so one
+        shard's failure does not leave the others' parts applied alone (chaos quick seed 1902)."""
         if ordering == "weak":
-            return await shielded(self._replicate(op, wait))
+            return await shielded(self._persisting(op, wait, persist))
         leader = self._leader(ordering)
         if leader is None:
             raise ReplicationError(
@@ -193,14 +226,28 @@ class ReplicaSet:
         if leader != self.me and not forwarded:
             return await self.env.forward(self.collection, self.shard_id, leader, op, wait, ordering)
         async with self._order_lock:
-            return await shielded(self._replicate(op, wait))
+            return await shielded(self._persisting(op, wait, persist))
 
     def _leader(self, ordering: Ordering) -> int | None:
         if ordering == "strong":
             return max(self.states, default=None)
         return max(self._peers_in(READABLE), default=None)
 
-    async def _replicate(self, op: UpdateOperation, wait: bool) -> UpdateResult:
+    async def _persisting(self, op: UpdateOperation, wait: bool, persist: bool) -> UpdateResult:
+        attempt = Attempt()
+        try:
+            if not persist:
+                return await self._replicate(op, wait, attempt)
+            async for tries in while_unknown(self.env.persist_for, lambda: attempt.unknown):
+                with tries:
+                    return await self._replicate(op, wait, attempt)
+        except QClusterError:
+            if attempt.unknown and attempt.tag is not None:  # not acknowledged, maybe applied on some
+                self.settler.settle_later(attempt.tag)
+            raise
+        raise AssertionError("unreachable: the retry loop returns or raises")  # pragma: no cover
+
+    async def _replicate(self, op: UpdateOperation, wait: bool, attempt: Attempt) -> UpdateResult:
         self.env.check_view()
         agreed = self.env.agreed_view(self.collection, self.shard_id)
         if agreed is not None and (agreed[0] != self.states or agreed[1] != self.since):
@@ -218,7 +265,7 @@ class ReplicaSet:
             )
         view, since = self.states, self.since  # the view this write is sent in (set_states replaces them)
         fed = self._peers_in(FED)  # not sent to: a transfer's source forwards to them
-        clock, tag = self.clocks.take()
+        clock, tag = attempt.take(self.clocks)
         outcomes = await asyncio.gather(
             *(self._send(peer, op, wait, tag) for peer in targets), return_exceptions=True
         )
@@ -242,18 +289,14 @@ class ReplicaSet:
                 failed[peer] = outcome
             else:  # CancelledError / KeyboardInterrupt from a replica call: not ours to swallow
                 raise outcome
-        unknown = any(not is_definite(e) for e in failed.values())
-        if not unknown:  # every replica applied it, or refused it itself
+        if any(not is_definite(e) for e in failed.values()):
+            # the clock is retired: its tick on each replica must keep telling whether that replica
+            # applied this write (see qcluster/shards/unsettled.py), and a retry re-sends its tag
+            attempt.unknown = True
+        elif not attempt.unknown:  # every replica applied it, or refused it itself
             self.clocks.give_back(clock)
-        # else the clock is retired: its tick on each replica must keep telling whether that
-        # replica applied this write (see qcluster/shards/unsettled.py)
         if failed:
-            try:
-                await self._settle_failures(done, failed, view, since, fed)
-            except QClusterError:
-                if unknown:  # not acknowledged, and maybe applied on some replicas only
-                    self.settler.settle_later(tag)
-                raise
+            await self._settle_failures(done, failed, view, since, fed)
         return self._merge(done, wait)
 
     async def _send(self, peer: int, op: UpdateOperation, wait: bool, tag: ClockTag) -> UpdateResult:

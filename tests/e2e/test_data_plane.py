@@ -233,6 +233,45 @@ def test_a_replica_that_stops_answering_never_leaves_a_silent_partial_write(tmp_
         cluster.stop()
 
 
+def test_a_batch_spanning_shards_waits_out_a_restarting_shard_instead_of_half_applying(
+    tmp_path: Path,
+) -> None:
+    """Chaos quick seed 1902: a batch over several shards was applied on those whose replicas
+    answered and failed on one whose only replica was restarting. Each shard's part now persists
+    (re-sent with its clock tag), so the batch lands whole once the peer is back."""
+    cluster = PeerCluster(tmp_path)
+    cluster.env["QDRANT__CLUSTER__WRITE_PERSIST_SEC"] = "90"  # longer than any restart here
+    try:
+        peers = cluster.start(3)
+        _create(peers[0], "c", shard_number=3, replication_factor=1)
+        placement = _replicas(peers[0], "c")
+        victim = peers[2]
+        victim_id = victim.peer_id()
+        (victim_shard,) = [sid for sid, reps in placement.items() if victim_id in reps]
+        here = [sid for sid, reps in placement.items() if peers[0].peer_id() in reps]
+        victim.kill9()
+        outcome: list[tuple[int, Any]] = []
+        writer = threading.Thread(
+            target=lambda: outcome.append(_upsert(peers[0], "c", _points(range(60)), "&timeout=60"))
+        )
+        writer.start()
+        # the parts of the shards whose replicas answer are applied: the write is in flight
+        wait_for(
+            lambda: any(replica_contents(peers[0].p2p_uri, "c", sid) for sid in here),
+            30,
+            "the batch applied on a shard of a live peer",
+        )
+        assert not outcome, outcome  # still waiting on the killed peer's shard
+        victim.args = []  # a restart resumes from storage
+        victim.start()
+        writer.join(60)
+        assert outcome and outcome[0][0] == 200, outcome
+        assert replica_contents(victim.p2p_uri, "c", victim_shard)  # its part landed too
+        assert _count(peers[1], "c") == 60
+    finally:
+        cluster.stop()
+
+
 def test_strong_ordering_keeps_replicas_identical_under_concurrent_updates(tmp_path: Path) -> None:
     cluster = PeerCluster(tmp_path)
     try:

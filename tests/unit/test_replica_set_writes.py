@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from qcluster.cluster.replica_audit import disagreements
-from qcluster.errors import ReplicationError, TransientError
+from qcluster.errors import BadInputError, ReplicationError, TransientError
 from qcluster.shards.base import UpdateResult
 from qcluster.shards.clock import ClockMap, ClockSet, ClockTag
 from qcluster.shards.operations import DeletePoints
@@ -80,6 +80,7 @@ class Env:
         return self.agreed_now
 
     agreed_now: Any = None  # (states, since) consensus has, when the test sets it
+    persist_for = 30.0
 
 
 def test_a_replica_that_failed_here_is_skipped_only_once_its_deactivation_is_agreed() -> None:
@@ -210,3 +211,69 @@ def test_a_write_goes_by_the_agreed_states_even_before_the_replica_set_took_them
         assert rs.states == {ME: RS.ACTIVE, OTHER: RS.ACTIVE} and rs.since == {ME: 1, OTHER: 5}
 
     asyncio.run(run())
+
+
+class Flaky(Replica):
+    """Unreachable for its first ``failures`` writes, or the first one applied with its answer
+    lost (``lost_first``); records every tag it was sent."""
+
+    def __init__(self, failures: int = 0, lost_first: bool = False) -> None:
+        super().__init__()
+        self.failures = failures
+        self.lost_first = lost_first
+        self.tags: list[ClockTag] = []
+
+    async def update(self, op: Any, wait: bool = True, tag: Any = None, **_: Any) -> UpdateResult:
+        self.tags.append(tag)
+        self.down = self.calls < self.failures
+        self.answer_lost = self.lost_first and self.calls == 0
+        return await super().update(op, wait, tag)
+
+
+def test_a_persisting_write_is_sent_again_with_its_tag_until_a_replica_takes_it() -> None:
+    """Chaos quick seed 1902: a batch spanning two shards was applied on one and failed on the
+    other, whose only Active replica was restarting. Each part of such a write persists: a write
+    whose outcome is unknown is re-sent with the same clock tag (replicas that applied it skip
+    it), and acknowledged once the replicas take it. Without ``persist`` it fails at once and is
+    left to the settler."""
+
+    async def run(persist: bool) -> tuple[ReplicaSet, Flaky, Flaky]:
+        env = Env()
+        env.quorum = True
+        rs = env.rs = ReplicaSet("c", 0, env, ClockSet(lambda: ME, 1), lambda: 1)
+        local, remote = Flaky(lost_first=True), Flaky(failures=1)
+        rs.local, env.remote_replica = local, remote  # type: ignore[assignment]
+        rs.set_states({ME: RS.ACTIVE, OTHER: RS.ACTIVE})
+        if persist:
+            assert (await rs.update(DeletePoints((7,)), persist=True)).status == "completed"
+        else:
+            with pytest.raises(ReplicationError):
+                await rs.update(DeletePoints((7,)))
+        return rs, local, remote
+
+    rs, local, remote = asyncio.run(run(persist=True))
+    assert len(remote.tags) == 2 and len(set(remote.tags)) == 1  # the same write, re-sent
+    assert set(local.tags) == set(remote.tags)
+    assert rs.states == {ME: RS.ACTIVE, OTHER: RS.ACTIVE}  # both took it: nothing marked Dead
+    rs, local, remote = asyncio.run(run(persist=False))
+    assert len(remote.tags) == 1 and rs.settler.pending == 1
+
+
+def test_a_persisting_write_refused_as_wrong_is_not_sent_again() -> None:
+    async def run() -> Flaky:
+        env = Env()
+        rs = env.rs = ReplicaSet("c", 0, env, ClockSet(lambda: ME, 1), lambda: 1)
+        local = Flaky()
+
+        async def refuse(op: Any, wait: bool = True, tag: Any = None, **_: Any) -> UpdateResult:
+            local.calls += 1
+            raise BadInputError("wrong")
+
+        local.update = refuse  # type: ignore[method-assign]
+        rs.local = local  # type: ignore[assignment]
+        rs.set_states({ME: RS.ACTIVE})
+        with pytest.raises(BadInputError):
+            await rs.update(DeletePoints((7,)), persist=True)
+        return local
+
+    assert asyncio.run(run()).calls == 1
