@@ -371,9 +371,15 @@ def _search_sparse(
             f"Conversion between sparse and regular vectors failed: `{req.using}` is a sparse vector",
             "vector",
         )
-    live = [seg for seg in segments if seg.offsets]  # (``offsets``: the live points)
+    live = []
+    points = 0
+    for seg in segments:
+        n = len(seg.offsets)  # live points
+        if n:
+            live.append(seg)
+            points += n
     # never more than there are points (a limit of u64::MAX must not allocate u64::MAX slots)
-    k = min(req.limit + req.offset, sum([len(seg.offsets) for seg in live]))
+    k = min(req.limit + req.offset, points)
     return [] if k == 0 else _merge_sparse(req, _sparse_per_segment(live, params, req, k))
 
 

@@ -39,11 +39,12 @@ SHORT_QUERY = 64  # IDF weights of a query this short are computed on Python flo
 def inline_cost(segments: Sequence[Segment], name: str, query: SparseVector) -> int:
     """How many postings (and unindexed rows, counted as the values they hold) a search of
     ``query`` reads over ``segments``: what deciding between the loop and a thread weighs."""
-    return sum(
-        seg.sparse[name].read_cost(query, seg.size)
-        for seg in segments
-        if name in seg.sparse and seg.live_count
-    )
+    total = 0
+    for seg in segments:
+        store = seg.sparse.get(name)
+        if store is not None and seg.offsets:  # (``offsets``: the live points)
+            total += store.read_cost(query, seg.size)
+    return total
 
 
 _NO_SCORES: F32 = np.zeros(0, np.float32)
