@@ -52,13 +52,12 @@ from qcluster.errors import (
     HoldersGoneError,
     QClusterError,
     ReplicationError,
-    ShardUnknownError,
-    StaleShardViewError,
     TransientError,
     is_definite,
 )
 from qcluster.logging import get_logger
 from qcluster.retry import while_unknown
+from qcluster.shards import replica_reads
 from qcluster.shards.base import ShardOperation, UpdateResult
 from qcluster.shards.clock import Clock, ClockSet, ClockTag
 from qcluster.shards.operations import UpdateOperation
@@ -70,6 +69,7 @@ from qcluster.shards.replica_env import (
     ShardWriter,
     attested,
 )
+from qcluster.shards.replica_roles import COUNTED, FED, READABLE, UPDATABLE
 from qcluster.shards.resolve import Condition
 from qcluster.shards.unsettled import Settler
 from qcluster.types import ReplicaState, ShardKey
@@ -79,22 +79,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 T = TypeVar("T")
-
-# A Partial replica (the target of a transfer) is not written by coordinators: the transfer's
-# source feeds it, in the source's order (see qcluster/transfer/proxy.py).
-UPDATABLE = frozenset(
-    {
-        ReplicaState.ACTIVE,
-        ReplicaState.INITIALIZING,
-        ReplicaState.LISTENER,
-        ReplicaState.RESHARDING,
-    }
-)
-# Transfer targets: coordinators rely on the transfer's source to forward writes to them.
-FED = frozenset({ReplicaState.PARTIAL})
-# Replicas that count for write_consistency_factor and can be the source of truth.
-COUNTED = frozenset({ReplicaState.ACTIVE, ReplicaState.INITIALIZING})
-READABLE = frozenset({ReplicaState.ACTIVE})
 
 
 def _retrieve_exception(task: asyncio.Future[Any]) -> None:
@@ -197,7 +181,7 @@ class ReplicaSet:
             remote = self._remotes[peer] = self.env.remote(self.collection, self.shard_id, peer)
         return remote
 
-    def _describe(self) -> str:
+    def describe(self) -> str:
         return ", ".join(f"peer {p}: {self.state_of(p)}" for p in sorted(self.states)) or "no replicas"
 
     # ------------------------------------------------------------------ writes
@@ -221,7 +205,7 @@ class ReplicaSet:
         if leader is None:
             raise ReplicationError(
                 f"shard {self.shard_id} of `{self.collection}`: no replica can lead writes with "
-                f"{ordering} ordering ({self._describe()})"
+                f"{ordering} ordering ({self.describe()})"
             )
         if leader != self.me and not forwarded:
             return await self.env.forward(self.collection, self.shard_id, leader, op, wait, ordering)
@@ -261,7 +245,7 @@ class ReplicaSet:
         if not targets:
             raise ReplicationError(
                 f"shard {self.shard_id} of `{self.collection}` has no replica that can take writes "
-                f"({self._describe()})"
+                f"({self.describe()})"
             )
         view, since = self.states, self.since  # the view this write is sent in (set_states replaces them)
         fed = self._peers_in(FED)  # not sent to: a transfer's source forwards to them
@@ -319,9 +303,9 @@ class ReplicaSet:
             if all(is_definite(e) for e in errors):
                 # Every replica refused the request itself: nothing was applied. Our own words first.
                 raise failed.get(self.me, errors[0])
-            raise ReplicationError(
-                self._failure_text("no Active replica took the write", failed)
-            ) from errors[0]
+            raise ReplicationError(self.failure_text("no Active replica took the write", failed)) from errors[
+                0
+            ]
         # The replicas in `done` hold the write; every failed one is now behind them.
         for peer, exc in failed.items():
             log.warning(
@@ -336,7 +320,7 @@ class ReplicaSet:
         required = min(self._write_factor(), max(counted, 1))
         if len(counted_done) < required:
             raise ReplicationError(
-                self._failure_text(
+                self.failure_text(
                     f"{len(counted_done)} of the {required} replicas write_consistency_factor asks for "
                     "acknowledged the write",
                     failed,
@@ -395,14 +379,14 @@ class ReplicaSet:
         problems = [r for r in results if isinstance(r, BaseException)]
         if problems:
             raise ReplicationError(
-                self._failure_text(
+                self.failure_text(
                     "the write reached some replicas, but the failed ones could not be marked Dead "
                     f"({problems[0]}); consistency of this write is not guaranteed, retry it",
                     failed,
                 )
             ) from problems[0]
 
-    def _failure_text(self, what: str, failed: Mapping[int, BaseException]) -> str:
+    def failure_text(self, what: str, failed: Mapping[int, BaseException]) -> str:
         details = "; ".join(f"peer {p}: {_message(e)}" for p, e in sorted(failed.items()))
         return f"shard {self.shard_id} of collection `{self.collection}`: {what}. Failed replicas: {details}"
 
@@ -433,79 +417,9 @@ class ReplicaSet:
         consistency: Consistency | None = None,
         resolver: Callable[[Sequence[T], Condition], T] | None = None,
     ) -> T:
-        order = self.read_order()
-        if not order:
-            raise ReplicationError(
-                f"shard {self.shard_id} of collection `{self.collection}` has no Active replica to read "
-                f"from ({self._describe()})"
-            )
-        if consistency is None or consistency == 1 or resolver is None:
-            return await self._read_one(fn, order)
-        required, condition = self._plan(consistency)
-        if len(order) < required:
-            raise ReplicationError(
-                f"shard {self.shard_id} of collection `{self.collection}`: read consistency "
-                f"{consistency} needs {required} Active replicas, {len(order)} available ({self._describe()})"
-            )
-        answers = await self._read_many(fn, order, required)
-        return resolver(answers, condition)
-
-    def _plan(self, consistency: Consistency) -> tuple[int, Condition]:
-        total = max(1, len(self.states))
-        if consistency == "all":
-            return total, Condition.ALL
-        if consistency == "majority":
-            return total, Condition.MAJORITY
-        if consistency == "quorum":
-            return total // 2 + 1, Condition.ALL
-        return max(1, min(int(consistency), total)), Condition.ALL
-
-    async def _read_one(self, fn: Callable[[ShardOperation], Awaitable[T]], order: list[int]) -> T:
-        failed: dict[int, BaseException] = {}
-        for peer in order:
-            try:
-                return await fn(self.replica(peer))
-            except QClusterError as exc:
-                if is_definite(exc):
-                    raise
-                failed[peer] = exc
-                log.info(
-                    "read failed on a replica; trying the next",
-                    collection=self.collection,
-                    shard=self.shard_id,
-                    peer=peer,
-                    error=exc.message,
-                )
-        first = next(iter(failed.values()))
-        text = self._failure_text("every readable replica failed the read", failed)
-        if all(isinstance(e, ShardUnknownError) for e in failed.values()):
-            raise StaleShardViewError(text, self.shard_id) from first
-        raise ReplicationError(text) from first
-
-    async def _read_many(
-        self, fn: Callable[[ShardOperation], Awaitable[T]], order: list[int], required: int
-    ) -> list[T]:
-        """Answers of ``required`` replicas, asked at once; a failed one is replaced by the next."""
-        answers: dict[int, T] = {}
-        failed: dict[int, BaseException] = {}
-        queue = list(order)
-        while len(answers) < required:
-            batch = queue[: required - len(answers)]
-            queue = queue[len(batch) :]
-            if not batch:
-                first = next(iter(failed.values()), None)
-                raise ReplicationError(
-                    self._failure_text(f"{len(answers)} of {required} replicas answered the read", failed)
-                ) from first
-            results = await asyncio.gather(*(fn(self.replica(p)) for p in batch), return_exceptions=True)
-            for peer, result in zip(batch, results, strict=True):
-                if isinstance(result, BaseException):
-                    if is_definite(result) or not isinstance(result, Exception):
-                        raise result
-                    failed[peer] = result
-                else:
-                    answers[peer] = result
-        return [answers[p] for p in order if p in answers]
+        """``fn`` on one readable replica, or on as many as ``consistency`` asks, merged by
+        ``resolver`` (see :mod:`replica_reads`)."""
+        return await replica_reads.read(self, fn, consistency, resolver)
 
     async def close(self) -> None:
         await self.settler.close()

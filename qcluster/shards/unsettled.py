@@ -34,6 +34,7 @@ from qcluster.logging import get_logger
 from qcluster.retry import until_done
 from qcluster.shards.clock import ClockTag
 from qcluster.shards.replica_env import FailedReplica, attested
+from qcluster.shards.replica_roles import COUNTED
 from qcluster.tasks import cancel_and_wait
 from qcluster.types import ReplicaState
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 SETTLE_DELAY = 1.0
 SETTLE_FOR = 300.0
-HOLDING = frozenset({ReplicaState.ACTIVE, ReplicaState.INITIALIZING})
 
 
 def split_by_tick(ticks: Mapping[int, int], tag: ClockTag) -> tuple[list[int], list[int]]:
@@ -134,7 +134,7 @@ class Settler:
         ripe = time.monotonic() - self._delay
         tags = [tag for tag, failed_at in self._pending.items() if failed_at <= ripe]
         states, since = rs.states, rs.since  # one agreed view for the whole round
-        peers = [p for p in sorted(states) if states[p] in HOLDING]
+        peers = [p for p in sorted(states) if states[p] in COUNTED]
         maps = await asyncio.gather(*(rs.replica(p).clock_map() for p in peers))
         marks: dict[int, tuple[int, ...]] = {}  # peer to mark Dead -> replicas that hold a write it lacks
         for tag in tags:
