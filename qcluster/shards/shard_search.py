@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from qcluster import deadline
 from qcluster.errors import BadInputError
-from qcluster.models.config import ShardConfig, VectorParams
+from qcluster.models.config import ShardConfig, SparseVectorParams, VectorParams
 from qcluster.shards.base import FilterJson, ScoredPoint, SearchRequest, VectorSelector
 from qcluster.shards.distance import UNIT_TOLERANCE, higher_is_better, preprocess
 from qcluster.shards.filters import Filter, evaluate, parse_filter
@@ -79,6 +79,9 @@ def search(
     ``parsed``: the parse of a single request's filter, when the caller has it at hand."""
     if len(requests) == 1:  # the common case, no grouping
         req = requests[0]
+        sparse = config.sparse_vectors.get(req.using)
+        if sparse is not None:
+            return [_search_sparse(segments, sparse, req)]
         if _plain_dense(config, req):
             flt = parsed[0] if parsed else parsed_filter(req.filter)
             return [_search_dense(segments, config, req, flt)]
@@ -281,24 +284,15 @@ def _merge_segments(
 
 
 def _search_one(segments: Sequence[Segment], config: ShardConfig, req: SearchRequest) -> list[ScoredPoint]:
+    sparse = config.sparse_vectors.get(req.using)
+    if sparse is not None:
+        return _search_sparse(segments, sparse, req)
     if req.limit < 0 or req.offset < 0:
         raise BadInputError("limit and offset must be non-negative", "limit")
     # never more than there are points (a limit of u64::MAX must not allocate u64::MAX slots)
     k = min(req.limit + req.offset, sum(seg.live_count for seg in segments))
-    sparse = config.sparse_vectors.get(req.using)
-    if req.params.idf_corpus is not None and (sparse is None or not sparse.idf):
-        raise BadInputError(
-            f"params.idf: `{req.using}` is not a sparse vector with the `idf` modifier, so IDF parameters "
-            "do not apply",
-            "params.idf",
-        )
-    if req.using in config.sparse_vectors:
-        if not isinstance(req.vector, SparseVector):
-            raise BadInputError(
-                f"Conversion between sparse and regular vectors failed: `{req.using}` is a sparse vector",
-                "vector",
-            )
-        return [] if k == 0 else _merge_sparse(req, _sparse_per_segment(segments, config, req, k))
+    if req.params.idf_corpus is not None:
+        raise _not_idf(req.using)
     params = config.vectors.get(req.using)
     if params is None:
         raise BadInputError(f"Not existing vector name error: {req.using}", "using")
@@ -358,34 +352,72 @@ def _multi_hits(
     return hits
 
 
+def _not_idf(name: str) -> BadInputError:
+    return BadInputError(
+        f"params.idf: `{name}` is not a sparse vector with the `idf` modifier, so IDF parameters do not apply",
+        "params.idf",
+    )
+
+
+def _search_sparse(
+    segments: Sequence[Segment], params: SparseVectorParams, req: SearchRequest
+) -> list[ScoredPoint]:
+    """One request for a sparse name: each segment's best ``k`` (exact dot products, IDF-weighted
+    query when the name has ``modifier: idf``), merged. Only segments with live points are read,
+    for the IDF statistics too (a segment without live points adds nothing to them)."""
+    if req.limit < 0 or req.offset < 0:
+        raise BadInputError("limit and offset must be non-negative", "limit")
+    corpus_raw = req.params.idf_corpus
+    if corpus_raw is not None and not params.idf:
+        raise _not_idf(req.using)
+    query = req.vector
+    if not isinstance(query, SparseVector):
+        raise BadInputError(
+            f"Conversion between sparse and regular vectors failed: `{req.using}` is a sparse vector",
+            "vector",
+        )
+    live = []
+    points = 0
+    for seg in segments:
+        n = len(seg.offsets)  # live points
+        if n:
+            live.append(seg)
+            points += n
+    # never more than there are points (a limit of u64::MAX must not allocate u64::MAX slots)
+    k = min(req.limit + req.offset, points)
+    return [] if k == 0 else _merge_sparse(req, _sparse_per_segment(live, params, req, k))
+
+
 def _sparse_per_segment(
-    segments: Sequence[Segment], config: ShardConfig, req: SearchRequest, k: int
+    live: Sequence[Segment], params: SparseVectorParams, req: SearchRequest, k: int
 ) -> list[tuple[Segment, F32, npt.NDArray[np.int64]]]:
-    """Each segment's best ``k`` (one row of scores and offsets), for the segments with hits."""
+    """Each segment's best ``k`` (one row of scores and offsets), for the segments with hits;
+    ``live``: the segments with live points."""
     query = req.vector
     assert isinstance(query, SparseVector)
-    corpus_raw = req.params.idf_corpus
-    if config.sparse_vectors[req.using].idf:
-        corpus = None if corpus_raw is None else filter_masks(segments, corpus_raw)
-        query = shard_idf(segments, req.using, query, corpus)
-    masks = filter_masks(segments, req.filter)
-    out = []
-    for si, seg in enumerate(segments):
+    name, corpus_raw = req.using, req.params.idf_corpus
+    if params.idf:
+        corpus = None if corpus_raw is None else filter_masks(live, corpus_raw)
+        query = shard_idf(live, name, query, corpus)
+    masks = None if req.filter is None else filter_masks(live, req.filter)
+    threshold = req.score_threshold
+    per_segment = []
+    for i, seg in enumerate(live):
         deadline.check()
-        if seg.live_count == 0:
-            continue
-        scores, offs = search_sparse(seg, req.using, query, k, masks[si], req.score_threshold)
+        scores, offs = search_sparse(seg, name, query, k, None if masks is None else masks[i], threshold)
         if len(offs):
-            out.append((seg, scores, offs))
-    return out
+            per_segment.append((seg, scores, offs))
+    return per_segment
 
 
 def _merge_sparse(
     req: SearchRequest, per_segment: list[tuple[Segment, F32, npt.NDArray[np.int64]]]
 ) -> list[ScoredPoint]:
-    """``_merge_dense`` for the sparse hits of ``_sparse_per_segment``; the hits of one segment
-    alone (no payload or vectors asked) are turned into points directly."""
+    """``_merge_dense`` for the sparse hits of ``_search_sparse``; the hits of one segment alone
+    (no payload or vectors asked) are turned into points directly."""
     if len(per_segment) != 1 or req.with_payload.enabled or req.with_vector.enabled:
+        if not per_segment:
+            return []
         rows = [(seg, scores.reshape(1, -1), offs.reshape(1, -1)) for seg, scores, offs in per_segment]
         return _merge_dense(req, rows, 0, high=True)
     seg, scores, offs = per_segment[0]
@@ -394,9 +426,10 @@ def _merge_sparse(
     if req.offset or len(offs) > req.limit:
         end = req.offset + req.limit
         scores, offs = scores[req.offset : end], offs[req.offset : end]
-    ids = seg.ids
     return list(
-        map(ScoredPoint, [ids[o] for o in offs.tolist()], seg.versions[offs].tolist(), scores.tolist())
+        map(
+            ScoredPoint, map(seg.ids.__getitem__, offs.tolist()), seg.versions[offs].tolist(), scores.tolist()
+        )
     )
 
 

@@ -141,7 +141,10 @@ async def test_hits_deleted_while_the_search_runs_are_skipped(tmp_path: Path) ->
         q = SparseVector(np.array([0, 1, 2], np.uint32), np.ones(3, np.float32))
         req = SearchRequest(vector=q, using="text", limit=10, offset=2)
         segments, config = tuple(shard.set.segments), shard.config
-        found = shard_search._sparse_per_segment(segments, config, req, 12)  # the best 12, then a delete
+        live = [s for s in segments if s.live_count]
+        found = shard_search._sparse_per_segment(
+            live, config.sparse_vectors["text"], req, 12
+        )  # best 12, a delete
         seg = next(s for s in segments if s.live_count)
         want = sorted(brute(docs, q, False).items(), key=lambda h: (-h[1], seg.offsets[h[0]]))
         first = [p for p, _ in want[:12]]

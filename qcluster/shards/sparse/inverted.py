@@ -17,6 +17,7 @@ their CSR form with ``score_csr``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import sub
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,10 +36,10 @@ SLOT_TABLE_MIN = 1 << 16  # a table of up to 4 entries per term plus this many i
 
 
 class Terms(NamedTuple):
-    """A query's indices found in an index: their weights (float64), where each one's postings
-    start and end, and how many postings that is."""
+    """A query's indices found in an index: their weights (Python floats: float64), where each
+    one's postings start and end, and how many postings that is."""
 
-    w: F64
+    w: list[float]
     lo: list[int]
     hi: list[int]
     postings: int
@@ -101,14 +102,14 @@ class InvertedIndex:
         where a search runs, weighing it by IDF and running it look the same indices up."""
         where = self._where(query.indices)
         values = query.values if where.found is None else query.values[where.found]
-        return Terms(values.astype(np.float64), where.lo, where.hi, where.postings)
+        return Terms(values.tolist(), where.lo, where.hi, where.postings)
 
     def _where(self, indices: Arr) -> _Found:
         last = self._last[0]
         if last is not None and last.indices is indices:
             return last
         lo, hi = self._spans_of(indices).T.tolist()
-        lengths = [b - a for a, b in zip(lo, hi, strict=True)]
+        lengths = list(map(sub, hi, lo))
         found: Mask | None = None
         if 0 in lengths:  # a term in the index holds at least one posting
             found = np.array([n > 0 for n in lengths], dtype=np.bool_)
@@ -125,7 +126,7 @@ class InvertedIndex:
             return np.zeros((len(indices), 2), dtype=np.int64)
         if spans is not None:
             if int(indices[-1]) < len(spans):
-                out: I64 = spans[indices]
+                out: I64 = spans.take(indices, 0)  # (the method: no dispatch layer)
                 return out
             out = np.zeros((len(indices), 2), dtype=np.int64)
             inside = indices < len(spans)
@@ -143,22 +144,20 @@ class InvertedIndex:
         """How many postings scoring ``query`` reads."""
         return self._where(query.indices).postings
 
-    def gather(self, lo: list[int], hi: list[int], w: F64) -> tuple[Arr, F64]:
+    def gather(self, lo: list[int], hi: list[int], w: list[float]) -> tuple[Arr, F64]:
         """(docs, values times their term's weight) of the posting lists ``lo[i]:hi[i]``, one
         after another: docs as ``intp`` and values as float64, what ``bincount`` reads without a
         conversion of its own (a single list keeps its stored docs dtype)."""
         if len(lo) == 1:
             a, b = lo[0], hi[0]
-            return self.docs[a:b], self.vals[a:b] * w[0]
+            return self.docs[a:b], np.multiply(self.vals[a:b], w[0], dtype=np.float64)
         if not lo:
             return np.zeros(0, np.intp), np.zeros(0, np.float64)
-        docs_all, vals_all = self.docs, self.vals
-        spans = list(zip(lo, hi, strict=True))
-        docs = np.concatenate([docs_all[a:b] for a, b in spans], dtype=np.intp)
-        vals: F64 = np.concatenate([vals_all[a:b] for a, b in spans], dtype=np.float64)
-        weights = w.tolist()
-        if min(weights) != 1.0 or max(weights) != 1.0:
-            vals *= np.repeat(w, [b - a for a, b in spans])
+        spans = list(map(slice, lo, hi))
+        docs = np.concatenate(list(map(self.docs.__getitem__, spans)), dtype=np.intp)
+        vals: F64 = np.concatenate(list(map(self.vals.__getitem__, spans)), dtype=np.float64)
+        if min(w) != 1.0 or max(w) != 1.0:
+            vals *= np.repeat(np.array(w), list(map(sub, hi, lo)))
         return docs, vals
 
     def score(self, query: SparseVector, size: int) -> tuple[F64, Mask]:

@@ -39,11 +39,12 @@ SHORT_QUERY = 64  # IDF weights of a query this short are computed on Python flo
 def inline_cost(segments: Sequence[Segment], name: str, query: SparseVector) -> int:
     """How many postings (and unindexed rows, counted as the values they hold) a search of
     ``query`` reads over ``segments``: what deciding between the loop and a thread weighs."""
-    return sum(
-        seg.sparse[name].read_cost(query, seg.size)
-        for seg in segments
-        if name in seg.sparse and seg.live_count
-    )
+    total = 0
+    for seg in segments:
+        store = seg.sparse.get(name)
+        if store is not None and seg.offsets:  # (``offsets``: the live points)
+            total += store.read_cost(query, seg.size)
+    return total
 
 
 _NO_SCORES: F32 = np.zeros(0, np.float32)
@@ -77,9 +78,10 @@ def search_sparse(
     """Top ``k`` (scores, offsets) of one query in one segment, best first (then lower offset);
     fewer when fewer match."""
     size = seg.size
-    if size == 0 or name not in seg.sparse or k <= 0:
+    store = seg.sparse.get(name)
+    if size == 0 or store is None or k <= 0:
         return _NO_SCORES, _NO_OFFSETS
-    view = seg.sparse[name].view(size)
+    view = store.view(size)
     index = view.index
     if index is not None and len(view.tail) == 0 and index.size == size:
         # an index covering every offset: only the query's postings are read (``topk.top_k``)

@@ -54,12 +54,12 @@ def top_k(
         if allowed is not None:
             above &= allowed
         cand = above.nonzero()[0]  # ascending
-        cs = scores[cand]
+        cs = scores.take(cand)
         if len(cand) > LARGE:
             sel = cs >= _kth_largest(cs, k)
             cand, cs = cand[sel], cs[sel]
-        order = np.argsort(-cs, kind="stable")[:k]  # best score first, then lower offset
-        return cs[order], cand[order]
+        order = (-cs).argsort(kind="stable")[:k]  # best score first, then lower offset
+        return cs.take(order), cand.take(order)
     return _among_postings(docs.astype(np.int64, copy=False), scores, len(lo), k, allowed, threshold)
 
 
@@ -79,7 +79,7 @@ def _floor_from_a_list(
             start += n
         if best == 0:
             return None
-        return _kth_largest(scores[docs[best_start : best_start + best]], k)
+        return _kth_largest(scores.take(cast(I64, docs[best_start : best_start + best])), k, scratch=True)
     lens = [b - a for a, b in zip(lo, hi, strict=True)]
     starts = [0] * len(lens)
     for i in range(1, len(lens)):
@@ -92,7 +92,7 @@ def _floor_from_a_list(
         points = points[allowed[points]]
         if len(points) < k:
             continue
-        return _kth_largest(scores[points], k)
+        return _kth_largest(scores[points], k, scratch=True)
     return None
 
 
@@ -125,7 +125,11 @@ def _among_postings(
     return s[:k], docs[:k]
 
 
-def _kth_largest(s: F64, k: int) -> float:
-    """The k-th largest of ``s`` (1 <= k <= len(s))."""
+def _kth_largest(s: F64, k: int, scratch: bool = False) -> float:
+    """The k-th largest of ``s`` (1 <= k <= len(s)); ``scratch``: ``s`` is a temporary, reordered
+    in place."""
     at = len(s) - k
-    return float(np.partition(s, at)[at])
+    if not scratch:
+        s = s.copy()
+    s.partition(at)
+    return float(s[at])
