@@ -116,11 +116,8 @@ def search(
     return out
 
 
-def _search_dense(
-    segments: Sequence[Segment], config: ShardConfig, req: SearchRequest, flt: Filter | None
-) -> list[ScoredPoint]:
-    """One plain dense request with its parsed filter (what ``search`` does for a group of one)."""
-    vec = _query_vector(config, req)
+def _live(segments: Sequence[Segment]) -> tuple[list[Segment], int]:
+    """The segments holding live points, and how many they hold (one pass)."""
     live = []
     total = 0
     for seg in segments:
@@ -128,6 +125,15 @@ def _search_dense(
         if n:
             live.append(seg)
             total += n
+    return live, total
+
+
+def _search_dense(
+    segments: Sequence[Segment], config: ShardConfig, req: SearchRequest, flt: Filter | None
+) -> list[ScoredPoint]:
+    """One plain dense request with its parsed filter (what ``search`` does for a group of one)."""
+    vec = _query_vector(config, req)
+    live, total = _live(segments)
     k = min(req.limit + req.offset, total)
     if k == 0:
         return []
@@ -376,13 +382,7 @@ def _search_sparse(
             f"Conversion between sparse and regular vectors failed: `{req.using}` is a sparse vector",
             "vector",
         )
-    live = []
-    points = 0
-    for seg in segments:
-        n = len(seg.offsets)  # live points
-        if n:
-            live.append(seg)
-            points += n
+    live, points = _live(segments)
     # never more than there are points (a limit of u64::MAX must not allocate u64::MAX slots)
     k = min(req.limit + req.offset, points)
     return [] if k == 0 else _merge_sparse(req, _sparse_per_segment(live, params, req, k))

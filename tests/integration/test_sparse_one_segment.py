@@ -5,7 +5,6 @@ a search runs."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from qcluster.shards.base import PayloadSelector, SearchRequest
 from qcluster.shards.local_shard import LocalShard
 from qcluster.shards.operations import DeletePoints, PointsBatch, PointSelector, UpsertPoints
 from qcluster.shards.sparse.vector import SparseColumn, SparseVector, sorted_unique
+from qcluster.testing.sparse_brute import brute
 
 from .conftest import storage, wait_optimized
 
@@ -41,26 +41,6 @@ def doc(rng: np.random.Generator) -> SparseVector:
     nnz = int(rng.integers(1, 31))
     idx = rng.choice(VOCAB, size=nnz, replace=False, p=p / p.sum()).astype(np.uint32)
     return sorted_unique(idx, rng.integers(1, 4, nnz).astype(np.float32), "v")
-
-
-def brute(docs: dict[int, SparseVector], q: SparseVector, idf: bool) -> dict[int, float]:
-    """Each live point sharing a dimension with ``q``: its score (IDF weights rounded to float32
-    once, as the engine keeps them)."""
-    weights = q.values.astype(np.float64)
-    if idf:
-        n = len(docs)
-        df = [sum(1 for d in docs.values() if t in d.indices) for t in q.indices.tolist()]
-        weights = weights * np.array([math.log((n - f + 0.5) / (f + 0.5) + 1.0) for f in df])
-        weights = weights.astype(np.float32).astype(np.float64)
-    qw = dict(zip(q.indices.tolist(), weights.tolist(), strict=True))
-    out = {}
-    for pid, d in docs.items():
-        shared = [
-            (i, float(v)) for i, v in zip(d.indices.tolist(), d.values.tolist(), strict=True) if i in qw
-        ]
-        if shared:
-            out[pid] = sum(qw[i] * v for i, v in shared)
-    return out
 
 
 async def one_segment_shard(path: Path, docs: dict[int, SparseVector], modifier: str | None) -> LocalShard:

@@ -5,7 +5,6 @@ search threads alike."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from qcluster.shards.base import SearchRequest
 from qcluster.shards.local_shard import LocalShard
 from qcluster.shards.operations import DeletePoints, DeleteVectors, PointsBatch, PointSelector, UpsertPoints
 from qcluster.shards.sparse.vector import SparseColumn, SparseVector, sorted_unique
+from qcluster.testing.sparse_brute import brute
 
 from .conftest import storage, wait_optimized
 
@@ -44,22 +44,6 @@ def doc(rng: np.random.Generator) -> SparseVector:
 def upsert(ids: list[int], rows: list[SparseVector]) -> UpsertPoints:
     payloads = tuple({"group": i % 3} for i in ids)
     return UpsertPoints(PointsBatch(tuple(ids), {"text": SparseColumn.from_rows(rows)}, payloads))
-
-
-def brute(docs: dict[int, SparseVector], q: SparseVector, idf: bool) -> dict[int, float]:
-    weights = q.values.astype(np.float64)
-    if idf:
-        n = len(docs)
-        df = [sum(1 for d in docs.values() if t in d.indices) for t in q.indices.tolist()]
-        weights = weights * np.array([math.log((n - f + 0.5) / (f + 0.5) + 1.0) for f in df])
-        weights = weights.astype(np.float32).astype(np.float64)  # the engine weighs in float32
-    qw = dict(zip(q.indices.tolist(), weights.tolist(), strict=True))
-    out = {}
-    for pid, d in docs.items():
-        shared = [(i, v) for i, v in zip(d.indices.tolist(), d.values.tolist(), strict=True) if i in qw]
-        if shared:
-            out[pid] = sum(qw[i] * v for i, v in shared)
-    return out
 
 
 def ranked(scores: dict[int, float], keep: object = None) -> list[tuple[int, float]]:

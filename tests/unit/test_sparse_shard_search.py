@@ -5,7 +5,6 @@ and one segment against the same points spread over several."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from qcluster.shards import shard_search
 from qcluster.shards.base import SearchRequest
 from qcluster.shards.segment import Segment
 from qcluster.shards.sparse.vector import SparseVector, sorted_unique
+from qcluster.testing.sparse_brute import brute
 
 VOCAB = 60
 
@@ -36,22 +36,6 @@ def segment(tmp: Path, name: str, docs: dict[int, SparseVector]) -> Segment:
     for pid, vec in docs.items():
         seg.put_point(pid, {"text": vec}, None, 1)
     return seg
-
-
-def brute(docs: dict[int, SparseVector], q: SparseVector, idf: bool) -> dict[int, float]:
-    weights = q.values.astype(np.float64)
-    if idf:
-        n = len(docs)
-        df = [sum(1 for d in docs.values() if t in d.indices) for t in q.indices.tolist()]
-        weights = weights * np.array([math.log((n - f + 0.5) / (f + 0.5) + 1.0) for f in df])
-        weights = weights.astype(np.float32).astype(np.float64)  # the engine keeps them in float32
-    qw = dict(zip(q.indices.tolist(), weights.tolist(), strict=True))
-    out = {}
-    for pid, d in docs.items():
-        shared = [(i, v) for i, v in zip(d.indices.tolist(), d.values.tolist(), strict=True) if i in qw]
-        if shared:
-            out[pid] = sum(qw[i] * v for i, v in shared)
-    return out
 
 
 def query(rng: np.random.Generator, case: int) -> SparseVector:
