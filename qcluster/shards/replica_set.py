@@ -196,9 +196,10 @@ class ReplicaSet:
     ) -> UpdateResult:
         """``persist``: a write whose outcome is unknown (no counted replica took it for sure, and
         some failure says nothing of whether it was applied) is sent again with the same clock tag
-        for up to ``env.persist_for`` seconds (``cluster.write_persist_sec``), riding out a restarting or briefly cut-off replica. The
-        collection asks for it for each shard's part of a write spanning several shards, so one
-        shard's failure does not leave the others' parts applied alone (chaos quick seed 1902)."""
+        for up to ``env.persist_for`` seconds (``cluster.write_persist_sec``), riding out a
+        restarting or briefly cut-off replica. The collection asks for it for each shard's part of
+        a write spanning several shards, so one shard's failure does not leave the others' parts
+        applied alone (chaos quick seed 1902)."""
         if ordering == "weak":
             return await shielded(self._persisting(op, wait, persist))
         leader = self._leader(ordering)

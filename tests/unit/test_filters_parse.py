@@ -305,12 +305,12 @@ def test_top_level_parses_are_remembered_and_errors_are_not() -> None:
 
 
 def test_cached_filter_only_answers_what_was_parsed() -> None:
-    from qcluster.shards.filters.parse import STACK_SAFE_DEPTH, cached_filter
+    from qcluster.shards.filters.parse import STACK_SAFE_DEPTH, remembered_filter
 
     raw = {"must": [{"key": "cached_only", "match": {"value": "x"}}]}
-    assert cached_filter(raw) is None  # looking never parses
+    assert remembered_filter(raw)[1] is None  # looking never parses
     parsed = parse_filter(raw)
-    assert cached_filter({"must": [{"key": "cached_only", "match": {"value": "x"}}]}) is parsed
+    assert remembered_filter({"must": [{"key": "cached_only", "match": {"value": "x"}}]})[1] is parsed
     # a filter too deep to parse is never remembered, so every attempt is measured and refused
     deep: dict[str, Any] = {"must": [{"key": "a", "match": {"value": 1}}]}
     for _ in range(STACK_SAFE_DEPTH + 5):
@@ -318,7 +318,7 @@ def test_cached_filter_only_answers_what_was_parsed() -> None:
     for _ in range(2):
         with pytest.raises(BadInputError, match="levels deep"):
             parse_filter(deep)
-        assert cached_filter(deep) is None
+        assert remembered_filter(deep)[1] is None
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any
 
 import orjson
 
@@ -59,7 +59,7 @@ from qcluster.shards.filters.conditions import (
 from qcluster.shards.filters.datetimes import datetime_micros
 from qcluster.shards.filters.parse_fast import simple_filter
 from qcluster.shards.filters.paths import array_key, parse_path
-from qcluster.shards.filters.shape import STACK_SAFE_DEPTH, filter_shape
+from qcluster.shards.filters.shape import STACK_SAFE_DEPTH, filter_shape, is_map
 from qcluster.types import parse_point_id
 
 FILTER_KEYS = ("must", "should", "must_not", "min_should")
@@ -83,14 +83,8 @@ def _err(path: str, reason: str) -> BadInputError:
     return BadInputError(f"{path}: {reason}", path)
 
 
-def _is_map(raw: Any) -> TypeGuard[Mapping[str, Any]]:
-    """``isinstance(raw, Mapping)``, with JSON's plain dict answered without the ABC check (the
-    parser asks this of every node; the ABC check costs several times a type comparison)."""
-    return type(raw) is dict or (raw is not None and isinstance(raw, Mapping))
-
-
 def _object(raw: Any, path: str, what: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-    if not _is_map(raw):
+    if not is_map(raw):
         raise _err(path, f"expected {what}, got {_show(raw)}")
     for k in raw:
         if k not in allowed:
@@ -306,7 +300,7 @@ def _key_only(body: Any, path: str) -> tuple[str, Any]:
 
 
 def parse_condition(raw: Any, path: str) -> Condition:
-    if not _is_map(raw):
+    if not is_map(raw):
         raise _err(path, f"expected a condition object, got {_show(raw)}")
     if "key" in raw:
         return _field(raw, path)
@@ -382,7 +376,7 @@ def _reject_in_nested(flt: Filter, path: str) -> None:
 def _clauses(raw: Any, path: str) -> tuple[Condition, ...]:
     if raw is None:
         return ()
-    if _is_map(raw):
+    if is_map(raw):
         return (parse_condition(raw, path),)
     if not isinstance(raw, list):
         raise _err(path, f"expected a condition or a list of conditions, got {_show(raw)}")
@@ -416,11 +410,6 @@ def remembered_filter(raw: Any) -> tuple[bytes | None, Filter | None]:
         if hit is not None:
             _cache.move_to_end(key)
         return key, hit
-
-
-def cached_filter(raw: Any) -> Filter | None:
-    """The parse of top-level filter JSON ``raw`` if it is remembered, else None (never parses)."""
-    return remembered_filter(raw)[1]
 
 
 def parse_filter(raw: Any, path: str = "filter") -> Filter:

@@ -33,10 +33,10 @@ class FilterShape:
     conditions: int
 
 
-def _is_map(raw: Any) -> TypeGuard[Mapping[str, Any]]:
-    return type(raw) is dict or (
-        raw is not None and isinstance(raw, Mapping)
-    )  # (JSON's dict without the ABC check)
+def is_map(raw: Any) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(raw, Mapping)``, with JSON's plain dict answered without the ABC check (the
+    parsers ask this of every node; the ABC check costs several times a type comparison)."""
+    return type(raw) is dict or isinstance(raw, Mapping)
 
 
 def _clauses(flt: Mapping[str, Any]) -> list[Any]:
@@ -45,42 +45,42 @@ def _clauses(flt: Mapping[str, Any]) -> list[Any]:
         raw = flt.get(key)
         if isinstance(raw, list):
             items.extend(raw)
-        elif _is_map(raw):
+        elif is_map(raw):
             items.append(raw)
     ms = flt.get("min_should")
-    if _is_map(ms) and isinstance(ms.get("conditions"), list):
+    if is_map(ms) and isinstance(ms.get("conditions"), list):
         items.extend(ms["conditions"])
     return items
 
 
 def _inner_filter(cond: Any) -> Mapping[str, Any] | None:
     """The filter one level down from condition ``cond``, if it opens one."""
-    if not _is_map(cond):
+    if not is_map(cond):
         return None
     nested = cond.get("nested")
-    if _is_map(nested) and "key" not in cond:
+    if is_map(nested) and "key" not in cond:
         inner = nested.get("filter")
-        return inner if _is_map(inner) else None
+        return inner if is_map(inner) else None
     if "key" not in cond and all(k in FILTER_KEYS for k in cond):
         return cond
     return None
 
 
 def _polygon_vertices(cond: Any) -> int:
-    poly = cond.get("geo_polygon") if _is_map(cond) and "key" in cond else None
-    if not _is_map(poly):
+    poly = cond.get("geo_polygon") if is_map(cond) and "key" in cond else None
+    if not is_map(poly):
         return 0
     rings = [poly.get("exterior")]
     interiors = poly.get("interiors")
     if isinstance(interiors, list):
         rings += interiors
-    return sum(len(r["points"]) for r in rings if _is_map(r) and isinstance(r.get("points"), list))
+    return sum(len(r["points"]) for r in rings if is_map(r) and isinstance(r.get("points"), list))
 
 
 def filter_shape(raw: Any, max_depth: int, max_conditions: int) -> FilterShape:
     """Depth and condition count of filter JSON ``raw``; the walk stops once either passes its
     bound (the returned figure is then just above the bound, not the full count)."""
-    if not _is_map(raw):
+    if not is_map(raw):
         return FilterShape(0, 0)
     depth, conditions = 1, 0
     stack: list[tuple[Mapping[str, Any], int]] = [(raw, 1)]

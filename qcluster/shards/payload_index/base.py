@@ -31,22 +31,18 @@ from qcluster.errors import BadInputError
 from qcluster.shards.filters.checks import raw_count, value_passes
 from qcluster.shards.filters.conditions import (
     Check,
-    EmptyFlag,
     FieldCondition,
     IsEmpty,
     IsNull,
-    NullFlag,
     ValueCheck,
-    ValuesCount,
 )
 from qcluster.shards.filters.paths import parse_path, raw_values
 from qcluster.shards.payload_index.field_shape import (
     SCALAR_BITS,
-    SHAPE_CHECKS,
     FieldShape,
     holds_when_absent,
     shape_bits,
-    shape_check,
+    value_check,
 )
 from qcluster.shards.payload_index.schema import FieldSchema
 
@@ -171,11 +167,9 @@ class FieldIndex:
             return self._mask(condition, size)
 
     def _mask(self, condition: FieldCondition | IsEmpty | IsNull | Check, size: int) -> Mask | None:
-        if shape_check(condition):
+        check = value_check(condition)
+        if check is None:
             return self.shape.mask(condition, size)
-        assert not isinstance(condition, IsEmpty | IsNull)
-        check = condition.check if isinstance(condition, FieldCondition) else condition
-        assert not isinstance(check, SHAPE_CHECKS)
         own = self._own_mask(check, size)
         if own is None:
             return None
@@ -207,10 +201,8 @@ class FieldIndex:
     def member(self, condition: FieldCondition | IsEmpty | IsNull | Check, offsets: I64) -> Mask | None:
         """Which of ``offsets`` pass ``condition``, exactly, in O(len(offsets)) lookups (posting
         searches, per-offset values); None when only a mask can tell."""
-        if isinstance(condition, IsEmpty | IsNull):
-            return None
-        check = condition.check if isinstance(condition, FieldCondition) else condition
-        if isinstance(check, ValuesCount | EmptyFlag | NullFlag):
+        check = value_check(condition)
+        if check is None:
             return None
         with self._lock:
             return None if self._others else self._own_member(check, offsets)
@@ -220,10 +212,8 @@ class FieldIndex:
         search: O(values asked), never O(points). None when this index cannot tell cheaply (the
         planner then evaluates the condition). Exact while the index holds no values of other
         types (``_others``), an upper bound otherwise."""
-        if isinstance(condition, IsEmpty | IsNull):
-            return None
-        check = condition.check if isinstance(condition, FieldCondition) else condition
-        if isinstance(check, ValuesCount | EmptyFlag | NullFlag):
+        check = value_check(condition)
+        if check is None:
             return None
         with self._lock:
             own = self._own_estimate(check)
@@ -238,13 +228,9 @@ class FieldIndex:
         structures before anything is gathered, so an unselective condition costs O(1)).
         Without: built from posting lists / sorted values when possible, else from the mask;
         None only when this index cannot answer the condition at all."""
-        check = None
-        if not isinstance(condition, IsEmpty | IsNull):
-            check = condition.check if isinstance(condition, FieldCondition) else condition
-        direct = check is not None and not isinstance(check, ValuesCount | EmptyFlag | NullFlag)
+        check = value_check(condition)
         with self._lock:
-            if direct and not self._others:
-                assert check is not None and not isinstance(check, ValuesCount | EmptyFlag | NullFlag)
+            if check is not None and not self._others:
                 fast = self._own_offsets(check, size, budget)
                 if fast is not None or budget is not None:
                     return fast

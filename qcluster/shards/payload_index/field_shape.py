@@ -16,6 +16,7 @@ from qcluster.shards.filters.conditions import (
     IsEmpty,
     IsNull,
     NullFlag,
+    ValueCheck,
     ValuesCount,
 )
 
@@ -57,12 +58,13 @@ def shape_bits(raw: list[Any]) -> int:
     return bits
 
 
-def shape_check(condition: Condition) -> bool:
-    """Whether ``condition`` is about the field's shape (answered here, not by values)."""
+def value_check(condition: Condition) -> ValueCheck | None:
+    """The check on the field's values ``condition`` makes; None when it is about the field's
+    shape (answered by :class:`FieldShape`)."""
     if isinstance(condition, IsEmpty | IsNull):
-        return True
+        return None
     check = condition.check if isinstance(condition, FieldCondition) else condition
-    return isinstance(check, SHAPE_CHECKS)
+    return None if isinstance(check, SHAPE_CHECKS) else check
 
 
 def holds_when_absent(condition: Condition) -> bool:
@@ -112,7 +114,7 @@ class FieldShape:
             self.count[offset] = 0
 
     def mask(self, condition: Condition, size: int) -> Mask:
-        """bool[size] for a condition ``shape_check`` accepts."""
+        """bool[size] for a condition about the field's shape (``value_check`` gives None)."""
         if isinstance(condition, IsEmpty):
             return self._bit_mask(B_EMPTY, size, absent=True)
         if isinstance(condition, IsNull):
