@@ -39,6 +39,7 @@ from qcluster.types import PointId
 Mask = npt.NDArray[np.bool_]
 F32 = npt.NDArray[np.float32]
 SMALL_MERGE = 64  # hits per segment up to which one query's merge runs in plain Python
+_NONE_GONE = [False] * SMALL_MERGE
 Hits = list[tuple[float, int, int]]  # (sort key: smaller is better, segment index, offset)
 
 
@@ -184,7 +185,7 @@ def _query_vector(config: ShardConfig, req: SearchRequest) -> F32:
         raise BadInputError(f"`{req.using or 'vector'}` is not a multivector: expected one vector", "vector")
     if len(vec) != params.size:
         raise BadInputError(f"Vector dimension error: expected dim: {params.size}, got {len(vec)}", "vector")
-    dot32 = np.dot(vec, vec)
+    dot32 = vec.dot(vec)
     dot = float(dot32)
     if not math.isfinite(dot) and not np.isfinite(vec).all():
         raise BadInputError("query vector values must be finite numbers", "vector")
@@ -218,7 +219,10 @@ def _merge_dense(
         o, s = offs[row], scores[row]
         end = req.offset + req.limit
         if len(o) <= SMALL_MERGE:  # a few hits: plain Python beats a chain of tiny numpy calls
-            gone = seg.deleted[o].tolist()  # (an empty slot, -1, reads the last flag: skipped anyway)
+            # (an empty slot, -1, reads the last flag: skipped anyway; no flag to read while every
+            # offset of a sealed segment is live: a delete unlists its point before flagging it)
+            whole = not seg.appendable and len(seg.offsets) == seg.size
+            gone = _NONE_GONE[: len(o)] if whole else seg.deleted[o].tolist()
             if not payload_sel.enabled and not vector_sel.enabled:  # ids, versions and scores only
                 ids = seg.ids
                 at = o.tolist()

@@ -419,7 +419,8 @@ def parse_filter(raw: Any, path: str = "filter") -> Filter:
     remembered filter was checked when it was parsed, and comes back without another walk.
 
     Before any recursion, the nesting is measured iteratively (``shape.py``): a filter deeper
-    than the parser can safely recurse is refused whatever the request layer allowed."""
+    than the parser can safely recurse is refused whatever the request layer allowed. A flat
+    filter of simple field conditions (``parse_fast``) has one level and needs no measuring."""
     if raw is None:
         return Filter()
     key = _cache_key(raw, path)
@@ -429,38 +430,63 @@ def parse_filter(raw: Any, path: str = "filter") -> Filter:
             if hit is not None:
                 _cache.move_to_end(key)
                 return hit
+    flat = simple_filter(raw) if path == "filter" else None  # one level: nothing to measure
+    if flat is not None:
+        _remember(key, flat)
+        return flat
     depth = filter_shape(raw, STACK_SAFE_DEPTH, 2**62).depth
     if depth > STACK_SAFE_DEPTH:
         raise _err(path, f"filter nested more than {STACK_SAFE_DEPTH} levels deep")
-    return _parse_and_remember(raw, path, key)
+    return _parse_and_remember(raw, path, key, simple=False)
 
 
 def parse_small_filter(raw: Any, key: bytes | None, max_conditions: int) -> Filter | None:
     """``parse_filter`` for a top-level filter of at most ``max_conditions`` conditions (None,
     unparsed, when it has more), not remembered yet: ``key`` is its cache key from
-    ``remembered_filter``. One bounded walk measures the shape (a filter of that few conditions
-    cannot nest deeper than the parser recurses safely) before the parse."""
+    ``remembered_filter``. A flat filter of simple field conditions (``parse_fast``) is counted
+    from its clause lists; any other gets one bounded walk measuring its shape (a filter of that
+    few conditions cannot nest deeper than the parser recurses safely) before the parse."""
     if raw is None:
         return Filter()
+    tried = type(raw) is dict and _flat_count(raw) <= max_conditions
+    if tried:
+        flat = simple_filter(raw)  # one level of field conditions: nothing deeper to measure
+        if flat is not None:
+            _remember(key, flat)
+            return flat
     shape = filter_shape(raw, STACK_SAFE_DEPTH, max_conditions)
     if shape.conditions > max_conditions:
         return None
     if shape.depth > STACK_SAFE_DEPTH:
         raise _err("filter", f"filter nested more than {STACK_SAFE_DEPTH} levels deep")
-    return _parse_and_remember(raw, "filter", key)
+    return _parse_and_remember(raw, "filter", key, simple=not tried)
 
 
-def _parse_and_remember(raw: Any, path: str, key: bytes | None) -> Filter:
-    # the commonest shape without the general walk (``parse_fast``); errors are not cached
-    parsed = simple_filter(raw) if path == "filter" else None
+def _flat_count(raw: dict[str, Any]) -> int:
+    """The items of a filter's top-level clause lists (its conditions, when it is flat)."""
+    n = 0
+    for items in raw.values():
+        if type(items) is list:
+            n += len(items)
+    return n
+
+
+def _parse_and_remember(raw: Any, path: str, key: bytes | None, simple: bool = True) -> Filter:
+    # the commonest shape without the general walk (``parse_fast``, unless ``simple`` says it
+    # was tried already); errors are not cached
+    parsed = simple_filter(raw) if simple and path == "filter" else None
     if parsed is None:
         parsed = _parse_filter(raw, path)
+    _remember(key, parsed)
+    return parsed
+
+
+def _remember(key: bytes | None, parsed: Filter) -> None:
     if key is not None:
         with _cache_lock:
             _cache[key] = parsed
             if len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
-    return parsed
 
 
 def _parse_filter(raw: Any, path: str) -> Filter:

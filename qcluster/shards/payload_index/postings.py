@@ -295,8 +295,7 @@ class SortedValues:
             out[offs[offs < size]] = True
             return np.flatnonzero(out)
         # sorted; a point with two values in range once
-        offs = self._offs[lo:hi].copy()
-        offs.sort()
+        offs = np.sort(self._offs[lo:hi])
         if not self._single:
             offs = sorted_union([offs, _EMPTY], size)
         return offs if offs[-1] < size else offs[: int(offs.searchsorted(size))]
