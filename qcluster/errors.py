@@ -91,6 +91,12 @@ class UnprocessableInputError(BadInputError):
     prefix = "Validation error in JSON body: "
 
 
+class UnprocessablePathError(UnprocessableInputError):
+    """A path parameter out of its range (a collection name longer than 255 characters)."""
+
+    prefix = "Validation error in path parameters: "
+
+
 class UnauthorizedError(QClusterError):
     http_status = 401
     prefix = ""

@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 import qcluster
+from qcluster.request_stats import RequestStats
 from qcluster.shards import search_stats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -129,8 +130,13 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.started = time.time()
         r = self.registry
-        info = Gauge("app_info", "information about the qcluster server", ["name", "version"], registry=r)
-        info.labels("qcluster", qcluster.__version__).set(1)
+        # as Qdrant's dashboards read it (the API version served); this engine's own just below
+        info = Gauge("app_info", "information about qdrant server", ["name", "version"], registry=r)
+        info.labels("qdrant", qcluster.QDRANT_COMPAT_VERSION).set(1)
+        build = Gauge("qcluster_build_info", "the qcluster release this peer runs", ["version"], registry=r)
+        build.labels(qcluster.__version__).set(1)
+        self.rest_stats = RequestStats()  # what ``GET /telemetry`` reports of the same requests
+        self.grpc_stats = RequestStats()
         Gauge("app_status_recovery_mode", "whether the peer is in recovery mode", registry=r).set(0)
         self.uptime = Gauge("app_uptime_seconds", "seconds since the peer started", registry=r)
         self._collection_gauges(r)
@@ -267,6 +273,7 @@ class Metrics:
 
     # ------------------------------------------------------------------------- requests
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+        self.rest_stats.observe(f"{method} {endpoint}", str(status), seconds, status >= 400)
         key = (method, endpoint, status)
         children = self._children.get(key)
         if children is None:
@@ -292,6 +299,7 @@ class Metrics:
     def observe_grpc(self, endpoint: str, status: str, seconds: float) -> None:
         """One answered call of the public gRPC API (``endpoint``: ``/qdrant.Points/Search``,
         ``status``: the gRPC code name, ``OK`` when it succeeded)."""
+        self.grpc_stats.observe(endpoint, status, seconds, status != "OK")
         self._grpc_responses.labels(endpoint, status).inc()
         self._grpc_duration.labels(endpoint, status).observe(seconds)
         self._grpc_timings.observe((endpoint, status), seconds)

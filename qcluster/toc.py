@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qcluster.collection import Collection
-from qcluster.errors import AlreadyExistsError, BadInputError, NotFoundError, TransientError
+from qcluster.errors import (
+    AlreadyExistsError,
+    BadInputError,
+    NotFoundError,
+    TransientError,
+    UnprocessablePathError,
+)
 from qcluster.logging import get_logger
 from qcluster.models.collections import (
     AliasOperationIn,
@@ -43,7 +49,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 CLUSTER_TIMEOUT = 30.0  # seconds a metadata change may take through consensus by default
-_NAME = re.compile(r"^[^<>:\"/\\|?*\x00-\x1f]{1,255}$")
+MAX_NAME = 255
+_NAME = re.compile(rf"^[^<>:\"/\\|?*\x00-\x1f]{{1,{MAX_NAME}}}$")
 
 
 def check_name(name: str, what: str = "collection name") -> None:
@@ -105,6 +112,11 @@ class TableOfContents:
                 raise TransientError("this peer is still loading its collections; retry shortly")
             if self.metadata is not None and not self.metadata.caught_up():
                 raise TransientError("this peer is catching up with the cluster; retry shortly")
+            if len(name) > MAX_NAME:  # no collection can have it: Qdrant refuses it as invalid
+                raise UnprocessablePathError(
+                    f"[collection_name: must be at most {MAX_NAME} characters, got {len(name)}]",
+                    "collection_name",
+                )
             raise NotFoundError(f"Collection `{name}` doesn't exist!")
         return col
 

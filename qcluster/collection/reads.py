@@ -179,6 +179,7 @@ class CollectionReads:
             payload_schema=schema,
             optimizations=[o for i in infos for o in i.optimizations],
             optimizer_error=next((i.optimizer_error for i in infos if i.optimizer_error), None),
+            segments=[s for i in infos for s in i.segments],
         )
 
 

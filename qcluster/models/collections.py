@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from qcluster.models.bounds import bounded_length
-from qcluster.models.common import JsonObjectIn, Req, tag, tagged
+from qcluster.models.common import JsonObjectIn, Req, between, tag, tagged
 from qcluster.models.config import (
     BinaryQuantization,
     Distance,
@@ -201,7 +201,7 @@ class CreateFieldIndexIn(Req):
 
 
 class DenseVectorConfigIn(Req):
-    size: Annotated[int, Field(ge=1, le=65536)]
+    size: Annotated[int, Field(ge=0), between(1, 65536)]
     distance: Literal["Cosine", "Euclid", "Dot", "Manhattan"]
     datatype: Literal["float32", "uint8", "float16", "turbo4"] | None = None
 

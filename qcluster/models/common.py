@@ -34,6 +34,19 @@ FORMAT_ERROR = "format"
 TAG = "~"
 
 
+def between(low: int, high: int) -> AfterValidator:
+    """An integer from ``low`` to ``high``, refused with Qdrant's message naming both bounds
+    (pydantic's own bound errors name only the one passed). Negative numbers are better left to
+    ``Field(ge=0)``: Qdrant refuses them as a format error."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"value {value} invalid, must be from {low} to {high}")
+        return value
+
+    return AfterValidator(check)
+
+
 class Req(BaseModel):
     """Base of request bodies: unknown fields are ignored, as Qdrant's serde does."""
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qcluster.models.common import between
 
 Distance = Literal["Cosine", "Euclid", "Dot", "Manhattan"]
 CompressionRatio = Literal["x4", "x8", "x16", "x32", "x64"]
@@ -88,7 +90,7 @@ class MultiVectorConfig(_Model):
 
 
 class VectorParams(_Model):
-    size: int = Field(..., ge=1, le=65536)
+    size: Annotated[int, Field(ge=0), between(1, 65536)]
     distance: Distance
     hnsw_config: HnswConfigDiff | None = None
     quantization_config: QuantizationConfig | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationInfo, model_validator
 
 from qcluster.models.bounds import bound_error, bounded_length, check_prefetch, limits_of, prefetch_shape
 from qcluster.models.common import (
@@ -149,7 +149,7 @@ class QueryBatchIn(Req):
 class WithLookupIn(Req):
     collection: str
     with_payload: Any = None
-    with_vectors: Any = None
+    with_vectors: Any = Field(None, validation_alias=AliasChoices("with_vectors", "with_vector"))
 
 
 WithLookupInterface = Annotated[

@@ -189,6 +189,7 @@ class ShardInfo:
     optimizations: list[OptimizationProgress] = field(default_factory=list)
     optimizer_error: str | None = None
     last_applied_version: int = 0
+    segments: list[tuple[str, int]] = field(default_factory=list)  # (segment id, live points)
 
 
 class ShardOperation(Protocol):

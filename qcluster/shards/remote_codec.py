@@ -458,6 +458,7 @@ def info_out(info: ShardInfo) -> pb.ShardInfoResponse:
         "payload_schema": info.payload_schema,
         "optimizer_error": info.optimizer_error,
         "last_applied_version": info.last_applied_version,
+        "segments": info.segments,
     }
     return pb.ShardInfoResponse(info_json=orjson.dumps(body))
 
@@ -472,4 +473,5 @@ def info_in(msg: pb.ShardInfoResponse) -> ShardInfo:
         payload_schema=dict(raw["payload_schema"]),
         optimizer_error=raw.get("optimizer_error"),
         last_applied_version=int(raw.get("last_applied_version", 0)),
+        segments=[(str(sid), int(n)) for sid, n in raw.get("segments", ())],  # (absent: older peers)
     )

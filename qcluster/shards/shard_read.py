@@ -206,4 +206,5 @@ def info(
         optimizations=running,
         optimizer_error=optimizer.error,
         last_applied_version=version,
+        segments=[(s.id, s.live_count) for s in segments],
     )

@@ -23,7 +23,7 @@ from referencing.jsonschema import DRAFT202012
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 VERSIONS = ("1.19", "1.18")
 # Bodies without Qdrant's envelope (the spec says so too).
-UNWRAPPED = frozenset({"/", "/issues"})
+UNWRAPPED = frozenset({"/"})
 
 
 def _convert(node: Any) -> Any:

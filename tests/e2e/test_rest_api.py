@@ -5,6 +5,7 @@ data stays unchanged and the peer keeps serving). Bodies are checked against the
 from __future__ import annotations
 
 import hashlib
+import re
 
 import httpx
 import numpy as np
@@ -145,7 +146,9 @@ def test_bad_input_over_http(api: Api) -> None:
 
 def test_service_endpoints(api: Api) -> None:
     status, root = api.call("GET", "/")
-    assert status == 200 and root["title"] == "qdrant - vector search engine"
+    assert status == 200 and root.keys() == {"title", "version", "commit"}  # as Qdrant's
+    assert re.fullmatch(r"[0-9a-f]{40}", root["commit"])  # this checkout's, or zeros
+    assert root["title"] == "qdrant - vector search engine"
     for path in ("/healthz", "/livez", "/readyz"):
         assert api.call("GET", path) == (
             200,
@@ -153,7 +156,7 @@ def test_service_endpoints(api: Api) -> None:
         )
     assert api.ok("GET", "/telemetry")["id"] == "qcluster"
     assert api.ok("GET", "/cluster") == {"status": "disabled"}
-    assert api.call("GET", "/issues") == (200, {"issues": []})
+    assert api.ok("GET", "/issues") == {"issues": []}
     assert api.ok("DELETE", "/issues") is True
     quotas = api.ok("GET", "/quotas")
     assert quotas["config"]["enabled"] is False
@@ -162,7 +165,8 @@ def test_service_endpoints(api: Api) -> None:
     status, text = api.call("GET", "/metrics")
     assert (
         status == 200
-        and "app_info{" in text
+        and 'app_info{name="qdrant",version="' in text  # as Qdrant's dashboards read it
+        and 'qcluster_build_info{version="' in text
         and 'rest_responses_total{endpoint="/quotas",method="GET",status="200"}' in text
     )
 

@@ -210,10 +210,15 @@ async def test_service_endpoints(tmp_path: Path) -> None:
         tele = await rest.ok("GET", "/telemetry")
         assert tele["collections"]["number_of_collections"] == 1 and tele["app"]["name"] == "qcluster"
         assert await rest.ok("GET", "/cluster") == {"status": "disabled"}
-        assert await rest.call("GET", "/issues") == (200, {"issues": []})
+        assert await rest.ok("GET", "/issues") == {"issues": []}  # in the envelope, as Qdrant
         assert await rest.ok("DELETE", "/issues") is True
         opt = await rest.ok("GET", C + "/optimizations?with=queued,completed")
         assert opt["summary"]["queued_optimizations"] == 0 and opt["queued"] == [] and opt["completed"] == []
+        assert "idle_segments" not in opt
+        opt = await rest.ok("GET", C + "/optimizations?with= queued , idle_segments ")
+        assert "completed" not in opt and opt["summary"]["idle_segments"] == len(opt["idle_segments"]) >= 1
+        assert sum(s["points_count"] for s in opt["idle_segments"]) == 1  # the one point upserted
+        assert all(len(s["uuid"]) == 36 for s in opt["idle_segments"])
         code, text = await rest.call("GET", "/metrics")
         assert code == 200
         assert 'collection_points{id="c"} 1.0' in text and "collections_total 1.0" in text
@@ -250,3 +255,50 @@ async def test_collection_cluster_info_on_a_single_peer(tmp_path: Path) -> None:
         assert {s["state"] for s in info["local_shards"]} == {"Active"}
         status, body = await rest.call("GET", "/collections/missing/cluster")
         assert status == 404 and "missing" in body["status"]["error"]
+
+
+async def test_telemetry_by_details_level(tmp_path: Path) -> None:
+    """Qdrant's shape at every level (the harness validates each body against the spec): request
+    figures per endpoint and status, then collections, shards and segments as the level grows."""
+    async with running(tmp_path) as rest:
+        await rest.ok("PUT", C, {"vectors": {"size": 2, "distance": "Dot"}})
+        tele = await rest.ok("GET", "/telemetry")
+        assert tele["app"]["features"]["staging"] is False
+        assert set(tele) == {"id", "app", "collections", "cluster", "requests", "quota"}
+        assert tele["collections"] == {"number_of_collections": 1}
+        assert tele["quota"]["config"]["enabled"] is False and tele["quota"]["exceeded"]
+        for i in range(3):
+            await rest.ok("PUT", C + "/points?wait=true", {"points": [{"id": i, "vector": [1, i]}]})
+        await rest.call("PUT", C + "/points?wait=true", {"points": [{"id": 9, "vector": [1]}]})  # a 400
+        tele = await rest.ok("GET", "/telemetry")
+        answered = tele["requests"]["rest"]["responses"]["PUT /collections/{collection_name}/points"]
+        assert answered["200"]["count"] == 3 and answered["200"]["fail_count"] == 0
+        assert answered["400"]["count"] == 1 and answered["400"]["fail_count"] == 1
+        figures = answered["200"]
+        assert (
+            0
+            < figures["min_duration_micros"]
+            <= figures["avg_duration_micros"]
+            <= figures["max_duration_micros"]
+        )
+        assert figures["last_responded"].endswith("Z")
+        one = await rest.ok("GET", "/telemetry?details_level=1")
+        assert {"memory", "hardware", "search_pool"} <= set(one) and one["memory"]["resident_bytes"] > 0
+        (col,) = one["collections"]["collections"]
+        assert set(col) == {"vectors", "optimizers_status", "params"} and col["vectors"] == 3
+        two = await rest.ok("GET", "/telemetry?details_level=2")
+        (col,) = two["collections"]["collections"]
+        assert col["id"] == "c" and col["config"]["params"]["vectors"]["size"] == 2
+        three = await rest.ok("GET", "/telemetry?details_level=3")
+        (col,) = three["collections"]["collections"]
+        (shard,) = col["shards"]
+        local = shard["local"]
+        assert local["num_points"] == 3 and local["num_vectors_by_name"] == {"": 3}
+        assert local["update_queue"] == {"length": 0, "op_num": 3} and "segments" not in local
+        assert (await rest.ok("GET", C))["update_queue"] == {"length": 0}
+        ten = await rest.ok("GET", "/telemetry?details_level=10")
+        segments = ten["collections"]["collections"][0]["shards"][0]["local"]["segments"]
+        assert sum(s["info"]["num_points"] for s in segments) == 3
+        assert all(
+            set(s) == {"info", "config", "vector_index_searches", "payload_field_indices"} for s in segments
+        )

@@ -69,6 +69,24 @@ CASES = [
         400,
         "Not existing vector name error: x",
     ),
+    (  # a malformed sparse vector under an unknown name: the body's shape is refused first
+        "PUT",
+        "/collections/c/points/vectors",
+        {"points": [{"id": 1, "vector": {"x": {"indices": [0, 1], "values": [0.0]}}}]},
+        422,
+        "Validation error in JSON body: [points[0].vector.?.values: Validation error: must be the same",
+    ),
+    (
+        "POST",
+        "/collections/c/points/batch",
+        {
+            "operations": [
+                {"upsert": {"batch": {"ids": [1], "vectors": {"x": [{"indices": [0], "values": []}]}}}}
+            ]
+        },
+        422,
+        "Validation error",
+    ),
     (
         "PUT",
         "/collections/c/points",
@@ -78,6 +96,13 @@ CASES = [
     ),
     ("PUT", "/collections/nope/points", GOOD, 404, "Not found: Collection `nope` doesn't exist!"),
     ("GET", "/collections/nope", None, 404, "Not found: Collection `nope` doesn't exist!"),
+    (
+        "GET",
+        "/collections/" + "n" * 256 + "/points/1",
+        None,
+        422,
+        "Validation error in path parameters: [collection_name: must be at most 255 characters, got 256]",
+    ),
     ("POST", "/collections/c/points/scroll", {"limit": -1}, 400, "Format error in JSON body: limit"),
     (
         "POST",
@@ -140,14 +165,15 @@ CASES = [
         "/collections/c2",
         {"vectors": {"size": 0, "distance": "Cosine"}},
         422,
-        "[vectors.size: value 0 invalid",
+        "[vectors.size: value 0 invalid, must be from 1 to 65536]",
     ),
+    ("PUT", "/collections/c2", {"vectors": {"size": -1, "distance": "Cosine"}}, 400, "vectors.size"),
     (
         "PUT",
         "/collections/c2",
         {"vectors": {"size": 70000, "distance": "Cosine"}},
         422,
-        "must be 65536 or smaller",
+        "Validation error in JSON body: [vectors.size: value 70000 invalid, must be from 1 to 65536]",
     ),
     ("PUT", "/collections/c2", {"vectors": {"size": 4, "distance": "Hamming"}}, 400, "vectors.distance"),
     ("PUT", "/collections/c2", {"vectors": {"size": 4}}, 400, "vectors.distance: missing field"),
@@ -214,6 +240,13 @@ CASES = [
     ("POST", "/collections/c/points/query/groups", {"query": [1, 2, 3, 4]}, 400, "group_by: missing field"),
     ("PUT", "/collections/c/index", {"field_name": "k"}, 400, "needs a schema"),
     ("PUT", "/collections/c/index", {"field_name": "k", "field_schema": "vector"}, 400, "Wrong input"),
+    (
+        "PUT",
+        "/collections/c/index",
+        {"field_name": "k", "field_schema": {"type": "integer", "lookup": False, "range": False}},
+        422,
+        "Validation error: the 'lookup' and 'range' capabilities can't be both disabled",
+    ),
     ("GET", "/collections/c/points/77", None, 404, "Not found: Point with id 77 does not exists!"),
     ("GET", "/no/such/endpoint", None, 404, "Not found: no such endpoint GET /no/such/endpoint"),
     ("DELETE", "/collections/c/points", None, 405, "not allowed"),

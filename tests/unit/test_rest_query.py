@@ -308,6 +308,25 @@ async def test_groups_lookup_and_lookup_from(tmp_path: Path) -> None:
         assert [g["id"] for g in legacy["groups"]] == order[:2] and legacy["groups"][0]["lookup"][
             "payload"
         ] is None
+        # the lookup's vectors by either spelling Qdrant accepts; a missing lookup collection: 404
+        for spelling in ("with_vectors", "with_vector"):
+            got = await rest.ok(
+                "POST",
+                Q + "/groups",
+                {
+                    "query": q,
+                    "group_by": "g",
+                    "limit": 1,
+                    "with_lookup": {"collection": "meta", spelling: True},
+                },
+            )
+            (group,) = got["groups"]
+            unit = vecs[group["id"]] / np.linalg.norm(vecs[group["id"]])  # (Cosine: stored normalised)
+            assert group["lookup"]["vector"] == pytest.approx(unit.tolist(), abs=1e-6)
+        status, body = await rest.call(
+            "POST", Q + "/groups", {"query": q, "group_by": "g", "with_lookup": "nowhere"}
+        )
+        assert status == 404 and "Collection nowhere not found" in body["status"]["error"]
         # lookup_from: example ids resolved in another collection, and not excluded here
         got = await _ids(
             rest,

@@ -127,6 +127,8 @@ def points_batch(
                 ragged.setdefault(name, [None] * n)[i] = sparse_input(raw, _named_field(field, i, name))
                 continue
             if name not in params:
+                if isinstance(raw, dict) and "indices" in raw:  # the body's own shape is checked
+                    sparse_input(raw, _named_field(field, i, name))  # first, as Qdrant does
                 raise BadInputError(f"Not existing vector name error: {name}", where)
             if isinstance(raw, dict) and "indices" in raw:
                 raise BadInputError(f"{where}: Conversion between sparse and regular vectors failed", where)

@@ -18,7 +18,7 @@ from qcluster.collection.query.groups import MAX_CANDIDATES
 from qcluster.collection.query.matrix import Matrix, search_matrix
 from qcluster.collection.read_scope import with_shard_keys
 from qcluster.collection.strict import StrictMode, check_query, conditions
-from qcluster.errors import FormatError
+from qcluster.errors import FormatError, NotFoundError
 from qcluster.models.bounds import refuse_above
 from qcluster.models.query import (
     DiscoverIn,
@@ -106,6 +106,13 @@ async def groups(
     timeout: Timeout = None,
 ) -> tuple[list[Group], Collection | None]:
     """The groups, and the collection their ``lookup`` records come from (None without one)."""
+    lookup_col = None
+    if with_lookup is not None:  # a missing lookup collection is refused before any search
+        name = with_lookup if isinstance(with_lookup, str) else with_lookup.collection
+        try:
+            lookup_col = lookup(name)
+        except NotFoundError:
+            raise NotFoundError(f"Collection {name} not found") from None  # (Qdrant's wording)
     await check_strict(col, [req], timeout, group=(group_by, group_size, limit))
     await check_budget(col, groups_wants(col, req, group_size or 3, limit or 10, MAX_CANDIDATES), bounds)
     found = await with_shard_keys(
@@ -120,9 +127,6 @@ async def groups(
             with_lookup=with_lookup,
         ),
     )
-    lookup_col = None
-    if with_lookup is not None:
-        lookup_col = lookup(with_lookup if isinstance(with_lookup, str) else with_lookup.collection)
     return found, lookup_col
 
 

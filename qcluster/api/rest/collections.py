@@ -53,6 +53,8 @@ async def get_collection(request: web.Request) -> web.Response:
             "segments_count": info.segments_count,
             "config": col.config.to_wire(),
             "payload_schema": info.payload_schema,
+            # acknowledged writes are applied before their answer: nothing waits behind them
+            "update_queue": {"length": 0},
             **({"warnings": [{"message": w} for w in warns]} if (warns := col.config.warnings()) else {}),
         },
     )
@@ -141,7 +143,7 @@ def _optimization(o: OptimizationProgress) -> dict[str, Any]:
 
 async def optimizations(request: web.Request) -> web.Response:
     """Running optimizations; ``?with=queued,completed`` adds those (empty: this peer queues none
-    and keeps no history)."""
+    and keeps no history), ``idle_segments`` the segments no running optimization holds."""
     col = request.app[TOC_KEY].get(_name(request))
     query_int(request, "completed_limit")
     extra = {part.strip() for part in request.query.get("with", "").split(",") if part.strip()}
@@ -161,6 +163,13 @@ async def optimizations(request: web.Request) -> web.Response:
         out["queued"] = []
     if "completed" in extra:
         out["completed"] = []
+    if "idle_segments" in extra:
+        busy_ids = {s for o in info.optimizations for s in o.segment_ids}
+        out["idle_segments"] = [
+            {"uuid": str(uuid.UUID(sid)), "points_count": n}
+            for sid, n in info.segments
+            if sid not in busy_ids
+        ]
     return ok(request, out)
 
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import Field
@@ -94,6 +94,11 @@ class Quotas:
                 self._exceeded[key] = used > limit - margin
             else:
                 self._exceeded[key] = used >= limit
+
+    def telemetry(self) -> dict[str, Any]:
+        """Qdrant's ``QuotaTelemetry``: the configuration and whether each limit is exceeded."""
+        self.usage()
+        return {"config": self.config.model_dump(mode="json"), "exceeded": dict(self._exceeded)}
 
     def check_write(self) -> None:
         """Raise when enabled and a limit is reached (503: retry once usage is down)."""

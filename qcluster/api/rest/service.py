@@ -3,15 +3,37 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
+import re
+import subprocess
+from pathlib import Path
 
 from aiohttp import web
 
 import qcluster
-from qcluster.api.rest import cluster, metrics_scrape, quotas
+from qcluster.api.rest import cluster, metrics_scrape, quotas, telemetry
 from qcluster.api.rest.app import CONSENSUS_KEY, METRICS_KEY, STATE_KEY, TOC_KEY, json_response, ok
 from qcluster.cluster.readiness import unready_replicas
 from qcluster.metrics import CONTENT_TYPE
+
+
+@functools.cache
+def source_commit() -> str:
+    """The git commit of the qcluster source this peer runs (40 hex digits), or 40 zeros when it
+    does not run from a checkout (an installed package): Qdrant reports its build commit here."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(qcluster.__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "0" * 40
+    sha = done.stdout.strip()
+    return sha if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else "0" * 40
 
 
 async def root(request: web.Request) -> web.Response:
@@ -20,9 +42,7 @@ async def root(request: web.Request) -> web.Response:
         {
             "title": "qdrant - vector search engine",
             "version": qcluster.QDRANT_COMPAT_VERSION,
-            "commit": None,
-            "engine": "qcluster",
-            "engine_version": qcluster.__version__,
+            "commit": source_commit(),
         }
     )
 
@@ -48,19 +68,6 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(text="all shards are ready")
 
 
-async def telemetry(request: web.Request) -> web.Response:
-    toc = request.app[TOC_KEY]
-    started = dt.datetime.fromtimestamp(request.app[METRICS_KEY].started, dt.UTC).isoformat()
-    return ok(
-        request,
-        {
-            "id": "qcluster",
-            "app": {"name": "qcluster", "version": qcluster.QDRANT_COMPAT_VERSION, "startup": started},
-            "collections": {"number_of_collections": len(toc.collections)},
-        },
-    )
-
-
 async def metrics(request: web.Request) -> web.Response:
     consensus = request.app[CONSENSUS_KEY].get("service")
     transfers = request.app[CONSENSUS_KEY].get("transfers")
@@ -69,7 +76,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def issues(request: web.Request) -> web.Response:
-    return json_response({"issues": []})
+    return ok(request, {"issues": []})
 
 
 async def clear_issues(request: web.Request) -> web.Response:
@@ -77,12 +84,13 @@ async def clear_issues(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application) -> None:
+    source_commit()  # (once, at start: not on a request's loop turn)
     r = app.router
     r.add_get("/", root)
     r.add_get("/healthz", healthz)
     r.add_get("/livez", livez)
     r.add_get("/readyz", readyz)
-    r.add_get("/telemetry", telemetry)
+    r.add_get("/telemetry", telemetry.telemetry)
     r.add_get("/metrics", metrics)
     r.add_get("/issues", issues)
     r.add_delete("/issues", clear_issues)

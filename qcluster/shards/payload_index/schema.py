@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qcluster.errors import BadInputError
+from qcluster.errors import BadInputError, UnprocessableInputError
 
 TYPES = ("keyword", "integer", "float", "bool", "geo", "text", "datetime", "uuid")
 TOKENIZERS = ("word", "whitespace", "prefix", "multilingual")
@@ -170,7 +170,12 @@ def parse_field_schema(raw: Any) -> FieldSchema:
         _check_param(kind, name, value)
         params[name] = value
     if kind == "integer" and params.get("lookup") is False and params.get("range") is False:
-        raise _err("field_schema", "an integer index needs lookup or range (both are false)")
+        # (422 in Qdrant's words: a well-formed schema asking for an index that answers nothing)
+        raise UnprocessableInputError(
+            "[field_schema: Validation error: the 'lookup' and 'range' capabilities can't be both "
+            "disabled (an integer index needs lookup or range) [{}]]",
+            "field_schema",
+        )
     lo, hi = params.get("min_token_len"), params.get("max_token_len")
     if lo is not None and hi is not None and lo > hi:
         raise _err("field_schema.min_token_len", f"min_token_len ({lo}) is greater than max_token_len ({hi})")
