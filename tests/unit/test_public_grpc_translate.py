@@ -206,6 +206,20 @@ def test_query_with_prefetch_and_fusion_is_the_rest_query_body() -> None:
     )
     assert mmr == {"nearest": 1, "mmr": {"diversity": 0.5, "candidates_limit": 30}}
     assert requests.query_json(pb.Query(formula=pb.Formula())) == {"formula": {}}
+    feedback = pb.Query(
+        relevance_feedback=pb.RelevanceFeedbackInput(
+            target=pb.VectorInput(id=pb.PointId(num=3)),
+            feedback=[pb.FeedbackItem(example=pb.VectorInput(id=pb.PointId(num=4)), score=0.5)],
+            strategy=pb.FeedbackStrategy(naive=pb.NaiveFeedbackStrategy(a=1.0, b=0.5, c=2.0)),
+        )
+    )
+    assert requests.query_json(feedback) == {
+        "relevance_feedback": {
+            "target": 3,
+            "feedback": [{"example": 4, "score": 0.5}],
+            "strategy": {"naive": {"a": 1.0, "b": 0.5, "c": 2.0}},
+        }
+    }
 
 
 def test_legacy_requests_and_scroll() -> None:

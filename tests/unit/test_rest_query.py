@@ -413,3 +413,71 @@ def test_mmr_picks() -> None:
     assert mmr(relevance, row, 0.5, 2) == [0, 2]  # 1 is a near-copy of 0
     assert asked == [0, 2]  # rows only for picked candidates: memory stays O(n)
     assert mmr(relevance, row, 0.5, 0) == []
+
+
+async def test_relevance_feedback_with_the_naive_formula(tmp_path: Path) -> None:
+    """Qdrant's checks in its order, the nearest query itself when no feedback pair forms, and
+    ``a * sim(target) + sum(confidence ** b * c * (sim(p) - sim(n)))`` against brute force."""
+    async with running(tmp_path) as rest:
+        vecs = await _load(rest)
+        unit = _unit(vecs)
+        naive = {"a": 0.5, "b": 1.5, "c": 2.0}
+
+        async def feedback(
+            items: list[dict[str, Any]], strategy: Any = naive, **extra: Any
+        ) -> tuple[int, Any]:
+            body = {
+                "relevance_feedback": {
+                    "target": vecs[0].tolist(),
+                    "feedback": items,
+                    "strategy": {"naive": strategy},
+                }
+            }
+            return await rest.call("POST", Q, {"query": body, **extra})
+
+        status, out = await feedback([])
+        assert status == 422 and "feedback elements must be non-empty" in out["status"]["error"]
+        status, out = await feedback([{"example": 1, "score": 0.5}], {"a": 1, "b": -1.0, "c": 1})
+        assert status == 422 and out["status"]["error"] == (
+            "Validation error in JSON body: [internal.query.relevance_feedback.strategy.naive.b: value -1.0 "
+            "invalid, must be 0.0 or larger]"
+        )
+        status, out = await feedback([{"example": 10_000, "score": 0.5}])
+        assert status == 404 and out["status"]["error"] == "Not found: No point with id 10000 found"
+        # one example forms no pair: with a = 1 the answer is the nearest query's, scores included
+        status, alone = await feedback(
+            [{"example": vecs[7].tolist(), "score": 0.9}], {"a": 1, "b": 3, "c": 9}, limit=4
+        )
+        nearest = await rest.ok("POST", Q, {"query": vecs[0].tolist(), "limit": 4})
+        assert status == 200 and alone["result"] == nearest and len(nearest["points"]) == 4
+        # three examples by id: every pair with different scores counts; the examples are excluded
+        items = [{"example": 5, "score": 0.9}, {"example": 6, "score": 0.2}, {"example": 7, "score": 0.2}]
+        status, out = await feedback(items, limit=5, prefetch={"query": vecs[0].tolist(), "limit": N})
+        assert status == 200
+        sims = unit @ unit[0]
+        want = naive["a"] * sims
+        for p, n in ((5, 6), (5, 7)):  # (6, 7): equal scores, no pair
+            weight = (0.9 - 0.2) ** naive["b"] * naive["c"]
+            want = want + weight * (unit @ unit[p] - unit @ unit[n])
+        want[[5, 6, 7]] = -np.inf
+        order = np.argsort(-want)[:5]
+        got = out["result"]["points"]
+        assert [p["id"] for p in got] == order.tolist()
+        assert [p["score"] for p in got] == pytest.approx(want[order].tolist(), abs=1e-4)
+        # without prefetch: candidates around the target and the better examples, same ranking here
+        assert (
+            await _ids(
+                rest,
+                {
+                    "query": {
+                        "relevance_feedback": {
+                            "target": vecs[0].tolist(),
+                            "feedback": items,
+                            "strategy": {"naive": naive},
+                        }
+                    },
+                    "limit": 5,
+                },
+            )
+            == order.tolist()
+        )

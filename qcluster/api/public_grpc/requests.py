@@ -158,9 +158,19 @@ def query_json(q: pb.Query) -> Any:
         if q.rrf.weights:
             rrf["weights"] = [float(w) for w in q.rrf.weights]
         return {"rrf": rrf}
+    if kind == "relevance_feedback":
+        rf = q.relevance_feedback
+        naive = rf.strategy.naive
+        return {
+            "relevance_feedback": {
+                "target": vector_input_json(rf.target),
+                "feedback": [{"example": vector_input_json(f.example), "score": f.score} for f in rf.feedback],
+                "strategy": {"naive": {"a": naive.a, "b": naive.b, "c": naive.c}},
+            }
+        }
     if kind is None:
         return None
-    return {kind: {}}  # formula, relevance_feedback, text: refused by the query engine, by name
+    return {kind: {}}  # formula, text: refused by the query engine, by name
 
 
 def prefetch_json(p: pb.PrefetchQuery) -> dict[str, Any]:

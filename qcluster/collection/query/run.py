@@ -6,6 +6,7 @@
     [floats] | point id  -> nearest (ANN search; exact rescoring over prefetched points)
     {"nearest", "mmr"}   -> nearest, then maximal-marginal-relevance re-ranking of the candidates
     {"recommend"} {"discover"} {"context"}   -> examples.py
+    {"relevance_feedback"} -> feedback.py (Qdrant's naive formula)
     {"order_by"}         -> points ordered by a payload field (range index required)
     {"fusion": rrf|dbsf} {"rrf": {k, weights}}  -> fusion of the prefetch results
     {"sample": "random"} -> random points matching the filter
@@ -27,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qcluster.collection.collection import Collection
-from qcluster.collection.query import examples
+from qcluster.collection.query import examples, feedback
 from qcluster.collection.query.context import (
     Hit,
     Lookup,
@@ -47,7 +48,6 @@ from qcluster.types import PointId, parse_point_id
 
 FUSE_ON_THREAD = 10_000  # prefetched points: more are fused on a thread
 UNSUPPORTED = {
-    "relevance_feedback": "relevance feedback queries",
     "text": "inference (document) queries",
     "image": "inference (image) queries",
     "object": "inference (object) queries",
@@ -209,6 +209,8 @@ async def _dispatch(ctx: QueryContext, query: Any, pre: list[list[Hit]] | None) 
             return await examples.discover(ctx, query["discover"], prefetched)
         if "context" in query:
             return await examples.context_search(ctx, query["context"], prefetched)
+        if "relevance_feedback" in query:
+            return await feedback.relevance_feedback(ctx, query["relevance_feedback"], prefetched)
         if "order_by" in query:
             return await _order_by(ctx, query["order_by"], prefetched)
         if "fusion" in query or "rrf" in query:
