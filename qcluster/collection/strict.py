@@ -431,7 +431,15 @@ async def check_query(sm: StrictMode, req: Any) -> int:
 
 def _examples(query: Any) -> int:
     """What a query stage costs to read: the examples it names (recommend / discover / context),
-    at least 1."""
+    the vectors of a multivector, 3 for a point named by id (its lookup, the filter leaving it
+    out, its vector: a stored multivector counts as one here, its size unknown before the
+    lookup), at least 1."""
+    if isinstance(query, Mapping) and "nearest" in query:
+        query = query["nearest"]
+    if isinstance(query, list):
+        return max(1, len(query)) if query and isinstance(query[0], list) else 1
+    if isinstance(query, int | str) and not isinstance(query, bool):
+        return 3
     if not isinstance(query, Mapping):
         return 1
     rec = query.get("recommend")

@@ -68,6 +68,11 @@ def test_read_cost_counts_examples() -> None:
     assert _examples({"recommend": {"positive": [1, 2, 3], "negative": [4]}}) == 4
     assert _examples({"discover": {"target": 1, "context": [{"positive": 2, "negative": 3}]}}) == 3
     assert _examples({"context": [{"positive": 2, "negative": 3}] * 2}) == 4
+    assert _examples([[0.1, 0.2]] * 3) == 3  # a multivector: one per vector, as Qdrant counts
+    assert _examples({"nearest": [[0.1, 0.2]] * 3}) == 3
+    assert (
+        _examples(7) == _examples("6a1c6b2e-1d4e-4c4c-9a55-0c3ab0d4f8d1") == 3
+    )  # lookup + exclusion + vector
 
 
 def test_patch_merges_strict_mode_fields() -> None:

@@ -164,7 +164,9 @@ def query_json(q: pb.Query) -> Any:
         return {
             "relevance_feedback": {
                 "target": vector_input_json(rf.target),
-                "feedback": [{"example": vector_input_json(f.example), "score": f.score} for f in rf.feedback],
+                "feedback": [
+                    {"example": vector_input_json(f.example), "score": f.score} for f in rf.feedback
+                ],
                 "strategy": {"naive": {"a": naive.a, "b": naive.b, "c": naive.c}},
             }
         }
