@@ -37,7 +37,10 @@ fi
   echo "$py lacks the suite's dependencies: run 'make qdrant-suite' or pip install -e '.[suite]'" >&2; exit 2; }
 
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-http_port="$(free_port)"; grpc_port="$(free_port)"
+port_free() { "$py" -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
+http_port="$(free_port)"
+# the suite's qdrant-client cases (test_stopwords.py) reach gRPC on its default port
+if port_free 6334; then grpc_port=6334; else grpc_port="$(free_port)"; fi
 mkdir -p "$scratch/peer"
 ( cd "$scratch/peer" && QDRANT__SERVICE__HTTP_PORT="$http_port" QDRANT__SERVICE__GRPC_PORT="$grpc_port" \
     QDRANT__LOG_LEVEL=WARNING exec "$py" -m qcluster serve ) >"$scratch/peer.log" 2>&1 &

@@ -108,6 +108,19 @@ def _kinds_for(leaf: Mapping[str, Any]) -> str:
     return "bool, datetime, float, geo, integer, keyword, text, uuid"
 
 
+def _unserved_prefix(schema: Any, parsed: Any) -> bool:
+    """A prefix match on a keyword index built without ``prefix``: outside strict mode it is
+    answered by a scan; strict mode wants an index that serves it, as Qdrant's does."""
+    from qcluster.shards.filters.conditions import FieldCondition, MatchPrefix
+
+    return (
+        isinstance(parsed, FieldCondition)
+        and isinstance(parsed.check, MatchPrefix)
+        and schema.type == "keyword"
+        and not schema.flag("prefix", False)
+    )
+
+
 def _empty_any(leaf: Mapping[str, Any]) -> bool:
     match = leaf.get("match")
     return isinstance(match, Mapping) and any(match.get(k) == [] for k in ("any", "except"))
@@ -234,6 +247,8 @@ class StrictMode:
                 except Exception:  # a malformed condition: the search reports it itself
                     continue
                 reason = condition_type_error(schema, parsed)  # type: ignore[arg-type]
+                if reason is None and _unserved_prefix(schema, parsed):
+                    reason = "a prefix match needs a keyword index created with prefix: true"
             if schema is None or reason is not None:
                 raise StrictModeError(
                     f'Index required but not found for "{key}" of one of the following types: '

@@ -102,6 +102,17 @@ def test_unindexed_filter_needs_an_index(client: QdrantClient, strict: str) -> N
     # a keyword index cannot serve a range: still refused
     rng = models.Filter(must=[models.FieldCondition(key="city", range=models.Range(gte=1))])
     _refused(lambda: client.count(strict, count_filter=rng), 400, 'not found for "city"')
+    # nor a prefix match, until the keyword index is made with prefix: true
+    pre = models.Filter(must=[models.FieldCondition(key="city", match=models.MatchPrefix(prefix="c"))])
+    _refused(lambda: client.scroll(strict, scroll_filter=pre, limit=5), 400, 'not found for "city"')
+    client.create_payload_index(
+        strict,
+        "city",
+        models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, prefix=True),
+        wait=True,
+    )
+    points, _ = client.scroll(strict, scroll_filter=pre, limit=5)
+    assert len(points) == 5  # every city is c<n>
 
 
 def test_upsert_batch_and_points_count(client: QdrantClient, strict: str) -> None:
