@@ -121,7 +121,9 @@ def _check_envelope(path: str, method: str, body: Any, status: int) -> None:
     where = f"{method.upper()} {path} ({status})"
     assert isinstance(body, dict), f"{where}: body is not an object: {body!r}"
     assert isinstance(body.get("time"), float), f"{where}: no float `time`: {body!r}"
-    if status < 400:
+    if status == 202:  # work accepted, going on in the background (?wait=false)
+        assert body.get("status") == "accepted", f"{where}: not an accepted envelope: {body!r}"
+    elif status < 400:
         assert body.get("status") == "ok" and "result" in body, f"{where}: not an ok envelope: {body!r}"
     else:
         error = body.get("status", {}).get("error") if isinstance(body.get("status"), dict) else None

@@ -96,19 +96,30 @@ def deadline_middleware(limits: LimitsSettings, background: set[asyncio.Task[Any
     return with_deadline
 
 
-def _finished(background: set[asyncio.Task[Any]], path: str) -> Callable[[asyncio.Task[Any]], None]:
+def _finished(
+    background: set[asyncio.Task[Any]], path: str, what: str = "write past its deadline"
+) -> Callable[[asyncio.Task[Any]], None]:
     def done(task: asyncio.Task[Any]) -> None:
         background.discard(task)
         if task.cancelled():
-            log.warning("write past its deadline was cancelled", path=path)
+            log.warning(f"{what} was cancelled", path=path)
             return
         exc = task.exception()
         if exc is not None:
-            log.warning("write past its deadline failed", path=path, error=str(exc))
+            log.warning(f"{what} failed", path=path, error=str(exc))
         else:
-            log.info("write past its deadline finished", path=path)
+            log.info(f"{what} finished", path=path)
 
     return done
+
+
+def in_background(request: web.Request, work: Awaitable[Any], what: str) -> None:
+    """Run ``work`` past its request (``?wait=false``), held and drained like the writes that
+    outlive their deadline (``drain_writes``), its end logged."""
+    background = request.app[BACKGROUND_KEY]
+    task = asyncio.ensure_future(work)
+    background.add(task)
+    task.add_done_callback(_finished(background, request.path, what))
 
 
 async def drain_writes(app: web.Application) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from qcluster.api.rest import accepted
 from qcluster.api.rest.app import CONSENSUS_KEY, TOC_KEY, ok
 from qcluster.api.rest.parse import body
-from qcluster.api.rest.snapshots import SNAPSHOTS_KEY, fetch_archive, receive_upload
+from qcluster.api.rest.snapshots import SNAPSHOTS_KEY, fetch_archive, receive_upload, upload_checksum
 from qcluster.collection import Collection
 from qcluster.models.collections import SnapshotRecoverIn
 from qcluster.shard_snapshots import ShardSnapshots, parse_priority
@@ -31,7 +32,7 @@ def _where(request: web.Request) -> tuple[ShardSnapshots, Collection, int]:
 
 async def create(request: web.Request) -> web.Response:
     snaps, col, sid = _where(request)
-    return ok(request, await snaps.create(col, sid))
+    return await accepted.answer(request, lambda: snaps.create(col, sid), "shard snapshot")
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -47,7 +48,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 async def delete(request: web.Request) -> web.Response:
     snaps, col, sid = _where(request)
     snaps.delete(col, sid, request.match_info["snapshot_name"])
-    return ok(request, True)
+    return accepted.done(request, True)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -78,19 +79,20 @@ async def recover(request: web.Request) -> web.Response:
     root = request.app[SNAPSHOTS_KEY].root
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
-        archive = await fetch_archive(req.location, Path(tmp), req.api_key)
+        archive = await fetch_archive(req.location, Path(tmp), root, req.api_key)
         await snaps.recover(col, sid, archive, req.priority, req.checksum)
     return ok(request, True)
 
 
 async def upload(request: web.Request) -> web.Response:
+    checksum = upload_checksum(request)
     snaps, col, sid = _where(request)
     priority = parse_priority(request.query.get("priority"))
     root = request.app[SNAPSHOTS_KEY].root
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".upload-") as tmp:
         archive = await receive_upload(request, Path(tmp))
-        await snaps.recover(col, sid, archive, priority, request.query.get("checksum"))
+        await snaps.recover(col, sid, archive, priority, checksum)
     return ok(request, True)
 
 

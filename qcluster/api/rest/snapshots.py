@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -10,14 +11,16 @@ import aiohttp
 from aiohttp import web
 
 from qcluster.api.actions import snapshots as actions
+from qcluster.api.rest import accepted
 from qcluster.api.rest.app import CONSENSUS_KEY, SETTINGS_KEY, TOC_KEY, ok
 from qcluster.api.rest.parse import body
-from qcluster.errors import BadInputError
+from qcluster.errors import BadInputError, BadRequestError, ForbiddenError, UnprocessableInputError
 from qcluster.models.collections import SnapshotRecoverIn
 from qcluster.shard_snapshots import Priority, ShardSnapshots, parse_priority
 from qcluster.snapshots import Snapshots
 
 SNAPSHOTS_KEY = web.AppKey("snapshots", Snapshots)
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _snaps(request: web.Request) -> Snapshots:
@@ -29,7 +32,11 @@ def _col_name(request: web.Request) -> str:
 
 
 async def create(request: web.Request) -> web.Response:
-    return ok(request, await _snaps(request).create_collection_snapshot(_col_name(request)))
+    name = _col_name(request)
+    request.app[TOC_KEY].get(name)  # (a missing collection is a 404 now, not a failed task later)
+    return await accepted.answer(
+        request, lambda: _snaps(request).create_collection_snapshot(name), "collection snapshot"
+    )
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -47,16 +54,27 @@ async def download(request: web.Request) -> web.StreamResponse:
 async def delete(request: web.Request) -> web.Response:
     snapshot = request.match_info["snapshot_name"]
     actions.delete_collection(request.app[TOC_KEY], _snaps(request), _col_name(request), snapshot)
-    return ok(request, True)
+    return accepted.done(request, True)
 
 
-async def fetch_archive(location: str, into: Path, api_key: str | None = None) -> Path:
-    """The archive at an http(s) URL (downloaded into ``into``) or a file:// path."""
+async def fetch_archive(location: str, into: Path, root: Path, api_key: str | None = None) -> Path:
+    """The archive at an http(s) URL (downloaded into ``into``) or a file:// path, which must be
+    absolute (or on localhost) and inside the snapshots directory ``root``: a client names
+    archives there, never any file the peer can read (403 otherwise, as Qdrant)."""
     parsed = urlparse(location)
     if parsed.scheme == "file":
-        path = Path(unquote(parsed.path))
-        if not path.is_file():
-            raise BadInputError(f"Snapshot file {path} does not exist", "location")
+        if parsed.netloc not in ("", "localhost"):
+            raise BadRequestError(
+                "Invalid snapshot URI, file path must be absolute or on localhost", "location"
+            )
+        named = Path(unquote(parsed.path))
+        if not named.is_file():  # (checked first, in Qdrant's order)
+            raise BadRequestError(f'Snapshot file "{named}" does not exist', "location")
+        path = named.resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise ForbiddenError(
+                f"Forbidden: Snapshot file path must be inside the snapshots directory ({root})"
+            )
         return path
     if parsed.scheme not in ("http", "https"):
         raise BadInputError("location: expected an http(s):// URL or a file:// path", "location")
@@ -81,7 +99,7 @@ async def recover(request: web.Request) -> web.Response:
     snaps = _snaps(request)
     snaps.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=snaps.root, prefix=".fetch-") as tmp:
-        archive = await fetch_archive(req.location, Path(tmp), req.api_key)
+        archive = await fetch_archive(req.location, Path(tmp), snaps.root, req.api_key)
         await _recover(request, archive, req.priority, req.checksum)
     return ok(request, True)
 
@@ -122,19 +140,28 @@ async def receive_upload(request: web.Request, into: Path) -> Path:
     return target
 
 
+def upload_checksum(request: web.Request) -> str | None:
+    """The ``checksum`` query parameter of an upload, checked before the body is read."""
+    checksum = request.query.get("checksum")
+    if checksum is not None and not SHA256.fullmatch(checksum):
+        raise UnprocessableInputError(
+            f"[checksum: invalid_sha256_hash: expected 64 hexadecimal digits, got {checksum!r}]", "checksum"
+        )
+    return checksum
+
+
 async def upload(request: web.Request) -> web.Response:
+    checksum = upload_checksum(request)
     snaps = _snaps(request)
     snaps.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=snaps.root, prefix=".upload-") as tmp:
         target = await receive_upload(request, Path(tmp))
-        await _recover(
-            request, target, parse_priority(request.query.get("priority")), request.query.get("checksum")
-        )
+        await _recover(request, target, parse_priority(request.query.get("priority")), checksum)
     return ok(request, True)
 
 
 async def create_full(request: web.Request) -> web.Response:
-    return ok(request, await _snaps(request).create_full_snapshot())
+    return await accepted.answer(request, _snaps(request).create_full_snapshot, "full snapshot")
 
 
 async def list_full(request: web.Request) -> web.Response:
@@ -148,7 +175,7 @@ async def download_full(request: web.Request) -> web.StreamResponse:
 
 async def delete_full(request: web.Request) -> web.Response:
     actions.delete_full(_snaps(request), request.match_info["snapshot_name"])
-    return ok(request, True)
+    return accepted.done(request, True)
 
 
 def register(app: web.Application) -> None:
