@@ -124,6 +124,30 @@ class _Timings(Collector):
         yield from families.values()
 
 
+class PerCollectionRequests(Collector):
+    """``rest_responses_total`` / ``_fail_total`` / ``_avg_duration_seconds`` with a ``collection``
+    label, from the figures kept per collection (``request_stats.py``)."""
+
+    def __init__(self, stats: RequestStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        labels = ["method", "endpoint", "status", "collection"]
+        total = CounterMetricFamily("rest_responses", "total number of responses", labels=labels)
+        failed = CounterMetricFamily(
+            "rest_responses_fail", "total number of responses with a 4xx or 5xx status", labels=labels
+        )
+        avg = GaugeMetricFamily("rest_responses_avg_duration_seconds", "avg response duration", labels=labels)
+        for endpoint, status, collection, figures in self.stats.rows():
+            method, path = endpoint.split(" ", 1)
+            key = [method, path, status, collection]
+            total.add_metric(key, figures.count)
+            if figures.failed:
+                failed.add_metric(key, figures.failed)
+            avg.add_metric(key, figures.total / figures.count)
+        yield from (total, failed, avg)
+
+
 class Metrics:
     def __init__(self) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # Qdrant has no *_created series
@@ -137,6 +161,7 @@ class Metrics:
         build.labels(qcluster.__version__).set(1)
         self.rest_stats = RequestStats()  # what ``GET /telemetry`` reports of the same requests
         self.grpc_stats = RequestStats()
+        self.by_collection = RequestStats()  # ``/metrics?per_collection=true``
         Gauge("app_status_recovery_mode", "whether the peer is in recovery mode", registry=r).set(0)
         self.uptime = Gauge("app_uptime_seconds", "seconds since the peer started", registry=r)
         self._collection_gauges(r)
@@ -272,8 +297,13 @@ class Metrics:
         self._lag_window = 0.0
 
     # ------------------------------------------------------------------------- requests
-    def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+    def observe_request(
+        self, method: str, endpoint: str, status: int, seconds: float, collection: str | None = None
+    ) -> None:
         self.rest_stats.observe(f"{method} {endpoint}", str(status), seconds, status >= 400)
+        # (a refused request may name any collection, existing or not: those stay unlabelled)
+        named = collection if collection and status < 400 else ""
+        self.by_collection.observe(f"{method} {endpoint}", str(status), seconds, status >= 400, named)
         key = (method, endpoint, status)
         children = self._children.get(key)
         if children is None:
@@ -362,8 +392,21 @@ class Metrics:
         if working:
             self.cluster_last_update.set(time.time())
 
-    def exposition(self) -> bytes:
+    def exposition(self, per_collection: bool = False) -> bytes:
+        """The text format; ``per_collection``: the REST request series labelled with the
+        collection each request named (Qdrant's ``?per_collection=true``) in place of the global
+        ones."""
         self._loop_lag_max.set(self._lag_window)
         self._lag_window = 0.0
-        out: bytes = generate_latest(self.registry)
-        return out
+        if not per_collection:
+            out: bytes = generate_latest(self.registry)
+            return out
+        names = {
+            s.name
+            for family in self.registry.collect()
+            for s in family.samples
+            if not s.name.startswith("rest_")
+        }
+        rest = CollectorRegistry(auto_describe=True)
+        rest.register(PerCollectionRequests(self.by_collection))
+        return generate_latest(self.registry.restricted_registry(names)) + generate_latest(rest)

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+MAX_ROWS = 4096  # (endpoint, status, collection) rows kept with a collection label
+
 
 @dataclass(slots=True)
 class _Figures:
@@ -36,15 +38,19 @@ class _Figures:
 
 
 class RequestStats:
-    """``endpoint`` (``"PUT /collections/{collection_name}/points"``) -> status -> figures."""
+    """``endpoint`` (``"PUT /collections/{collection_name}/points"``) -> status -> figures (and,
+    when ``observe`` is given one, per collection)."""
 
     def __init__(self) -> None:
-        self._figures: dict[tuple[str, str], _Figures] = {}
+        self._figures: dict[tuple[str, str, str], _Figures] = {}
 
-    def observe(self, endpoint: str, status: str, seconds: float, failed: bool) -> None:
-        key = (endpoint, status)
+    def observe(self, endpoint: str, status: str, seconds: float, failed: bool, collection: str = "") -> None:
+        key = (endpoint, status, collection)
         f = self._figures.get(key)
         if f is None:
+            if collection and len(self._figures) >= MAX_ROWS:  # bounded: the rest go unlabelled
+                self.observe(endpoint, status, seconds, failed)
+                return
             f = self._figures[key] = _Figures()
         f.count += 1
         f.failed += failed
@@ -55,6 +61,10 @@ class RequestStats:
 
     def responses(self) -> dict[str, dict[str, dict[str, Any]]]:
         out: dict[str, dict[str, dict[str, Any]]] = {}
-        for (endpoint, status), f in sorted(self._figures.items()):
+        for (endpoint, status, _), f in sorted(self._figures.items()):
             out.setdefault(endpoint, {})[status] = f.json()
         return out
+
+    def rows(self) -> list[tuple[str, str, str, _Figures]]:
+        """(endpoint, status, collection, figures), sorted."""
+        return [(e, s, c, f) for (e, s, c), f in sorted(self._figures.items())]

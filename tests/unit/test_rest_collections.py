@@ -302,3 +302,32 @@ async def test_telemetry_by_details_level(tmp_path: Path) -> None:
         assert all(
             set(s) == {"info", "config", "vector_index_searches", "payload_field_indices"} for s in segments
         )
+
+
+async def test_metrics_per_collection(tmp_path: Path) -> None:
+    """``?per_collection=true``: the REST request series carry the collection each request named
+    (a refused one, which may name any collection, stays unlabelled); the default has no label;
+    both are valid exposition text with each family once."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with running(tmp_path) as rest:
+        await rest.ok("PUT", C, {"vectors": {"size": 2, "distance": "Dot"}})
+        await rest.ok("POST", C + "/points/scroll", {"limit": 1})
+        assert (await rest.call("POST", "/collections/no_such/points/scroll", {"limit": 1}))[0] == 404
+
+        async def families(path: str) -> dict[str, list[dict[str, str]]]:
+            status, text = await rest.call("GET", path)
+            assert status == 200
+            out: dict[str, list[dict[str, str]]] = {}
+            for fam in text_string_to_metric_families(text):
+                assert fam.name not in out  # each family once
+                out[fam.name] = [s.labels for s in fam.samples]
+            return out
+
+        plain = await families("/metrics")
+        assert all("collection" not in labels for labels in plain["rest_responses"])
+        split = await families("/metrics?per_collection=true")
+        scroll = "/collections/{collection_name}/points/scroll"
+        scrolls = [labels for labels in split["rest_responses"] if labels["endpoint"] == scroll]
+        assert {labels["collection"] for labels in scrolls} == {"c", ""}  # the 404 is unlabelled
+        assert "collections_total" in split and "app_info" in split  # the other families stay

@@ -131,7 +131,11 @@ def edge_middleware(metrics: Metrics, cors: bool) -> Any:
         if cors:
             response.headers.update(CORS_HEADERS)
         metrics.observe_request(
-            request.method, endpoint_of(request), response.status, time.perf_counter() - started
+            request.method,
+            endpoint_of(request),
+            response.status,
+            time.perf_counter() - started,
+            request.match_info.get("collection_name"),
         )
         return response
 

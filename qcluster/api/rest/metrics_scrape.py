@@ -73,7 +73,13 @@ def transfer_figures(transfers: Any) -> list[TransferFigures]:
     ]
 
 
-async def scrape(metrics: Metrics, toc: TableOfContents, consensus: Any, transfers: Any = None) -> bytes:
+async def scrape(
+    metrics: Metrics,
+    toc: TableOfContents,
+    consensus: Any,
+    transfers: Any = None,
+    per_collection: bool = False,
+) -> bytes:
     metrics.set_collections(await collection_stats(toc))
     metrics.set_replicas(replica_stats(toc, consensus))
     metrics.set_transfer_progress(transfer_figures(transfers))
@@ -81,4 +87,4 @@ async def scrape(metrics: Metrics, toc: TableOfContents, consensus: Any, transfe
         consensus.health() if consensus is not None else None,
         len(consensus.state.peers) if consensus is not None else 0,
     )
-    return metrics.exposition()
+    return metrics.exposition(per_collection)

@@ -13,6 +13,7 @@ from aiohttp import web
 import qcluster
 from qcluster.api.rest import cluster, metrics_scrape, quotas, telemetry
 from qcluster.api.rest.app import CONSENSUS_KEY, METRICS_KEY, STATE_KEY, TOC_KEY, json_response, ok
+from qcluster.api.rest.parse import query_bool
 from qcluster.cluster.readiness import unready_replicas
 from qcluster.metrics import CONTENT_TYPE
 
@@ -71,7 +72,13 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     consensus = request.app[CONSENSUS_KEY].get("service")
     transfers = request.app[CONSENSUS_KEY].get("transfers")
-    body = await metrics_scrape.scrape(request.app[METRICS_KEY], request.app[TOC_KEY], consensus, transfers)
+    body = await metrics_scrape.scrape(
+        request.app[METRICS_KEY],
+        request.app[TOC_KEY],
+        consensus,
+        transfers,
+        query_bool(request, "per_collection"),
+    )
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
