@@ -179,9 +179,13 @@ class _LegacyBase(Req):
     shard_key: Any = None  # a shard key or a list of keys (custom sharding)
 
 
+# ``top``: the legacy requests' older name for ``limit`` (Qdrant still reads it)
+LIMIT_OR_TOP = Field(validation_alias=AliasChoices("limit", "top"))
+
+
 class SearchIn(_LegacyBase):
     vector: Any
-    limit: Limit
+    limit: Limit = LIMIT_OR_TOP
     offset: Usize | None = None
 
 
@@ -206,7 +210,7 @@ class _RecommendBase(_LegacyBase):
 
 
 class RecommendIn(_RecommendBase):
-    limit: Limit
+    limit: Limit = LIMIT_OR_TOP
     offset: Usize | None = None
 
 
@@ -231,7 +235,7 @@ class DiscoverIn(Req):
     context: Annotated[list[ContextPairIn], EXAMPLES] | None = None
     filter: FilterIn | None = None
     params: SearchParamsIn | None = None
-    limit: Limit
+    limit: Limit = LIMIT_OR_TOP
     offset: Usize | None = None
     with_payload: Any = None
     with_vector: Any = with_vector_field(None)

@@ -17,9 +17,11 @@ from collections.abc import Callable, Hashable, Sequence
 from enum import Enum
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 
 from qcluster.shards.base import Record, ScoredPoint, ScrollResult
+from qcluster.shards.sparse.vector import SparseVector
 from qcluster.types import PointId, point_id_sort_key
 
 T = TypeVar("T")
@@ -37,8 +39,18 @@ def _enough(count: int, total: int, condition: Condition) -> bool:
 def _content(payload: Any, vector: Any) -> bytes:
     vec = None
     if vector:
-        vec = {name: v.tobytes().hex() if hasattr(v, "tobytes") else v for name, v in sorted(vector.items())}
+        vec = {name: _vector_key(v) for name, v in sorted(vector.items())}
     return orjson.dumps([payload, vec], option=orjson.OPT_SORT_KEYS)
+
+
+def _vector_key(v: Any) -> Any:
+    """A vector as comparable JSON: dense and multi-vectors by their bytes (shape included), a
+    sparse vector by its indices' and values' bytes."""
+    if isinstance(v, SparseVector):
+        return ["sparse", v.indices.tobytes().hex(), v.values.tobytes().hex()]
+    if hasattr(v, "tobytes"):
+        return [list(np.shape(v)), v.tobytes().hex()]
+    return v
 
 
 def _resolve_points(

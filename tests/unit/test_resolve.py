@@ -41,3 +41,25 @@ def test_scroll_takes_the_earliest_next_offset_and_cuts_there() -> None:
 def test_count_prefers_the_majority_else_the_largest() -> None:
     assert resolve_count([5, 5, 4], Condition.ALL) == 5
     assert resolve_count([4, 5], Condition.ALL) == 5
+
+
+def test_points_with_sparse_and_multi_vectors_are_compared_by_content() -> None:
+    """(A sparse vector reached the JSON encoder as a dataclass of numpy arrays: a majority
+    scroll with vectors of a collection with a sparse vector answered 500.)"""
+    import numpy as np
+
+    from qcluster.shards.sparse.vector import SparseVector
+
+    def point(values: list[float], multi: float) -> Record:
+        sparse = SparseVector(np.array([1, 5], dtype=np.uint32), np.array(values, dtype=np.float32))
+        vectors = {
+            "": np.array([0.5, 0.25], dtype=np.float32),
+            "s": sparse,
+            "m": np.array([[multi, 0.0], [0.0, 1.0]], dtype=np.float32),
+        }
+        return Record(1, {"k": 1}, vectors)  # type: ignore[arg-type]
+
+    same, other_sparse, other_multi = point([0.1, 0.2], 1.0), point([0.1, 0.3], 1.0), point([0.1, 0.2], 2.0)
+    assert resolve_records([[same], [point([0.1, 0.2], 1.0)]], Condition.ALL)[0] is same
+    assert resolve_records([[same], [other_sparse], [other_sparse]], Condition.MAJORITY)[0] is other_sparse
+    assert resolve_records([[same], [other_multi], [other_multi]], Condition.MAJORITY)[0] is other_multi

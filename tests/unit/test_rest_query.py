@@ -344,6 +344,10 @@ async def test_legacy_endpoints(tmp_path: Path) -> None:
             "POST", base + "/search", {"vector": vecs[5].tolist(), "limit": 3, "with_payload": True}
         )
         assert [h["id"] for h in hits] == ref[:3] and hits[0]["payload"]["n"] == 5
+        top = await rest.ok(
+            "POST", base + "/search", {"vector": vecs[5].tolist(), "top": 3}
+        )  # limit's old name
+        assert [h["id"] for h in top] == ref[:3]
         named = await rest.ok(
             "POST", base + "/search", {"vector": {"name": "", "vector": vecs[5].tolist()}, "limit": 2}
         )
