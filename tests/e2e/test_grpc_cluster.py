@@ -70,7 +70,9 @@ def test_cluster_setup_over_grpc_replicates_and_drops_replicas(tmp_path: Path) -
         same = models.MoveShardOperation(
             move_shard=models.MoveShard(shard_id=0, from_peer_id=holder, to_peer_id=holder)
         )
-        assert "same peer" in _refused(second, "c", same, grpc.StatusCode.INVALID_ARGUMENT)
+        assert "cannot transfer shard to itself" in _refused(
+            second, "c", same, grpc.StatusCode.INVALID_ARGUMENT
+        )
         reshard = pb.UpdateCollectionClusterSetupRequest(
             collection_name="c",
             replicate_shard=pb.ReplicateShard(

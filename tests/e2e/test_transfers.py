@@ -173,8 +173,13 @@ def test_two_transfers_from_one_replica_both_get_every_write(tmp_path: Path) -> 
 def _operator_mistakes_are_refused(
     peer: ClusterPeer, name: str, ids: dict[int, ClusterPeer], holder: int, other: int
 ) -> None:
+    same = {"move_shard": {"shard_id": 0, "from_peer_id": holder, "to_peer_id": holder}}
+    status, answer = _operate(peer, name, same)  # a 422 in Qdrant's words
+    assert (
+        status == 422
+        and "[move_shard.to_peer_id: cannot transfer shard to itself" in answer["status"]["error"]
+    )
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"move_shard": {"shard_id": 0, "from_peer_id": holder, "to_peer_id": holder}}, "same peer"),
         ({"replicate_shard": {"shard_id": 0, "from_peer_id": holder, "to_peer_id": 12345}}, "not a member"),
         ({"replicate_shard": {"shard_id": 7, "from_peer_id": holder, "to_peer_id": other}}, "no shard 7"),
         ({"replicate_shard": {"shard_id": 0, "from_peer_id": holder, "to_peer_id": other}}, "already holds"),

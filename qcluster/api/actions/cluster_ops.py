@@ -19,7 +19,7 @@ from qcluster.api.actions.bounds import check_new_shard_key
 from qcluster.api.actions.collections import one_shard_key
 from qcluster.consensus import operations as ops
 from qcluster.consensus.operations import TransferRef
-from qcluster.errors import BadInputError, NotFoundError
+from qcluster.errors import BadInputError, NotFoundError, UnprocessableInputError
 from qcluster.models.common import Req
 from qcluster.settings import LimitsSettings
 from qcluster.toc import TableOfContents
@@ -175,8 +175,12 @@ def _no_resharding(spec: TransferIn, field: str) -> None:
 
 def _check_transfer(spec: TransferIn, state: Any, name: str, info: Any, field: str) -> TransferRef:
     _no_resharding(spec, field)
-    if spec.from_peer_id == spec.to_peer_id:
-        raise BadInputError(f"{field}: source and target are the same peer ({spec.to_peer_id})", field)
+    if spec.from_peer_id == spec.to_peer_id:  # (422 in Qdrant's words)
+        raise UnprocessableInputError(
+            f"[{field}.to_peer_id: cannot transfer shard to itself (source and target are peer "
+            f"{spec.to_peer_id})]",
+            f"{field}.to_peer_id",
+        )
     for role, peer in (("from_peer_id", spec.from_peer_id), ("to_peer_id", spec.to_peer_id)):
         if peer not in state.peers:
             raise BadInputError(
