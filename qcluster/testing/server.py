@@ -112,14 +112,18 @@ class ServerProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=1, context=_insecure()) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
+            if self.is_ready():
+                return
             time.sleep(0.05)
         raise TimeoutError(f"server not ready in {timeout}s: {self.log_tail()}")
+
+    def is_ready(self) -> bool:
+        """One probe: ``/readyz`` answers 200."""
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=1, context=_insecure()) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
 
     def log_tail(self) -> str:
         path = self.workdir / "server.log"

@@ -191,6 +191,9 @@ class HostProcess(ServerProcess):
                 count += 1
                 self.spawn()
 
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
     def run_in_container(self, argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run another command of the image (a health check) inside this host."""
         return subprocess.run(
@@ -293,3 +296,26 @@ def statefulset_pods(
         dns = [f"{pod}.{service}.{namespace}.svc.{domain}", f"{pod}.{service}.{namespace}.svc", pod]
         pods.append(Container(name=pod, dns_names=dns, argv=argv, env=env, ports=ports))
     return pods
+
+
+def wait_all_ready_supervised(hosts: list[HostProcess], timeout: float, restarts: int = 5) -> None:
+    """Until every host's ``/readyz`` answers 200, starting again any host whose process exits, all
+    at the same time, as an orchestrator's restart policy does for every container at once. (One
+    host at a time is not enough: a joiner that became a Raft member and then exited holds the
+    quorum of the others, and it must come back while another host is being waited for.)"""
+    deadline = time.monotonic() + timeout
+    count = {h.container.name: 0 for h in hosts}
+    pending = list(hosts)
+    while pending:
+        for h in list(pending):
+            if h.exited():
+                if count[h.container.name] >= restarts:
+                    raise RuntimeError(f"{h.container.name} exited {restarts + 1} times: {h.log_tail()}")
+                count[h.container.name] += 1
+                h.spawn()
+            elif h.is_ready():
+                pending.remove(h)
+        if pending and time.monotonic() >= deadline:
+            tails = "\n".join(f"--- {h.container.name}: {h.log_tail()}" for h in pending)
+            raise TimeoutError(f"not ready in {timeout}s: {[h.container.name for h in pending]}\n{tails}")
+        time.sleep(0.05)

@@ -23,6 +23,7 @@ from .deploy_hosts import (
     read_image,
     secrets_from_example,
     statefulset_pods,
+    wait_all_ready_supervised,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -136,8 +137,7 @@ def test_compose_cluster(tmp_path: Path, running: list[HostProcess]) -> None:
             assert compose["services"][name]["restart"] == "unless-stopped"
     for h in hosts:  # as `docker compose up` does: all at once, the joiners retry until peer 0 is up
         running.append(h.spawn())
-    for h in hosts:
-        h.wait_ready_supervised(180)
+    wait_all_ready_supervised(hosts, 180)
     key = containers[0].env["QDRANT__SERVICE__API_KEY"]
     peers = _formed(hosts, key)
     assert sorted(peers.values()) == [f"http://{c.name}:6335" for c in containers]
@@ -181,8 +181,7 @@ def test_kubernetes_statefulset(tmp_path: Path, running: list[HostProcess]) -> N
     for h in hosts:
         wait_for(lambda h=h: _probe(h, spec["startupProbe"]) == 200, 60, f"{h.container.name} startup probe")
     assert sts["spec"]["template"]["spec"].get("restartPolicy", "Always") == "Always"
-    for h in hosts:
-        h.wait_ready_supervised(180)
+    wait_all_ready_supervised(hosts, 180)
     key = pods[0].env["QDRANT__SERVICE__API_KEY"]
     peers = _formed(hosts, key)
     service = sts["spec"]["serviceName"]
