@@ -28,7 +28,8 @@ from qcluster.shards.base import (
     VectorSelector,
 )
 from qcluster.shards.filters.conditions import FieldCondition, Filter, HasId, HasVector
-from qcluster.shards.filters.parse import parse_small_filter, remembered_filter
+from qcluster.shards.filters.parse import parse_small_filter
+from qcluster.shards.filters.remembered import remembered_filter
 from qcluster.shards.filters.shape import filter_shape
 from qcluster.shards.sparse.search import INLINE_POSTINGS, inline_cost
 from qcluster.shards.sparse.vector import SparseVector

@@ -305,7 +305,8 @@ def test_top_level_parses_are_remembered_and_errors_are_not() -> None:
 
 
 def test_cached_filter_only_answers_what_was_parsed() -> None:
-    from qcluster.shards.filters.parse import STACK_SAFE_DEPTH, remembered_filter
+    from qcluster.shards.filters.parse import STACK_SAFE_DEPTH
+    from qcluster.shards.filters.remembered import remembered_filter
 
     raw = {"must": [{"key": "cached_only", "match": {"value": "x"}}]}
     assert remembered_filter(raw)[1] is None  # looking never parses
@@ -352,7 +353,8 @@ def test_a_bad_bound_after_a_good_one_names_its_field(bad: Any) -> None:
 
 
 def test_parse_small_filter_bounds_conditions_and_shares_the_cache() -> None:
-    from qcluster.shards.filters.parse import parse_small_filter, remembered_filter
+    from qcluster.shards.filters.parse import parse_small_filter
+    from qcluster.shards.filters.remembered import remembered_filter
 
     small = {"must": [{"key": "small_one", "match": {"value": 1}}, {"key": "b", "range": {"lt": 3}}]}
     key, known = remembered_filter(small)

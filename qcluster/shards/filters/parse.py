@@ -21,12 +21,8 @@ Stricter than Qdrant, on purpose (a typo should not silently change a result):
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
-
-import orjson
 
 from qcluster.errors import BadInputError, UnprocessableInputError
 from qcluster.shards.filters.conditions import (
@@ -59,6 +55,7 @@ from qcluster.shards.filters.conditions import (
 from qcluster.shards.filters.datetimes import datetime_micros
 from qcluster.shards.filters.parse_fast import simple_filter
 from qcluster.shards.filters.paths import array_key, parse_path
+from qcluster.shards.filters.remembered import cache_key, recall, remember
 from qcluster.shards.filters.shape import STACK_SAFE_DEPTH, filter_shape, is_map
 from qcluster.types import parse_point_id
 
@@ -383,35 +380,6 @@ def _clauses(raw: Any, path: str) -> tuple[Condition, ...]:
     return tuple(parse_condition(c, f"{path}[{i}]") for i, c in enumerate(raw))
 
 
-_CACHE_SIZE = 512
-_cache: OrderedDict[bytes, Filter] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def _cache_key(raw: Any, path: str) -> bytes | None:
-    """The cache key of top-level filter JSON ``raw`` (None when it is not cached)."""
-    if path != "filter" or not isinstance(raw, dict):
-        return None
-    try:
-        return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):  # not JSON, or nested past orjson's own limit
-        return None
-
-
-def remembered_filter(raw: Any) -> tuple[bytes | None, Filter | None]:
-    """(cache key, remembered parse) of top-level filter JSON ``raw``: the parse is None when it
-    is not remembered (never parses); the key (None: not cacheable) can be handed to
-    ``parse_small_filter`` so the JSON is not serialised again."""
-    key = _cache_key(raw, "filter")
-    if key is None:
-        return None, None
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-        return key, hit
-
-
 def parse_filter(raw: Any, path: str = "filter") -> Filter:
     """Validate Qdrant filter JSON (None = no filter = match all). Parsed filters are immutable
     and the same filter JSON comes back often (per query: planning and evaluation; across queries:
@@ -423,16 +391,14 @@ def parse_filter(raw: Any, path: str = "filter") -> Filter:
     filter of simple field conditions (``parse_fast``) has one level and needs no measuring."""
     if raw is None:
         return Filter()
-    key = _cache_key(raw, path)
+    key = cache_key(raw, path)
     if key is not None:
-        with _cache_lock:
-            hit = _cache.get(key)
-            if hit is not None:
-                _cache.move_to_end(key)
-                return hit
+        hit = recall(key)
+        if hit is not None:
+            return hit
     flat = simple_filter(raw) if path == "filter" else None  # one level: nothing to measure
     if flat is not None:
-        _remember(key, flat)
+        remember(key, flat)
         return flat
     depth = filter_shape(raw, STACK_SAFE_DEPTH, 2**62).depth
     if depth > STACK_SAFE_DEPTH:
@@ -443,16 +409,17 @@ def parse_filter(raw: Any, path: str = "filter") -> Filter:
 def parse_small_filter(raw: Any, key: bytes | None, max_conditions: int) -> Filter | None:
     """``parse_filter`` for a top-level filter of at most ``max_conditions`` conditions (None,
     unparsed, when it has more), not remembered yet: ``key`` is its cache key from
-    ``remembered_filter``. A flat filter of simple field conditions (``parse_fast``) is counted
-    from its clause lists; any other gets one bounded walk measuring its shape (a filter of that
-    few conditions cannot nest deeper than the parser recurses safely) before the parse."""
+    ``remembered.remembered_filter``. A flat filter of simple field conditions (``parse_fast``)
+    is counted from its clause lists; any other gets one bounded walk measuring its shape (a
+    filter of that few conditions cannot nest deeper than the parser recurses safely) before the
+    parse."""
     if raw is None:
         return Filter()
     tried = type(raw) is dict and _flat_count(raw) <= max_conditions
     if tried:
         flat = simple_filter(raw)  # one level of field conditions: nothing deeper to measure
         if flat is not None:
-            _remember(key, flat)
+            remember(key, flat)
             return flat
     shape = filter_shape(raw, STACK_SAFE_DEPTH, max_conditions)
     if shape.conditions > max_conditions:
@@ -477,16 +444,8 @@ def _parse_and_remember(raw: Any, path: str, key: bytes | None, simple: bool = T
     parsed = simple_filter(raw) if simple and path == "filter" else None
     if parsed is None:
         parsed = _parse_filter(raw, path)
-    _remember(key, parsed)
+    remember(key, parsed)
     return parsed
-
-
-def _remember(key: bytes | None, parsed: Filter) -> None:
-    if key is not None:
-        with _cache_lock:
-            _cache[key] = parsed
-            if len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
 
 
 def _parse_filter(raw: Any, path: str) -> Filter:
